@@ -1,0 +1,1009 @@
+/**
+ * The any-context allocator (the kernel's bpf_mem_alloc, for JS agents).
+ *
+ * Design in one sentence: every agent allocates from and frees into its own
+ * per-size-class cache with plain typed-array reads and writes; batches of
+ * objects move between those caches and a lock-free global depot per class
+ * when a cache crosses its watermarks, and the depot is fed from slabs
+ * carved out of the page heap.
+ *
+ *      agent 0 caches        agent 1 caches                agent N caches
+ *   16 32 64 ... 4096     16 32 64 ... 4096     ...     16 32 64 ... 4096
+ *    |  |  |       |       |  |  |       |               |  |  |       |
+ *    '--+--+-------+---+---'--+--+-------+------...------'--+--+-------'
+ *                      | batches (refill below low, trim above high)
+ *                      v
+ *         per-class depots: lock-free stacks of batches
+ *                      |  new slab when a depot is empty
+ *                      v
+ *              page heap (bitmap + bump, growable buffer)
+ *
+ * Ownership rules
+ * - A cache row is written only by the agent that owns its slot (or, once
+ *   that agent is gone, by whoever releases the slot). No Atomics there.
+ * - Free goes to the freeing agent's cache whichever agent allocated the
+ *   object: objects migrate between agents through the depot.
+ * - Depot push is a CAS on the head word (ABA-safe: a push only needs the
+ *   head it links to to still be the head). Depot pop takes a try-lock
+ *   first, so there is one popper at a time and no ABA: no agent waits on
+ *   that lock; one that cannot get it in a few tries carves a new slab.
+ * - Refill and trim run in a microtask of the same agent (our irq_work).
+ *   An empty cache is refilled synchronously with one batch, unless the
+ *   agent attached with `nowait`, in which case alloc returns 0 (as the
+ *   kernel does) and the refill follows in the microtask. A cache that
+ *   keeps growing in a synchronous loop is trimmed synchronously once it
+ *   reaches high + batch, so it stays bounded.
+ *
+ * Object states live in the slab's state map (see ../shm/layout.ts), so
+ * free needs no header, no size, and no division to check a pointer:
+ *   free(p): tag(page(p)) must be this allocator's slab; state(p) must be
+ *   ALLOCATED (else: not an object start, or a double free).
+ */
+import {
+  A,
+  ALLOC_LIVE,
+  ALLOC_WORDS,
+  C,
+  CACHE_WORDS,
+  CLASS_WORDS,
+  GRANULE,
+  K,
+  KIND_LARGE,
+  KIND_LARGE_TAIL,
+  KIND_REGION,
+  KIND_SLAB,
+  O_COUNT,
+  O_NEXT_BATCH,
+  O_TAIL,
+  ST_ALLOCATED,
+  ST_FREE,
+  ST_NONE,
+  pageTag,
+  tagAllocator,
+  tagClass,
+  tagKind,
+} from '../shm/layout.js';
+import { add, cas, load, maxTo, store } from '../shm/atomic.js';
+import { badPointer, checkInt, describe } from '../errors.js';
+import type { Heap, ViewClient } from '../heap/heap.js';
+import { cacheRow, classRow, depotPush, flushCacheRow, regionWords, slotFlagWord } from './region.js';
+import { BUCKET_SIZES, MAX_SMALL, NUM_BUCKETS, SMALL_CLASS, defaultWatermarks } from './sizeclass.js';
+
+/** Options of Heap.createAllocator. Watermark options override every class. */
+export interface AllocatorOptions {
+  /**
+   * Fixed-size mode (the kernel's kmem_cache flavour): every object has
+   * this size, rounded up to a multiple of 16. Omit for size-bucketed mode.
+   * At most pageSize - pageSize/16 (61440 with 64 KiB pages).
+   */
+  unitSize?: number;
+  /**
+   * Memory limit in bytes for slabs and large runs (the kernel charges a
+   * memory cgroup). Cached objects count: they sit in pages the allocator
+   * holds. Past it alloc returns 0 and counts a failure. Default: none.
+   */
+  limitBytes?: number;
+  /** Cache refill threshold. Default: the kernel's (32 for units <= 256 B). */
+  lowWatermark?: number;
+  /** Cache trim threshold. Default: the kernel's (96 for units <= 256 B). */
+  highWatermark?: number;
+  /** Objects per batch. Default: the kernel's (48 for units <= 256 B). */
+  batch?: number;
+  /** Objects placed in each cache when an agent attaches. Default 4 (1 above 256 B). */
+  prefill?: number;
+  /** For the creating agent: see AttachOptions.nowait. */
+  nowait?: boolean;
+}
+
+export interface AttachOptions {
+  /**
+   * Never refill synchronously: an empty cache makes alloc return 0 while
+   * a refill is scheduled for the next microtask. For real-time callers
+   * (an AudioWorklet's process()). Large allocations always go to the page
+   * heap directly (a few atomic operations, never a wait).
+   */
+  nowait?: boolean;
+}
+
+/** A structured-cloneable reference to an allocator, to post to other agents. */
+export interface AllocatorHandle {
+  readonly kind: 'anyalloc.allocator';
+  readonly id: number;
+}
+
+export interface CacheStats {
+  unit: number;
+  cached: number;
+  allocs: number;
+  frees: number;
+  refills: number;
+  trims: number;
+  failures: number;
+}
+
+export interface ClassStats {
+  unit: number;
+  slabPages: number;
+  objects: number;
+  depot: number;
+  cached: number;
+  live: number;
+  liveBytes: number;
+}
+
+export interface AllocatorStats {
+  id: number;
+  mode: 'bucketed' | 'fixed';
+  unitSize: number;
+  limitBytes: number;
+  chargedBytes: number;
+  peakChargedBytes: number;
+  /** Bytes of live objects (slab objects not cached nor in the depot) plus live large runs. */
+  bytesInUse: number;
+  /** Peak bytes outside the depots (live + cached + large), sampled at batch moves. */
+  peakBytesOut: number;
+  failures: number;
+  classes: ClassStats[];
+  workers: { slot: number; attached: boolean; classes: CacheStats[] }[];
+  large: { live: number; liveBytes: number; allocs: number; frees: number; failures: number };
+}
+
+export interface LeakReport {
+  /** Objects still allocated when the allocator was destroyed. */
+  leakedObjects: number;
+  leakedBytes: number;
+  /** Per class (unit size) leaked counts, only classes with leaks. */
+  classes: { unit: number; objects: number }[];
+  /** Large allocations still live. */
+  largeRuns: number;
+  /** Pages kept because they still hold leaked objects. */
+  pagesKept: number;
+}
+
+const LOCK_TRIES = 64;
+
+// Hot-path copies of layout constants. V8 reads an imported binding through
+// a cell on every use; a module-local const it folds, which is worth ~2 ns
+// per alloc+free pair. Same values as ../shm/layout.ts and ./sizeclass.ts.
+const HOT_COUNT: number = K.COUNT;
+const HOT_ALLOCS: number = K.ALLOCS;
+const HOT_ROW: number = CACHE_WORDS;
+const HOT_ALLOCATED: number = ST_ALLOCATED;
+const HOT_FREE: number = ST_FREE;
+const HOT_MAX_SMALL: number = MAX_SMALL;
+const HOT_SMALL_CLASS: Uint8Array = SMALL_CLASS;
+
+/**
+ * An allocator as seen from one agent. Create with heap.createAllocator(),
+ * attach in another agent with heap.attachAllocator(handle).
+ */
+export class Allocator implements ViewClient {
+  readonly heap: Heap;
+  readonly id: number;
+  /** 0 in bucketed mode, else the fixed object size. */
+  readonly unitSize: number;
+  readonly classes: number;
+  readonly nowait: boolean;
+
+  // Hot-path state, all per agent.
+  private u8: Uint8Array;
+  private u32: Uint32Array;
+  private i32: Int32Array;
+  private readonly tags: Uint32Array;
+  private readonly pageShift: number;
+  private readonly pageMask: number;
+  /** Word index of this agent's first cache row. */
+  private cacheRec: number;
+  /** Page tag of this allocator's slabs with class 0. */
+  private readonly slabTagBase: number;
+  private readonly low: Uint32Array;
+  private readonly high: Uint32Array;
+  private readonly batch: Uint32Array;
+  private readonly units: Uint32Array;
+  private readonly perSlab: Uint32Array;
+  /** Word index of the region. */
+  private readonly R: number;
+  private readonly mapBytes: number;
+  private pending = 0;
+  private scheduled = false;
+  private detached = false;
+  private readonly deferred: () => void;
+
+  /** @internal use Heap.createAllocator / Heap.attachAllocator. */
+  constructor(heap: Heap, id: number, options: AttachOptions) {
+    const row = heap.allocatorRow(id);
+    if (row.state !== ALLOC_LIVE) throw new RangeError(`allocator ${id} is not live (destroyed or never created)`);
+    if (heap.slot < 0) throw new RangeError('attach the heap in this agent first (Heap.attach)');
+    this.heap = heap;
+    this.id = id;
+    this.R = row.region >>> 2;
+    this.u8 = heap.u8;
+    this.u32 = heap.u32;
+    this.i32 = heap.i32;
+    const u32 = this.u32;
+    this.classes = u32[this.R + A.CLASSES]!;
+    this.unitSize = u32[this.R + A.UNIT]!;
+    this.nowait = options.nowait === true;
+    this.tags = new Uint32Array(heap.u32.buffer, heap.tagWord * 4, heap.maxPages);
+    this.pageShift = heap.pageShift;
+    this.pageMask = heap.pageSize - 1;
+    this.mapBytes = heap.pageSize / GRANULE;
+    this.slabTagBase = pageTag(KIND_SLAB, id, 0);
+    this.cacheRec = cacheRow(this.R, this.classes, heap.maxSlots, heap.slot, 0);
+    this.low = new Uint32Array(this.classes);
+    this.high = new Uint32Array(this.classes);
+    this.batch = new Uint32Array(this.classes);
+    this.units = new Uint32Array(this.classes);
+    this.perSlab = new Uint32Array(this.classes);
+    for (let c = 0; c < this.classes; c++) {
+      const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
+      this.low[c] = u32[cr + C.LOW]!;
+      this.high[c] = u32[cr + C.HIGH]!;
+      this.batch[c] = u32[cr + C.BATCH]!;
+      this.units[c] = u32[cr + C.UNIT]!;
+      this.perSlab[c] = u32[cr + C.PER_SLAB]!;
+    }
+    this.deferred = () => this.runDeferred();
+    const flag = this.R + slotFlagWord(this.classes) + heap.slot;
+    if (u32[flag] !== 0) throw new RangeError(`allocator ${id} is already attached in this agent's slot ${heap.slot}`);
+    u32[flag] = 1;
+    add(u32, this.R + A.ATTACHED, 1);
+    heap.addClient(this);
+    // Prefill: the kernel's first program run should not find empty caches.
+    for (let c = 0; c < this.classes; c++) {
+      const want = u32[this.R + ALLOC_WORDS + c * CLASS_WORDS + C.PREFILL]!;
+      while (this.u32[this.cacheRec + c * CACHE_WORDS + K.COUNT]! < want) {
+        if (!this.refill(c)) break;
+      }
+    }
+  }
+
+  /** Initialises the shared region of a new allocator; returns its id. */
+  static create(heap: Heap, options: AllocatorOptions): number {
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+    const mapBytes = heap.pageSize / GRANULE;
+    const maxUnit = heap.pageSize - mapBytes;
+    let unit = 0;
+    if (options.unitSize !== undefined) {
+      unit = checkInt('unitSize', options.unitSize, 1, maxUnit);
+      unit = Math.ceil(unit / GRANULE) * GRANULE;
+    }
+    const limit = options.limitBytes === undefined ? 0 : checkInt('limitBytes', options.limitBytes, 1, 2 ** 32);
+    const low = options.lowWatermark === undefined ? -1 : checkInt('lowWatermark', options.lowWatermark, 0, 1 << 20);
+    const high = options.highWatermark === undefined ? -1 : checkInt('highWatermark', options.highWatermark, 1, 1 << 20);
+    const batch = options.batch === undefined ? -1 : checkInt('batch', options.batch, 1, 1 << 20);
+    const prefill = options.prefill === undefined ? -1 : checkInt('prefill', options.prefill, 0, 1 << 20);
+    const units = unit === 0 ? BUCKET_SIZES : [unit];
+    const classes = units.length;
+    const marks = units.map((u) => {
+      const d = defaultWatermarks(u);
+      const m = {
+        low: low >= 0 ? low : d.low,
+        high: high >= 0 ? high : d.high,
+        batch: batch >= 0 ? batch : d.batch,
+        prefill: prefill >= 0 ? prefill : d.prefill,
+      };
+      if (m.high <= m.low) {
+        throw new RangeError(`highWatermark must be above lowWatermark, got low ${m.low} and high ${m.high} (unit ${u})`);
+      }
+      return m;
+    });
+
+    const id = heap.claimAllocatorId(unit);
+    const bytes = regionWords(classes, heap.maxSlots) * 4;
+    const pages = Math.ceil(bytes / heap.pageSize);
+    const first = heap.takePages(pages);
+    if (first === 0) {
+      heap.retireAllocator(id, true);
+      throw new RangeError(`heap is full: no room for the allocator's ${bytes}-byte control region`);
+    }
+    const region = first * heap.pageSize;
+    heap.u8.fill(0, region, region + pages * heap.pageSize);
+    const u32 = heap.u32;
+    const R = region >>> 2;
+    u32[R + A.ID] = id;
+    u32[R + A.CLASSES] = classes;
+    u32[R + A.UNIT] = unit;
+    u32[R + A.LIMIT_PAGES] = limit === 0 ? 0 : Math.max(1, Math.floor(limit / heap.pageSize));
+    u32[R + A.REGION_PAGES] = pages;
+    for (let c = 0; c < classes; c++) {
+      const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
+      const m = marks[c]!;
+      u32[cr + C.UNIT] = units[c]!;
+      u32[cr + C.LOW] = m.low;
+      u32[cr + C.HIGH] = m.high;
+      u32[cr + C.BATCH] = m.batch;
+      u32[cr + C.PREFILL] = m.prefill;
+      u32[cr + C.PER_SLAB] = Math.floor((heap.pageSize - mapBytes) / units[c]!);
+    }
+    u32[heap.argWord + first] = pages;
+    for (let p = first; p < first + pages; p++) store(u32, heap.tagWord + p, pageTag(KIND_REGION, id, 0));
+    heap.publishAllocator(id, region);
+    return id;
+  }
+
+  /** A handle to post to other agents (heap.attachAllocator(handle) there). */
+  get handle(): AllocatorHandle {
+    return { kind: 'anyalloc.allocator', id: this.id };
+  }
+
+  /** True in fixed-size mode. */
+  get fixed(): boolean {
+    return this.unitSize !== 0;
+  }
+
+  /**
+   * Allocates `size` bytes (bucketed mode) or one unit (fixed mode, where
+   * `size` may be omitted and must not exceed unitSize). Returns the byte
+   * offset of the object in the heap's buffer, 16-byte aligned, or 0 when
+   * no memory is available (limit reached, heap full, or an empty cache in
+   * nowait mode). The memory is not zeroed.
+   *
+   * Fast path (a cache hit): plain typed-array reads and writes, no
+   * Atomics, no JS allocation, O(1).
+   */
+  alloc(size?: number): number {
+    let c = 0;
+    const sz = size as number;
+    if (this.unitSize === 0) {
+      if ((sz >>> 0) !== sz || ((sz - 1) >>> 0) >= HOT_MAX_SMALL) return this.allocOther(size);
+      c = sz <= 192 ? HOT_SMALL_CLASS[(sz - 1) >>> 3]! : 30 - Math.clz32(sz - 1);
+    } else if (size !== undefined && !((sz >>> 0) === sz && sz - 1 < this.unitSize)) {
+      return this.allocOther(size);
+    }
+    // Slab objects all lie below 2 GiB (see Heap.takePages), so the Int32
+    // words hold them as non-negative small integers.
+    const rec = this.cacheRec + c * HOT_ROW;
+    const i32 = this.i32;
+    const p = i32[rec]!;
+    if ((p | 0) === 0) return this.allocEmpty(c);
+    i32[rec] = i32[p >>> 2]!;
+    const n = i32[rec + HOT_COUNT]! - 1;
+    i32[rec + HOT_COUNT] = n;
+    i32[rec + HOT_ALLOCS]++;
+    const off = p & this.pageMask;
+    this.u8[p - off + (off >>> 4)] = HOT_ALLOCATED;
+    if (n < this.low[c]!) this.kick(c);
+    return p;
+  }
+
+  /**
+   * Frees an object of this allocator, from any agent (it goes to this
+   * agent's cache). free(0) does nothing. A pointer this allocator does
+   * not own, not at an object start, or not allocated (double free) throws
+   * a RangeError and changes nothing.
+   *
+   * Fast path: plain reads and writes, no Atomics, no JS allocation, O(1).
+   */
+  free(p: number): void {
+    const d = this.tags[p >>> this.pageShift]!;
+    if ((p & 15) !== 0 || ((d & ~0xf0) >>> 0) !== this.slabTagBase) return this.freeOther(p);
+    const off = p & this.pageMask;
+    const s = p - off + (off >>> 4);
+    const u8 = this.u8;
+    if (u8[s] !== HOT_ALLOCATED) return this.freeOther(p);
+    u8[s] = HOT_FREE;
+    const c = (d >>> 4) & 15;
+    const rec = this.cacheRec + c * HOT_ROW;
+    const i32 = this.i32;
+    i32[p >>> 2] = i32[rec]!;
+    i32[rec] = p;
+    const n = i32[rec + HOT_COUNT]! + 1;
+    i32[rec + HOT_COUNT] = n;
+    if (n > this.high[c]!) this.kickTrim(c, n);
+  }
+
+  /** The size class unit an allocation of `size` bytes gets (0 for a large run). */
+  unitFor(size: number): number {
+    checkInt('size', size, 1, 2 ** 32);
+    if (this.unitSize !== 0) return this.unitSize;
+    return size <= MAX_SMALL ? BUCKET_SIZES[size <= 192 ? SMALL_CLASS[(size - 1) >>> 3]! : 30 - Math.clz32(size - 1)]! : 0;
+  }
+
+  /** Usable bytes of a live object (its unit, or the whole page run). */
+  usableSize(p: number): number {
+    const tag = this.tags[p >>> this.pageShift];
+    if (tag === undefined || typeof p !== 'number' || !Number.isInteger(p) || p <= 0) {
+      throw badPointer('usableSize', p, 'not a pointer into this heap');
+    }
+    if (tagAllocator(tag) === this.id && tagKind(tag) === KIND_SLAB) return this.units[tagClass(tag)]!;
+    if (tagAllocator(tag) === this.id && tagKind(tag) === KIND_LARGE && (p & this.pageMask) === 0) {
+      return load(this.u32, this.heap.argWord + (p >>> this.pageShift)) * this.heap.pageSize;
+    }
+    throw badPointer('usableSize', p, `not an object of allocator ${this.id}`);
+  }
+
+  /* ------------------------------ slow paths ----------------------------- */
+
+  /** Sizes the fast path does not take: bad input and large runs. */
+  private allocOther(size: unknown): number {
+    this.checkAttached('alloc');
+    if (typeof size !== 'number' || !Number.isSafeInteger(size)) {
+      throw new TypeError(`alloc size must be a positive safe integer, got ${describe(size)}`);
+    }
+    if (this.unitSize !== 0) {
+      throw new RangeError(`alloc size must be in [1, ${this.unitSize}] for this fixed-size allocator, got ${size}`);
+    }
+    const max = (this.heap.maxPages - this.heap.firstDataPage) * this.heap.pageSize;
+    if (size < 1 || size > max) throw new RangeError(`alloc size must be in [1, ${max}], got ${size}`);
+    return this.allocLarge(size);
+  }
+
+  private checkAttached(op: string): void {
+    if (this.detached) throw new RangeError(`${op}: allocator ${this.id} is detached in this agent`);
+  }
+
+  /** The cache of class c is empty. */
+  private allocEmpty(c: number): number {
+    this.checkAttached('alloc');
+    const rec = this.cacheRec + c * CACHE_WORDS;
+    if (this.nowait || !this.refill(c)) {
+      this.u32[rec + K.FAILURES]++;
+      this.kick(c);
+      return 0;
+    }
+    return this.alloc(this.unitSize === 0 ? BUCKET_SIZES[c] : undefined);
+  }
+
+  private allocLarge(size: number): number {
+    const heap = this.heap;
+    const k = Math.ceil(size / heap.pageSize);
+    const R = this.R;
+    if (!this.charge(k)) {
+      add(this.u32, R + A.LARGE_FAILURES, 1);
+      return 0;
+    }
+    const first = heap.takePages(k);
+    if (first === 0) {
+      add(this.u32, R + A.CHARGED_PAGES, -k);
+      add(this.u32, R + A.LARGE_FAILURES, 1);
+      return 0;
+    }
+    const u32 = this.u32;
+    for (let p = first + 1; p < first + k; p++) {
+      store(u32, heap.argWord + p, first);
+      store(u32, heap.tagWord + p, pageTag(KIND_LARGE_TAIL, this.id, 0));
+    }
+    store(u32, heap.argWord + first, k);
+    store(u32, heap.tagWord + first, pageTag(KIND_LARGE, this.id, 0));
+    add(u32, R + A.LARGE_LIVE, 1);
+    add(u32, R + A.LARGE_LIVE_PAGES, k);
+    add(u32, R + A.LARGE_ALLOCS, 1);
+    this.sampleOut(k * heap.pageSize);
+    return first * heap.pageSize;
+  }
+
+  /** Charges k pages to the limit; false (nothing charged) when over it. */
+  private charge(k: number): boolean {
+    const u32 = this.u32;
+    const R = this.R;
+    const limit = u32[R + A.LIMIT_PAGES]!;
+    const now = add(u32, R + A.CHARGED_PAGES, k) + k;
+    if (limit !== 0 && now > limit) {
+      add(u32, R + A.CHARGED_PAGES, -k);
+      return false;
+    }
+    maxTo(u32, R + A.PEAK_CHARGED_PAGES, now);
+    return true;
+  }
+
+  /** Free of something the fast path did not accept: diagnose, or a large run. */
+  private freeOther(p: unknown): void {
+    if (p === 0) return;
+    this.checkAttached('free');
+    if (typeof p !== 'number' || !Number.isInteger(p)) {
+      throw new TypeError(`free(${describe(p)}): pointer must be an integer byte offset`);
+    }
+    const heap = this.heap;
+    if (p < 0 || p >= heap.maxPages * heap.pageSize) throw badPointer('free', p, 'outside the heap');
+    if (p >= heap.viewBytes) {
+      heap.refresh();
+      if (p >= heap.viewBytes) throw badPointer('free', p, 'outside the heap (beyond its committed pages)');
+      return this.free(p);
+    }
+    const page = p >>> this.pageShift;
+    const tag = this.tags[page]!;
+    const kind = tagKind(tag);
+    const owner = tagAllocator(tag);
+    if (kind === KIND_SLAB || kind === KIND_LARGE || kind === KIND_LARGE_TAIL) {
+      if (owner !== this.id) throw badPointer('free', p, `wrong allocator: the object belongs to allocator ${owner}, not ${this.id}`);
+    }
+    if (kind === KIND_SLAB) {
+      if ((p & 15) !== 0) throw badPointer('free', p, 'invalid unaligned free: objects are 16-byte aligned');
+      const off = p & this.pageMask;
+      const st = this.u8[p - off + (off >>> 4)];
+      if (st === ST_FREE) throw badPointer('free', p, 'double free');
+      if (st === ST_NONE) throw badPointer('free', p, 'not the start of an object');
+      return this.free(p); // state changed under us: ALLOCATED now
+    }
+    if (kind === KIND_LARGE) {
+      if ((p & this.pageMask) !== 0) throw badPointer('free', p, 'not the start of an object (inside a large allocation)');
+      return this.freeLarge(page, tag);
+    }
+    if (kind === KIND_LARGE_TAIL) throw badPointer('free', p, 'not the start of an object (inside a large allocation)');
+    throw badPointer('free', p, 'not allocated: the page holds no objects (never allocated, or freed twice)');
+  }
+
+  private freeLarge(page: number, tag: number): void {
+    const heap = this.heap;
+    const u32 = this.u32;
+    // The CAS on the head tag decides which of two racing frees wins.
+    if (cas(u32, heap.tagWord + page, tag, pageTag(KIND_LARGE_TAIL, this.id, 0)) !== tag) {
+      throw badPointer('free', page * heap.pageSize, 'double free');
+    }
+    const k = load(u32, heap.argWord + page);
+    heap.givePages(page, k);
+    add(u32, this.R + A.CHARGED_PAGES, -k);
+    add(u32, this.R + A.LARGE_LIVE, -1);
+    add(u32, this.R + A.LARGE_LIVE_PAGES, -k);
+    add(u32, this.R + A.LARGE_FREES, 1);
+  }
+
+  /* ---------------------------- batch movement --------------------------- */
+
+  /** Schedules the deferred refill/trim of class c (our irq_work). */
+  private kick(c: number): void {
+    this.pending |= 1 << c;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(this.deferred);
+    }
+  }
+
+  private kickTrim(c: number, n: number): void {
+    if (n >= this.high[c]! + this.batch[c]!) this.trim(c);
+    else this.kick(c);
+  }
+
+  /** The deferred work: bring every flagged cache between its watermarks. */
+  private runDeferred(): void {
+    this.scheduled = false;
+    let pending = this.pending;
+    this.pending = 0;
+    if (this.detached) return;
+    while (pending !== 0) {
+      const c = 31 - Math.clz32(pending);
+      pending &= ~(1 << c);
+      const countWord = this.cacheRec + c * CACHE_WORDS + K.COUNT;
+      if (this.u32[countWord]! < this.low[c]!) {
+        this.refill(c);
+      } else if (this.u32[countWord]! > this.high[c]!) {
+        this.trim(c);
+      }
+    }
+  }
+
+  /** Runs pending refills and trims now (they normally run in a microtask). */
+  flushDeferred(): void {
+    if (this.pending !== 0) this.runDeferred();
+  }
+
+  /** Adds one batch to the cache of class c. False when no memory is available. */
+  private refill(c: number): boolean {
+    const rec = this.cacheRec + c * CACHE_WORDS;
+    const head = this.depotPop(c, rec);
+    if (head !== 0) {
+      const u32 = this.u32;
+      const n = u32[(head >>> 2) + O_COUNT]!;
+      const tail = u32[(head >>> 2) + O_TAIL]!;
+      u32[tail >>> 2] = u32[rec]!;
+      u32[rec] = head;
+      u32[rec + K.COUNT] += n;
+      u32[rec + K.OBJS_IN] += n;
+      u32[rec + K.INFLIGHT] = 0;
+      u32[rec + K.REFILLS]++;
+      this.sampleOut(0);
+      return true;
+    }
+    if (this.carve(c, rec)) {
+      this.u32[rec + K.REFILLS]++;
+      return true;
+    }
+    return false;
+  }
+
+  /** Pops one batch from the depot of class c (recorded in the cache row as in flight). */
+  private depotPop(c: number, rec: number): number {
+    const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
+    let u32 = this.u32;
+    if (load(u32, cr + C.DEPOT_HEAD) === 0) return 0;
+    const me = this.heap.slot + 1;
+    let got = false;
+    for (let i = 0; i < LOCK_TRIES; i++) {
+      if (cas(u32, cr + C.DEPOT_LOCK, 0, me) === 0) {
+        got = true;
+        break;
+      }
+    }
+    if (!got) return 0;
+    let h = load(u32, cr + C.DEPOT_HEAD);
+    if (h !== 0 && h >= this.heap.viewBytes) {
+      this.heap.refresh();
+      u32 = this.u32;
+    }
+    while (h !== 0) {
+      u32[rec + K.INFLIGHT] = h;
+      const next = u32[(h >>> 2) + O_NEXT_BATCH]!;
+      const seen = cas(u32, cr + C.DEPOT_HEAD, h, next);
+      if (seen === h) break;
+      h = seen;
+      if (h >= this.heap.viewBytes) {
+        this.heap.refresh();
+        u32 = this.u32;
+      }
+    }
+    store(u32, cr + C.DEPOT_LOCK, 0);
+    if (h === 0) {
+      u32[rec + K.INFLIGHT] = 0;
+      return 0;
+    }
+    add(u32, cr + C.DEPOT_OBJECTS, -u32[(h >>> 2) + O_COUNT]!);
+    return h;
+  }
+
+  /** Pushes a batch (head..tail, n objects, linked through word 0) onto the depot. */
+  private depotPush(c: number, head: number, tail: number, n: number): void {
+    depotPush(this.u32, this.R + ALLOC_WORDS + c * CLASS_WORDS, head, tail, n);
+  }
+
+  /** Takes a new page, carves it into batches: one for the cache, the rest to the depot. */
+  private carve(c: number, rec: number): boolean {
+    if (!this.charge(1)) return false;
+    const heap = this.heap;
+    const page = heap.takePages(1, true);
+    if (page === 0) {
+      add(this.u32, this.R + A.CHARGED_PAGES, -1);
+      return false;
+    }
+    const u32 = this.u32;
+    const u8 = this.u8;
+    store(u32, heap.argWord + page, 0);
+    store(u32, heap.tagWord + page, (this.slabTagBase | (c << 4)) >>> 0);
+    const base = page * heap.pageSize;
+    u8.fill(0, base, base + this.mapBytes);
+    const unit = this.units[c]!;
+    const perSlab = this.perSlab[c]!;
+    const batch = this.batch[c]!;
+    const first = base + this.mapBytes;
+    for (let i = 0; i < perSlab; i++) u8[base + ((this.mapBytes + i * unit) >>> 4)] = ST_FREE;
+    const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
+    add(u32, cr + C.SLAB_PAGES, 1);
+    // The first batch goes to our cache, the others to the depot.
+    for (let i = 0; i < perSlab; i += batch) {
+      const n = Math.min(batch, perSlab - i);
+      const head = first + i * unit;
+      for (let j = 0; j < n - 1; j++) u32[(head + j * unit) >>> 2] = head + (j + 1) * unit;
+      const tail = head + (n - 1) * unit;
+      if (i === 0) {
+        u32[tail >>> 2] = u32[rec]!;
+        u32[rec] = head;
+        u32[rec + K.COUNT] += n;
+        u32[rec + K.OBJS_IN] += n;
+      } else {
+        u32[tail >>> 2] = 0;
+        this.depotPush(c, head, tail, n);
+      }
+    }
+    this.sampleOut(0);
+    return true;
+  }
+
+  /** Trims the cache of class c back to (low + high) / 2, in batches. */
+  private trim(c: number): void {
+    const rec = this.cacheRec + c * CACHE_WORDS;
+    const u32 = this.u32;
+    const target = (this.low[c]! + this.high[c]!) >>> 1;
+    const batch = this.batch[c]!;
+    let excess = u32[rec + K.COUNT]! - target;
+    if (excess <= 0) return;
+    while (excess > 0) {
+      const n = Math.min(batch, excess);
+      const head = u32[rec]!;
+      let tail = head;
+      for (let i = 1; i < n; i++) tail = u32[tail >>> 2]!;
+      u32[rec + K.INFLIGHT] = head;
+      u32[rec] = u32[tail >>> 2]!;
+      u32[rec + K.COUNT] -= n;
+      u32[rec + K.OBJS_OUT] += n;
+      u32[tail >>> 2] = 0;
+      this.depotPush(c, head, tail, n);
+      u32[rec + K.INFLIGHT] = 0;
+      excess -= n;
+    }
+    u32[rec + K.TRIMS]++;
+  }
+
+  /** Samples bytes outside the depots for the peak statistic (batch moves only). */
+  private sampleOut(extra: number): void {
+    const u32 = this.u32;
+    let out = extra + load(u32, this.R + A.LARGE_LIVE_PAGES) * this.heap.pageSize;
+    for (let c = 0; c < this.classes; c++) {
+      const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
+      out += (load(u32, cr + C.SLAB_PAGES) * this.perSlab[c]! - load(u32, cr + C.DEPOT_OBJECTS)) * this.units[c]!;
+    }
+    maxTo(u32, this.R + A.PEAK_OUT_BYTES_LO, Math.min(out, 0xffffffff));
+  }
+
+  /* ------------------------------ lifecycle ------------------------------ */
+
+  /** @internal the heap renewed its views. */
+  onViews(): void {
+    if (this.detached) return;
+    this.u8 = this.heap.u8;
+    this.u32 = this.heap.u32;
+    this.i32 = this.heap.i32;
+  }
+
+  /**
+   * Gives this agent's cached objects back to the global pool and stops
+   * this agent's use of the allocator. Further alloc/free here throw.
+   */
+  detach(): void {
+    if (this.detached) return;
+    this.flushCaches();
+    const u32 = this.u32;
+    u32[this.R + slotFlagWord(this.classes) + this.heap.slot] = 0;
+    add(u32, this.R + A.ATTACHED, -1);
+    this.heap.removeClient(this);
+    this.kill();
+  }
+
+  /** @internal heap.detach() detaches every allocator of the agent. */
+  detachFromHeap(): void {
+    this.detach();
+  }
+
+  private kill(): void {
+    this.detached = true;
+    // Empty views make the fast paths fall through to the checks.
+    this.u32 = new Uint32Array(0);
+    this.i32 = new Int32Array(0);
+    this.u8 = new Uint8Array(0);
+    this.cacheRec = 0;
+  }
+
+  /** Moves every object of this agent's caches to the depots. */
+  flushCaches(): void {
+    this.checkAttached('flushCaches');
+    for (let c = 0; c < this.classes; c++) {
+      flushCacheRow(this.u32, classRow(this.R, c), this.cacheRec + c * CACHE_WORDS, this.batch[c]!);
+    }
+  }
+
+  /**
+   * Destroys the allocator: drains every cache (all agents must have
+   * detached, or be gone and released), returns fully free slabs to the
+   * heap and reports what is still allocated. Pages that still hold
+   * leaked objects stay with the dead allocator id. Throws if another
+   * agent is still attached.
+   */
+  destroy(): LeakReport {
+    this.checkAttached('destroy');
+    const heap = this.heap;
+    let u32 = this.u32;
+    const R = this.R;
+    const others = load(u32, R + A.ATTACHED) - 1;
+    if (others > 0) throw new RangeError(`destroy: allocator ${this.id} is still attached in ${others} other agent(s); detach them or releaseSlot() the dead ones first`);
+    this.flushCaches();
+    heap.refresh();
+    u32 = heap.u32;
+    const u8 = heap.u8;
+    const report: LeakReport = { leakedObjects: 0, leakedBytes: 0, classes: [], largeRuns: 0, pagesKept: 0 };
+    const perClass = new Array<number>(this.classes).fill(0);
+    const committed = heap.committedPages();
+    for (let p = heap.firstDataPage; p < committed; p++) {
+      const tag = load(u32, heap.tagWord + p);
+      if (tagAllocator(tag) !== this.id) continue;
+      const kind = tagKind(tag);
+      if (kind === KIND_SLAB) {
+        const c = tagClass(tag);
+        const base = p * heap.pageSize;
+        let live = 0;
+        for (let i = 0; i < this.perSlab[c]!; i++) {
+          if (u8[base + ((this.mapBytes + i * this.units[c]!) >>> 4)] === ST_ALLOCATED) live++;
+        }
+        if (live === 0) {
+          heap.givePages(p, 1);
+        } else {
+          perClass[c]! += live;
+          report.pagesKept++;
+        }
+      } else if (kind === KIND_LARGE) {
+        report.largeRuns++;
+        const k = load(u32, heap.argWord + p);
+        report.leakedBytes += k * heap.pageSize;
+        report.pagesKept += k;
+      }
+    }
+    for (let c = 0; c < this.classes; c++) {
+      if (perClass[c]! > 0) {
+        report.classes.push({ unit: this.units[c]!, objects: perClass[c]! });
+        report.leakedObjects += perClass[c]!;
+        report.leakedBytes += perClass[c]! * this.units[c]!;
+      }
+    }
+    report.leakedObjects += report.largeRuns;
+    const regionPage = (R * 4) / heap.pageSize;
+    const regionPages = u32[R + A.REGION_PAGES]!;
+    heap.removeClient(this);
+    this.kill();
+    heap.retireAllocator(this.id, report.pagesKept === 0);
+    heap.givePages(regionPage, regionPages);
+    return report;
+  }
+
+  /* -------------------------------- stats -------------------------------- */
+
+  /** Counters per agent slot and class (racy reads: they need not be exact while agents run). */
+  stats(): AllocatorStats {
+    return allocatorStats(this.heap, this.R);
+  }
+}
+
+function allocatorStats(heap: Heap, R: number): AllocatorStats {
+  const u32 = heap.u32;
+  const classes = u32[R + A.CLASSES]!;
+  const unitSize = u32[R + A.UNIT]!;
+  const ps = heap.pageSize;
+  const out: AllocatorStats = {
+    id: u32[R + A.ID]!,
+    mode: unitSize === 0 ? 'bucketed' : 'fixed',
+    unitSize,
+    limitBytes: u32[R + A.LIMIT_PAGES]! * ps,
+    chargedBytes: load(u32, R + A.CHARGED_PAGES) * ps,
+    peakChargedBytes: load(u32, R + A.PEAK_CHARGED_PAGES) * ps,
+    bytesInUse: 0,
+    peakBytesOut: load(u32, R + A.PEAK_OUT_BYTES_LO),
+    failures: load(u32, R + A.LARGE_FAILURES),
+    classes: [],
+    workers: [],
+    large: {
+      live: load(u32, R + A.LARGE_LIVE),
+      liveBytes: load(u32, R + A.LARGE_LIVE_PAGES) * ps,
+      allocs: load(u32, R + A.LARGE_ALLOCS),
+      frees: load(u32, R + A.LARGE_FREES),
+      failures: load(u32, R + A.LARGE_FAILURES),
+    },
+  };
+  const cached = new Array<number>(classes).fill(0);
+  for (let s = 0; s < heap.maxSlots; s++) {
+    const attached = u32[R + slotFlagWord(classes) + s] !== 0;
+    const rows: CacheStats[] = [];
+    let any = attached;
+    for (let c = 0; c < classes; c++) {
+      const rec = cacheRow(R, classes, heap.maxSlots, s, c);
+      const row: CacheStats = {
+        unit: u32[R + ALLOC_WORDS + c * CLASS_WORDS + C.UNIT]!,
+        cached: u32[rec + K.COUNT]!,
+        allocs: u32[rec + K.ALLOCS]!,
+        frees: (u32[rec + K.COUNT]! - u32[rec + K.OBJS_IN]! + u32[rec + K.OBJS_OUT]! + u32[rec + K.ALLOCS]!) >>> 0,
+        refills: u32[rec + K.REFILLS]!,
+        trims: u32[rec + K.TRIMS]!,
+        failures: u32[rec + K.FAILURES]!,
+      };
+      if (row.allocs !== 0 || row.frees !== 0 || row.cached !== 0) any = true;
+      cached[c]! += row.cached;
+      out.failures += row.failures;
+      rows.push(row);
+    }
+    if (any) out.workers.push({ slot: s, attached, classes: rows });
+  }
+  for (let c = 0; c < classes; c++) {
+    const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
+    const unit = u32[cr + C.UNIT]!;
+    const slabPages = load(u32, cr + C.SLAB_PAGES);
+    const objects = slabPages * u32[cr + C.PER_SLAB]!;
+    const depot = load(u32, cr + C.DEPOT_OBJECTS);
+    const live = objects - depot - cached[c]!;
+    out.classes.push({ unit, slabPages, objects, depot, cached: cached[c]!, live, liveBytes: live * unit });
+    out.bytesInUse += live * unit;
+  }
+  out.bytesInUse += out.large.liveBytes;
+  return out;
+}
+
+/**
+ * Checks one allocator's invariants; the heap must be quiet (no agent
+ * allocating or freeing). Per class:
+ *   slabPages * perSlab = depotObjects + sum(cached) + live
+ *   every object in a depot batch or a cache list is FREE, in a slab of
+ *   this class, at an object start, and in exactly one list;
+ *   every FREE object of a slab is in some list (nothing lost).
+ */
+export function validateAllocator(heap: Heap, id: number): string[] {
+  heap.refresh();
+  const errors: string[] = [];
+  const row = heap.allocatorRow(id);
+  if (row.state !== ALLOC_LIVE) return errors;
+  const u32 = heap.u32;
+  const u8 = heap.u8;
+  const R = row.region >>> 2;
+  const classes = u32[R + A.CLASSES]!;
+  const mapBytes = heap.pageSize / GRANULE;
+  const pageMask = heap.pageSize - 1;
+  const seen = new Set<number>();
+  const inList = new Array<number>(classes).fill(0);
+  const check = (p: number, c: number, where: string): boolean => {
+    const tag = load(u32, heap.tagWord + (p >>> heap.pageShift));
+    if (tagKind(tag) !== KIND_SLAB || tagAllocator(tag) !== id || tagClass(tag) !== c) {
+      errors.push(`${where}: object ${p} is not in a slab of class ${c} of allocator ${id}`);
+      return false;
+    }
+    const off = p & pageMask;
+    if (u8[p - off + (off >>> 4)] !== ST_FREE) {
+      errors.push(`${where}: object ${p} is in a free list but its state is ${u8[p - off + (off >>> 4)]}`);
+    }
+    if (seen.has(p)) {
+      errors.push(`${where}: object ${p} is in two free lists (would be handed out twice)`);
+      return false;
+    }
+    seen.add(p);
+    inList[c]!++;
+    return true;
+  };
+  for (let c = 0; c < classes; c++) {
+    const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
+    let depotCount = 0;
+    for (let b = load(u32, cr + C.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
+      const n = u32[(b >>> 2) + O_COUNT]!;
+      let p = b;
+      let walked = 0;
+      let last = 0;
+      while (p !== 0 && walked <= n) {
+        if (!check(p, c, `depot ${c}`)) break;
+        walked++;
+        last = p;
+        p = u32[p >>> 2]!;
+      }
+      if (walked !== n) errors.push(`depot ${c}: batch ${b} says ${n} objects, chain has ${walked}`);
+      if (last !== u32[(b >>> 2) + O_TAIL]) errors.push(`depot ${c}: batch ${b} tail mismatch`);
+      depotCount += n;
+      if (depotCount > 1e9) break;
+    }
+    if (depotCount !== load(u32, cr + C.DEPOT_OBJECTS)) {
+      errors.push(`depot ${c}: counter says ${load(u32, cr + C.DEPOT_OBJECTS)}, batches hold ${depotCount}`);
+    }
+    for (let s = 0; s < heap.maxSlots; s++) {
+      const rec = cacheRow(R, classes, heap.maxSlots, s, c);
+      const n = u32[rec + K.COUNT]!;
+      let walked = 0;
+      for (let p = u32[rec]!; p !== 0 && walked <= n; p = u32[p >>> 2]!) {
+        if (!check(p, c, `slot ${s} cache ${c}`)) break;
+        walked++;
+      }
+      if (walked !== n) errors.push(`slot ${s} cache ${c}: count says ${n}, list has ${walked}`);
+    }
+  }
+  // Every FREE object must be in a list; count live objects per class.
+  const freeInSlabs = new Array<number>(classes).fill(0);
+  const committed = heap.committedPages();
+  const slabPages = new Array<number>(classes).fill(0);
+  for (let p = heap.firstDataPage; p < committed; p++) {
+    const tag = load(u32, heap.tagWord + p);
+    if (tagKind(tag) !== KIND_SLAB || tagAllocator(tag) !== id) continue;
+    const c = tagClass(tag);
+    slabPages[c]!++;
+    const unit = u32[R + ALLOC_WORDS + c * CLASS_WORDS + C.UNIT]!;
+    const per = u32[R + ALLOC_WORDS + c * CLASS_WORDS + C.PER_SLAB]!;
+    const base = p * heap.pageSize;
+    for (let i = 0; i < per; i++) {
+      const obj = base + mapBytes + i * unit;
+      const st = u8[base + ((mapBytes + i * unit) >>> 4)];
+      if (st === ST_FREE) {
+        freeInSlabs[c]!++;
+        if (!seen.has(obj)) errors.push(`class ${c}: free object ${obj} is in no list (lost)`);
+      } else if (st !== ST_ALLOCATED) {
+        errors.push(`class ${c}: object ${obj} has bad state ${st}`);
+      }
+    }
+  }
+  for (let c = 0; c < classes; c++) {
+    const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
+    if (slabPages[c] !== load(u32, cr + C.SLAB_PAGES)) {
+      errors.push(`class ${c}: ${slabPages[c]} slab pages tagged, counter says ${load(u32, cr + C.SLAB_PAGES)}`);
+    }
+    if (freeInSlabs[c] !== inList[c]) errors.push(`class ${c}: ${freeInSlabs[c]} free objects in slabs, ${inList[c]} in lists`);
+  }
+  return errors;
+}
+

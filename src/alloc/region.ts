@@ -1,0 +1,84 @@
+/**
+ * Helpers over an allocator's shared region (layout in ../shm/layout.ts):
+ * where a slot's cache rows are, and the depot operations that any agent
+ * may run, including one releasing a dead agent's slot.
+ */
+import { A, ALLOC_WORDS, C, CACHE_WORDS, CLASS_WORDS, K, O_COUNT, O_NEXT_BATCH, O_TAIL } from '../shm/layout.js';
+import { add, cas, load } from '../shm/atomic.js';
+
+/** Word offset (from the region start) of the per-slot attach flags. */
+export function slotFlagWord(classes: number): number {
+  return ALLOC_WORDS + classes * CLASS_WORDS;
+}
+
+function cacheRowsWord(classes: number, maxSlots: number): number {
+  return slotFlagWord(classes) + Math.ceil(maxSlots / 8) * 8;
+}
+
+/** Words in the region of an allocator with `classes` classes. */
+export function regionWords(classes: number, maxSlots: number): number {
+  return cacheRowsWord(classes, maxSlots) + maxSlots * classes * CACHE_WORDS;
+}
+
+/** Word index of the cache row of (slot, class) in the region at word R. */
+export function cacheRow(R: number, classes: number, maxSlots: number, slot: number, c: number): number {
+  return R + cacheRowsWord(classes, maxSlots) + (slot * classes + c) * CACHE_WORDS;
+}
+
+/** Word index of the class row of class c. */
+export function classRow(R: number, c: number): number {
+  return R + ALLOC_WORDS + c * CLASS_WORDS;
+}
+
+/**
+ * Pushes a batch (head..tail, n objects linked through word 0) onto the
+ * depot of the class row at word cr. Lock-free, any agent: the batch
+ * header words are written before the CAS that publishes them.
+ */
+export function depotPush(u32: Uint32Array, cr: number, head: number, tail: number, n: number): void {
+  const hw = head >>> 2;
+  u32[hw + O_COUNT] = n;
+  u32[hw + O_TAIL] = tail;
+  let old = load(u32, cr + C.DEPOT_HEAD);
+  for (;;) {
+    u32[hw + O_NEXT_BATCH] = old;
+    const seen = cas(u32, cr + C.DEPOT_HEAD, old, head);
+    if (seen === old) break;
+    old = seen;
+  }
+  add(u32, cr + C.DEPOT_OBJECTS, n);
+}
+
+/**
+ * Empties one cache row into its depot, batch by batch. Run by the row's
+ * owner (detach) or by whoever releases a dead owner's slot.
+ */
+export function flushCacheRow(u32: Uint32Array, cr: number, rec: number, batch: number): void {
+  u32[rec + K.INFLIGHT] = 0;
+  while (u32[rec + K.COUNT]! > 0) {
+    const n = Math.min(batch, u32[rec + K.COUNT]!);
+    const head = u32[rec]!;
+    let tail = head;
+    for (let i = 1; i < n; i++) tail = u32[tail >>> 2]!;
+    u32[rec] = u32[tail >>> 2]!;
+    u32[rec + K.COUNT] -= n;
+    u32[rec + K.OBJS_OUT] += n;
+    u32[tail >>> 2] = 0;
+    depotPush(u32, cr, head, tail, n);
+  }
+  u32[rec] = 0;
+}
+
+/** Flushes every cache of `slot` in the allocator region at word R and clears its attach flag. */
+export function releaseSlotCaches(u32: Uint32Array, R: number, maxSlots: number, slot: number): void {
+  const classes = u32[R + A.CLASSES]!;
+  for (let c = 0; c < classes; c++) {
+    const cr = classRow(R, c);
+    flushCacheRow(u32, cr, cacheRow(R, classes, maxSlots, slot, c), u32[cr + C.BATCH]!);
+  }
+  const flag = R + slotFlagWord(classes) + slot;
+  if (u32[flag] !== 0) {
+    u32[flag] = 0;
+    add(u32, R + A.ATTACHED, -1);
+  }
+}

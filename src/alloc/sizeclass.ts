@@ -1,0 +1,54 @@
+/**
+ * Size classes and watermarks.
+ *
+ * Bucketed mode has the kernel's eleven buckets:
+ *   16 32 64 96 128 192 256 512 1024 2048 4096
+ * Sizes up to 192 map through a table indexed by (size - 1) >> 3; larger
+ * ones by their highest bit. Unlike the kernel we keep no header in the
+ * object (a page's state map says where objects start and whether they are
+ * free), so alloc(16) really gets a 16-byte object.
+ */
+
+export const BUCKET_SIZES: readonly number[] = [16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
+export const NUM_BUCKETS = BUCKET_SIZES.length;
+/** Largest size served from a slab in bucketed mode; larger ones get page runs. */
+export const MAX_SMALL = 4096;
+
+/** Class index for sizes 1..192, by (size - 1) >> 3. */
+export const SMALL_CLASS: Uint8Array = (() => {
+  const t = new Uint8Array(24);
+  for (let i = 0; i < 24; i++) {
+    const size = (i + 1) * 8;
+    t[i] = BUCKET_SIZES.findIndex((b) => b >= size);
+  }
+  return t;
+})();
+
+/** Class index for a size in 1..4096 (the fast path inlines this). */
+export function classOf(size: number): number {
+  return size <= 192 ? SMALL_CLASS[(size - 1) >>> 3]! : 30 - Math.clz32(size - 1);
+}
+
+export interface Watermarks {
+  /** Below this many cached objects a refill is scheduled. */
+  low: number;
+  /** Above this many cached objects a trim back to (low + high) / 2 is scheduled. */
+  high: number;
+  /** Objects moved per refill, and the most per batch pushed by a trim. */
+  batch: number;
+  /** Objects put in each cache when an agent attaches. */
+  prefill: number;
+}
+
+/**
+ * The kernel's watermarks (as of Linux 6.6): small units keep 32..96
+ * objects and move 48 at a time; larger units keep proportionally fewer so
+ * each cache holds about the same number of bytes.
+ */
+export function defaultWatermarks(unit: number): Watermarks {
+  if (unit <= 256) return { low: 32, high: 96, batch: 48, prefill: 4 };
+  const low = Math.max(Math.floor((32 * 256) / unit), 1);
+  const high = Math.max(Math.floor((96 * 256) / unit), 3);
+  const batch = Math.max(Math.floor(((high - low) * 3) / 4), 1);
+  return { low, high, batch, prefill: 1 };
+}

@@ -1,0 +1,165 @@
+/**
+ * The page heap: runs of pages taken from and given back to a free-page
+ * bitmap, or carved fresh from the end of the committed region.
+ *
+ * Lock-free: a run is claimed bit-word by bit-word with CAS (1 -> 0); a
+ * claim that meets a word someone else changed puts back what it took and
+ * searches on. A run nobody has freed yet comes from bumping the committed
+ * page count (after growing the buffer far enough). Nobody ever waits. A
+ * worker that dies between two CASes of a multi-word claim leaves those
+ * pages claimed and unused: a bounded leak that validate() reports as pages
+ * with no tag.
+ */
+import { cas, load, or, store } from '../shm/atomic.js';
+
+/** What the page heap needs from its heap: the views and the header fields. */
+export interface PageHeapHost {
+  readonly u32: Uint32Array;
+  /** Word index of the header (base / 4). */
+  readonly hdr: number;
+  /** Word index of the free bitmap. */
+  readonly bitmapWord: number;
+  readonly bitmapWords: number;
+  readonly maxPages: number;
+  readonly pageSize: number;
+  /** Make sure the buffer holds at least `bytes`; false when it cannot grow. */
+  growTo(bytes: number): boolean;
+}
+
+function ctz32(bit: number): number {
+  return 31 - Math.clz32(bit);
+}
+
+/** Mask of bits [from, to) within one word, 0 <= from < to <= 32. */
+function bitRange(from: number, to: number): number {
+  const hi = to === 32 ? 0xffffffff : ((1 << to) >>> 0) - 1;
+  const lo = ((1 << from) >>> 0) - 1;
+  return (hi & ~lo) >>> 0;
+}
+
+/** Claims one free page below page `limit` from the bitmap; -1 when none is free. */
+function claimOne(h: PageHeapHost, limit: number, cursorWord: number): number {
+  const u32 = h.u32;
+  const n = Math.min(h.bitmapWords, Math.ceil(limit / 32));
+  const start = load(u32, cursorWord) % n;
+  for (let i = 0; i < n; i++) {
+    const w = (start + i) % n;
+    let v = load(u32, h.bitmapWord + w);
+    while (v !== 0) {
+      const bit = (v & -v) >>> 0;
+      const seen = cas(u32, h.bitmapWord + w, v, (v & ~bit) >>> 0);
+      if (seen === v) {
+        const page = w * 32 + ctz32(bit);
+        if (page >= limit) {
+          releaseBits(h, page, 1);
+          break;
+        }
+        if (w !== start) store(u32, cursorWord, w);
+        return page;
+      }
+      v = seen;
+    }
+  }
+  return -1;
+}
+
+/** Sets the free bits of pages [first, first + k). */
+export function releaseBits(h: PageHeapHost, first: number, k: number): void {
+  const u32 = h.u32;
+  let p = first;
+  const end = first + k;
+  while (p < end) {
+    const w = p >>> 5;
+    const from = p & 31;
+    const to = Math.min(32, from + (end - p));
+    or(u32, h.bitmapWord + w, bitRange(from, to));
+    p += to - from;
+  }
+}
+
+/** Clears the free bits of [first, first+k) if all are set; all-or-nothing. */
+function claimRange(h: PageHeapHost, first: number, k: number): boolean {
+  const u32 = h.u32;
+  let p = first;
+  const end = first + k;
+  while (p < end) {
+    const w = p >>> 5;
+    const from = p & 31;
+    const to = Math.min(32, from + (end - p));
+    const mask = bitRange(from, to);
+    let v = load(u32, h.bitmapWord + w);
+    for (;;) {
+      if ((v & mask) >>> 0 !== mask) {
+        if (p > first) releaseBits(h, first, p - first);
+        return false;
+      }
+      const seen = cas(u32, h.bitmapWord + w, v, (v & ~mask) >>> 0);
+      if (seen === v) break;
+      v = seen;
+    }
+    p += to - from;
+  }
+  return true;
+}
+
+/** Claims a run of k > 1 free pages below page `limit` from the bitmap; -1 when there is none. */
+function claimRun(h: PageHeapHost, k: number, limit: number): number {
+  const u32 = h.u32;
+  let runStart = 0;
+  let run = 0;
+  const words = Math.min(h.bitmapWords, Math.ceil(limit / 32));
+  for (let w = 0; w < words; w++) {
+    const v = load(u32, h.bitmapWord + w);
+    if (v === 0) {
+      run = 0;
+      continue;
+    }
+    for (let b = 0; b < 32; b++) {
+      if ((v >>> b) & 1) {
+        if (run === 0) runStart = w * 32 + b;
+        if (++run === k) {
+          if (runStart + k > limit) return -1;
+          if (claimRange(h, runStart, k)) return runStart;
+          run = 0;
+        }
+      } else {
+        run = 0;
+      }
+    }
+  }
+  return -1;
+}
+
+/**
+ * Takes a run of k pages ending at or below page `limit`; returns the first
+ * page number, or 0 when the heap cannot provide it (page 0 is always a
+ * meta page, so 0 is "none").
+ */
+export function takePages(h: PageHeapHost, k: number, limit: number, cursorWord: number, committedWord: number): number {
+  const found = k === 1 ? claimOne(h, limit, cursorWord) : claimRun(h, k, limit);
+  if (found >= 0) return found;
+  const u32 = h.u32;
+  for (;;) {
+    const n = load(u32, committedWord);
+    if (n + k > limit) return 0;
+    if (!h.growTo((n + k) * h.pageSize)) return 0;
+    if (cas(h.u32, committedWord, n, n + k) === n) return n;
+  }
+}
+
+/** Counts free pages in the bitmap (racy unless the heap is quiet). */
+export function countFreePages(h: PageHeapHost): number {
+  let total = 0;
+  for (let w = 0; w < h.bitmapWords; w++) {
+    let v = load(h.u32, h.bitmapWord + w);
+    while (v !== 0) {
+      v = (v & (v - 1)) >>> 0;
+      total++;
+    }
+  }
+  return total;
+}
+
+export function isPageFree(h: PageHeapHost, p: number): boolean {
+  return ((load(h.u32, h.bitmapWord + (p >>> 5)) >>> (p & 31)) & 1) === 1;
+}

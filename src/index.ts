@@ -1,0 +1,26 @@
+/**
+ * anyalloc: an any-context allocator for JavaScript agents sharing memory.
+ *
+ *   const heap = Heap.create({ maxBytes: 256 << 20 });
+ *   const a = heap.createAllocator();          // size-bucketed
+ *   const p = a.alloc(100);                    // byte offset, 0 = no memory
+ *   heap.u8[p] = 42;
+ *   a.free(p);
+ *
+ * Post heap.handle and a.handle to a worker; there:
+ *   const heap = Heap.attach(handle); const a = heap.attachAllocator(allocHandle);
+ */
+export { Heap } from './heap/heap.js';
+export type { HeapHandle, HeapOptions, HeapStats } from './heap/heap.js';
+export { Allocator } from './alloc/allocator.js';
+export type {
+  AllocatorHandle,
+  AllocatorOptions,
+  AllocatorStats,
+  AttachOptions,
+  CacheStats,
+  ClassStats,
+  LeakReport,
+} from './alloc/allocator.js';
+export { BUCKET_SIZES, MAX_SMALL, defaultWatermarks } from './alloc/sizeclass.js';
+export type { Watermarks } from './alloc/sizeclass.js';

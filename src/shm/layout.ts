@@ -1,0 +1,331 @@
+/**
+ * The shared-memory layout of an anyalloc heap: every struct that lives in
+ * the shared buffer is defined here, once, with its byte offsets, an ASCII
+ * picture, and for each field who writes it and how.
+ *
+ * Glossary
+ *   agent      a thread of JS execution: the main thread, a worker, a worklet.
+ *   slot       a row in the heap's worker-slot table; an attached agent owns
+ *              exactly one. Slots are our "CPU ids".
+ *   page       the unit of the page heap (default 64 KiB, a power of two).
+ *   slab       one page carved into objects of one size class of one
+ *              allocator.
+ *   large run  a run of pages holding one allocation above 4096 bytes.
+ *   cache      a per-(allocator, slot, class) free list, touched only by the
+ *              slot's owner with plain reads and writes.
+ *   depot      a per-(allocator, class) lock-free stack of batches of free
+ *              objects: the global pool that caches refill from and trim to.
+ *   batch      a chain of free objects moved as one unit between a cache and
+ *              the depot.
+ *
+ * Access kinds used below
+ *   owner      plain typed-array reads and writes by the owning agent only.
+ *   cas        Atomics.compareExchange by any agent.
+ *   atomic     Atomics.add/sub/or/and/store by any agent.
+ *   racy       plain read by anyone; the value need not be exact (stats).
+ *   once       written before publication, read-only afterwards.
+ *
+ * Pointers are byte offsets into the buffer (0 = null) stored as uint32.
+ * Every word is accessed through a Uint32Array (Atomics work on it; we never
+ * wait, so Int32Array is not needed).
+ */
+
+/* ------------------------------------------------------------------------ *
+ * The buffer
+ *
+ *   base (page-aligned; 0 unless the first bytes belong to a wasm module)
+ *   |
+ *   v
+ *   +--------+-----------+------------+-----------+-----------+-------+------
+ *   | header | slot tbl  | alloc tbl  | page tags | page args | free  | data
+ *   | 128 B  | 16 B/slot | 16 B/alloc | 4 B/page  | 4 B/page  | bitmap| pages
+ *   +--------+-----------+------------+-----------+-----------+-------+------
+ *   '------------------ meta pages (tag META) -------------------------'
+ *
+ * Page p covers bytes [p << pageShift, (p + 1) << pageShift) of the buffer;
+ * page numbers count from offset 0 of the buffer, so pages below `base` are
+ * tagged RESERVED and never handed out.
+ * ------------------------------------------------------------------------ */
+
+export const HEAP_MAGIC = 0x616e7941; // "Anya"
+export const LAYOUT_VERSION = 1;
+
+/** Header words (index into the Uint32Array, relative to base/4). */
+export const H = {
+  /** once: HEAP_MAGIC. */
+  MAGIC: 0,
+  /** once: LAYOUT_VERSION. */
+  VERSION: 1,
+  /** once: log2(pageSize). */
+  PAGE_SHIFT: 2,
+  /** once: pages the buffer may ever hold (maxByteLength >> pageShift). */
+  MAX_PAGES: 3,
+  /** cas by any (growth): pages committed = buffer bytes >> pageShift. */
+  COMMITTED_PAGES: 4,
+  /** once: first page after the meta pages. */
+  FIRST_DATA_PAGE: 5,
+  /** once: worker slots in the slot table. */
+  MAX_SLOTS: 6,
+  /** once: rows in the allocator table. */
+  MAX_ALLOCATORS: 7,
+  /** atomic by any: pages handed out (slabs, large runs, allocator regions). */
+  USED_PAGES: 8,
+  /** cas-max by any: the highest USED_PAGES seen. */
+  PEAK_USED_PAGES: 9,
+  /** once: byte offset of the slot table. */
+  SLOT_TABLE: 10,
+  /** once: byte offset of the allocator table. */
+  ALLOC_TABLE: 11,
+  /** once: byte offset of the page tag table. */
+  PAGE_TAGS: 12,
+  /** once: byte offset of the page argument table. */
+  PAGE_ARGS: 13,
+  /** once: byte offset of the free-page bitmap. */
+  FREE_BITMAP: 14,
+  /** racy hint, any: bitmap word where the last page search succeeded. */
+  FREE_CURSOR: 15,
+  /** atomic by any: slot generations handed out (makes stale handles visible). */
+  SLOT_GEN: 16,
+  /** once: byte offset of this header (base). */
+  BASE: 17,
+  /** atomic by any: failed growth attempts (heap full). */
+  GROW_FAILURES: 18,
+} as const;
+export const HEADER_BYTES = 128;
+
+/* ------------------------------------------------------------------------ *
+ * Slot table: one 16-byte row per worker slot.
+ *
+ *   +-------+-------+-----------+----------+
+ *   | state |  gen  | attachSeq | reserved |
+ *   +-------+-------+-----------+----------+
+ *
+ * state: cas by any. FREE -> RESERVED (creator reserves for a worker it is
+ *   about to start), FREE/RESERVED -> ATTACHED (the agent that attaches),
+ *   ATTACHED/RESERVED -> FREE (detach, or release by a survivor).
+ * gen: written by the agent that moved state to ATTACHED/RESERVED, before
+ *   the store that publishes it; a fresh value from H.SLOT_GEN each time.
+ * ------------------------------------------------------------------------ */
+export const SLOT_ROW_WORDS = 4;
+export const S = { STATE: 0, GEN: 1 } as const;
+export const SLOT_FREE = 0;
+export const SLOT_RESERVED = 1;
+export const SLOT_ATTACHED = 2;
+/** Transient: the slot's caches are being flushed by detach or release. */
+export const SLOT_RELEASING = 3;
+
+/* ------------------------------------------------------------------------ *
+ * Allocator table: one 16-byte row per allocator id (ids start at 1).
+ *
+ *   +-------+--------+------+----------+
+ *   | state | region | unit | reserved |
+ *   +-------+--------+------+----------+
+ *
+ * state: cas by any. FREE -> CREATING (creator) -> LIVE (store, after the
+ *   region is initialised) -> DESTROYED (destroy). A destroyed id is not
+ *   reused while pages tagged with it still exist (leaks).
+ * region: once (before LIVE): byte offset of the allocator region.
+ * unit: once: 0 for size-bucketed mode, else the fixed unit size.
+ * ------------------------------------------------------------------------ */
+export const ALLOC_ROW_WORDS = 4;
+export const AT = { STATE: 0, REGION: 1, UNIT: 2 } as const;
+export const ALLOC_FREE = 0;
+export const ALLOC_CREATING = 1;
+export const ALLOC_LIVE = 2;
+export const ALLOC_DESTROYED = 3;
+/** Allocator ids fit in 12 bits of a page tag. */
+export const MAX_ALLOCATOR_ID = 4095;
+
+/* ------------------------------------------------------------------------ *
+ * Page tags: one uint32 per page (index = page number).
+ *
+ *    31            20 19            8 7      4 3      0
+ *   +----------------+---------------+--------+--------+
+ *   |    reserved    | allocator id  | class  |  kind  |
+ *   +----------------+---------------+--------+--------+
+ *
+ * Written by the agent that owns the page at the moment: the one that took
+ * it from the page heap (store before the page's objects are published
+ * through a depot CAS or returned to the caller), or the one freeing it
+ * (store before its free bit is set with Atomics.or). Read plainly on the
+ * free fast path: a pointer reaches a freeing agent only through some
+ * synchronising operation after its page was tagged.
+ *
+ * Page args: one uint32 per page, same writers.
+ *   LARGE head: pages in the run;  LARGE tail: the head's page number;
+ *   REGION head: pages in the run; others: 0.
+ * ------------------------------------------------------------------------ */
+export const KIND_FREE = 0;
+export const KIND_META = 1;
+export const KIND_RESERVED = 2;
+export const KIND_SLAB = 3;
+export const KIND_LARGE = 4;
+export const KIND_LARGE_TAIL = 5;
+export const KIND_REGION = 6;
+export const KIND_MASK = 0xf;
+export const CLASS_SHIFT = 4;
+export const CLASS_MASK = 0xf0;
+export const AID_SHIFT = 8;
+
+export function pageTag(kind: number, allocatorId: number, cls: number): number {
+  return (kind | (cls << CLASS_SHIFT) | (allocatorId << AID_SHIFT)) >>> 0;
+}
+export function tagKind(tag: number): number {
+  return tag & KIND_MASK;
+}
+export function tagClass(tag: number): number {
+  return (tag & CLASS_MASK) >>> CLASS_SHIFT;
+}
+export function tagAllocator(tag: number): number {
+  return (tag >>> AID_SHIFT) & MAX_ALLOCATOR_ID;
+}
+
+/* ------------------------------------------------------------------------ *
+ * Free-page bitmap: bit (p & 31) of word (p >> 5) is 1 when committed page p
+ * is free. Claimed with cas (1 -> 0), released with Atomics.or. Bits of
+ * pages not yet committed are 0: such pages are taken by bumping
+ * H.COMMITTED_PAGES instead.
+ * ------------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------------ *
+ * Slab page
+ *
+ *   page start                                            page end
+ *   +----------------------+--------+--------+-----+--------+------+
+ *   | object state map     | obj 0  | obj 1  | ... | obj n-1| tail |
+ *   | pageSize/16 bytes    |        |        |     |        | slack|
+ *   +----------------------+--------+--------+-----+--------+------+
+ *
+ * The state map has one byte per 16-byte granule of the page: the byte for
+ * the granule where an object starts says whether the object is free or
+ * allocated; all other bytes are 0 (NONE). For a pointer p:
+ *     stateIndex(p) = pageStart(p) + (pageOffset(p) >> 4)
+ * No division, and it answers "is p an object start" as well.
+ *
+ * A state byte is written by the agent that holds the object at the moment:
+ *   FREE -> ALLOCATED by the allocating agent (owner of the cache it was in),
+ *   ALLOCATED -> FREE by the freeing agent (any agent; only one holds the
+ *   object). Distinct bytes never tear each other, so plain stores suffice.
+ * ------------------------------------------------------------------------ */
+export const GRANULE_SHIFT = 4;
+export const GRANULE = 1 << GRANULE_SHIFT;
+export const ST_NONE = 0;
+export const ST_FREE = 1;
+export const ST_ALLOCATED = 2;
+
+/* ------------------------------------------------------------------------ *
+ * Free object: the first words of a free object hold the links.
+ *
+ *   +-----------+------------+-------+-------+
+ *   | next obj  | next batch | count | tail  |   (words 0..3, 16 bytes)
+ *   +-----------+------------+-------+-------+
+ *
+ * next obj: link of a cache list or of a batch chain (owner of the object).
+ * next batch / count / tail: valid only in the head object of a batch while
+ *   the batch sits in a depot; written by the pusher before the cas that
+ *   publishes it; read by the popper after the load that found it.
+ * Objects are at least 16 bytes, so the four words always fit.
+ * ------------------------------------------------------------------------ */
+export const O_NEXT = 0;
+export const O_NEXT_BATCH = 1;
+export const O_COUNT = 2;
+export const O_TAIL = 3;
+
+/* ------------------------------------------------------------------------ *
+ * Allocator region: a run of pages (tag REGION) per allocator.
+ *
+ *   +-----------------+----------------------+-------------------------------+
+ *   | allocator words | class rows           | cache rows                    |
+ *   | 32 words        | classes x 16 words   | maxSlots x classes x 8 words  |
+ *   +-----------------+----------------------+-------------------------------+
+ * ------------------------------------------------------------------------ */
+export const A = {
+  /** once: allocator id. */
+  ID: 0,
+  /** once: number of classes (11 bucketed, 1 fixed). */
+  CLASSES: 1,
+  /** once: fixed unit size, 0 when bucketed. */
+  UNIT: 2,
+  /** once: limit in pages (0 = no limit). */
+  LIMIT_PAGES: 3,
+  /** atomic by any: pages charged (slabs + large runs). */
+  CHARGED_PAGES: 4,
+  /** cas-max by any: peak of CHARGED_PAGES. */
+  PEAK_CHARGED_PAGES: 5,
+  /** atomic by any: agents attached to this allocator. */
+  ATTACHED: 6,
+  /** atomic by any: large allocations live. */
+  LARGE_LIVE: 7,
+  /** atomic by any: pages in live large allocations. */
+  LARGE_LIVE_PAGES: 8,
+  /** atomic by any: large allocations made / freed. */
+  LARGE_ALLOCS: 9,
+  LARGE_FREES: 10,
+  /** atomic by any: large-allocation failures (limit or heap full). */
+  LARGE_FAILURES: 11,
+  /** cas-max by any: peak bytes outside the depots (live + cached), sampled at batch moves. */
+  PEAK_OUT_BYTES_LO: 12,
+  /** once: pages in the region. */
+  REGION_PAGES: 13,
+} as const;
+export const ALLOC_WORDS = 32;
+
+/**
+ * Class row: one per size class.
+ *
+ *   +------+------------+------------+--------------+------------+-----+------+-------+---------+
+ *   | unit | depot head | depot lock | depot objects| slab pages | low | high | batch | prefill |
+ *   +------+------------+------------+--------------+------------+-----+------+-------+---------+
+ *
+ * depot head: cas by any (push); pop only by the holder of depot lock.
+ * depot lock: cas 0 -> slot+1 by a popper, store 0 to release. A try-lock:
+ *   nobody waits on it; a popper that finds it busy after a few tries goes
+ *   to a fresh slab instead. It makes pop single-consumer, which is what
+ *   makes the depot ABA-safe (pushers cannot recreate the popper's view).
+ * depot objects, slab pages: atomic by any.
+ * unit, low, high, batch, prefill, per slab: once.
+ *
+ * Invariant (quiescent heap), per class:
+ *   slabPages * perSlab = depotObjects + sum(cache counts) + live objects
+ */
+export const C = {
+  UNIT: 0,
+  DEPOT_HEAD: 1,
+  DEPOT_LOCK: 2,
+  DEPOT_OBJECTS: 3,
+  SLAB_PAGES: 4,
+  LOW: 5,
+  HIGH: 6,
+  BATCH: 7,
+  PREFILL: 8,
+  PER_SLAB: 9,
+} as const;
+export const CLASS_WORDS = 16;
+
+/**
+ * Cache row: one per (slot, class); all fields owner-written with plain
+ * stores, read racily by stats() and by a survivor that releases a dead slot.
+ *
+ *   +------+-------+--------+---------+----------+---------+-------+----------+----------+
+ *   | head | count | allocs | objsIn  | objsOut  | refills | trims | failures | inflight |
+ *   +------+-------+--------+---------+----------+---------+-------+----------+----------+
+ *
+ * head/count: the cache's free list (objects linked through word 0).
+ * allocs: objects handed out. Frees are not counted on the fast path; they
+ *   follow from  count = objsIn - objsOut - allocs + frees.
+ * objsIn/objsOut: objects moved in (refill, carve) and out (trim, flush).
+ * inflight: head of a batch being moved between depot and cache (0 when
+ *   none): lets a survivor find a batch a dying worker had in its hands.
+ */
+export const K = {
+  HEAD: 0,
+  COUNT: 1,
+  ALLOCS: 2,
+  OBJS_IN: 3,
+  OBJS_OUT: 4,
+  REFILLS: 5,
+  TRIMS: 6,
+  FAILURES: 7,
+  INFLIGHT: 8,
+} as const;
+export const CACHE_WORDS = 16;
