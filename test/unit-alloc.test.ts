@@ -1,0 +1,358 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BUCKET_SIZES, Heap } from '../src/index.js';
+
+function tick(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 0));
+}
+
+test('bucketed sizes map to the smallest bucket that fits, 16-byte aligned', () => {
+  const heap = Heap.create({ maxBytes: 64 << 20 });
+  const a = heap.createAllocator();
+  for (let size = 1; size <= 4096; size++) {
+    const p = a.alloc(size);
+    assert.notEqual(p, 0);
+    assert.equal(p % 16, 0, `alignment of alloc(${size})`);
+    const want = BUCKET_SIZES.find((b) => b >= size);
+    assert.equal(a.usableSize(p), want, `bucket of ${size}`);
+    a.free(p);
+  }
+  heap.assertValid();
+});
+
+test('live objects never overlap and keep their contents', () => {
+  const heap = Heap.create({ maxBytes: 64 << 20 });
+  const a = heap.createAllocator({ lowWatermark: 2, highWatermark: 8, batch: 4, prefill: 1 });
+  const live: { p: number; size: number }[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const size = 1 + ((i * 2654435761) >>> 0) % 4200;
+    const p = a.alloc(size);
+    assert.notEqual(p, 0);
+    heap.u8.fill(i & 255, p, p + size);
+    live.push({ p, size });
+  }
+  const sorted = [...live].sort((x, y) => x.p - y.p);
+  for (let i = 1; i < sorted.length; i++) {
+    assert.ok(sorted[i - 1]!.p + sorted[i - 1]!.size <= sorted[i]!.p, 'overlap');
+  }
+  live.forEach(({ p, size }, i) => {
+    const u8 = heap.u8;
+    for (let j = 0; j < size; j += 97) assert.equal(u8[p + j], i & 255);
+  });
+  for (const { p } of live) a.free(p);
+  heap.assertValid();
+  const report = a.destroy();
+  assert.equal(report.leakedObjects, 0);
+  heap.assertValid();
+});
+
+test('large allocations are page runs, freed back to the page heap', () => {
+  const heap = Heap.create({ maxBytes: 64 << 20 });
+  const a = heap.createAllocator();
+  const before = heap.stats().usedPages;
+  const p = a.alloc(200_000);
+  assert.equal(p % heap.pageSize, 0);
+  assert.equal(a.usableSize(p), 4 * heap.pageSize);
+  assert.equal(heap.stats().usedPages, before + 4);
+  assert.equal(a.stats().large.live, 1);
+  a.free(p);
+  assert.equal(heap.stats().usedPages, before);
+  assert.throws(() => a.free(p), { name: 'RangeError', message: /not allocated|double free/ });
+  heap.assertValid();
+});
+
+test('fixed-size mode rounds the unit to 16 and rejects larger sizes', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const f = heap.createAllocator({ unitSize: 40 });
+  assert.equal(f.unitSize, 48);
+  const p = f.alloc();
+  assert.equal(f.usableSize(p), 48);
+  assert.notEqual(f.alloc(48), 0);
+  assert.throws(() => f.alloc(49), { name: 'RangeError', message: /\[1, 48\].*49/ });
+  f.free(p);
+  heap.assertValid();
+});
+
+test('bad sizes raise TypeError or RangeError naming the value', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const a = heap.createAllocator();
+  const cases: [unknown, string, RegExp][] = [
+    [0, 'RangeError', /got 0$/],
+    [-5, 'RangeError', /got -5$/],
+    [1.5, 'TypeError', /got 1\.5$/],
+    [NaN, 'TypeError', /got NaN$/],
+    ['16', 'TypeError', /got "16"$/],
+    [2 ** 53, 'TypeError', /got 9007199254740992$/],
+    [undefined, 'TypeError', /got undefined$/],
+    [1e12, 'RangeError', /got 1000000000000$/],
+  ];
+  const stats = JSON.stringify(heap.stats());
+  for (const [size, name, message] of cases) {
+    assert.throws(() => a.alloc(size as number), { name, message }, `alloc(${String(size)})`);
+  }
+  assert.equal(JSON.stringify(heap.stats()), stats, 'heap unchanged');
+  heap.assertValid();
+});
+
+test('bad frees raise RangeError and leave the heap unchanged', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const a = heap.createAllocator();
+  const b = heap.createAllocator();
+  const p = a.alloc(64);
+  const q = a.alloc(100);
+  const big = a.alloc(70_000);
+  const other = b.alloc(64);
+  const freed = a.alloc(32);
+  a.free(freed);
+  const snapshot = (): string => JSON.stringify([heap.stats(), a.stats(), b.stats()]);
+  const before = snapshot();
+  const cases: [unknown, string, RegExp][] = [
+    [p + 8, 'RangeError', /invalid unaligned free/],
+    [p + 16, 'RangeError', /not the start of an object/],
+    [freed, 'RangeError', /double free/],
+    [big + 4096, 'RangeError', /inside a large allocation/],
+    [other, 'RangeError', /wrong allocator/],
+    [16, 'RangeError', /not allocated/],
+    [heap.stats().committedBytes + 1024, 'RangeError', /outside the heap/],
+    [2 ** 40, 'RangeError', /outside the heap/],
+    [-64, 'RangeError', /outside the heap/],
+    [p + 0.5, 'TypeError', /integer/],
+    [NaN, 'TypeError', /integer/],
+    ['64', 'TypeError', /integer/],
+  ];
+  for (const [ptr, name, message] of cases) {
+    assert.throws(() => a.free(ptr as number), { name, message }, `free(${String(ptr)})`);
+    assert.equal(snapshot(), before, `heap changed by free(${String(ptr)})`);
+  }
+  a.free(0);
+  assert.equal(snapshot(), before);
+  heap.assertValid();
+  a.free(p);
+  a.free(q);
+  a.free(big);
+  b.free(other);
+  assert.throws(() => a.free(p), /double free/);
+  heap.assertValid();
+});
+
+test('an object freed twice is never handed out twice', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const a = heap.createAllocator();
+  const p = a.alloc(128);
+  a.free(p);
+  assert.throws(() => a.free(p), /double free/);
+  const seen = new Set<number>();
+  for (let i = 0; i < 5000; i++) {
+    const x = a.alloc(128);
+    assert.ok(!seen.has(x), `pointer ${x} handed out twice`);
+    seen.add(x);
+  }
+  heap.assertValid();
+});
+
+test('objects migrate: freed by another agent go to that agent\'s cache', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const a = heap.createAllocator({ lowWatermark: 2, highWatermark: 8, batch: 4, prefill: 0 });
+  // A second attachment in this thread stands for another worker.
+  const other = Heap.attach(heap.handle);
+  const b = other.attachAllocator(a.handle);
+  const ps: number[] = [];
+  for (let i = 0; i < 100; i++) ps.push(a.alloc(64));
+  for (const p of ps) b.free(p);
+  const st = a.stats();
+  const wa = st.workers.find((w) => w.slot === heap.slot)!;
+  const wb = st.workers.find((w) => w.slot === other.slot)!;
+  assert.equal(wa.classes[2]!.allocs, 100);
+  assert.equal(wb.classes[2]!.frees, 100);
+  assert.ok(wb.classes[2]!.cached <= 8 + 4, 'freeing agent trims its cache synchronously when it overflows');
+  assert.ok(wb.classes[2]!.trims > 0);
+  // The objects come back to a through the depot.
+  const back = new Set<number>();
+  for (let i = 0; i < 100; i++) back.add(a.alloc(64));
+  assert.ok([...back].some((p) => ps.includes(p)), 'reused through the depot');
+  heap.assertValid();
+  b.detach();
+  other.detach();
+  heap.assertValid();
+});
+
+test('refill and trim run in a microtask and respect the watermarks', async () => {
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const a = heap.createAllocator({ lowWatermark: 10, highWatermark: 30, batch: 12, prefill: 0 });
+  const cached = (): number => a.stats().workers.find((w) => w.slot === heap.slot)!.classes[0]!.cached;
+  const ps = [a.alloc(16)];
+  while (cached() >= 10) ps.push(a.alloc(16));
+  await tick();
+  assert.ok(cached() >= 10, `refilled to ${cached()}`);
+  for (let i = 0; i < 60; i++) ps.push(a.alloc(16));
+  // Free until the cache sits above high but below the synchronous cap.
+  let peak = 0;
+  while (ps.length > 0) {
+    a.free(ps.pop()!);
+    peak = Math.max(peak, cached());
+    assert.ok(cached() < 30 + 12, 'bounded before the microtask runs');
+    if (cached() === 35) break;
+  }
+  assert.ok(peak >= 35);
+  await tick();
+  assert.equal(cached(), 20, 'trimmed to (low + high) / 2');
+  heap.assertValid();
+});
+
+test('nowait: an empty cache returns 0 and is refilled in a microtask', async () => {
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const a = heap.createAllocator({ nowait: true, lowWatermark: 4, highWatermark: 16, batch: 8, prefill: 2 });
+  assert.equal(a.nowait, true);
+  const prefilled = a.stats().workers[0]!.classes[1]!.cached;
+  assert.ok(prefilled >= 2, 'at least the prefill');
+  const got: number[] = [];
+  for (;;) {
+    const p = a.alloc(32);
+    if (p === 0) break;
+    got.push(p);
+  }
+  assert.equal(got.length, prefilled, 'only the prefilled objects');
+  const st = a.stats().workers[0]!.classes[1]!;
+  assert.equal(st.failures, 1);
+  await tick();
+  assert.notEqual(a.alloc(32), 0);
+});
+
+test('limitBytes caps the pages an allocator holds; alloc returns 0 past it', () => {
+  const heap = Heap.create({ maxBytes: 64 << 20 });
+  const f = heap.createAllocator({ unitSize: 4096, limitBytes: 3 * 65536, prefill: 0 });
+  const ps: number[] = [];
+  for (;;) {
+    const p = f.alloc();
+    if (p === 0) break;
+    ps.push(p);
+    assert.ok(ps.length < 1000);
+  }
+  assert.equal(ps.length, 3 * 15, '15 objects of 4096 bytes per 64 KiB slab');
+  const st = f.stats();
+  assert.equal(st.chargedBytes, 3 * 65536);
+  assert.ok(st.failures >= 1);
+  f.free(ps.pop()!);
+  assert.notEqual(f.alloc(), 0, 'memory freed under the limit is usable again');
+  heap.assertValid();
+});
+
+test('the heap grows on demand and views are renewed', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20, initialBytes: 0 });
+  const a = heap.createAllocator();
+  const start = heap.stats().committedBytes;
+  const ps: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const p = a.alloc(4096);
+    heap.u32[p >>> 2] = i;
+    ps.push(p);
+  }
+  assert.ok(heap.stats().committedBytes > start, 'grew');
+  assert.ok(heap.u8.length >= heap.stats().committedBytes);
+  ps.forEach((p, i) => assert.equal(heap.u32[p >>> 2], i));
+  for (const p of ps) a.free(p);
+  heap.assertValid();
+});
+
+test('a full heap makes alloc return 0, not throw', () => {
+  const heap = Heap.create({ maxBytes: 1 << 20 });
+  const a = heap.createAllocator();
+  let n = 0;
+  while (a.alloc(2048) !== 0) n++;
+  assert.ok(n > 100);
+  assert.equal(a.alloc(100_000), 0);
+  assert.ok(a.stats().failures >= 2);
+  assert.ok(heap.stats().growFailures >= 0);
+  heap.assertValid();
+});
+
+test('destroy drains caches, frees pages and reports leaks', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20 });
+  const used0 = heap.stats().usedPages;
+  const a = heap.createAllocator();
+  const keep = [a.alloc(16), a.alloc(16), a.alloc(1000), a.alloc(100_000)];
+  for (let i = 0; i < 500; i++) a.free(a.alloc(64));
+  const report = a.destroy();
+  assert.equal(report.leakedObjects, 4);
+  assert.equal(report.largeRuns, 1);
+  assert.deepEqual(report.classes, [
+    { unit: 16, objects: 2 },
+    { unit: 1024, objects: 1 },
+  ]);
+  assert.equal(report.pagesKept, 2 + 2);
+  assert.equal(heap.stats().usedPages, used0 + report.pagesKept);
+  assert.throws(() => a.alloc(16), /detached/);
+  assert.throws(() => a.free(keep[0]!), /detached/);
+  heap.assertValid();
+});
+
+test('destroy refuses while another agent is attached', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const a = heap.createAllocator();
+  const other = Heap.attach(heap.handle);
+  const b = other.attachAllocator(a.handle);
+  assert.throws(() => a.destroy(), /still attached in 1 other agent/);
+  b.detach();
+  assert.equal(a.destroy().leakedObjects, 0);
+  other.detach();
+});
+
+test('releaseSlot gives a dead agent\'s cached objects back', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
+  const a = heap.createAllocator();
+  const h = heap.reserveSlot();
+  const dead = Heap.attach(h);
+  assert.equal(dead.slot, h.slot);
+  const d = dead.attachAllocator(a.handle);
+  for (let i = 0; i < 50; i++) d.free(d.alloc(64));
+  const cachedBefore = a.stats().workers.find((w) => w.slot === h.slot)!.classes[2]!.cached;
+  assert.ok(cachedBefore > 0);
+  // The agent "dies" without detaching; a survivor releases its slot.
+  assert.equal(heap.releaseSlot(h.slot), true);
+  assert.equal(heap.releaseSlot(h.slot), false, 'already free');
+  const row = a.stats().workers.find((w) => w.slot === h.slot);
+  assert.equal(row?.classes[2]!.cached ?? 0, 0);
+  assert.equal(row?.attached ?? false, false);
+  heap.assertValid();
+  assert.equal(a.destroy().leakedObjects, 0);
+  assert.throws(() => Heap.attach(h), /no longer reserved/);
+});
+
+test('worker slots run out with a clear error', () => {
+  const heap = Heap.create({ maxBytes: 4 << 20, maxWorkers: 2 });
+  const second = Heap.attach(heap.handle);
+  assert.throws(() => Heap.attach(heap.handle), { name: 'RangeError', message: /all 2 are taken/ });
+  second.detach();
+  Heap.attach(heap.handle).detach();
+});
+
+test('heap options are checked', () => {
+  assert.throws(() => Heap.create({ pageSize: 10000 }), { name: 'RangeError', message: /power of two.*10000/ });
+  assert.throws(() => Heap.create({ pageSize: 1024 }), { name: 'RangeError', message: /pageSize/ });
+  assert.throws(() => Heap.create({ maxWorkers: 0 }), { name: 'RangeError', message: /maxWorkers/ });
+  assert.throws(() => Heap.create({ maxBytes: 2 ** 33 }), { name: 'RangeError', message: /maxBytes/ });
+  assert.throws(() => Heap.create({ maxBytes: 1.5 }), { name: 'TypeError', message: /maxBytes/ });
+  assert.throws(() => Heap.attach({} as never), { name: 'TypeError' });
+  const heap = Heap.create({ maxBytes: 4 << 20 });
+  assert.throws(() => heap.createAllocator({ unitSize: 0 }), { name: 'RangeError', message: /unitSize/ });
+  assert.throws(() => heap.createAllocator({ lowWatermark: 10, highWatermark: 5 }), /above lowWatermark/);
+  assert.throws(() => heap.attachAllocator({ kind: 'anyalloc.allocator', id: 7 }), /not live/);
+});
+
+test('a heap in a shared WebAssembly.Memory leaves the reserved bytes alone', () => {
+  const memory = new WebAssembly.Memory({ initial: 4, maximum: 1024, shared: true });
+  const raw = new Uint8Array(memory.buffer);
+  raw.fill(0xab, 0, 65536);
+  const heap = Heap.create({ memory, reserveBytes: 65536, maxBytes: 1024 * 65536 });
+  const a = heap.createAllocator();
+  const ps: number[] = [];
+  for (let i = 0; i < 300; i++) ps.push(a.alloc(4000));
+  assert.ok(memory.buffer.byteLength > 4 * 65536, 'memory grew');
+  assert.ok(ps.every((p) => p >= 65536));
+  const after = new Uint8Array(memory.buffer);
+  for (let i = 0; i < 65536; i += 511) assert.equal(after[i], 0xab);
+  const other = Heap.attach(heap.handle);
+  const b = other.attachAllocator(a.handle);
+  for (const p of ps) b.free(p);
+  heap.assertValid();
+});
