@@ -11,8 +11,13 @@ export function slotFlagWord(classes: number): number {
   return ALLOC_WORDS + classes * CLASS_WORDS;
 }
 
+/**
+ * Cache rows start on a 64-byte boundary and each slot's rows are a whole
+ * number of 64-byte lines (rows are 16 words), so two agents' caches never
+ * share a cache line.
+ */
 function cacheRowsWord(classes: number, maxSlots: number): number {
-  return slotFlagWord(classes) + Math.ceil(maxSlots / 8) * 8;
+  return Math.ceil((slotFlagWord(classes) + maxSlots) / 16) * 16;
 }
 
 /** Words in the region of an allocator with `classes` classes. */

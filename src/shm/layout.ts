@@ -232,12 +232,22 @@ export const O_COUNT = 2;
 export const O_TAIL = 3;
 
 /* ------------------------------------------------------------------------ *
- * Allocator region: a run of pages (tag REGION) per allocator.
+ * Allocator region: a run of pages (tag REGION) per allocator, page-aligned.
  *
- *   +-----------------+----------------------+-------------------------------+
- *   | allocator words | class rows           | cache rows                    |
- *   | 32 words        | classes x 16 words   | maxSlots x classes x 8 words  |
- *   +-----------------+----------------------+-------------------------------+
+ *   +-----------------+--------------------+-------------+------------------+
+ *   | allocator words | class rows         | slot flags  | cache rows       |
+ *   | 32 words        | classes x 16 words | maxSlots    | maxSlots x       |
+ *   |                 | (one 64 B line     | words, then | classes x 16     |
+ *   |                 |  per class)        | pad to 64 B | words            |
+ *   +-----------------+--------------------+-------------+------------------+
+ *
+ * Every class row and every cache row is one 64-byte line, so agents
+ * working on different slots or classes never share a line.
+ * slot flags: 1 while the slot's agent has the allocator attached; written
+ *   by that agent (attach/detach) or by whoever releases the slot.
+ *
+ * Memory budget: a bucketed allocator with 64 slots needs
+ *   (32 + 11*16 + 64 + 64*11*16) * 4 = 46 KiB  -> one 64 KiB page.
  * ------------------------------------------------------------------------ */
 export const A = {
   /** once: allocator id. */
