@@ -375,16 +375,21 @@ export class Heap implements PageHeapHost {
    * Releases the slot of an agent that is gone (worker.terminate() runs no
    * cleanup in the worker): its cached objects in every live allocator go
    * back to the global pool and the slot becomes free. The caller must be
-   * sure the agent no longer runs. Returns false if the slot was free.
+   * sure the agent no longer runs. Pass the generation from the handle
+   * (reserveSlot().gen) so a slot that was meanwhile detached and taken by
+   * another agent is left alone. Returns false if there was nothing to
+   * release.
    */
-  releaseSlot(slot: number): boolean {
+  releaseSlot(slot: number, gen?: number): boolean {
     checkInt('slot', slot, 0, this.maxSlots - 1);
+    if (gen !== undefined) checkInt('gen', gen, 0, 0xffffffff);
     if (slot === this.slot) throw new RangeError(`releaseSlot(${slot}): that is this agent's own slot; use detach()`);
     const u32 = this.u32;
     const w = this.slotWord + slot * SLOT_ROW_WORDS;
     let st = load(u32, w + S.STATE);
     for (;;) {
       if (st !== SLOT_ATTACHED && st !== SLOT_RESERVED) return false;
+      if (gen !== undefined && load(u32, w + S.GEN) !== gen) return false;
       const seen = cas(u32, w + S.STATE, st, SLOT_RELEASING);
       if (seen === st) break;
       st = seen;
