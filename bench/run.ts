@@ -1,0 +1,289 @@
+/**
+ * `npm run bench`: the whole benchmark.
+ *
+ * 1. the machine;
+ * 2. single-threaded alloc+free pairs: every variant at every size, each in
+ *    a child process of its own (bench/pair.ts), reported as median ns per
+ *    pair, spread, and the ratio to the floor measured in the same run;
+ * 3. multi-worker throughput (bench/throughput.ts) for 1 and 2 workers, or
+ *    the counts given with --workers / BENCH_WORKERS.
+ * Results also go to bench/results/latest.json.
+ *
+ * Options (after `npm run bench --`):
+ *   --quick                 3 sizes, 3 runs, shorter runs and throughput
+ *   --sizes 16,256          sizes in bytes
+ *   --variants a,b          pair variants (default: all)
+ *   --runs N                runs per pair variant (default 5)
+ *   --procs N               processes per pair variant, runs pooled (default 1)
+ *   --target-ms N           time per pair run (default 150)
+ *   --workers 1,2,4         worker counts for throughput (env BENCH_WORKERS)
+ *   --peers a,b             throughput peers (default: all)
+ *   --tp-runs N             runs per throughput point (default 3)
+ *   --duration-ms N         throughput measuring time per run (default 500)
+ *   --no-pair / --no-throughput
+ *   --out FILE              JSON output (default bench/results/latest.json)
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { BENCH_DIST, RESULTS_DIR } from './paths.js';
+import { formatMachine, machineInfo } from './machine.js';
+import { PAIR_PEERS, THROUGHPUT_PEERS } from './peers/index.js';
+import { buildSharedMemoryObjects } from './build-peers.js';
+import type { PairResult, PairUnavailable } from './pair.js';
+import { fmtNs, fmtPct, fmtRatio, markdownTable, summarize } from './stats.js';
+import { DEFAULT_THROUGHPUT, parseList, throughputSuite, throughputTable, type ThroughputRow } from './throughput.js';
+
+const ALL_SIZES = [16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
+const QUICK_SIZES = [16, 256, 4096];
+const PAIR_TIMEOUT_MS = 120_000;
+
+interface Args {
+  quick: boolean;
+  sizes: number[];
+  variants: string[];
+  runs: number;
+  procs: number;
+  targetMs: number;
+  workers: number[];
+  peers: string[];
+  tpRuns: number;
+  durationMs: number;
+  pair: boolean;
+  throughput: boolean;
+  out: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const has = (f: string): boolean => argv.includes(f);
+  const val = (f: string): string | undefined => {
+    const i = argv.indexOf(f);
+    if (i < 0) return undefined;
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new Error(`${f} needs a value`);
+    return v;
+  };
+  const known = new Set([
+    '--quick', '--sizes', '--variants', '--runs', '--procs', '--target-ms', '--workers', '--peers',
+    '--tp-runs', '--duration-ms', '--no-pair', '--no-throughput', '--out',
+  ]);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) continue;
+    if (!known.has(a)) throw new Error(`unknown option ${a}`);
+  }
+  const quick = has('--quick');
+  const variants = val('--variants')?.split(',') ?? PAIR_PEERS.map((p) => p.name);
+  for (const v of variants) {
+    if (!PAIR_PEERS.some((p) => p.name === v)) throw new Error(`unknown variant ${v}`);
+  }
+  const peers = val('--peers')?.split(',') ?? THROUGHPUT_PEERS.map((p) => p.name);
+  for (const p of peers) {
+    if (!THROUGHPUT_PEERS.some((q) => q.name === p)) throw new Error(`unknown throughput peer ${p}`);
+  }
+  const args: Args = {
+    quick,
+    sizes: parseList(val('--sizes')) ?? (quick ? QUICK_SIZES : ALL_SIZES),
+    variants,
+    runs: Number(val('--runs') ?? (quick ? 3 : 5)),
+    procs: Number(val('--procs') ?? 1),
+    targetMs: Number(val('--target-ms') ?? (quick ? 50 : 150)),
+    workers: parseList(val('--workers') ?? process.env['BENCH_WORKERS']) ?? [1, 2],
+    peers,
+    tpRuns: Number(val('--tp-runs') ?? (quick ? 2 : 3)),
+    durationMs: Number(val('--duration-ms') ?? (quick ? 250 : DEFAULT_THROUGHPUT.durationMs)),
+    pair: !has('--no-pair'),
+    throughput: !has('--no-throughput'),
+    out: val('--out') ?? join(RESULTS_DIR, 'latest.json'),
+  };
+  for (const k of ['runs', 'procs', 'targetMs', 'tpRuns', 'durationMs'] as const) {
+    if (!(args[k] > 0)) throw new Error(`--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} must be a positive number`);
+  }
+  return args;
+}
+
+/** Runs one variant at one size in a fresh Node process. */
+function runPairChild(variant: string, size: number, runs: number, targetMs: number): Promise<PairResult | PairUnavailable> {
+  const args = [
+    '--expose-gc',
+    join(BENCH_DIST, 'pair.js'),
+    variant,
+    String(size),
+    'auto',
+    String(runs),
+    '--target-ms',
+    String(targetMs),
+  ];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), PAIR_TIMEOUT_MS);
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const line = out.trim().split('\n').pop() ?? '';
+      if (code === 0 && line.startsWith('{')) {
+        resolve(JSON.parse(line) as PairResult | PairUnavailable);
+      } else {
+        reject(new Error(`${variant} @ ${size} B failed (${signal ?? `exit ${code}`}):\n${err.trim() || out.trim()}`));
+      }
+    });
+  });
+}
+
+interface PairRow extends Partial<PairResult> {
+  variant: string;
+  size: number;
+  unavailable?: string;
+  error?: string;
+  ratioToFloor?: number;
+}
+
+/** Pools the runs of several processes measuring the same variant and size. */
+function mergeRuns(a: PairResult, b: PairResult): PairResult {
+  const runs = [...a.runs, ...b.runs];
+  const s = summarize(runs);
+  return { ...a, runs, median: s.median, min: s.min, max: s.max, spread: s.spread, checksum: a.checksum ^ b.checksum };
+}
+
+async function pairSuite(a: Args): Promise<PairRow[]> {
+  const rows: PairRow[] = [];
+  const skip = new Map<string, string>();
+  // The floor first at each size: every ratio uses the floor of its own size.
+  const order = a.variants.includes('floor') ? ['floor', ...a.variants.filter((v) => v !== 'floor')] : a.variants;
+  for (const size of a.sizes) {
+    const sizeRows: PairRow[] = [];
+    for (const variant of order) {
+      const why = skip.get(variant);
+      if (why !== undefined) {
+        sizeRows.push({ variant, size, unavailable: why });
+        continue;
+      }
+      try {
+        let merged: PairResult | undefined;
+        for (let p = 0; p < a.procs; p++) {
+          const r = await runPairChild(variant, size, a.runs, a.targetMs);
+          if ('unavailable' in r) {
+            skip.set(variant, r.unavailable);
+            console.error(`  ${variant}: unavailable (${r.unavailable})`);
+            sizeRows.push(r);
+            merged = undefined;
+            break;
+          }
+          merged = merged ? mergeRuns(merged, r) : r;
+        }
+        if (merged) sizeRows.push(merged);
+      } catch (e) {
+        console.error(`  ${(e as Error).message}`);
+        sizeRows.push({ variant, size, error: (e as Error).message.split('\n')[0] });
+      }
+    }
+    const floor = sizeRows.find((r) => r.variant === 'floor' && r.median !== undefined);
+    for (const r of sizeRows) {
+      if (floor?.median && r.median !== undefined) r.ratioToFloor = r.median / floor.median;
+    }
+    console.log(`\n### ${size} bytes\n`);
+    console.log(pairTable(sizeRows));
+    rows.push(...sizeRows);
+  }
+  return rows;
+}
+
+function pairTable(rows: readonly PairRow[]): string {
+  return markdownTable(
+    ['variant', 'ns/pair (median)', 'min', 'max', 'spread', 'x floor'],
+    rows.map((r) =>
+      r.median === undefined
+        ? [r.variant, r.unavailable !== undefined ? 'n/a' : 'error', '', '', '', '']
+        : [r.variant, fmtNs(r.median), fmtNs(r.min ?? NaN), fmtNs(r.max ?? NaN), fmtPct(r.spread ?? NaN), fmtRatio(r.ratioToFloor ?? NaN)],
+    ),
+  );
+}
+
+/** Variants down, sizes across: median ns per pair. */
+function pairMatrix(rows: readonly PairRow[], sizes: readonly number[], variants: readonly string[]): string {
+  const cell = (v: string, s: number): string => {
+    const r = rows.find((x) => x.variant === v && x.size === s);
+    if (!r) return '';
+    if (r.median === undefined) return r.unavailable !== undefined ? 'n/a' : 'err';
+    return fmtNs(r.median);
+  };
+  const present = variants.filter((v) => rows.some((r) => r.variant === v && r.median !== undefined));
+  return markdownTable(
+    ['ns/pair', ...sizes.map((s) => `${s} B`)],
+    present.map((v) => [v, ...sizes.map((s) => cell(v, s))]),
+  );
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const machine = machineInfo();
+  console.log('## Machine\n');
+  console.log(formatMachine(machine));
+
+  if (a.variants.some((v) => v.startsWith('sharedmemobjects')) || a.peers.some((p) => p.startsWith('sharedmemobjects'))) {
+    try {
+      buildSharedMemoryObjects();
+    } catch (e) {
+      console.error(`shared-memory-objects could not be compiled: ${(e as Error).message}`);
+    }
+  }
+
+  let pair: PairRow[] = [];
+  if (a.pair) {
+    console.log(
+      `\n## Single-threaded alloc+free pair\n\n` +
+        `Median of ${a.runs * a.procs} runs of ~${a.targetMs} ms, each variant in its own process` +
+        (a.procs > 1 ? ` (${a.procs} processes of ${a.runs} runs); ` : '; ') +
+        `spread = (max - min) / median; x floor = median / floor median at the same size.`,
+    );
+    pair = await pairSuite(a);
+    console.log('\n### Summary (median ns per alloc+free pair)\n');
+    console.log(pairMatrix(pair, a.sizes, a.variants));
+    const notes = PAIR_PEERS.filter((p) => a.variants.includes(p.name)).map((p) => `- \`${p.name}\`: ${p.note}`);
+    console.log('\n' + notes.join('\n'));
+  }
+
+  let throughput: ThroughputRow[] = [];
+  if (a.throughput) {
+    const opts = { ...DEFAULT_THROUGHPUT, durationMs: a.durationMs };
+    console.log(
+      `\n## Multi-worker throughput\n\n` +
+        `Each worker churns alloc+free pairs of 16..256 bytes holding ${opts.live} live blocks, ` +
+        `${opts.durationMs} ms after a common start; median of ${a.tpRuns} runs.\n`,
+    );
+    throughput = await throughputSuite(a.peers, a.workers, a.tpRuns, opts, (l) => console.error(l));
+    console.log(throughputTable(throughput));
+  }
+
+  const seconds = Math.round((Date.now() - started) / 100) / 10;
+  console.log(`\nTotal time: ${seconds} s`);
+  mkdirSync(dirname(a.out), { recursive: true });
+  writeFileSync(
+    a.out,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        machine,
+        options: a,
+        pair,
+        throughput,
+        seconds,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
+  console.log(`Results written to ${relative(process.cwd(), a.out)}`);
+}
+
+try {
+  await main();
+} catch (e) {
+  console.error(`bench: ${(e as Error).message}`);
+  process.exitCode = 1;
+}

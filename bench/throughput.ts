@@ -1,0 +1,193 @@
+/**
+ * Multi-worker throughput: N worker_threads share one heap and each churns
+ * alloc+free pairs (sizes 16..256 bytes, a few blocks kept live) for a fixed
+ * time after a common start signal. Reports total pairs per second.
+ *
+ *   node dist/bench/throughput.js [--peers a,b] [--workers 1,2,4] [--runs 3]
+ *                                 [--duration-ms 500] [--warmup-ms 100] [--live 8]
+ *
+ * Peers: `private` (each worker its own unshared stack: the ideal line),
+ * `global-lock`, `sharedmemobjects`, `sharedmemobjects-buffer`, `anyalloc`.
+ */
+import { Worker } from 'node:worker_threads';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { THROUGHPUT_PEERS, loadThroughputPeer } from './peers/index.js';
+import { Unavailable } from './peers/types.js';
+import { BENCH_DIST, isEntry } from './paths.js';
+import { fmtPct, fmtRatio, fmtRate, markdownTable, summarize } from './stats.js';
+import { CTL_GO, CTL_READY, CTL_WORDS, type WorkerInput, type WorkerOutput } from './throughput-worker.js';
+
+export interface ThroughputOptions {
+  durationMs: number;
+  warmupMs: number;
+  live: number;
+  seed: number;
+}
+
+export const DEFAULT_THROUGHPUT: ThroughputOptions = { durationMs: 500, warmupMs: 100, live: 8, seed: 12345 };
+
+export interface ThroughputRun {
+  /** Sum over workers of pairs / elapsed seconds. */
+  opsPerSec: number;
+  perWorker: number[];
+  fails: number;
+}
+
+const WORKER_FILE = join(BENCH_DIST, 'throughput-worker.js');
+
+/** One measurement: `workers` workers on fresh shared state of `peerName`. */
+export async function measureThroughput(peerName: string, workers: number, opts: ThroughputOptions): Promise<ThroughputRun> {
+  const peer = await loadThroughputPeer(peerName);
+  const { data, close } = await peer.setup(workers);
+  const ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
+  const ws: Worker[] = [];
+  const results: Promise<WorkerOutput>[] = [];
+  try {
+    for (let i = 0; i < workers; i++) {
+      const input: WorkerInput = {
+        peer: peerName,
+        data,
+        ctl,
+        index: i,
+        durationMs: opts.durationMs,
+        warmupMs: opts.warmupMs,
+        live: opts.live,
+        seed: opts.seed,
+      };
+      const w = new Worker(WORKER_FILE, { workerData: input });
+      ws.push(w);
+      results.push(
+        new Promise<WorkerOutput>((resolve, reject) => {
+          w.once('message', (m: WorkerOutput) => resolve(m));
+          w.once('error', reject);
+          w.once('exit', (code) => reject(new Error(`worker ${i} exited (${code}) before reporting`)));
+        }),
+      );
+    }
+    // Surface early failures while waiting at the barrier.
+    let failed: unknown;
+    for (const p of results) p.catch((e: unknown) => (failed ??= e));
+    const deadline = Date.now() + 60_000;
+    while (Atomics.load(ctl, CTL_READY) < workers) {
+      if (failed) throw failed;
+      if (Date.now() > deadline) throw new Error('workers did not reach the barrier within 60 s');
+      await sleep(1);
+    }
+    Atomics.store(ctl, CTL_GO, 1);
+    Atomics.notify(ctl, CTL_GO);
+    const outs = await Promise.all(results);
+    const errors = outs.filter((o) => o.error);
+    if (errors.length) throw new Error(`worker failed: ${errors[0].error}`);
+    const perWorker = outs.map((o) => (o.pairs * 1000) / o.elapsedMs);
+    return {
+      opsPerSec: perWorker.reduce((a, b) => a + b, 0),
+      perWorker,
+      fails: outs.reduce((a, o) => a + o.fails, 0),
+    };
+  } finally {
+    await Promise.all(ws.map((w) => w.terminate().catch(() => 0)));
+    close();
+  }
+}
+
+export interface ThroughputRow {
+  peer: string;
+  workers: number;
+  runs: number[];
+  median: number;
+  spread: number;
+  fails: number;
+  unavailable?: string;
+}
+
+export async function throughputSuite(
+  peers: readonly string[],
+  workerCounts: readonly number[],
+  runs: number,
+  opts: ThroughputOptions,
+  log: (line: string) => void = () => {},
+): Promise<ThroughputRow[]> {
+  const rows: ThroughputRow[] = [];
+  const skip = new Map<string, string>();
+  for (const n of workerCounts) {
+    for (const peer of peers) {
+      const why = skip.get(peer);
+      if (why !== undefined) {
+        rows.push({ peer, workers: n, runs: [], median: NaN, spread: NaN, fails: 0, unavailable: why });
+        continue;
+      }
+      const xs: number[] = [];
+      let fails = 0;
+      try {
+        for (let r = 0; r < runs; r++) {
+          const m = await measureThroughput(peer, n, opts);
+          xs.push(m.opsPerSec);
+          fails += m.fails;
+        }
+      } catch (e) {
+        if (e instanceof Unavailable) {
+          skip.set(peer, e.message);
+          log(`  ${peer}: unavailable (${e.message})`);
+          rows.push({ peer, workers: n, runs: [], median: NaN, spread: NaN, fails: 0, unavailable: e.message });
+          continue;
+        }
+        throw e;
+      }
+      const s = summarize(xs);
+      log(`  ${peer} x${n}: ${fmtRate(s.median)} (spread ${fmtPct(s.spread)})`);
+      rows.push({ peer, workers: n, runs: xs, median: s.median, spread: s.spread, fails });
+    }
+  }
+  return rows;
+}
+
+export function throughputTable(rows: readonly ThroughputRow[]): string {
+  const byKey = new Map(rows.map((r) => [`${r.peer}/${r.workers}`, r]));
+  const body = rows.map((r) => {
+    if (r.unavailable !== undefined) return [r.peer, r.workers, 'n/a', '', '', '', '', ''];
+    const priv = byKey.get(`private/${r.workers}`);
+    const one = byKey.get(`${r.peer}/1`);
+    return [
+      r.peer,
+      r.workers,
+      fmtRate(r.median),
+      fmtPct(r.spread),
+      fmtRate(r.median / r.workers),
+      priv && Number.isFinite(priv.median) ? fmtRatio(r.median / priv.median) : '-',
+      one && Number.isFinite(one.median) ? fmtRatio(r.median / one.median) : '-',
+      r.fails,
+    ];
+  });
+  return markdownTable(
+    ['peer', 'workers', 'pairs/s (median)', 'spread', 'per worker', 'x private', 'x 1 worker', 'failed allocs'],
+    body,
+  );
+}
+
+export function parseList(s: string | undefined): number[] | undefined {
+  if (!s) return undefined;
+  const xs = s.split(',').map((x) => Number(x.trim()));
+  if (xs.some((x) => !(x > 0) || !Number.isInteger(x))) throw new Error(`bad number list: ${s}`);
+  return xs;
+}
+
+if (isEntry(import.meta.url)) {
+  const argv = process.argv.slice(2);
+  const arg = (name: string): string | undefined => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const peers = arg('--peers')?.split(',') ?? THROUGHPUT_PEERS.map((p) => p.name);
+  const workers = parseList(arg('--workers') ?? process.env['BENCH_WORKERS']) ?? [1, 2];
+  const runs = Number(arg('--runs') ?? 3);
+  const opts: ThroughputOptions = {
+    ...DEFAULT_THROUGHPUT,
+    durationMs: Number(arg('--duration-ms') ?? DEFAULT_THROUGHPUT.durationMs),
+    warmupMs: Number(arg('--warmup-ms') ?? DEFAULT_THROUGHPUT.warmupMs),
+    live: Number(arg('--live') ?? DEFAULT_THROUGHPUT.live),
+  };
+  if (opts.live <= 0 || (opts.live & (opts.live - 1)) !== 0) throw new Error('--live must be a power of two');
+  const rows = await throughputSuite(peers, workers, runs, opts, (l) => console.error(l));
+  console.log(throughputTable(rows));
+}
