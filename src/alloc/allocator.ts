@@ -637,6 +637,9 @@ export class Allocator implements ViewClient {
       u32[rec + K.INFLIGHT] = 0;
       return 0;
     }
+    // Counted out only after the unlock: while the lock is held the
+    // counter still includes the batch, which is what a survivor's repair
+    // of a dead popper relies on (region.ts, repairDepotLock).
     add(u32, cr + C.DEPOT_OBJECTS, -u32[(h >>> 2) + O_COUNT]!);
     return h;
   }

@@ -44,6 +44,13 @@ export function depotPush(u32: Uint32Array, cr: number, head: number, tail: numb
   const hw = head >>> 2;
   u32[hw + O_COUNT] = n;
   u32[hw + O_TAIL] = tail;
+  depotLink(u32, cr, head);
+  add(u32, cr + C.DEPOT_OBJECTS, n);
+}
+
+/** Links a batch whose header words are already set onto the depot (no counting). */
+function depotLink(u32: Uint32Array, cr: number, head: number): void {
+  const hw = head >>> 2;
   let old = load(u32, cr + C.DEPOT_HEAD);
   for (;;) {
     u32[hw + O_NEXT_BATCH] = old;
@@ -51,7 +58,6 @@ export function depotPush(u32: Uint32Array, cr: number, head: number, tail: numb
     if (seen === old) break;
     old = seen;
   }
-  add(u32, cr + C.DEPOT_OBJECTS, n);
 }
 
 /**
@@ -74,12 +80,50 @@ export function flushCacheRow(u32: Uint32Array, cr: number, rec: number, batch: 
   u32[rec] = 0;
 }
 
-/** Flushes every cache of `slot` in the allocator region at word R and clears its attach flag. */
+/**
+ * A dead agent may have died holding a depot's pop lock. While the lock is
+ * still held nobody else pops, so the stack below the head is stable: if
+ * the batch the agent recorded as in flight is no longer in the stack, its
+ * CAS went through and the batch is in no list (the splice into the cache
+ * happens only after the unlock), so it is pushed back. Then the lock is
+ * released. Returns true when a batch was put back.
+ */
+function repairDepotLock(u32: Uint32Array, cr: number, rec: number, slot: number): boolean {
+  if (load(u32, cr + C.DEPOT_LOCK) !== slot + 1) return false;
+  const inflight = u32[rec + K.INFLIGHT]!;
+  let restored = false;
+  if (inflight !== 0) {
+    let found = false;
+    for (let b = load(u32, cr + C.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
+      if (b === inflight) {
+        found = true;
+        break;
+      }
+    }
+    if (!found) {
+      // The popper subtracts the batch from DEPOT_OBJECTS only after it
+      // unlocks, so the counter still includes it: relink without counting.
+      depotLink(u32, cr, inflight);
+      restored = true;
+    }
+    u32[rec + K.INFLIGHT] = 0;
+  }
+  cas(u32, cr + C.DEPOT_LOCK, slot + 1, 0);
+  return restored;
+}
+
+/**
+ * Flushes every cache of `slot` in the allocator region at word R and
+ * clears its attach flag; first repairs a depot pop lock the slot's dead
+ * agent may have held.
+ */
 export function releaseSlotCaches(u32: Uint32Array, R: number, maxSlots: number, slot: number): void {
   const classes = u32[R + A.CLASSES]!;
   for (let c = 0; c < classes; c++) {
     const cr = classRow(R, c);
-    flushCacheRow(u32, cr, cacheRow(R, classes, maxSlots, slot, c), u32[cr + C.BATCH]!);
+    const rec = cacheRow(R, classes, maxSlots, slot, c);
+    repairDepotLock(u32, cr, rec, slot);
+    flushCacheRow(u32, cr, rec, u32[cr + C.BATCH]!);
   }
   const flag = R + slotFlagWord(classes) + slot;
   if (u32[flag] !== 0) {
