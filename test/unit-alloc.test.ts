@@ -383,3 +383,21 @@ test('releaseSlot repairs a depot pop lock held by a dead agent', async () => {
   assert.deepEqual(heap.validate(), []);
   assert.equal(a.destroy().leakedObjects, 0);
 });
+
+test('a batch with objects past this agent\'s views renews them before use', () => {
+  const A = Heap.create({ pageSize: 8192, maxBytes: 64 << 20, initialBytes: 0 });
+  const a = A.createAllocator({ unitSize: 4096, lowWatermark: 2, highWatermark: 8, batch: 4, prefill: 0 });
+  const x = a.alloc();
+  const B = Heap.attach(A.handle);
+  const b = B.attachAllocator(a.handle);
+  const y = a.alloc(); // grows the buffer past B's views
+  a.free(y);
+  a.free(x);
+  a.flushCaches(); // one batch: x (inside B's views) then y (outside)
+  const got = [b.alloc(), b.alloc()];
+  assert.deepEqual(got.sort(), [x, y].sort());
+  assert.ok(got.every((p) => p + 4096 <= B.viewBytes), 'handed-out objects lie inside the views');
+  assert.deepEqual(A.validate(), []);
+  for (const p of got) b.free(p);
+  assert.deepEqual(A.validate(), []);
+});

@@ -583,6 +583,10 @@ export class Allocator implements ViewClient {
     const rec = this.cacheRec + c * CACHE_WORDS;
     const head = this.depotPop(c, rec);
     if (head !== 0) {
+      // Any object of the batch may lie in pages another agent committed
+      // after our views were made (trims mix objects from all over the
+      // heap): renew the views before walking or handing out any of them.
+      this.heap.refresh();
       const u32 = this.u32;
       const n = u32[(head >>> 2) + O_COUNT]!;
       const tail = u32[(head >>> 2) + O_TAIL]!;
