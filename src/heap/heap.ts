@@ -309,6 +309,12 @@ export class Heap implements PageHeapHost {
    * releaseSlot(handle.slot) after its death.
    */
   reserveSlot(): HeapHandle & { slot: number; gen: number } {
+    const { slot, gen } = this.takeFreeSlot(SLOT_RESERVED);
+    return { ...this.handle, slot, gen };
+  }
+
+  /** Moves a FREE slot to `state` with a fresh generation (published by the final store). */
+  private takeFreeSlot(state: number): { slot: number; gen: number } {
     const u32 = this.u32;
     for (let s = 0; s < this.maxSlots; s++) {
       const w = this.slotWord + s * SLOT_ROW_WORDS;
@@ -316,36 +322,26 @@ export class Heap implements PageHeapHost {
       if (cas(u32, w + S.STATE, SLOT_FREE, SLOT_RELEASING) !== SLOT_FREE) continue;
       const gen = (add(u32, this.hdr + H.SLOT_GEN, 1) + 1) >>> 0;
       store(u32, w + S.GEN, gen);
-      store(u32, w + S.STATE, SLOT_RESERVED);
-      return { ...this.handle, slot: s, gen };
+      store(u32, w + S.STATE, state);
+      return { slot: s, gen };
     }
     throw new RangeError(`no free worker slot: all ${this.maxSlots} are taken (maxWorkers)`);
   }
 
   private claimSlot(wanted: number, gen: number): void {
-    const u32 = this.u32;
     if (wanted >= 0) {
       checkInt('slot', wanted, 0, this.maxSlots - 1);
       const w = this.slotWord + wanted * SLOT_ROW_WORDS;
-      if (load(u32, w + S.GEN) !== gen || cas(u32, w + S.STATE, SLOT_RESERVED, SLOT_ATTACHED) !== SLOT_RESERVED) {
+      if (load(this.u32, w + S.GEN) !== gen || cas(this.u32, w + S.STATE, SLOT_RESERVED, SLOT_ATTACHED) !== SLOT_RESERVED) {
         throw new RangeError(`slot ${wanted} is no longer reserved for this handle (released or already attached)`);
       }
       this.slot = wanted;
       this.slotGen = gen;
       return;
     }
-    for (let s = 0; s < this.maxSlots; s++) {
-      const w = this.slotWord + s * SLOT_ROW_WORDS;
-      if (load(u32, w + S.STATE) !== SLOT_FREE) continue;
-      if (cas(u32, w + S.STATE, SLOT_FREE, SLOT_RELEASING) !== SLOT_FREE) continue;
-      const g = (add(u32, this.hdr + H.SLOT_GEN, 1) + 1) >>> 0;
-      store(u32, w + S.GEN, g);
-      store(u32, w + S.STATE, SLOT_ATTACHED);
-      this.slot = s;
-      this.slotGen = g;
-      return;
-    }
-    throw new RangeError(`no free worker slot: all ${this.maxSlots} are taken (maxWorkers)`);
+    const taken = this.takeFreeSlot(SLOT_ATTACHED);
+    this.slot = taken.slot;
+    this.slotGen = taken.gen;
   }
 
   /** True while this agent is attached. */
