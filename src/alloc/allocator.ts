@@ -58,6 +58,7 @@ import {
   ST_ALLOCATED,
   ST_FREE,
   ST_NONE,
+  ST_RETIRED,
   pageTag,
   tagAllocator,
   tagClass,
@@ -66,6 +67,7 @@ import {
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { badPointer, checkInt, describe } from '../errors.js';
 import type { Heap, ViewClient } from '../heap/heap.js';
+import { currentEpoch, gracePassed, tryAdvance } from '../reclaim/epoch.js';
 import { cacheRow, classRow, depotPush, flushCacheRow, regionWords, slotFlagWord } from './region.js';
 import { BUCKET_SIZES, MAX_SMALL, NUM_BUCKETS, SMALL_CLASS, defaultWatermarks } from './sizeclass.js';
 
@@ -206,6 +208,13 @@ export class Allocator implements ViewClient {
   private readonly mapBytes: number;
   private pending = 0;
   private scheduled = false;
+  /** Limbo: objects freed with freeDeferred, oldest first (a ring). */
+  private limboPtr = new Uint32Array(64);
+  private limboEpoch = new Uint32Array(64);
+  private limboHead = 0;
+  private limboCount = 0;
+  private collectScheduled = false;
+  private readonly collector: () => void;
   private detached = false;
   private readonly deferred: () => void;
 
@@ -244,6 +253,10 @@ export class Allocator implements ViewClient {
       this.perSlab[c] = u32[cr + C.PER_SLAB]!;
     }
     this.deferred = () => this.runDeferred();
+    this.collector = () => {
+      this.collectScheduled = false;
+      if (!this.detached) this.collectDeferred();
+    };
     const flag = this.R + slotFlagWord(this.classes) + heap.slot;
     if (u32[flag] !== 0) throw new RangeError(`allocator ${id} is already attached in this agent's slot ${heap.slot}`);
     u32[flag] = 1;
@@ -413,6 +426,133 @@ export class Allocator implements ViewClient {
     throw badPointer('usableSize', p, `not an object of allocator ${this.id}`);
   }
 
+  /* --------------------------- deferred free ---------------------------- */
+
+  /**
+   * Frees a slab object (up to 4096 bytes, or any fixed-size unit) after a
+   * grace period: it is reused only once every agent that might still be
+   * reading it has left its read-side section (see ../reclaim/epoch.ts).
+   * The kernel's bpf_mem_cache_free_rcu. The pointer is checked now (bad
+   * pointers and double frees throw here); the object goes to this
+   * agent's limbo list and is freed into this agent's cache later, from a
+   * later freeDeferred or collectDeferred, or the microtask after it.
+   * May allocate when the limbo list grows (rarely: it doubles).
+   */
+  freeDeferred(p: number): void {
+    const d = this.tags[p >>> this.pageShift]!;
+    const off = p & this.pageMask;
+    const s = p - off + (off >>> 4);
+    if ((p & 15) !== 0 || ((d & ~0xf0) >>> 0) !== this.slabTagBase || this.u8[s] !== ST_ALLOCATED) {
+      if (p === 0) return;
+      this.checkAttached('freeDeferred');
+      if (typeof p === 'number' && Number.isInteger(p) && p >= 0 && p < this.heap.viewBytes) {
+        const t = this.tags[p >>> this.pageShift]!;
+        if (tagKind(t) === KIND_LARGE && tagAllocator(t) === this.id) {
+          throw badPointer('freeDeferred', p, 'large allocations cannot be freed deferred; free them directly');
+        }
+      }
+      // Same diagnosis as free; an ALLOCATED object past stale views retries.
+      this.checkFreeable(p);
+      return this.freeDeferred(p);
+    }
+    this.u8[s] = ST_RETIRED;
+    if (this.limboCount === this.limboPtr.length) this.growLimbo();
+    const i = (this.limboHead + this.limboCount) & (this.limboPtr.length - 1);
+    this.limboPtr[i] = p;
+    this.limboEpoch[i] = currentEpoch(this.heap);
+    this.limboCount++;
+    if ((this.limboCount & 63) === 0) this.collectDeferred();
+    else if (!this.collectScheduled) {
+      this.collectScheduled = true;
+      queueMicrotask(this.collector);
+    }
+  }
+
+  /** Objects in this agent's limbo list, waiting for a grace period. */
+  get deferredPending(): number {
+    return this.limboCount;
+  }
+
+  /**
+   * Frees every object of this agent's limbo list whose grace period has
+   * passed, advancing the global epoch if the other agents allow it.
+   * Returns how many objects are still waiting.
+   */
+  collectDeferred(): number {
+    if (this.limboCount === 0) return 0;
+    const heap = this.heap;
+    let now = currentEpoch(heap);
+    const mask = this.limboPtr.length - 1;
+    // Two advances are enough for everything retired before this call.
+    for (let round = 0; round < 2 && !gracePassed(this.limboEpoch[(this.limboHead + this.limboCount - 1) & mask]!, now); round++) {
+      const next = tryAdvance(heap);
+      if (next === now) break;
+      now = next;
+    }
+    while (this.limboCount > 0 && gracePassed(this.limboEpoch[this.limboHead]!, now)) {
+      const p = this.limboPtr[this.limboHead]!;
+      this.limboHead = (this.limboHead + 1) & mask;
+      this.limboCount--;
+      const off = p & this.pageMask;
+      this.u8[p - off + (off >>> 4)] = ST_ALLOCATED;
+      this.free(p);
+    }
+    return this.limboCount;
+  }
+
+  private growLimbo(): void {
+    const n = this.limboPtr.length;
+    const ptr = new Uint32Array(n * 2);
+    const ep = new Uint32Array(n * 2);
+    for (let i = 0; i < this.limboCount; i++) {
+      ptr[i] = this.limboPtr[(this.limboHead + i) & (n - 1)]!;
+      ep[i] = this.limboEpoch[(this.limboHead + i) & (n - 1)]!;
+    }
+    this.limboPtr = ptr;
+    this.limboEpoch = ep;
+    this.limboHead = 0;
+  }
+
+  /** Throws the error free(p) would throw for a pointer that is not a live object of ours. */
+  private checkFreeable(p: unknown): void {
+    if (typeof p !== 'number' || !Number.isInteger(p)) {
+      throw new TypeError(`freeDeferred(${describe(p)}): pointer must be an integer byte offset`);
+    }
+    const heap = this.heap;
+    if (p < 0 || p >= heap.maxPages * heap.pageSize) throw badPointer('freeDeferred', p, 'outside the heap');
+    if (p >= heap.viewBytes) heap.refresh();
+    if (p >= heap.viewBytes) throw badPointer('freeDeferred', p, 'outside the heap (beyond its committed pages)');
+    const tag = this.tags[p >>> this.pageShift]!;
+    const kind = tagKind(tag);
+    if (kind !== KIND_SLAB) throw badPointer('freeDeferred', p, 'not allocated: not a slab object');
+    if (tagAllocator(tag) !== this.id) {
+      throw badPointer('freeDeferred', p, `wrong allocator: the object belongs to allocator ${tagAllocator(tag)}, not ${this.id}`);
+    }
+    if ((p & 15) !== 0) throw badPointer('freeDeferred', p, 'invalid unaligned free: objects are 16-byte aligned');
+    const off = p & this.pageMask;
+    const st = this.u8[p - off + (off >>> 4)];
+    if (st === ST_FREE) throw badPointer('freeDeferred', p, 'double free');
+    if (st === ST_RETIRED) throw badPointer('freeDeferred', p, 'double free: already freed with freeDeferred, waiting for a grace period');
+    if (st === ST_NONE) throw badPointer('freeDeferred', p, 'not the start of an object');
+  }
+
+  /**
+   * Carves slabs until the allocator holds at least `objects` objects of
+   * its unit (fixed-size mode), all in the global pool: the preallocated
+   * mode of the hash map. Returns false when the heap or the limit ran
+   * out first.
+   */
+  reserve(objects: number): boolean {
+    this.checkAttached('reserve');
+    checkInt('objects', objects, 0, 2 ** 32);
+    if (this.unitSize === 0) throw new RangeError('reserve needs a fixed-size allocator (unitSize)');
+    const cr = this.R + ALLOC_WORDS;
+    while (load(this.u32, cr + C.SLAB_PAGES) * this.perSlab[0]! < objects) {
+      if (!this.carve(0, -1)) return false;
+    }
+    return true;
+  }
+
   /* ------------------------------ slow paths ----------------------------- */
 
   /** Sizes the fast path does not take: bad input and large runs. */
@@ -513,6 +653,7 @@ export class Allocator implements ViewClient {
       const off = p & this.pageMask;
       const st = this.u8[p - off + (off >>> 4)];
       if (st === ST_FREE) throw badPointer('free', p, 'double free');
+      if (st === ST_RETIRED) throw badPointer('free', p, 'double free: already freed with freeDeferred, waiting for a grace period');
       if (st === ST_NONE) throw badPointer('free', p, 'not the start of an object');
       return this.free(p); // state changed under us: ALLOCATED now
     }
@@ -654,6 +795,7 @@ export class Allocator implements ViewClient {
   }
 
   /** Takes a new page, carves it into batches: one for the cache, the rest to the depot. */
+  /** rec < 0: every batch goes to the depot (reserve). */
   private carve(c: number, rec: number): boolean {
     if (!this.charge(1)) return false;
     const heap = this.heap;
@@ -681,7 +823,7 @@ export class Allocator implements ViewClient {
       const head = first + i * unit;
       for (let j = 0; j < n - 1; j++) u32[(head + j * unit) >>> 2] = head + (j + 1) * unit;
       const tail = head + (n - 1) * unit;
-      if (i === 0) {
+      if (i === 0 && rec >= 0) {
         u32[tail >>> 2] = u32[rec]!;
         u32[rec] = head;
         u32[rec + K.COUNT] += n;
@@ -747,6 +889,11 @@ export class Allocator implements ViewClient {
    */
   detach(): void {
     if (this.detached) return;
+    // Grace periods are short (a pinned section is one map operation), so
+    // waiting a bounded number of epoch attempts for the limbo list to
+    // empty does not block anyone; what is left stays RETIRED and shows
+    // as live in stats and validate().
+    for (let i = 0; i < 100_000 && this.collectDeferred() > 0; i++);
     this.flushCaches();
     const u32 = this.u32;
     u32[this.R + slotFlagWord(this.classes) + this.heap.slot] = 0;
@@ -791,6 +938,7 @@ export class Allocator implements ViewClient {
     const R = this.R;
     const others = load(u32, R + A.ATTACHED) - 1;
     if (others > 0) throw new RangeError(`destroy: allocator ${this.id} is still attached in ${others} other agent(s); detach them or releaseSlot() the dead ones first`);
+    for (let i = 0; i < 100_000 && this.collectDeferred() > 0; i++);
     this.flushCaches();
     heap.refresh();
     u32 = heap.u32;
@@ -807,7 +955,8 @@ export class Allocator implements ViewClient {
         const base = p * heap.pageSize;
         let live = 0;
         for (let i = 0; i < this.perSlab[c]!; i++) {
-          if (u8[base + ((this.mapBytes + i * this.units[c]!) >>> 4)] === ST_ALLOCATED) live++;
+          const st = u8[base + ((this.mapBytes + i * this.units[c]!) >>> 4)];
+          if (st === ST_ALLOCATED || st === ST_RETIRED) live++;
         }
         if (live === 0) {
           heap.givePages(p, 1);
@@ -999,7 +1148,7 @@ export function validateAllocator(heap: Heap, id: number): string[] {
       if (st === ST_FREE) {
         freeInSlabs[c]!++;
         if (!seen.has(obj)) errors.push(`class ${c}: free object ${obj} is in no list (lost)`);
-      } else if (st !== ST_ALLOCATED) {
+      } else if (st !== ST_ALLOCATED && st !== ST_RETIRED) {
         errors.push(`class ${c}: object ${obj} has bad state ${st}`);
       }
     }

@@ -42,6 +42,7 @@ import {
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { checkInt, describe } from '../errors.js';
 import { releaseSlotCaches } from '../alloc/region.js';
+import { clearPin, type EpochHost } from '../reclaim/epoch.js';
 import { Allocator, validateAllocator, type AllocatorHandle, type AllocatorOptions, type AttachOptions } from '../alloc/allocator.js';
 import { countFreePages, releaseBits, takePages, type PageHeapHost } from './pages.js';
 
@@ -145,7 +146,7 @@ function metaLayout(base: number, maxSlots: number, maxAllocators: number, maxPa
   return { slotTable, allocTable, pageTags, pageArgs, freeBitmap, bitmapWords, end: freeBitmap + bitmapWords * 4 };
 }
 
-export class Heap implements PageHeapHost {
+export class Heap implements PageHeapHost, EpochHost {
   /** Views over the whole buffer; renewed after a grow (re-read them, do not keep them). */
   u8!: Uint8Array;
   u32!: Uint32Array;
@@ -277,6 +278,7 @@ export class Heap implements PageHeapHost {
     for (let p = firstDataPage; p < u32[hdr + H.COMMITTED_PAGES]!; p++) {
       u32[bitmap + (p >>> 5)] = (u32[bitmap + (p >>> 5)]! | (1 << (p & 31))) >>> 0;
     }
+    u32[hdr + H.EPOCH] = 1;
     u32[hdr + H.VERSION] = LAYOUT_VERSION;
     // Publish: an agent that sees the magic sees everything above.
     store(u32, hdr + H.MAGIC, HEAP_MAGIC);
@@ -322,6 +324,7 @@ export class Heap implements PageHeapHost {
       if (cas(u32, w + S.STATE, SLOT_FREE, SLOT_RELEASING) !== SLOT_FREE) continue;
       const gen = (add(u32, this.hdr + H.SLOT_GEN, 1) + 1) >>> 0;
       store(u32, w + S.GEN, gen);
+      clearPin(u32, this.slotWord, s);
       store(u32, w + S.STATE, state);
       return { slot: s, gen };
     }
@@ -363,6 +366,7 @@ export class Heap implements PageHeapHost {
     if (this.slot < 0) return;
     for (const c of [...this.clients]) c.detachFromHeap();
     const w = this.slotWord + this.slot * SLOT_ROW_WORDS;
+    clearPin(this.u32, this.slotWord, this.slot);
     store(this.u32, w + S.STATE, SLOT_FREE);
     this.slot = -1;
   }
@@ -396,6 +400,7 @@ export class Heap implements PageHeapHost {
       this.refresh();
       releaseSlotCaches(this.u32, load(this.u32, row + AT.REGION) >>> 2, this.maxSlots, slot);
     }
+    clearPin(u32, this.slotWord, slot);
     store(u32, w + S.STATE, SLOT_FREE);
     return true;
   }

@@ -90,6 +90,11 @@ export const H = {
   BASE: 17,
   /** atomic by any: failed growth attempts (heap full). */
   GROW_FAILURES: 18,
+  /**
+   * cas by any (reclaim/epoch.ts): the global epoch of grace-period
+   * reclamation; starts at 1, only ever incremented by one.
+   */
+  EPOCH: 19,
 } as const;
 export const HEADER_BYTES = 128;
 
@@ -97,7 +102,7 @@ export const HEADER_BYTES = 128;
  * Slot table: one 16-byte row per worker slot.
  *
  *   +-------+-------+-----------+----------+
- *   | state |  gen  | attachSeq | reserved |
+ *   | state |  gen  |    pin    | reserved |
  *   +-------+-------+-----------+----------+
  *
  * state: cas by any. FREE -> RESERVED (creator reserves for a worker it is
@@ -105,9 +110,14 @@ export const HEADER_BYTES = 128;
  *   ATTACHED/RESERVED -> FREE (detach, or release by a survivor).
  * gen: written by the agent that moved state to ATTACHED/RESERVED, before
  *   the store that publishes it; a fresh value from H.SLOT_GEN each time.
+ * pin: the epoch the slot's agent is reading in, 0 when it is quiescent.
+ *   Atomics.store by the owner (pin/unpin); read atomically by any agent
+ *   trying to advance the epoch; zeroed by whoever attaches or releases
+ *   the slot. Only ATTACHED slots count, so a released slot stops holding
+ *   reclamation back at once.
  * ------------------------------------------------------------------------ */
 export const SLOT_ROW_WORDS = 4;
-export const S = { STATE: 0, GEN: 1 } as const;
+export const S = { STATE: 0, GEN: 1, PIN: 2 } as const;
 export const SLOT_FREE = 0;
 export const SLOT_RESERVED = 1;
 export const SLOT_ATTACHED = 2;
@@ -205,13 +215,17 @@ export function tagAllocator(tag: number): number {
  * A state byte is written by the agent that holds the object at the moment:
  *   FREE -> ALLOCATED by the allocating agent (owner of the cache it was in),
  *   ALLOCATED -> FREE by the freeing agent (any agent; only one holds the
- *   object). Distinct bytes never tear each other, so plain stores suffice.
+ *   object), ALLOCATED -> RETIRED -> FREE by an agent that frees it after
+ *   a grace period (freeDeferred). Distinct bytes never tear each other, so
+ *   plain stores suffice.
  * ------------------------------------------------------------------------ */
 export const GRANULE_SHIFT = 4;
 export const GRANULE = 1 << GRANULE_SHIFT;
 export const ST_NONE = 0;
 export const ST_FREE = 1;
 export const ST_ALLOCATED = 2;
+/** Freed with freeDeferred: waiting for a grace period, in no list yet. */
+export const ST_RETIRED = 3;
 
 /* ------------------------------------------------------------------------ *
  * Free object: the first words of a free object hold the links.

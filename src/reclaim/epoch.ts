@@ -1,0 +1,89 @@
+/**
+ * Grace periods by epochs: the allocator's deferred free (the kernel's
+ * bpf_mem_cache_free_rcu) and the hash map's safe reuse of elements.
+ *
+ * Algorithm (epoch-based reclamation over the heap's worker slots):
+ * - A reader pins before it follows shared pointers: it stores the global
+ *   epoch E into its slot's pin word, and unpins (stores 0) when done.
+ *   Pin and unpin are one Atomics.load and two Atomics.store; nobody waits.
+ * - An object unlinked from every shared structure is retired with the
+ *   epoch current at that moment, r, into the retiring agent's limbo list.
+ * - The global epoch moves from E to E + 1 only when every ATTACHED slot
+ *   is either unpinned or pinned at E (any agent may try; a CAS decides).
+ * - An object retired at r is freed once the global epoch reaches r + 2:
+ *   by then every slot has been unpinned or re-pinned since r + 1 began,
+ *   so no reader that could have seen the object before it was unlinked
+ *   is still reading.
+ *
+ * Invariants
+ *   pin(s) in {0} U {E - 1, E}  for every attached slot s (a pin may lag
+ *     by one: it was stored just as the epoch moved; it then holds the
+ *     next advance back, never lets one through early).
+ *   limbo entries are in non-decreasing epoch order (epochs only grow).
+ *
+ * An idle agent is unpinned and never holds reclamation back; a released
+ * (dead) slot is not ATTACHED and stops counting at once. An agent pinned
+ * for a long time holds every free back: keep pinned sections short (the
+ * map pins for one operation).
+ */
+import { H, S, SLOT_ATTACHED, SLOT_ROW_WORDS } from '../shm/layout.js';
+import { cas, load, store } from '../shm/atomic.js';
+
+/** What the epoch code needs from the heap. */
+export interface EpochHost {
+  readonly u32: Uint32Array;
+  readonly hdr: number;
+  readonly slotWord: number;
+  readonly maxSlots: number;
+  readonly slot: number;
+}
+
+export function currentEpoch(h: EpochHost): number {
+  return load(h.u32, h.hdr + H.EPOCH);
+}
+
+/** Announces that this agent reads shared pointers from now on. */
+export function pin(h: EpochHost): void {
+  const u32 = h.u32;
+  const w = h.slotWord + h.slot * SLOT_ROW_WORDS + S.PIN;
+  const e = load(u32, h.hdr + H.EPOCH);
+  store(u32, w, e);
+  // If the epoch moved between the load and the store, take the new one so
+  // this reader does not hold the next advance back needlessly.
+  const now = load(u32, h.hdr + H.EPOCH);
+  if (now !== e) store(u32, w, now);
+}
+
+/** Announces that this agent holds no shared pointer any more. */
+export function unpin(h: EpochHost): void {
+  store(h.u32, h.slotWord + h.slot * SLOT_ROW_WORDS + S.PIN, 0);
+}
+
+/** Clears the pin of a slot (attach, release). */
+export function clearPin(u32: Uint32Array, slotWord: number, slot: number): void {
+  store(u32, slotWord + slot * SLOT_ROW_WORDS + S.PIN, 0);
+}
+
+/**
+ * Moves the global epoch forward by one if every attached slot is
+ * quiescent or pinned at the current epoch. Returns the epoch after the
+ * attempt. Cost: two atomic loads per slot.
+ */
+export function tryAdvance(h: EpochHost): number {
+  const u32 = h.u32;
+  const e = load(u32, h.hdr + H.EPOCH);
+  for (let s = 0; s < h.maxSlots; s++) {
+    const row = h.slotWord + s * SLOT_ROW_WORDS;
+    const p = load(u32, row + S.PIN);
+    if (p === 0 || p === e) continue;
+    if (load(u32, row + S.STATE) !== SLOT_ATTACHED) continue;
+    return e;
+  }
+  const seen = cas(u32, h.hdr + H.EPOCH, e, (e + 1) >>> 0 || 1);
+  return seen === e ? (e + 1) >>> 0 || 1 : seen;
+}
+
+/** True once an object retired at `retired` may be reused at global epoch `now`. */
+export function gracePassed(retired: number, now: number): boolean {
+  return ((now - retired) >>> 0) >= 2;
+}
