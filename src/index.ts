@@ -24,3 +24,5 @@ export type {
 } from './alloc/allocator.js';
 export { BUCKET_SIZES, MAX_SMALL, defaultWatermarks } from './alloc/sizeclass.js';
 export type { Watermarks } from './alloc/sizeclass.js';
+export { HashMap, MapFlag, MapStatus } from './map/hashmap.js';
+export type { HashMapHandle, HashMapOptions } from './map/hashmap.js';

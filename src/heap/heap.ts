@@ -27,6 +27,7 @@ import {
   HEAP_MAGIC,
   KIND_FREE,
   KIND_META,
+  KIND_REGION,
   KIND_RESERVED,
   LAYOUT_VERSION,
   MAX_ALLOCATOR_ID,
@@ -494,6 +495,28 @@ export class Heap implements PageHeapHost, EpochHost {
     }
     add(u32, this.hdr + H.USED_PAGES, -k);
     releaseBits(this, first, k);
+  }
+
+  /**
+   * Takes a zeroed, page-aligned control region of at least `bytes` for a
+   * shared structure (tag REGION, owner id `owner`, 0 for none). Returns
+   * its byte offset, or 0 when the heap is full.
+   */
+  takeRegion(bytes: number, owner: number): number {
+    const k = Math.max(1, Math.ceil(bytes / this.pageSize));
+    const first = this.takePages(k);
+    if (first === 0) return 0;
+    const at = first * this.pageSize;
+    this.u8.fill(0, at, at + k * this.pageSize);
+    store(this.u32, this.argWord + first, k);
+    for (let p = first; p < first + k; p++) store(this.u32, this.tagWord + p, pageTag(KIND_REGION, owner, 0));
+    return at;
+  }
+
+  /** Gives back a region from takeRegion. */
+  giveRegion(at: number): void {
+    const first = at / this.pageSize;
+    this.givePages(first, load(this.u32, this.argWord + first));
   }
 
   pageTag(page: number): number {

@@ -1,0 +1,852 @@
+/**
+ * HashMap: the BPF hash map, in the shared heap, usable from every agent
+ * at once. Layout and ownership rules: ./layout.ts.
+ *
+ * - Readers (lookup, iteration) take no lock: they pin the epoch, walk the
+ *   bucket chain with atomic loads and copy the value out. Elements are
+ *   immutable while visible: update builds a new element and swaps it in,
+ *   delete unlinks; either way the old element is freed only after a grace
+ *   period (Allocator.freeDeferred), so a reader never sees a torn value,
+ *   a value of another key, or a reused element.
+ * - Writers take the bucket's lock (a CAS; a bounded spin, then BUSY).
+ * - Elements come from a fixed-size allocator: preallocated mode reserves
+ *   every element at create (memory constant), dynamic mode takes them on
+ *   insert (memory follows the element count). Both reuse freed elements
+ *   through the same per-agent caches.
+ * - The element count has no hot shared word: each slot counts its own
+ *   inserts and deletes, and reserves entries against maxEntries from a
+ *   shared counter in batches (the kernel's per-CPU counter).
+ */
+import { H, S, SLOT_ROW_WORDS } from '../shm/layout.js';
+import { add, cas, load, store } from '../shm/atomic.js';
+import { checkInt, describe } from '../errors.js';
+import type { Heap, ViewClient } from '../heap/heap.js';
+import type { Allocator } from '../alloc/allocator.js';
+import { E_HASH, E_KEY_OFF, E_NEXT, M, MAP_DESTROYED, MAP_HEADER_WORDS, MAP_LIVE, MAP_MAGIC, MAP_SLOT_WORDS, MS } from './layout.js';
+
+/** update() flags, as the kernel's BPF_ANY / BPF_NOEXIST / BPF_EXIST. */
+export const MapFlag = {
+  /** Create the key or replace its value. */
+  ANY: 0,
+  /** Create only: MapStatus.EXISTS if the key is there. */
+  NOEXIST: 1,
+  /** Replace only: MapStatus.NOT_FOUND if the key is absent. */
+  EXIST: 2,
+} as const;
+
+/** Results of update/delete: 0 on success, else a negative status (the kernel's errno values). */
+export const MapStatus = {
+  OK: 0,
+  /** The key is absent (ENOENT). */
+  NOT_FOUND: -2,
+  /** No memory for a new element: the heap is full (ENOMEM). */
+  NO_MEMORY: -12,
+  /** A bucket lock stayed taken past the spin limit (EBUSY): a writer stalled or died. */
+  BUSY: -16,
+  /** The key exists and NOEXIST was given (EEXIST). */
+  EXISTS: -17,
+  /** maxEntries elements exist already (E2BIG). */
+  FULL: -7,
+} as const;
+
+export interface HashMapOptions {
+  /** Key size in bytes, 1..512. */
+  keySize: number;
+  /** Value size in bytes, 1..65536 (per slot for per-worker maps). */
+  valueSize: number;
+  /** Most elements the map holds. */
+  maxEntries: number;
+  /** 'prealloc' (every element reserved at create) or 'dynamic' (default). */
+  mode?: 'prealloc' | 'dynamic';
+  /** One value per worker slot for each key (the kernel's per-CPU hash). */
+  perWorker?: boolean;
+  /** Hash seed; random by default (against hash flooding). */
+  seed?: number;
+  /** Buckets (rounded up to a power of two). Default: maxEntries rounded up. */
+  buckets?: number;
+}
+
+export interface HashMapHandle {
+  readonly kind: 'anyalloc.map';
+  readonly region: number;
+}
+
+const SPIN_LIMIT = 1 << 20;
+const QUOTA_BATCH = 32;
+/** Watermarks of the element allocator: small, so little hides in caches. */
+const ELEM_MARKS = { lowWatermark: 8, highWatermark: 32, batch: 16, prefill: 8 };
+const SEQ_RETRIES = 1 << 20;
+
+function pow2AtLeast(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+function rotl(x: number, r: number): number {
+  return (x << r) | (x >>> (32 - r));
+}
+
+export class HashMap implements ViewClient {
+  readonly heap: Heap;
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  readonly perWorker: boolean;
+  readonly mode: 'prealloc' | 'dynamic';
+  /** Byte offset of the map region. */
+  readonly region: number;
+  private readonly elems: Allocator;
+  private readonly W: number;
+  private readonly bucketWord: number;
+  private readonly mask: number;
+  private readonly seed: number;
+  private readonly keyOff: number;
+  private readonly valueOff: number;
+  private readonly stride: number;
+  private readonly rowWord: number;
+  private readonly pinWord: number;
+  private readonly epochWord: number;
+  private readonly me: number;
+  private u8: Uint8Array;
+  private u32: Uint32Array;
+  private i32: Int32Array;
+  private detached = false;
+
+  private constructor(heap: Heap, region: number, elems: Allocator) {
+    this.heap = heap;
+    this.region = region;
+    this.elems = elems;
+    this.u8 = heap.u8;
+    this.u32 = heap.u32;
+    this.i32 = heap.i32;
+    const W = (this.W = region >>> 2);
+    const u32 = this.u32;
+    this.keySize = u32[W + M.KEY_SIZE]!;
+    this.valueSize = u32[W + M.VALUE_SIZE]!;
+    this.maxEntries = u32[W + M.MAX_ENTRIES]!;
+    this.perWorker = u32[W + M.PER_WORKER] === 1;
+    this.mode = u32[W + M.MODE] === 0 ? 'prealloc' : 'dynamic';
+    this.mask = u32[W + M.BUCKETS]! - 1;
+    this.seed = u32[W + M.SEED]!;
+    this.keyOff = u32[W + M.KEY_OFF]!;
+    this.valueOff = u32[W + M.VALUE_OFF]!;
+    this.stride = u32[W + M.VALUE_STRIDE]!;
+    this.bucketWord = W + MAP_HEADER_WORDS + heap.maxSlots * MAP_SLOT_WORDS;
+    this.rowWord = W + MAP_HEADER_WORDS + heap.slot * MAP_SLOT_WORDS;
+    this.pinWord = heap.slotWord + heap.slot * SLOT_ROW_WORDS + S.PIN;
+    this.epochWord = heap.hdr + H.EPOCH;
+    this.me = heap.slot + 1;
+    add(u32, W + M.ATTACHED, 1);
+    heap.addClient(this);
+  }
+
+  /** Creates a map in the heap and attaches it in this agent. */
+  static create(heap: Heap, options: HashMapOptions): HashMap {
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+    const keySize = checkInt('keySize', options.keySize, 1, 512);
+    const valueSize = checkInt('valueSize', options.valueSize, 1, 65536);
+    const maxEntries = checkInt('maxEntries', options.maxEntries, 1, 1 << 26);
+    const mode = options.mode ?? 'dynamic';
+    if (mode !== 'prealloc' && mode !== 'dynamic') throw new TypeError(`mode must be 'prealloc' or 'dynamic', got ${describe(mode)}`);
+    const perWorker = options.perWorker === true;
+    const seed = options.seed === undefined ? (Math.random() * 2 ** 32) >>> 0 : checkInt('seed', options.seed, 0, 0xffffffff);
+    const buckets = pow2AtLeast(options.buckets === undefined ? maxEntries : checkInt('buckets', options.buckets, 1, 1 << 26));
+    const keyOff = E_KEY_OFF;
+    const valueOff = keyOff + Math.ceil(keySize / 8) * 8;
+    const stride = perWorker ? 8 + Math.ceil(valueSize / 8) * 8 : valueSize;
+    const elemSize = valueOff + (perWorker ? stride * heap.maxSlots : valueSize);
+    // Preallocated maps keep slack for what agents' caches and limbo lists
+    // hold at any moment, so maxEntries live elements always fit.
+    const slack = heap.maxSlots * (ELEM_MARKS.highWatermark + ELEM_MARKS.batch + 64);
+    const capacity = maxEntries + slack;
+    const unit = Math.ceil(elemSize / 16) * 16;
+    const perSlab = Math.floor((heap.pageSize - heap.pageSize / 16) / unit);
+    const limitBytes = mode === 'prealloc' ? Math.ceil(capacity / perSlab) * heap.pageSize : undefined;
+    if (perSlab < 1) throw new RangeError(`elements of ${elemSize} bytes do not fit a ${heap.pageSize}-byte page`);
+    const elems = heap.createAllocator({ unitSize: elemSize, ...ELEM_MARKS, ...(limitBytes === undefined ? {} : { limitBytes }) });
+    if (mode === 'prealloc' && !elems.reserve(capacity)) {
+      elems.destroy();
+      throw new RangeError(`heap is full: no room to preallocate ${capacity} elements of ${elems.unitSize} bytes`);
+    }
+    const bytes = (MAP_HEADER_WORDS + heap.maxSlots * MAP_SLOT_WORDS + buckets * 2) * 4;
+    const region = heap.takeRegion(bytes, 0);
+    if (region === 0) {
+      elems.destroy();
+      throw new RangeError(`heap is full: no room for the map's ${bytes}-byte table`);
+    }
+    const u32 = heap.u32;
+    const W = region >>> 2;
+    u32[W + M.KEY_SIZE] = keySize;
+    u32[W + M.VALUE_SIZE] = valueSize;
+    u32[W + M.MAX_ENTRIES] = maxEntries;
+    u32[W + M.BUCKETS] = buckets;
+    u32[W + M.SEED] = seed;
+    u32[W + M.MODE] = mode === 'prealloc' ? 0 : 1;
+    u32[W + M.PER_WORKER] = perWorker ? 1 : 0;
+    u32[W + M.ELEM_ALLOC] = elems.id;
+    u32[W + M.KEY_OFF] = keyOff;
+    u32[W + M.VALUE_OFF] = valueOff;
+    u32[W + M.VALUE_STRIDE] = stride;
+    u32[W + M.ELEM_SIZE] = elems.unitSize;
+    u32[W + M.CAPACITY] = mode === 'prealloc' ? capacity : 0;
+    store(u32, W + M.STATE, MAP_LIVE);
+    store(u32, W + M.MAGIC, MAP_MAGIC);
+    return new HashMap(heap, region, elems);
+  }
+
+  /** Attaches, in this agent, a map created elsewhere. */
+  static attach(heap: Heap, handle: HashMapHandle): HashMap {
+    if (handle === null || typeof handle !== 'object' || handle.kind !== 'anyalloc.map') {
+      throw new TypeError(`HashMap.attach needs a map handle (map.handle), got ${describe(handle)}`);
+    }
+    heap.refresh();
+    const W = handle.region >>> 2;
+    if (load(heap.u32, W + M.MAGIC) !== MAP_MAGIC || load(heap.u32, W + M.STATE) !== MAP_LIVE) {
+      throw new RangeError(`no live map at byte ${handle.region}`);
+    }
+    const elems = heap.attachAllocator({ kind: 'anyalloc.allocator', id: heap.u32[W + M.ELEM_ALLOC]! });
+    return new HashMap(heap, handle.region, elems);
+  }
+
+  get handle(): HashMapHandle {
+    return { kind: 'anyalloc.map', region: this.region };
+  }
+
+  /* ------------------------------ helpers ------------------------------- */
+
+  private hashOf(key: Uint8Array): number {
+    const n = this.keySize;
+    let h = this.seed ^ n;
+    let i = 0;
+    for (; i + 4 <= n; i += 4) {
+      let k = key[i]! | (key[i + 1]! << 8) | (key[i + 2]! << 16) | (key[i + 3]! << 24);
+      k = Math.imul(rotl(Math.imul(k, 0xcc9e2d51), 15), 0x1b873593);
+      h = (Math.imul(rotl(h ^ k, 13), 5) + 0xe6546b64) | 0;
+    }
+    let k = 0;
+    for (let s = 0; i < n; i++, s += 8) k |= key[i]! << s;
+    h ^= Math.imul(rotl(Math.imul(k, 0xcc9e2d51), 15), 0x1b873593);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+    return h >>> 0;
+  }
+
+  private checkKey(key: Uint8Array, op: string): void {
+    if (!(key instanceof Uint8Array) || key.length < this.keySize) {
+      throw new TypeError(`${op}: key must be a Uint8Array of at least keySize ${this.keySize} bytes, got ${key instanceof Uint8Array ? `${key.length} bytes` : describe(key)}`);
+    }
+    if (this.detached) throw new RangeError(`${op}: this map is detached in this agent`);
+  }
+
+  private checkValue(v: Uint8Array, op: string, name = 'value'): void {
+    if (!(v instanceof Uint8Array) || v.length < this.valueSize) {
+      throw new TypeError(`${op}: ${name} must be a Uint8Array of at least valueSize ${this.valueSize} bytes, got ${v instanceof Uint8Array ? `${v.length} bytes` : describe(v)}`);
+    }
+  }
+
+  private pin(): void {
+    const u32 = this.u32;
+    store(u32, this.pinWord, load(u32, this.epochWord));
+    const now = load(u32, this.epochWord);
+    if (u32[this.pinWord] !== now) store(u32, this.pinWord, now);
+  }
+
+  private unpin(): void {
+    store(this.u32, this.pinWord, 0);
+  }
+
+  /** Makes sure the views cover element e (allocated maybe by another agent after our last grow). */
+  private reach(e: number): void {
+    if (e + 64 > this.heap.viewBytes) this.heap.refresh();
+  }
+
+  private keyEquals(e: number, key: Uint8Array): boolean {
+    const u8 = this.u8;
+    const base = e + this.keyOff;
+    for (let i = 0; i < this.keySize; i++) if (u8[base + i] !== key[i]) return false;
+    return true;
+  }
+
+  /** Finds the element of `key` in bucket b (pinned, or holding the lock). */
+  private find(b: number, h: number, key: Uint8Array): number {
+    let e = load(this.u32, this.bucketWord + b * 2);
+    while (e !== 0) {
+      this.reach(e);
+      if (this.u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e, key)) return e;
+      e = load(this.u32, (e >>> 2) + E_NEXT);
+    }
+    return 0;
+  }
+
+  private lock(b: number): boolean {
+    const w = this.bucketWord + b * 2 + 1;
+    const u32 = this.u32;
+    for (let i = 0; i < SPIN_LIMIT; i++) {
+      if (u32[w] === 0 && cas(u32, w, 0, this.me) === 0) return true;
+    }
+    return false;
+  }
+
+  private unlock(b: number): void {
+    store(this.u32, this.bucketWord + b * 2 + 1, 0);
+  }
+
+  /** Reserves one entry against maxEntries (per-slot quota, refilled in batches). */
+  private takeEntry(): boolean {
+    const i32 = this.i32;
+    const q = this.rowWord + MS.QUOTA;
+    if (i32[q]! > 0) {
+      i32[q]!--;
+      return true;
+    }
+    const u32 = this.u32;
+    const r = this.W + M.RESERVED;
+    if (add(u32, r, QUOTA_BATCH) + QUOTA_BATCH <= this.maxEntries) {
+      i32[q] = QUOTA_BATCH - 1;
+      return true;
+    }
+    add(u32, r, -QUOTA_BATCH);
+    for (;;) {
+      const n = load(u32, r);
+      if (n >= this.maxEntries) return false;
+      if (cas(u32, r, n, n + 1) === n) return true;
+    }
+  }
+
+  private giveEntry(): void {
+    const i32 = this.i32;
+    const q = this.rowWord + MS.QUOTA;
+    const n = i32[q]! + 1;
+    if (n >= 2 * QUOTA_BATCH) {
+      add(this.u32, this.W + M.RESERVED, -QUOTA_BATCH);
+      i32[q] = n - QUOTA_BATCH;
+    } else {
+      i32[q] = n;
+    }
+  }
+
+  private writeKey(e: number, h: number, key: Uint8Array): void {
+    const u8 = this.u8;
+    this.u32[(e >>> 2) + E_HASH] = h;
+    const base = e + this.keyOff;
+    for (let i = 0; i < this.keySize; i++) u8[base + i] = key[i]!;
+  }
+
+  private copyIn(dst: number, v: Uint8Array): void {
+    const u8 = this.u8;
+    for (let i = 0; i < this.valueSize; i++) u8[dst + i] = v[i]!;
+  }
+
+  private copyOut(src: number, out: Uint8Array): void {
+    const u8 = this.u8;
+    for (let i = 0; i < this.valueSize; i++) out[i] = u8[src + i]!;
+  }
+
+  /** A new element for `key`, value from v (per-worker: this slot's value, others zero). 0 if none. */
+  private newElement(h: number, key: Uint8Array, v: Uint8Array): number {
+    const e = this.elems.alloc();
+    if (e === 0) return 0;
+    this.reach(e);
+    this.writeKey(e, h, key);
+    if (this.perWorker) {
+      const end = e + this.valueOff + this.stride * this.heap.maxSlots;
+      this.u8.fill(0, e + this.valueOff, end);
+      this.copyIn(e + this.valueOff + this.stride * this.heap.slot + 8, v);
+    } else {
+      this.copyIn(e + this.valueOff, v);
+    }
+    return e;
+  }
+
+  /* -------------------------------- reads ------------------------------- */
+
+  /**
+   * Copies the value of `key` into `out` (per-worker maps: this agent's
+   * slot). Returns false when the key is absent. Lock-free; never sees a
+   * torn value. No JS allocation.
+   */
+  lookup(key: Uint8Array, out: Uint8Array): boolean {
+    this.checkKey(key, 'lookup');
+    this.checkValue(out, 'lookup', 'out');
+    const h = this.hashOf(key);
+    this.pin();
+    const e = this.find(h & this.mask, h, key);
+    if (e !== 0) {
+      if (this.perWorker) this.readSlot(e, this.heap.slot, out);
+      else this.copyOut(e + this.valueOff, out);
+    }
+    this.unpin();
+    return e !== 0;
+  }
+
+  /** True when `key` is in the map. */
+  has(key: Uint8Array): boolean {
+    this.checkKey(key, 'has');
+    const h = this.hashOf(key);
+    this.pin();
+    const e = this.find(h & this.mask, h, key);
+    this.unpin();
+    return e !== 0;
+  }
+
+  /**
+   * Byte offset of the value of `key` in the heap (per-worker: this
+   * agent's slot value), 0 when absent: for in-place Atomics updates such
+   * as counters. The offset stays valid until the key is deleted or its
+   * value replaced by update(); an agent that may race with those should
+   * do its in-place work inside read().
+   */
+  lookupOffset(key: Uint8Array): number {
+    this.checkKey(key, 'lookupOffset');
+    const h = this.hashOf(key);
+    this.pin();
+    const e = this.find(h & this.mask, h, key);
+    this.unpin();
+    if (e === 0) return 0;
+    return this.perWorker ? e + this.valueOff + this.stride * this.heap.slot + 8 : e + this.valueOff;
+  }
+
+  /** Runs fn inside a read-side section: offsets from lookupOffset stay valid until it returns. */
+  read<T>(fn: () => T): T {
+    this.pin();
+    try {
+      return fn();
+    } finally {
+      this.unpin();
+    }
+  }
+
+  /** Per-worker maps: copies slot `slot`'s value of e into out (seqlock read). */
+  private readSlot(e: number, slot: number, out: Uint8Array, outOff = 0): void {
+    const rec = e + this.valueOff + this.stride * slot;
+    const u8 = this.u8;
+    for (let tries = 0; tries < SEQ_RETRIES; tries++) {
+      const s1 = load(this.u32, rec >>> 2);
+      if ((s1 & 1) !== 0) continue;
+      for (let i = 0; i < this.valueSize; i++) out[outOff + i] = u8[rec + 8 + i]!;
+      if (load(this.u32, rec >>> 2) === s1) return;
+    }
+    throw new RangeError(`per-worker value of slot ${slot} stays mid-write: its writer stalled or died`);
+  }
+
+  /**
+   * Per-worker maps: copies every slot's value of `key` into `out`
+   * (maxWorkers x valueSize bytes, slot order). False when absent.
+   */
+  lookupAll(key: Uint8Array, out: Uint8Array): boolean {
+    this.checkKey(key, 'lookupAll');
+    if (!this.perWorker) throw new TypeError('lookupAll needs a per-worker map');
+    const slots = this.heap.maxSlots;
+    if (!(out instanceof Uint8Array) || out.length < slots * this.valueSize) {
+      throw new TypeError(`lookupAll: out must hold maxWorkers x valueSize = ${slots * this.valueSize} bytes`);
+    }
+    const h = this.hashOf(key);
+    this.pin();
+    const e = this.find(h & this.mask, h, key);
+    if (e !== 0) for (let s = 0; s < slots; s++) this.readSlot(e, s, out, s * this.valueSize);
+    this.unpin();
+    return e !== 0;
+  }
+
+  /**
+   * Per-worker maps whose values are little-endian numbers: the sum over
+   * all slots of the value read as `type`. undefined when absent.
+   */
+  sum(key: Uint8Array, type: 'u32' | 'i32' | 'f64' = 'f64'): number | undefined {
+    if (!this.perWorker) throw new TypeError('sum needs a per-worker map');
+    const size = type === 'f64' ? 8 : 4;
+    if (this.valueSize < size) throw new RangeError(`sum as ${type} needs valueSize >= ${size}, map has ${this.valueSize}`);
+    const slots = this.heap.maxSlots;
+    const buf = new Uint8Array(slots * this.valueSize);
+    if (!this.lookupAll(key, buf)) return undefined;
+    const dv = new DataView(buf.buffer);
+    let total = 0;
+    for (let s = 0; s < slots; s++) {
+      const o = s * this.valueSize;
+      total += type === 'f64' ? dv.getFloat64(o, true) : type === 'u32' ? dv.getUint32(o, true) : dv.getInt32(o, true);
+    }
+    return total;
+  }
+
+  /* ------------------------------- writes ------------------------------- */
+
+  /**
+   * Sets the value of `key` (per-worker maps: this agent's slot). flag:
+   * MapFlag.ANY, NOEXIST (EXISTS if present) or EXIST (NOT_FOUND if
+   * absent). Returns MapStatus.OK or a negative MapStatus.
+   */
+  update(key: Uint8Array, value: Uint8Array, flag: number = MapFlag.ANY): number {
+    this.checkKey(key, 'update');
+    this.checkValue(value, 'update');
+    if (flag !== 0 && flag !== 1 && flag !== 2) throw new RangeError(`update flag must be MapFlag.ANY (0), NOEXIST (1) or EXIST (2), got ${describe(flag)}`);
+    const h = this.hashOf(key);
+    const b = h & this.mask;
+    this.pin();
+    try {
+      if (this.perWorker && flag !== MapFlag.NOEXIST) {
+        // In place in our own slot: no lock, no new element.
+        const e = this.find(b, h, key);
+        if (e !== 0) {
+          this.writeSlot(e, value);
+          return MapStatus.OK;
+        }
+        if (flag === MapFlag.EXIST) return MapStatus.NOT_FOUND;
+      }
+      return this.updateLocked(b, h, key, value, flag);
+    } finally {
+      this.unpin();
+    }
+  }
+
+  private writeSlot(e: number, v: Uint8Array): void {
+    const rec = e + this.valueOff + this.stride * this.heap.slot;
+    const u32 = this.u32;
+    const s = u32[rec >>> 2]!;
+    store(u32, rec >>> 2, (s + 1) >>> 0);
+    this.copyIn(rec + 8, v);
+    store(u32, rec >>> 2, (s + 2) >>> 0);
+  }
+
+  private updateLocked(b: number, h: number, key: Uint8Array, value: Uint8Array, flag: number): number {
+    // Build the new element before taking the lock: the lock is held only
+    // for the search and the pointer swap.
+    let fresh = this.newElement(h, key, value);
+    if (!this.lock(b)) {
+      if (fresh !== 0) this.elems.free(fresh);
+      return MapStatus.BUSY;
+    }
+    const u32 = this.u32;
+    const headWord = this.bucketWord + b * 2;
+    let pred = 0;
+    let e = load(u32, headWord);
+    while (e !== 0) {
+      this.reach(e);
+      if (this.u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e, key)) break;
+      pred = e;
+      e = load(this.u32, (e >>> 2) + E_NEXT);
+    }
+    let status: number = MapStatus.OK;
+    if (e !== 0 && flag === MapFlag.NOEXIST) status = MapStatus.EXISTS;
+    else if (e === 0 && flag === MapFlag.EXIST) status = MapStatus.NOT_FOUND;
+    else if (e !== 0 && this.perWorker) {
+      this.writeSlot(e, value); // raced with an insert of the same key
+    } else if (fresh === 0) {
+      status = MapStatus.NO_MEMORY;
+    } else if (e === 0 && !this.takeEntry()) {
+      status = MapStatus.FULL;
+    } else {
+      const linkWord = pred === 0 ? headWord : (pred >>> 2) + E_NEXT;
+      if (e !== 0) {
+        // Replace: readers see the old element or the new one, never a mix.
+        store(this.u32, (fresh >>> 2) + E_NEXT, load(this.u32, (e >>> 2) + E_NEXT));
+        store(this.u32, linkWord, fresh);
+      } else {
+        store(this.u32, (fresh >>> 2) + E_NEXT, load(this.u32, headWord));
+        store(this.u32, headWord, fresh);
+        this.i32[this.rowWord + MS.COUNT]!++;
+      }
+      fresh = 0;
+    }
+    this.unlock(b);
+    if (fresh !== 0) this.elems.free(fresh);
+    if (status === MapStatus.OK && e !== 0 && !this.perWorker) this.elems.freeDeferred(e);
+    return status;
+  }
+
+  /** Deletes `key`. Returns MapStatus.OK, NOT_FOUND or BUSY. */
+  delete(key: Uint8Array): number {
+    this.checkKey(key, 'delete');
+    const h = this.hashOf(key);
+    const b = h & this.mask;
+    if (!this.lock(b)) return MapStatus.BUSY;
+    const headWord = this.bucketWord + b * 2;
+    let pred = 0;
+    let e = load(this.u32, headWord);
+    while (e !== 0) {
+      this.reach(e);
+      if (this.u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e, key)) break;
+      pred = e;
+      e = load(this.u32, (e >>> 2) + E_NEXT);
+    }
+    if (e !== 0) {
+      store(this.u32, pred === 0 ? headWord : (pred >>> 2) + E_NEXT, load(this.u32, (e >>> 2) + E_NEXT));
+      this.i32[this.rowWord + MS.COUNT]!--;
+    }
+    this.unlock(b);
+    if (e === 0) return MapStatus.NOT_FOUND;
+    this.giveEntry();
+    this.elems.freeDeferred(e);
+    return MapStatus.OK;
+  }
+
+  /** Deletes every element. Returns how many were deleted. */
+  clear(): number {
+    if (this.detached) throw new RangeError('clear: this map is detached in this agent');
+    let n = 0;
+    for (let b = 0; b <= this.mask; b++) {
+      const headWord = this.bucketWord + b * 2;
+      if (load(this.u32, headWord) === 0) continue;
+      if (!this.lock(b)) throw new RangeError(`clear: bucket ${b} stays locked: a writer stalled or died`);
+      let e = load(this.u32, headWord);
+      store(this.u32, headWord, 0);
+      this.unlock(b);
+      while (e !== 0) {
+        this.reach(e);
+        const next = load(this.u32, (e >>> 2) + E_NEXT);
+        this.i32[this.rowWord + MS.COUNT]!--;
+        this.giveEntry();
+        this.elems.freeDeferred(e);
+        n++;
+        e = next;
+      }
+    }
+    return n;
+  }
+
+  /* ------------------------------ iteration ----------------------------- */
+
+  /**
+   * The kernel's get_next_key: writes into `out` the key after `key` in
+   * iteration order (the first key when `key` is null or absent). Returns
+   * false at the end. Keys inserted or deleted meanwhile may or may not be
+   * seen; each key present throughout is seen exactly once.
+   */
+  getNextKey(key: Uint8Array | null, out: Uint8Array): boolean {
+    if (!(out instanceof Uint8Array) || out.length < this.keySize) throw new TypeError(`getNextKey: out must hold keySize ${this.keySize} bytes`);
+    let b = 0;
+    this.pin();
+    try {
+      if (key !== null) {
+        this.checkKey(key, 'getNextKey');
+        const h = this.hashOf(key);
+        b = h & this.mask;
+        const e = this.find(b, h, key);
+        if (e !== 0) {
+          const next = load(this.u32, (e >>> 2) + E_NEXT);
+          if (next !== 0) return this.copyKey(next, out);
+          b++;
+        } else {
+          b = 0;
+        }
+      }
+      for (; b <= this.mask; b++) {
+        const e = load(this.u32, this.bucketWord + b * 2);
+        if (e !== 0) return this.copyKey(e, out);
+      }
+      return false;
+    } finally {
+      this.unpin();
+    }
+  }
+
+  private copyKey(e: number, out: Uint8Array): boolean {
+    this.reach(e);
+    const base = e + this.keyOff;
+    for (let i = 0; i < this.keySize; i++) out[i] = this.u8[base + i]!;
+    return true;
+  }
+
+  /** Iterates over the keys (each a new Uint8Array: allocates). */
+  *keys(): IterableIterator<Uint8Array> {
+    let prev: Uint8Array | null = null;
+    for (;;) {
+      const k = new Uint8Array(this.keySize);
+      if (!this.getNextKey(prev, k)) return;
+      yield k;
+      prev = k;
+    }
+  }
+
+  /** Iterates over [key, value] pairs (allocates; pairs whose key vanished meanwhile are skipped). */
+  *entries(): IterableIterator<[Uint8Array, Uint8Array]> {
+    for (const k of this.keys()) {
+      const v = new Uint8Array(this.valueSize);
+      if (this.lookup(k, v)) yield [k, v];
+    }
+  }
+
+  /* ------------------------------- batches ------------------------------ */
+
+  /**
+   * Looks up n = keys.length / keySize keys; values go to values[i *
+   * valueSize], found[i] = 1 or 0 when given. Returns how many were found.
+   */
+  lookupBatch(keys: Uint8Array, values: Uint8Array, found?: Uint8Array): number {
+    const n = this.batchCount(keys, values, 'lookupBatch');
+    const k = new Uint8Array(this.keySize);
+    const v = new Uint8Array(this.valueSize);
+    let hits = 0;
+    for (let i = 0; i < n; i++) {
+      k.set(keys.subarray(i * this.keySize, (i + 1) * this.keySize));
+      const ok = this.lookup(k, v);
+      if (ok) {
+        values.set(v, i * this.valueSize);
+        hits++;
+      }
+      if (found !== undefined) found[i] = ok ? 1 : 0;
+    }
+    return hits;
+  }
+
+  /**
+   * Updates n keys in order and stops at the first failure (as the
+   * kernel's batch ops). Returns { done, status }: done keys succeeded,
+   * status is OK or the failure of key number `done`.
+   */
+  updateBatch(keys: Uint8Array, values: Uint8Array, flag: number = MapFlag.ANY): { done: number; status: number } {
+    const n = this.batchCount(keys, values, 'updateBatch');
+    const k = new Uint8Array(this.keySize);
+    const v = new Uint8Array(this.valueSize);
+    for (let i = 0; i < n; i++) {
+      k.set(keys.subarray(i * this.keySize, (i + 1) * this.keySize));
+      v.set(values.subarray(i * this.valueSize, (i + 1) * this.valueSize));
+      const st = this.update(k, v, flag);
+      if (st !== MapStatus.OK) return { done: i, status: st };
+    }
+    return { done: n, status: MapStatus.OK };
+  }
+
+  /** Deletes n keys; returns how many were present. */
+  deleteBatch(keys: Uint8Array): number {
+    if (!(keys instanceof Uint8Array) || keys.length % this.keySize !== 0) {
+      throw new TypeError(`deleteBatch: keys must be a Uint8Array of a multiple of keySize ${this.keySize} bytes`);
+    }
+    const k = new Uint8Array(this.keySize);
+    let deleted = 0;
+    for (let i = 0; i < keys.length / this.keySize; i++) {
+      k.set(keys.subarray(i * this.keySize, (i + 1) * this.keySize));
+      if (this.delete(k) === MapStatus.OK) deleted++;
+    }
+    return deleted;
+  }
+
+  private batchCount(keys: Uint8Array, values: Uint8Array, op: string): number {
+    if (!(keys instanceof Uint8Array) || keys.length % this.keySize !== 0) {
+      throw new TypeError(`${op}: keys must be a Uint8Array of a multiple of keySize ${this.keySize} bytes`);
+    }
+    const n = keys.length / this.keySize;
+    if (!(values instanceof Uint8Array) || values.length < n * this.valueSize) {
+      throw new TypeError(`${op}: values must hold ${n} x valueSize ${this.valueSize} bytes`);
+    }
+    return n;
+  }
+
+  /* ------------------------------- totals ------------------------------- */
+
+  /** Elements in the map: the sum of per-slot counts (racy while writers run). */
+  count(): number {
+    let n = 0;
+    const base = this.W + MAP_HEADER_WORDS;
+    for (let s = 0; s < this.heap.maxSlots; s++) n += this.i32[base + s * MAP_SLOT_WORDS + MS.COUNT]!;
+    return n;
+  }
+
+  /**
+   * Heap bytes the map holds: its table plus, in dynamic mode, the element
+   * slabs in use; in preallocated mode, every reserved element.
+   */
+  memoryBytes(): number {
+    const table = (MAP_HEADER_WORDS + this.heap.maxSlots * MAP_SLOT_WORDS + (this.mask + 1) * 2) * 4;
+    const st = this.elems.stats();
+    return table + st.chargedBytes;
+  }
+
+  /** Statistics of the element allocator (per worker slot, caches, depot). */
+  elementStats(): ReturnType<Allocator['stats']> {
+    return this.elems.stats();
+  }
+
+  /** Runs pending deferred frees of this agent's deleted elements. Returns how many still wait. */
+  collect(): number {
+    return this.elems.collectDeferred();
+  }
+
+  /* ------------------------------ lifecycle ----------------------------- */
+
+  /** @internal */
+  onViews(): void {
+    this.u8 = this.heap.u8;
+    this.u32 = this.heap.u32;
+    this.i32 = this.heap.i32;
+  }
+
+  /** @internal */
+  detachFromHeap(): void {
+    this.detach();
+  }
+
+  /** Stops using the map in this agent; its unused entry quota goes back. */
+  detach(): void {
+    if (this.detached) return;
+    const q = this.rowWord + MS.QUOTA;
+    const quota = this.i32[q]!;
+    if (quota !== 0) add(this.u32, this.W + M.RESERVED, -quota);
+    this.i32[q] = 0;
+    add(this.u32, this.W + M.ATTACHED, -1);
+    this.detached = true;
+    this.heap.removeClient(this);
+    this.elems.detach();
+  }
+
+  /**
+   * Frees every element and the map itself. Every other agent must have
+   * detached. Returns how many elements were still in the map.
+   */
+  destroy(): number {
+    if (this.detached) throw new RangeError('destroy: this map is detached in this agent');
+    const others = load(this.u32, this.W + M.ATTACHED) - 1;
+    if (others > 0) throw new RangeError(`destroy: the map is still attached in ${others} other agent(s)`);
+    const n = this.clear();
+    store(this.u32, this.W + M.STATE, MAP_DESTROYED);
+    const q = this.rowWord + MS.QUOTA;
+    this.i32[q] = 0;
+    add(this.u32, this.W + M.ATTACHED, -1);
+    this.detached = true;
+    this.heap.removeClient(this);
+    this.elems.destroy();
+    this.heap.giveRegion(this.region);
+    return n;
+  }
+
+  /**
+   * Checks the map's invariants; the map must be quiet (no writer
+   * running). Returns the problems found.
+   */
+  validate(): string[] {
+    const errors: string[] = [];
+    this.heap.refresh();
+    const u32 = this.u32;
+    let reachable = 0;
+    const seen = new Set<string>();
+    for (let b = 0; b <= this.mask; b++) {
+      if (load(u32, this.bucketWord + b * 2 + 1) !== 0) errors.push(`bucket ${b} is locked`);
+      let guard = 0;
+      for (let e = load(u32, this.bucketWord + b * 2); e !== 0; e = load(u32, (e >>> 2) + E_NEXT)) {
+        if (++guard > this.maxEntries + 1) {
+          errors.push(`bucket ${b}: chain loops`);
+          break;
+        }
+        reachable++;
+        const k = this.u8.slice(e + this.keyOff, e + this.keyOff + this.keySize);
+        const h = this.hashOf(k);
+        if (h !== u32[(e >>> 2) + E_HASH]) errors.push(`element ${e}: stored hash differs from its key's`);
+        if ((h & this.mask) !== b) errors.push(`element ${e}: in bucket ${b}, hashes to ${h & this.mask}`);
+        const id = k.join(',');
+        if (seen.has(id)) errors.push(`key ${id} appears twice`);
+        seen.add(id);
+      }
+    }
+    const counted = this.count();
+    if (counted !== reachable) errors.push(`per-slot counts sum to ${counted}, ${reachable} elements reachable`);
+    let quota = 0;
+    for (let s = 0; s < this.heap.maxSlots; s++) quota += this.i32[this.W + MAP_HEADER_WORDS + s * MAP_SLOT_WORDS + MS.QUOTA]!;
+    const reserved = load(u32, this.W + M.RESERVED);
+    if (reserved !== counted + quota) errors.push(`reserved ${reserved} != count ${counted} + quota ${quota}`);
+    if (reserved > this.maxEntries) errors.push(`reserved ${reserved} > maxEntries ${this.maxEntries}`);
+    return errors;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Shared-memory layout of a HashMap (the BPF hash map, on the allocator).
+ *
+ * Map region (page-aligned, tag REGION), from heap.takeRegion:
+ *
+ *   +--------------+--------------------------+------------------------------+
+ *   | map header   | slot rows                | buckets                      |
+ *   | 32 words     | maxSlots x 16 words      | nBuckets x 2 words           |
+ *   |              | (one 64 B line per slot) | [head, lock]                 |
+ *   +--------------+--------------------------+------------------------------+
+ *
+ * Header words: all `once` (written by the creator before the handle is
+ * published), except RESERVED and ATTACHED.
+ *
+ * Slot row (owner-written with plain stores, read racily by count()):
+ *   COUNT  elements this slot inserted minus those it deleted (int32; a
+ *          slot's own count may go negative, the sum may not).
+ *   QUOTA  entries reserved from RESERVED and not used yet.
+ *
+ * Bucket:
+ *   head   first element of the chain. Atomics.store by the holder of the
+ *          bucket's lock; Atomics.load by readers (who take no lock).
+ *   lock   0 or slot + 1 of the writer holding it: cas by writers,
+ *          Atomics.store 0 to release. Readers never look at it.
+ *
+ * Element (an object of the map's fixed-size allocator):
+ *
+ *   +------+------+-----------------+--------------------------------------+
+ *   | next | hash | key (keySize,   | value (valueSize)                    |
+ *   |      |      |  padded to 8)   |  or, per-worker: maxSlots records of |
+ *   |      |      |                 |  [seq | pad | value padded to 8]     |
+ *   +------+------+-----------------+--------------------------------------+
+ *
+ *   next   Atomics.store by the bucket's lock holder (insert, replace,
+ *          delete); Atomics.load by readers. Unchanged once the element
+ *          is unlinked, so a reader standing on it can go on walking.
+ *   hash, key, value: written once before the store that publishes the
+ *          element; never changed while any reader may see it (update
+ *          replaces the element; the old one is freed after a grace
+ *          period). So a reader never sees a torn value.
+ *   per-worker records: written in place by the owning slot only, inside
+ *          a seqlock: seq odd while the owner writes; readers copy and
+ *          retry while seq is odd or changed.
+ *
+ * Invariants (quiet map):
+ *   sum(COUNT) = elements reachable from the buckets = count()
+ *   RESERVED = sum(COUNT) + sum(QUOTA) <= maxEntries
+ *   every reachable element hashes to the bucket it is in, keys unique.
+ */
+export const MAP_MAGIC = 0x6d617041; // "Apam"
+
+export const M = {
+  MAGIC: 0,
+  KEY_SIZE: 1,
+  VALUE_SIZE: 2,
+  MAX_ENTRIES: 3,
+  BUCKETS: 4,
+  SEED: 5,
+  /** 0 preallocated, 1 dynamic. */
+  MODE: 6,
+  /** 1 for per-worker values. */
+  PER_WORKER: 7,
+  /** Id of the element allocator. */
+  ELEM_ALLOC: 8,
+  /** Byte offset of the key within an element. */
+  KEY_OFF: 9,
+  /** Byte offset of the value (or of slot 0's record) within an element. */
+  VALUE_OFF: 10,
+  /** Per-worker: bytes per slot record. */
+  VALUE_STRIDE: 11,
+  /** atomic by any: entries reserved by all slots (counted + quota). */
+  RESERVED: 12,
+  /** cas by any: LIVE, DESTROYED. */
+  STATE: 13,
+  /** atomic by any: agents attached. */
+  ATTACHED: 14,
+  /** once: bytes per element (the allocator's unit). */
+  ELEM_SIZE: 15,
+  /** once: elements the preallocated mode holds. */
+  CAPACITY: 16,
+} as const;
+export const MAP_HEADER_WORDS = 32;
+export const MAP_SLOT_WORDS = 16;
+export const MS = { COUNT: 0, QUOTA: 1 } as const;
+export const MAP_LIVE = 1;
+export const MAP_DESTROYED = 2;
+
+/** Element words. */
+export const E_NEXT = 0;
+export const E_HASH = 1;
+export const E_KEY_OFF = 8;
