@@ -50,7 +50,6 @@ import {
   K,
   KIND_LARGE,
   KIND_LARGE_TAIL,
-  KIND_REGION,
   KIND_SLAB,
   O_COUNT,
   O_NEXT_BATCH,
@@ -69,7 +68,7 @@ import { badPointer, checkInt, describe } from '../errors.js';
 import type { Heap, ViewClient } from '../heap/heap.js';
 import { currentEpoch, gracePassed, tryAdvance } from '../reclaim/epoch.js';
 import { cacheRow, classRow, depotPush, flushCacheRow, regionWords, slotFlagWord } from './region.js';
-import { BUCKET_SIZES, MAX_SMALL, NUM_BUCKETS, SMALL_CLASS, defaultWatermarks } from './sizeclass.js';
+import { BUCKET_SIZES, MAX_SMALL, SMALL_CLASS, defaultWatermarks } from './sizeclass.js';
 
 /** Options of Heap.createAllocator. Watermark options override every class. */
 export interface AllocatorOptions {
@@ -305,13 +304,11 @@ export class Allocator implements ViewClient {
     const id = heap.claimAllocatorId(unit);
     const bytes = regionWords(classes, heap.maxSlots) * 4;
     const pages = Math.ceil(bytes / heap.pageSize);
-    const first = heap.takePages(pages);
-    if (first === 0) {
+    const region = heap.takeRegion(bytes, id);
+    if (region === 0) {
       heap.retireAllocator(id, true);
       throw new RangeError(`heap is full: no room for the allocator's ${bytes}-byte control region`);
     }
-    const region = first * heap.pageSize;
-    heap.u8.fill(0, region, region + pages * heap.pageSize);
     const u32 = heap.u32;
     const R = region >>> 2;
     u32[R + A.ID] = id;
@@ -329,8 +326,6 @@ export class Allocator implements ViewClient {
       u32[cr + C.PREFILL] = m.prefill;
       u32[cr + C.PER_SLAB] = Math.floor((heap.pageSize - mapBytes) / units[c]!);
     }
-    u32[heap.argWord + first] = pages;
-    for (let p = first; p < first + pages; p++) store(u32, heap.tagWord + p, pageTag(KIND_REGION, id, 0));
     heap.publishAllocator(id, region);
     return id;
   }
@@ -979,12 +974,10 @@ export class Allocator implements ViewClient {
       }
     }
     report.leakedObjects += report.largeRuns;
-    const regionPage = (R * 4) / heap.pageSize;
-    const regionPages = u32[R + A.REGION_PAGES]!;
     heap.removeClient(this);
     this.kill();
     heap.retireAllocator(this.id, report.pagesKept === 0);
-    heap.givePages(regionPage, regionPages);
+    heap.giveRegion(R * 4);
     return report;
   }
 
