@@ -161,7 +161,15 @@ export interface LeakReport {
   pagesKept: number;
 }
 
-const LOCK_TRIES = 64;
+/**
+ * Tries at a depot's pop lock before a refill carves a new slab instead.
+ * The lock is held for three atomic operations, but its holder may be
+ * descheduled by the OS; spinning a few microseconds first keeps memory
+ * from growing under contention.
+ */
+const LOCK_TRIES = 4096;
+/** When no new slab can be had (limit, full heap), the refill waits up to this long for the lock. */
+const DEPOT_WAIT_MS = 200;
 
 // Hot-path copies of layout constants. V8 reads an imported binding through
 // a cell on every use; a module-local const it folds, which is worth ~2 ns
@@ -717,40 +725,52 @@ export class Allocator implements ViewClient {
   /** Adds one batch to the cache of class c. False when no memory is available. */
   private refill(c: number): boolean {
     const rec = this.cacheRec + c * CACHE_WORDS;
-    const head = this.depotPop(c, rec);
-    if (head !== 0) {
-      // Any object of the batch may lie in pages another agent committed
-      // after our views were made (trims mix objects from all over the
-      // heap): renew the views before walking or handing out any of them.
-      this.heap.refresh();
-      const u32 = this.u32;
-      const n = u32[(head >>> 2) + O_COUNT]!;
-      const tail = u32[(head >>> 2) + O_TAIL]!;
-      u32[tail >>> 2] = u32[rec]!;
-      u32[rec] = head;
-      u32[rec + K.COUNT] += n;
-      u32[rec + K.OBJS_IN] += n;
-      u32[rec + K.INFLIGHT] = 0;
-      u32[rec + K.REFILLS]++;
-      this.sampleOut(0);
-      return true;
-    }
+    const head = this.depotPop(c, rec, LOCK_TRIES);
+    if (head !== 0) return this.spliceBatch(rec, head);
     if (this.carve(c, rec)) {
       this.u32[rec + K.REFILLS]++;
       return true;
     }
+    // No new memory: the depot is the only source left; if it was only
+    // busy, wait longer for its lock (bounded in time: its holder may be
+    // descheduled for a time slice) before reporting failure.
+    const headWord = this.R + ALLOC_WORDS + c * CLASS_WORDS + C.DEPOT_HEAD;
+    const deadline = Date.now() + DEPOT_WAIT_MS;
+    while (load(this.u32, headWord) !== 0 && Date.now() < deadline) {
+      const last = this.depotPop(c, rec, LOCK_TRIES);
+      if (last !== 0) return this.spliceBatch(rec, last);
+    }
     return false;
   }
 
+  /** Puts a batch popped from the depot at the front of the cache row `rec`. */
+  private spliceBatch(rec: number, head: number): boolean {
+    // Any object of the batch may lie in pages another agent committed
+    // after our views were made (trims mix objects from all over the
+    // heap): renew the views before walking or handing out any of them.
+    this.heap.refresh();
+    const u32 = this.u32;
+    const n = u32[(head >>> 2) + O_COUNT]!;
+    const tail = u32[(head >>> 2) + O_TAIL]!;
+    u32[tail >>> 2] = u32[rec]!;
+    u32[rec] = head;
+    u32[rec + K.COUNT] += n;
+    u32[rec + K.OBJS_IN] += n;
+    u32[rec + K.INFLIGHT] = 0;
+    u32[rec + K.REFILLS]++;
+    this.sampleOut(0);
+    return true;
+  }
+
   /** Pops one batch from the depot of class c (recorded in the cache row as in flight). */
-  private depotPop(c: number, rec: number): number {
+  private depotPop(c: number, rec: number, tries: number): number {
     const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
     let u32 = this.u32;
     if (load(u32, cr + C.DEPOT_HEAD) === 0) return 0;
     const me = this.heap.slot + 1;
     let got = false;
-    for (let i = 0; i < LOCK_TRIES; i++) {
-      if (cas(u32, cr + C.DEPOT_LOCK, 0, me) === 0) {
+    for (let i = 0; i < tries; i++) {
+      if (u32[cr + C.DEPOT_LOCK] === 0 && cas(u32, cr + C.DEPOT_LOCK, 0, me) === 0) {
         got = true;
         break;
       }

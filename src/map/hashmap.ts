@@ -71,7 +71,10 @@ export interface HashMapHandle {
   readonly region: number;
 }
 
-const SPIN_LIMIT = 1 << 20;
+/** How long a writer spins on a bucket lock before it reports BUSY. */
+const LOCK_SPIN_MS = 500;
+/** How long a writer keeps reclaiming when no element is free (grace periods pending). */
+const RECLAIM_WAIT_MS = 500;
 const QUOTA_BATCH = 32;
 /** Watermarks of the element allocator: small, so little hides in caches. */
 const ELEM_MARKS = { lowWatermark: 8, highWatermark: 32, batch: 16, prefill: 8 };
@@ -294,13 +297,23 @@ export class HashMap implements ViewClient {
     return 0;
   }
 
+  /**
+   * Takes bucket b's lock, spinning. A holder can be descheduled by the OS
+   * for a whole time slice, so the bound is in time: after LOCK_SPIN_MS
+   * the lock is taken to be held by a stalled or dead writer (BUSY).
+   */
   private lock(b: number): boolean {
     const w = this.bucketWord + b * 2 + 1;
     const u32 = this.u32;
-    for (let i = 0; i < SPIN_LIMIT; i++) {
+    let deadline = 0;
+    for (let i = 0; ; i++) {
       if (u32[w] === 0 && cas(u32, w, 0, this.me) === 0) return true;
+      if ((i & 1023) === 1023) {
+        const now = Date.now();
+        if (deadline === 0) deadline = now + LOCK_SPIN_MS;
+        else if (now > deadline) return false;
+      }
     }
-    return false;
   }
 
   private unlock(b: number): void {
@@ -358,9 +371,22 @@ export class HashMap implements ViewClient {
     for (let i = 0; i < this.valueSize; i++) out[i] = u8[src + i]!;
   }
 
-  /** A new element for `key`, value from v (per-worker: this slot's value, others zero). 0 if none. */
+  /**
+   * A new element for `key`, value from v (per-worker: this slot's value,
+   * others zero). 0 if none. When the allocator has nothing (preallocated
+   * pool or heap used up), the elements this agent retired may only be
+   * waiting for readers to leave their sections: a writer may wait for
+   * that, within RECLAIM_WAIT_MS (readers never wait).
+   */
   private newElement(h: number, key: Uint8Array, v: Uint8Array): number {
-    const e = this.elems.alloc();
+    let e = this.elems.alloc();
+    if (e === 0 && this.elems.deferredPending > 0) {
+      const deadline = Date.now() + RECLAIM_WAIT_MS;
+      do {
+        this.elems.collectDeferred();
+        e = this.elems.alloc();
+      } while (e === 0 && this.elems.deferredPending > 0 && Date.now() < deadline);
+    }
     if (e === 0) return 0;
     this.reach(e);
     this.writeKey(e, h, key);
@@ -497,21 +523,20 @@ export class HashMap implements ViewClient {
     if (flag !== 0 && flag !== 1 && flag !== 2) throw new RangeError(`update flag must be MapFlag.ANY (0), NOEXIST (1) or EXIST (2), got ${describe(flag)}`);
     const h = this.hashOf(key);
     const b = h & this.mask;
-    this.pin();
-    try {
-      if (this.perWorker && flag !== MapFlag.NOEXIST) {
-        // In place in our own slot: no lock, no new element.
-        const e = this.find(b, h, key);
-        if (e !== 0) {
-          this.writeSlot(e, value);
-          return MapStatus.OK;
-        }
-        if (flag === MapFlag.EXIST) return MapStatus.NOT_FOUND;
-      }
-      return this.updateLocked(b, h, key, value, flag);
-    } finally {
+    if (this.perWorker && flag !== MapFlag.NOEXIST) {
+      // In place in our own slot: no lock, no new element; pinned, since
+      // the element may be deleted and retired meanwhile.
+      this.pin();
+      const e = this.find(b, h, key);
+      if (e !== 0) this.writeSlot(e, value);
       this.unpin();
+      if (e !== 0) return MapStatus.OK;
+      if (flag === MapFlag.EXIST) return MapStatus.NOT_FOUND;
     }
+    // Writers need no pin: under the bucket lock every element of the
+    // chain is live (retired ones are unlinked first), so the epoch is
+    // never held back by a writer waiting for a lock.
+    return this.updateLocked(b, h, key, value, flag);
   }
 
   private writeSlot(e: number, v: Uint8Array): void {
@@ -771,6 +796,11 @@ export class HashMap implements ViewClient {
   /** Statistics of the element allocator (per worker slot, caches, depot). */
   elementStats(): ReturnType<Allocator['stats']> {
     return this.elems.stats();
+  }
+
+  /** This agent's deleted or replaced elements still waiting for a grace period. */
+  get deferredPending(): number {
+    return this.elems.deferredPending;
   }
 
   /** Runs pending deferred frees of this agent's deleted elements. Returns how many still wait. */
