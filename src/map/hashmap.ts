@@ -62,7 +62,7 @@ export interface HashMapOptions {
   perWorker?: boolean;
   /** Hash seed; random by default (against hash flooding). */
   seed?: number;
-  /** Buckets (rounded up to a power of two). Default: maxEntries rounded up. */
+  /** Buckets (rounded up to a power of two). Default: maxEntries / 4 rounded up. */
   buckets?: number;
 }
 
@@ -76,6 +76,8 @@ const LOCK_SPIN_MS = 500;
 /** How long a writer keeps reclaiming when no element is free (grace periods pending). */
 const RECLAIM_WAIT_MS = 500;
 const QUOTA_BATCH = 32;
+/** Bit 0 of a bucket word: its lock (elements are 16-byte aligned). */
+const LOCKED = 1;
 /** Watermarks of the element allocator: small, so little hides in caches. */
 const ELEM_MARKS = { lowWatermark: 8, highWatermark: 32, batch: 16, prefill: 8 };
 const SEQ_RETRIES = 1 << 20;
@@ -110,7 +112,6 @@ export class HashMap implements ViewClient {
   private readonly rowWord: number;
   private readonly pinWord: number;
   private readonly epochWord: number;
-  private readonly me: number;
   private u8: Uint8Array;
   private u32: Uint32Array;
   private i32: Int32Array;
@@ -140,7 +141,6 @@ export class HashMap implements ViewClient {
     this.rowWord = W + MAP_HEADER_WORDS + heap.slot * MAP_SLOT_WORDS;
     this.pinWord = heap.slotWord + heap.slot * SLOT_ROW_WORDS + S.PIN;
     this.epochWord = heap.hdr + H.EPOCH;
-    this.me = heap.slot + 1;
     add(u32, W + M.ATTACHED, 1);
     heap.addClient(this);
   }
@@ -155,7 +155,10 @@ export class HashMap implements ViewClient {
     if (mode !== 'prealloc' && mode !== 'dynamic') throw new TypeError(`mode must be 'prealloc' or 'dynamic', got ${describe(mode)}`);
     const perWorker = options.perWorker === true;
     const seed = options.seed === undefined ? (Math.random() * 2 ** 32) >>> 0 : checkInt('seed', options.seed, 0, 0xffffffff);
-    const buckets = pow2AtLeast(options.buckets === undefined ? maxEntries : checkInt('buckets', options.buckets, 1, 1 << 26));
+    // Default: a quarter as many buckets as entries (chains of ~4 when
+    // full), so the table costs ~1 byte per entry and a dynamic map's
+    // memory follows its element count.
+    const buckets = pow2AtLeast(options.buckets === undefined ? Math.ceil(maxEntries / 4) : checkInt('buckets', options.buckets, 1, 1 << 26));
     const keyOff = E_KEY_OFF;
     const valueOff = keyOff + Math.ceil(keySize / 8) * 8;
     const stride = perWorker ? 8 + Math.ceil(valueSize / 8) * 8 : valueSize;
@@ -173,7 +176,7 @@ export class HashMap implements ViewClient {
       elems.destroy();
       throw new RangeError(`heap is full: no room to preallocate ${capacity} elements of ${elems.unitSize} bytes`);
     }
-    const bytes = (MAP_HEADER_WORDS + heap.maxSlots * MAP_SLOT_WORDS + buckets * 2) * 4;
+    const bytes = (MAP_HEADER_WORDS + heap.maxSlots * MAP_SLOT_WORDS + buckets) * 4;
     const region = heap.takeRegion(bytes, 0);
     if (region === 0) {
       elems.destroy();
@@ -287,7 +290,7 @@ export class HashMap implements ViewClient {
    * plain load ~1.5 ns).
    */
   private find(b: number, h: number, key: Uint8Array): number {
-    let e = load(this.u32, this.bucketWord + b * 2);
+    let e = (load(this.u32, this.bucketWord + b) & ~LOCKED) >>> 0;
     while (e !== 0) {
       if (e + 64 > this.heap.viewBytes) this.reach(e);
       const u32 = this.u32;
@@ -302,22 +305,29 @@ export class HashMap implements ViewClient {
    * for a whole time slice, so the bound is in time: after LOCK_SPIN_MS
    * the lock is taken to be held by a stalled or dead writer (BUSY).
    */
-  private lock(b: number): boolean {
-    const w = this.bucketWord + b * 2 + 1;
+  private lock(b: number): number {
+    const w = this.bucketWord + b;
     const u32 = this.u32;
     let deadline = 0;
     for (let i = 0; ; i++) {
-      if (u32[w] === 0 && cas(u32, w, 0, this.me) === 0) return true;
+      const v = u32[w]!;
+      if ((v & LOCKED) === 0 && cas(u32, w, v, v | LOCKED) === v) {
+        // Which bucket this slot holds, for a survivor if this agent dies.
+        this.i32[this.rowWord + MS.LOCKED_BUCKET] = b + 1;
+        return v;
+      }
       if ((i & 1023) === 1023) {
         const now = Date.now();
         if (deadline === 0) deadline = now + LOCK_SPIN_MS;
-        else if (now > deadline) return false;
+        else if (now > deadline) return -1;
       }
     }
   }
 
-  private unlock(b: number): void {
-    store(this.u32, this.bucketWord + b * 2 + 1, 0);
+  /** Releases bucket b's lock, publishing `head` as its first element in the same store. */
+  private unlock(b: number, head: number): void {
+    store(this.u32, this.bucketWord + b, head);
+    this.i32[this.rowWord + MS.LOCKED_BUCKET] = 0;
   }
 
   /** Reserves one entry against maxEntries (per-slot quota, refilled in batches). */
@@ -552,14 +562,13 @@ export class HashMap implements ViewClient {
     // Build the new element before taking the lock: the lock is held only
     // for the search and the pointer swap.
     let fresh = this.newElement(h, key, value);
-    if (!this.lock(b)) {
+    let head = this.lock(b);
+    if (head < 0) {
       if (fresh !== 0) this.elems.free(fresh);
       return MapStatus.BUSY;
     }
-    const u32 = this.u32;
-    const headWord = this.bucketWord + b * 2;
     let pred = 0;
-    let e = load(u32, headWord);
+    let e = head;
     while (e !== 0) {
       this.reach(e);
       if (this.u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e, key)) break;
@@ -576,20 +585,20 @@ export class HashMap implements ViewClient {
     } else if (e === 0 && !this.takeEntry()) {
       status = MapStatus.FULL;
     } else {
-      const linkWord = pred === 0 ? headWord : (pred >>> 2) + E_NEXT;
+      // fresh.next is published by the atomic store that links fresh.
       if (e !== 0) {
         // Replace: readers see the old element or the new one, never a mix.
-        // fresh.next is published by the atomic store of the link.
         this.u32[(fresh >>> 2) + E_NEXT] = this.u32[(e >>> 2) + E_NEXT]!;
-        store(this.u32, linkWord, fresh);
+        if (pred === 0) head = fresh;
+        else store(this.u32, (pred >>> 2) + E_NEXT, fresh);
       } else {
-        this.u32[(fresh >>> 2) + E_NEXT] = this.u32[headWord]!;
-        store(this.u32, headWord, fresh);
+        this.u32[(fresh >>> 2) + E_NEXT] = head;
+        head = fresh;
         this.i32[this.rowWord + MS.COUNT]!++;
       }
       fresh = 0;
     }
-    this.unlock(b);
+    this.unlock(b, head);
     if (fresh !== 0) this.elems.free(fresh);
     if (status === MapStatus.OK && e !== 0 && !this.perWorker) this.elems.freeDeferred(e);
     return status;
@@ -600,10 +609,10 @@ export class HashMap implements ViewClient {
     this.checkKey(key, 'delete');
     const h = this.hashOf(key);
     const b = h & this.mask;
-    if (!this.lock(b)) return MapStatus.BUSY;
-    const headWord = this.bucketWord + b * 2;
+    let head = this.lock(b);
+    if (head < 0) return MapStatus.BUSY;
     let pred = 0;
-    let e = load(this.u32, headWord);
+    let e = head;
     while (e !== 0) {
       this.reach(e);
       if (this.u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e, key)) break;
@@ -611,10 +620,12 @@ export class HashMap implements ViewClient {
       e = this.u32[(e >>> 2) + E_NEXT]!;
     }
     if (e !== 0) {
-      store(this.u32, pred === 0 ? headWord : (pred >>> 2) + E_NEXT, this.u32[(e >>> 2) + E_NEXT]!);
+      const next = this.u32[(e >>> 2) + E_NEXT]!;
+      if (pred === 0) head = next;
+      else store(this.u32, (pred >>> 2) + E_NEXT, next);
       this.i32[this.rowWord + MS.COUNT]!--;
     }
-    this.unlock(b);
+    this.unlock(b, head);
     if (e === 0) return MapStatus.NOT_FOUND;
     this.giveEntry();
     this.elems.freeDeferred(e);
@@ -626,12 +637,10 @@ export class HashMap implements ViewClient {
     if (this.detached) throw new RangeError('clear: this map is detached in this agent');
     let n = 0;
     for (let b = 0; b <= this.mask; b++) {
-      const headWord = this.bucketWord + b * 2;
-      if (load(this.u32, headWord) === 0) continue;
-      if (!this.lock(b)) throw new RangeError(`clear: bucket ${b} stays locked: a writer stalled or died`);
-      let e = load(this.u32, headWord);
-      store(this.u32, headWord, 0);
-      this.unlock(b);
+      if (load(this.u32, this.bucketWord + b) === 0) continue;
+      let e = this.lock(b);
+      if (e < 0) throw new RangeError(`clear: bucket ${b} stays locked: a writer stalled or died`);
+      this.unlock(b, 0);
       while (e !== 0) {
         this.reach(e);
         const next = load(this.u32, (e >>> 2) + E_NEXT);
@@ -672,7 +681,7 @@ export class HashMap implements ViewClient {
         }
       }
       for (; b <= this.mask; b++) {
-        const e = load(this.u32, this.bucketWord + b * 2);
+        const e = (load(this.u32, this.bucketWord + b) & ~LOCKED) >>> 0;
         if (e !== 0) return this.copyKey(e, out);
       }
       return false;
@@ -788,7 +797,7 @@ export class HashMap implements ViewClient {
    * slabs in use; in preallocated mode, every reserved element.
    */
   memoryBytes(): number {
-    const table = (MAP_HEADER_WORDS + this.heap.maxSlots * MAP_SLOT_WORDS + (this.mask + 1) * 2) * 4;
+    const table = (MAP_HEADER_WORDS + this.heap.maxSlots * MAP_SLOT_WORDS + (this.mask + 1)) * 4;
     const st = this.elems.stats();
     return table + st.chargedBytes;
   }
@@ -866,9 +875,9 @@ export class HashMap implements ViewClient {
     let reachable = 0;
     const seen = new Set<string>();
     for (let b = 0; b <= this.mask; b++) {
-      if (load(u32, this.bucketWord + b * 2 + 1) !== 0) errors.push(`bucket ${b} is locked`);
+      if ((load(u32, this.bucketWord + b) & LOCKED) !== 0) errors.push(`bucket ${b} is locked`);
       let guard = 0;
-      for (let e = load(u32, this.bucketWord + b * 2); e !== 0; e = load(u32, (e >>> 2) + E_NEXT)) {
+      for (let e = (load(u32, this.bucketWord + b) & ~LOCKED) >>> 0; e !== 0; e = load(u32, (e >>> 2) + E_NEXT)) {
         if (++guard > this.maxEntries + 1) {
           errors.push(`bucket ${b}: chain loops`);
           break;

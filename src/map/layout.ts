@@ -5,8 +5,8 @@
  *
  *   +--------------+--------------------------+------------------------------+
  *   | map header   | slot rows                | buckets                      |
- *   | 32 words     | maxSlots x 16 words      | nBuckets x 2 words           |
- *   |              | (one 64 B line per slot) | [head, lock]                 |
+ *   | 32 words     | maxSlots x 16 words      | nBuckets x 1 word            |
+ *   |              | (one 64 B line per slot) | head pointer | lock bit      |
  *   +--------------+--------------------------+------------------------------+
  *
  * Header words: all `once` (written by the creator before the handle is
@@ -16,12 +16,15 @@
  *   COUNT  elements this slot inserted minus those it deleted (int32; a
  *          slot's own count may go negative, the sum may not).
  *   QUOTA  entries reserved from RESERVED and not used yet.
+ *   LOCKED_BUCKET  bucket + 1 while this slot holds that bucket's lock, 0
+ *          otherwise: lets a survivor find a lock a dead writer held.
  *
- * Bucket:
- *   head   first element of the chain. Atomics.store by the holder of the
- *          bucket's lock; Atomics.load by readers (who take no lock).
- *   lock   0 or slot + 1 of the writer holding it: cas by writers,
- *          Atomics.store 0 to release. Readers never look at it.
+ * Bucket word: the first element of the chain, with bit 0 set while a
+ *   writer holds the bucket's lock (elements are 16-byte aligned, so the
+ *   low bits of a pointer are free). A writer takes the lock with a cas
+ *   that sets bit 0 and releases it with one Atomics.store of the new
+ *   head, which also publishes an inserted first element. Readers
+ *   Atomics.load it, mask bit 0 and never wait for the lock.
  *
  * Element (an object of the map's fixed-size allocator):
  *
@@ -81,7 +84,7 @@ export const M = {
 } as const;
 export const MAP_HEADER_WORDS = 32;
 export const MAP_SLOT_WORDS = 16;
-export const MS = { COUNT: 0, QUOTA: 1 } as const;
+export const MS = { COUNT: 0, QUOTA: 1, LOCKED_BUCKET: 2 } as const;
 export const MAP_LIVE = 1;
 export const MAP_DESTROYED = 2;
 
