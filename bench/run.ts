@@ -20,9 +20,10 @@
  *   --peers a,b             throughput peers (default: all)
  *   --tp-runs N             runs per throughput point (default 3)
  *   --duration-ms N         throughput measuring time per run (default 500)
- *   --no-pair / --no-throughput
+ *   --no-pair / --no-throughput / --no-map
  *   --out FILE              JSON output (default bench/results/latest.json)
  */
+import { mapReport, mapSuite, tenPercentMemory, type MapRow } from './map/run.js';
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -52,6 +53,7 @@ interface Args {
   pair: boolean;
   throughput: boolean;
   out: string;
+  map: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -65,7 +67,7 @@ function parseArgs(argv: string[]): Args {
   };
   const known = new Set([
     '--quick', '--sizes', '--variants', '--runs', '--procs', '--target-ms', '--workers', '--peers',
-    '--tp-runs', '--duration-ms', '--no-pair', '--no-throughput', '--out',
+    '--tp-runs', '--duration-ms', '--no-pair', '--no-throughput', '--no-map', '--out',
   ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -94,6 +96,7 @@ function parseArgs(argv: string[]): Args {
     durationMs: Number(val('--duration-ms') ?? (quick ? 250 : DEFAULT_THROUGHPUT.durationMs)),
     pair: !has('--no-pair'),
     throughput: !has('--no-throughput'),
+    map: !has('--no-map'),
     out: val('--out') ?? join(RESULTS_DIR, 'latest.json'),
   };
   for (const k of ['runs', 'procs', 'targetMs', 'tpRuns', 'durationMs'] as const) {
@@ -260,6 +263,19 @@ async function main(): Promise<void> {
     console.log(throughputTable(throughput));
   }
 
+  let map: MapRow[] = [];
+  if (a.map) {
+    const mopts = { workers: a.workers.filter((w) => w <= 16), runs: a.quick ? 1 : 3, durationMs: a.quick ? 300 : 600 };
+    console.log(
+      `\n## Hash map: map_perf_test and htab-mem analogues\n\n` +
+        `8-byte keys and values, each worker its own 1024 keys (pairs share theirs in add_del_on_diff_cpu), ` +
+        `${mopts.durationMs} ms per run after a common start, median of ${mopts.runs}; memory sampled every 10 ms ` +
+        `(anyalloc maps: table + element slabs).\n`,
+    );
+    map = await mapSuite(mopts, (l) => console.error(l));
+    console.log(mapReport(map, tenPercentMemory()));
+  }
+
   const seconds = Math.round((Date.now() - started) / 100) / 10;
   console.log(`\nTotal time: ${seconds} s`);
   mkdirSync(dirname(a.out), { recursive: true });
@@ -272,6 +288,7 @@ async function main(): Promise<void> {
         options: a,
         pair,
         throughput,
+        map,
         seconds,
       },
       null,
