@@ -78,8 +78,13 @@ const RECLAIM_WAIT_MS = 500;
 const QUOTA_BATCH = 32;
 /** Bit 0 of a bucket word: its lock (elements are 16-byte aligned). */
 const LOCKED = 1;
-/** Watermarks of the element allocator: small, so little hides in caches. */
-const ELEM_MARKS = { lowWatermark: 8, highWatermark: 32, batch: 16, prefill: 8 };
+/**
+ * Watermarks of the element allocator. The high mark sits above the 64
+ * elements a deferred-free collection returns at once, so an overwrite
+ * loop (one element in, one retired, per update) stays in its cache
+ * instead of trimming and refilling through the depot.
+ */
+const ELEM_MARKS = { lowWatermark: 16, highWatermark: 128, batch: 32, prefill: 16 };
 const SEQ_RETRIES = 1 << 20;
 
 function pow2AtLeast(n: number): number {
@@ -570,7 +575,7 @@ export class HashMap implements ViewClient {
     let pred = 0;
     let e = head;
     while (e !== 0) {
-      this.reach(e);
+      if (e + 64 > this.heap.viewBytes) this.reach(e);
       if (this.u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e, key)) break;
       pred = e;
       e = this.u32[(e >>> 2) + E_NEXT]!;
@@ -614,7 +619,7 @@ export class HashMap implements ViewClient {
     let pred = 0;
     let e = head;
     while (e !== 0) {
-      this.reach(e);
+      if (e + 64 > this.heap.viewBytes) this.reach(e);
       if (this.u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e, key)) break;
       pred = e;
       e = this.u32[(e >>> 2) + E_NEXT]!;
