@@ -122,6 +122,8 @@ export class HashMap implements ViewClient {
   private i32: Int32Array;
   private detached = false;
   private pinDepth = 0;
+  /** Out-value of findLocked (kept in a field: no allocation). */
+  private pred = 0;
 
   private constructor(heap: Heap, region: number, elems: Allocator) {
     this.heap = heap;
@@ -310,6 +312,23 @@ export class HashMap implements ViewClient {
    * for a whole time slice, so the bound is in time: after LOCK_SPIN_MS
    * the lock is taken to be held by a stalled or dead writer (BUSY).
    */
+  /**
+   * Finds `key` in a locked bucket's chain starting at head; the element
+   * before it (0 if it is first) is left in this.pred.
+   */
+  private findLocked(head: number, h: number, key: Uint8Array): number {
+    let pred = 0;
+    let e = head;
+    while (e !== 0) {
+      if (e + 64 > this.heap.viewBytes) this.reach(e);
+      if (this.u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e, key)) break;
+      pred = e;
+      e = this.u32[(e >>> 2) + E_NEXT]!;
+    }
+    this.pred = pred;
+    return e;
+  }
+
   private lock(b: number): number {
     const w = this.bucketWord + b;
     const u32 = this.u32;
@@ -438,12 +457,17 @@ export class HashMap implements ViewClient {
 
   /** True when `key` is in the map. */
   has(key: Uint8Array): boolean {
-    this.checkKey(key, 'has');
+    return this.locate(key, 'has') !== 0;
+  }
+
+  /** The element of `key` (0 if absent), found in a read-side section of its own. */
+  private locate(key: Uint8Array, op: string): number {
+    this.checkKey(key, op);
     const h = this.hashOf(key);
     this.pin();
     const e = this.find(h & this.mask, h, key);
     this.unpin();
-    return e !== 0;
+    return e;
   }
 
   /**
@@ -454,11 +478,7 @@ export class HashMap implements ViewClient {
    * do its in-place work inside read().
    */
   lookupOffset(key: Uint8Array): number {
-    this.checkKey(key, 'lookupOffset');
-    const h = this.hashOf(key);
-    this.pin();
-    const e = this.find(h & this.mask, h, key);
-    this.unpin();
+    const e = this.locate(key, 'lookupOffset');
     if (e === 0) return 0;
     return this.perWorker ? e + this.valueOff + this.stride * this.heap.slot + 8 : e + this.valueOff;
   }
@@ -572,14 +592,8 @@ export class HashMap implements ViewClient {
       if (fresh !== 0) this.elems.free(fresh);
       return MapStatus.BUSY;
     }
-    let pred = 0;
-    let e = head;
-    while (e !== 0) {
-      if (e + 64 > this.heap.viewBytes) this.reach(e);
-      if (this.u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e, key)) break;
-      pred = e;
-      e = this.u32[(e >>> 2) + E_NEXT]!;
-    }
+    const e = this.findLocked(head, h, key);
+    const pred = this.pred;
     let status: number = MapStatus.OK;
     if (e !== 0 && flag === MapFlag.NOEXIST) status = MapStatus.EXISTS;
     else if (e === 0 && flag === MapFlag.EXIST) status = MapStatus.NOT_FOUND;
@@ -616,14 +630,8 @@ export class HashMap implements ViewClient {
     const b = h & this.mask;
     let head = this.lock(b);
     if (head < 0) return MapStatus.BUSY;
-    let pred = 0;
-    let e = head;
-    while (e !== 0) {
-      if (e + 64 > this.heap.viewBytes) this.reach(e);
-      if (this.u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e, key)) break;
-      pred = e;
-      e = this.u32[(e >>> 2) + E_NEXT]!;
-    }
+    const e = this.findLocked(head, h, key);
+    const pred = this.pred;
     if (e !== 0) {
       const next = this.u32[(e >>> 2) + E_NEXT]!;
       if (pred === 0) head = next;
