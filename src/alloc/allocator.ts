@@ -176,6 +176,8 @@ const DEPOT_WAIT_MS = 200;
 // per alloc+free pair. Same values as ../shm/layout.ts and ./sizeclass.ts.
 const HOT_COUNT: number = K.COUNT;
 const HOT_ALLOCS: number = K.ALLOCS;
+const HOT_LOW: number = K.LOW;
+const HOT_HIGH: number = K.HIGH;
 const HOT_ROW: number = CACHE_WORDS;
 const HOT_ALLOCATED: number = ST_ALLOCATED;
 const HOT_FREE: number = ST_FREE;
@@ -258,6 +260,10 @@ export class Allocator implements ViewClient {
       this.batch[c] = u32[cr + C.BATCH]!;
       this.units[c] = u32[cr + C.UNIT]!;
       this.perSlab[c] = u32[cr + C.PER_SLAB]!;
+    }
+    for (let c = 0; c < this.classes; c++) {
+      u32[this.cacheRec + c * CACHE_WORDS + K.LOW] = this.low[c]!;
+      u32[this.cacheRec + c * CACHE_WORDS + K.HIGH] = this.high[c]!;
     }
     this.deferred = () => this.runDeferred();
     this.collector = () => {
@@ -379,7 +385,7 @@ export class Allocator implements ViewClient {
     i32[rec + HOT_ALLOCS]++;
     const off = p & this.pageMask;
     this.u8[p - off + (off >>> 4)] = HOT_ALLOCATED;
-    if (n < this.low[c]!) this.kick(c);
+    if (n < i32[rec + HOT_LOW]!) this.kick(c);
     return p;
   }
 
@@ -406,7 +412,7 @@ export class Allocator implements ViewClient {
     i32[rec] = p;
     const n = i32[rec + HOT_COUNT]! + 1;
     i32[rec + HOT_COUNT] = n;
-    if (n > this.high[c]!) this.kickTrim(c, n);
+    if (n > i32[rec + HOT_HIGH]!) this.kickTrim(c, n);
   }
 
   /** The size class unit an allocation of `size` bytes gets (0 for a large run). */

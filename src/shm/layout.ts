@@ -351,5 +351,8 @@ export const K = {
   TRIMS: 6,
   FAILURES: 7,
   INFLIGHT: 8,
+  /** Copies of the class's low and high watermarks, written by the owner at attach, read on its fast paths (same line as head and count). */
+  LOW: 9,
+  HIGH: 10,
 } as const;
 export const CACHE_WORDS = 16;
