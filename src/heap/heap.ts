@@ -326,6 +326,7 @@ export class Heap implements PageHeapHost, EpochHost {
       const gen = (add(u32, this.hdr + H.SLOT_GEN, 1) + 1) >>> 0;
       store(u32, w + S.GEN, gen);
       clearPin(u32, this.slotWord, s);
+      maxTo(u32, this.hdr + H.SLOTS_USED, s + 1);
       store(u32, w + S.STATE, state);
       return { slot: s, gen };
     }

@@ -67,12 +67,14 @@ export function clearPin(u32: Uint32Array, slotWord: number, slot: number): void
 /**
  * Moves the global epoch forward by one if every attached slot is
  * quiescent or pinned at the current epoch. Returns the epoch after the
- * attempt. Cost: two atomic loads per slot.
+ * attempt. Cost: one or two atomic loads per slot ever used.
  */
 export function tryAdvance(h: EpochHost): number {
   const u32 = h.u32;
   const e = load(u32, h.hdr + H.EPOCH);
-  for (let s = 0; s < h.maxSlots; s++) {
+  // Slots above the highest ever used were never pinned.
+  const used = load(u32, h.hdr + H.SLOTS_USED);
+  for (let s = 0; s < used; s++) {
     const row = h.slotWord + s * SLOT_ROW_WORDS;
     const p = load(u32, row + S.PIN);
     if (p === 0 || p === e) continue;

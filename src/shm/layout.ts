@@ -95,6 +95,8 @@ export const H = {
    * reclamation; starts at 1, only ever incremented by one.
    */
   EPOCH: 19,
+  /** cas-max by any: 1 + the highest slot ever attached or reserved (scans stop there). */
+  SLOTS_USED: 20,
 } as const;
 export const HEADER_BYTES = 128;
 
