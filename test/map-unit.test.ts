@@ -154,3 +154,18 @@ test('memory: a dynamic map at 10% holds a fraction of a preallocated one; destr
   assert.equal(heap.stats().usedPages, used0);
   assert.deepEqual(heap.validate(), []);
 });
+
+test('a dead agent that had the map attached is released with its slot; destroy then works', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
+  const m = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: 64 });
+  const h = heap.reserveSlot();
+  const dead = Heap.attach(h);
+  const dm = HashMap.attach(dead, m.handle);
+  for (let i = 0; i < 10; i++) dm.update(k32(i), k32(i));
+  dm.delete(k32(0));
+  assert.throws(() => m.destroy(), /still attached in 1 other agent/);
+  assert.equal(heap.releaseSlot(h.slot, h.gen), true);
+  assert.equal(m.count(), 9);
+  assert.equal(m.destroy(), 9);
+  assert.deepEqual(heap.validate(), []);
+});

@@ -349,6 +349,11 @@ export class Allocator implements ViewClient {
     return { kind: 'anyalloc.allocator', id: this.id };
   }
 
+  /** Agents that have this allocator attached now (racy while agents attach or detach). */
+  get attachedAgents(): number {
+    return load(this.u32, this.R + A.ATTACHED);
+  }
+
   /** True in fixed-size mode. */
   get fixed(): boolean {
     return this.unitSize !== 0;

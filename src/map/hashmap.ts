@@ -148,7 +148,6 @@ export class HashMap implements ViewClient {
     this.rowWord = W + MAP_HEADER_WORDS + heap.slot * MAP_SLOT_WORDS;
     this.pinWord = heap.slotWord + heap.slot * SLOT_ROW_WORDS + S.PIN;
     this.epochWord = heap.hdr + H.EPOCH;
-    add(u32, W + M.ATTACHED, 1);
     heap.addClient(this);
   }
 
@@ -851,7 +850,6 @@ export class HashMap implements ViewClient {
     const quota = this.i32[q]!;
     if (quota !== 0) add(this.u32, this.W + M.RESERVED, -quota);
     this.i32[q] = 0;
-    add(this.u32, this.W + M.ATTACHED, -1);
     this.detached = true;
     this.heap.removeClient(this);
     this.elems.detach();
@@ -863,13 +861,14 @@ export class HashMap implements ViewClient {
    */
   destroy(): number {
     if (this.detached) throw new RangeError('destroy: this map is detached in this agent');
-    const others = load(this.u32, this.W + M.ATTACHED) - 1;
+    // Every agent attached to the map has its element allocator attached,
+    // and releaseSlot() of a dead agent detaches that: count those.
+    const others = this.elems.attachedAgents - 1;
     if (others > 0) throw new RangeError(`destroy: the map is still attached in ${others} other agent(s)`);
     const n = this.clear();
     store(this.u32, this.W + M.STATE, MAP_DESTROYED);
     const q = this.rowWord + MS.QUOTA;
     this.i32[q] = 0;
-    add(this.u32, this.W + M.ATTACHED, -1);
     this.detached = true;
     this.heap.removeClient(this);
     this.elems.destroy();

@@ -10,7 +10,7 @@
  *   +--------------+--------------------------+------------------------------+
  *
  * Header words: all `once` (written by the creator before the handle is
- * published), except RESERVED and ATTACHED.
+ * published), except RESERVED and STATE.
  *
  * Slot row (owner-written with plain stores, read racily by count()):
  *   COUNT  elements this slot inserted minus those it deleted (int32; a
@@ -75,7 +75,7 @@ export const M = {
   RESERVED: 12,
   /** cas by any: LIVE, DESTROYED. */
   STATE: 13,
-  /** atomic by any: agents attached. */
+  /** Unused (attachments are counted by the element allocator). */
   ATTACHED: 14,
   /** once: bytes per element (the allocator's unit). */
   ELEM_SIZE: 15,
