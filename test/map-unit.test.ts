@@ -169,3 +169,24 @@ test('a dead agent that had the map attached is released with its slot; destroy 
   assert.equal(m.destroy(), 9);
   assert.deepEqual(heap.validate(), []);
 });
+
+test('number keys are the little-endian bytes of the key, zero-extended', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20 });
+  const m = HashMap.create(heap, { keySize: 8, valueSize: 4, maxEntries: 64 });
+  const out = new Uint8Array(4);
+  assert.equal(m.updateNumber(0xdeadbeef, k32(1, 4), MapFlag.NOEXIST), MapStatus.OK);
+  assert.ok(m.lookup(k32(0xdeadbeef), out), 'visible under its byte key');
+  assert.equal(u32of(out), 1);
+  assert.equal(m.update(k32(7), k32(2, 4)), MapStatus.OK);
+  assert.ok(m.lookupNumber(7, out));
+  assert.equal(u32of(out), 2);
+  assert.equal(m.updateNumber(7, k32(3, 4), MapFlag.NOEXIST), MapStatus.EXISTS);
+  assert.equal(m.deleteNumber(7), MapStatus.OK);
+  assert.equal(m.deleteNumber(7), MapStatus.NOT_FOUND);
+  assert.equal(m.lookupNumber(8, out), false);
+  assert.throws(() => m.lookupNumber(-1, out), { name: 'TypeError', message: /\[0, 2\^32\).*-1/ });
+  assert.throws(() => m.updateNumber(1.5, out), { name: 'TypeError', message: /1\.5/ });
+  const small = HashMap.create(heap, { keySize: 2, valueSize: 4, maxEntries: 4 });
+  assert.throws(() => small.lookupNumber(1, out), { name: 'RangeError', message: /keySize >= 4/ });
+  assert.deepEqual(m.validate(), []);
+});

@@ -124,6 +124,9 @@ export class HashMap implements ViewClient {
   private pinDepth = 0;
   /** Out-value of findLocked (kept in a field: no allocation). */
   private pred = 0;
+  /** The key of the operation in progress, zero-padded to whole words. */
+  private readonly kw: Uint32Array;
+  private readonly kb: Uint8Array;
 
   private constructor(heap: Heap, region: number, elems: Allocator) {
     this.heap = heap;
@@ -144,6 +147,8 @@ export class HashMap implements ViewClient {
     this.keyOff = u32[W + M.KEY_OFF]!;
     this.valueOff = u32[W + M.VALUE_OFF]!;
     this.stride = u32[W + M.VALUE_STRIDE]!;
+    this.kw = new Uint32Array(Math.ceil(this.keySize / 4));
+    this.kb = new Uint8Array(this.kw.buffer);
     this.bucketWord = W + MAP_HEADER_WORDS + heap.maxSlots * MAP_SLOT_WORDS;
     this.rowWord = W + MAP_HEADER_WORDS + heap.slot * MAP_SLOT_WORDS;
     this.pinWord = heap.slotWord + heap.slot * SLOT_ROW_WORDS + S.PIN;
@@ -228,24 +233,41 @@ export class HashMap implements ViewClient {
 
   /* ------------------------------ helpers ------------------------------- */
 
-  private hashOf(key: Uint8Array): number {
-    const n = this.keySize;
-    let h = this.seed ^ n;
-    let i = 0;
-    for (; i + 4 <= n; i += 4) {
-      let k = key[i]! | (key[i + 1]! << 8) | (key[i + 2]! << 16) | (key[i + 3]! << 24);
-      k = Math.imul(rotl(Math.imul(k, 0xcc9e2d51), 15), 0x1b873593);
+  /**
+   * Hash of the key in the scratch words (a murmur3-style mix over 32-bit
+   * words; the key is zero-padded to whole words, so byte keys and number
+   * keys of the same bytes hash alike).
+   */
+  private hashKey(): number {
+    const kw = this.kw;
+    let h = this.seed ^ this.keySize;
+    for (let i = 0; i < kw.length; i++) {
+      const k = Math.imul(rotl(Math.imul(kw[i]!, 0xcc9e2d51), 15), 0x1b873593);
       h = (Math.imul(rotl(h ^ k, 13), 5) + 0xe6546b64) | 0;
     }
-    let k = 0;
-    for (let s = 0; i < n; i++, s += 8) k |= key[i]! << s;
-    h ^= Math.imul(rotl(Math.imul(k, 0xcc9e2d51), 15), 0x1b873593);
     h ^= h >>> 16;
     h = Math.imul(h, 0x85ebca6b);
     h ^= h >>> 13;
     h = Math.imul(h, 0xc2b2ae35);
     h ^= h >>> 16;
     return h >>> 0;
+  }
+
+  /** Checks a key and copies it into the scratch words. */
+  private takeKey(key: Uint8Array, op: string): void {
+    this.checkKey(key, op);
+    const kb = this.kb;
+    for (let i = 0; i < this.keySize; i++) kb[i] = key[i]!;
+  }
+
+  /** Checks a number key (keySize >= 4) and puts it, little-endian and zero-extended, in the scratch words. */
+  private takeNumber(k: number, op: string): void {
+    if ((k >>> 0) !== k) throw new TypeError(`${op}: a number key must be an integer in [0, 2^32), got ${describe(k)}`);
+    if (this.keySize < 4) throw new RangeError(`${op}: number keys need keySize >= 4, the map has ${this.keySize}`);
+    if (this.detached) throw new RangeError(`${op}: this map is detached in this agent`);
+    const kw = this.kw;
+    kw[0] = k;
+    for (let i = 1; i < kw.length; i++) kw[i] = 0;
   }
 
   private checkKey(key: Uint8Array, op: string): void {
@@ -279,12 +301,14 @@ export class HashMap implements ViewClient {
     if (e + 64 > this.heap.viewBytes) this.heap.refresh();
   }
 
-  private keyEquals(e: number, key: Uint8Array): boolean {
-    const u8 = this.u8;
-    const base = e + this.keyOff;
-    for (let i = 0; i < this.keySize; i++) if (u8[base + i] !== key[i]) return false;
+  private keyEquals(e: number): boolean {
+    const u32 = this.u32;
+    const kw = this.kw;
+    const base = (e + this.keyOff) >>> 2;
+    for (let i = 0; i < kw.length; i++) if (u32[base + i] !== kw[i]) return false;
     return true;
   }
+
 
   /**
    * Finds the element of `key` in bucket b (pinned, or holding the lock).
@@ -295,12 +319,12 @@ export class HashMap implements ViewClient {
    * atomic store that links it (Atomics.load costs ~8 ns in V8 here; a
    * plain load ~1.5 ns).
    */
-  private find(b: number, h: number, key: Uint8Array): number {
+  private find(b: number, h: number): number {
     let e = (load(this.u32, this.bucketWord + b) & ~LOCKED) >>> 0;
     while (e !== 0) {
       if (e + 64 > this.heap.viewBytes) this.reach(e);
       const u32 = this.u32;
-      if (u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e, key)) return e;
+      if (u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e)) return e;
       e = u32[(e >>> 2) + E_NEXT]!;
     }
     return 0;
@@ -315,12 +339,12 @@ export class HashMap implements ViewClient {
    * Finds `key` in a locked bucket's chain starting at head; the element
    * before it (0 if it is first) is left in this.pred.
    */
-  private findLocked(head: number, h: number, key: Uint8Array): number {
+  private findLocked(head: number, h: number): number {
     let pred = 0;
     let e = head;
     while (e !== 0) {
       if (e + 64 > this.heap.viewBytes) this.reach(e);
-      if (this.u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e, key)) break;
+      if (this.u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e)) break;
       pred = e;
       e = this.u32[(e >>> 2) + E_NEXT]!;
     }
@@ -387,12 +411,14 @@ export class HashMap implements ViewClient {
     }
   }
 
-  private writeKey(e: number, h: number, key: Uint8Array): void {
-    const u8 = this.u8;
-    this.u32[(e >>> 2) + E_HASH] = h;
-    const base = e + this.keyOff;
-    for (let i = 0; i < this.keySize; i++) u8[base + i] = key[i]!;
+  private writeKey(e: number, h: number): void {
+    const u32 = this.u32;
+    const kw = this.kw;
+    u32[(e >>> 2) + E_HASH] = h;
+    const base = (e + this.keyOff) >>> 2;
+    for (let i = 0; i < kw.length; i++) u32[base + i] = kw[i]!;
   }
+
 
   private copyIn(dst: number, v: Uint8Array): void {
     const u8 = this.u8;
@@ -411,7 +437,7 @@ export class HashMap implements ViewClient {
    * waiting for readers to leave their sections: a writer may wait for
    * that, within RECLAIM_WAIT_MS (readers never wait).
    */
-  private newElement(h: number, key: Uint8Array, v: Uint8Array): number {
+  private newElement(h: number, v: Uint8Array): number {
     let e = this.elems.alloc();
     if (e === 0 && this.elems.deferredPending > 0) {
       const deadline = Date.now() + RECLAIM_WAIT_MS;
@@ -422,7 +448,7 @@ export class HashMap implements ViewClient {
     }
     if (e === 0) return 0;
     this.reach(e);
-    this.writeKey(e, h, key);
+    this.writeKey(e, h);
     if (this.perWorker) {
       const end = e + this.valueOff + this.stride * this.heap.maxSlots;
       this.u8.fill(0, e + this.valueOff, end);
@@ -441,11 +467,22 @@ export class HashMap implements ViewClient {
    * torn value. No JS allocation.
    */
   lookup(key: Uint8Array, out: Uint8Array): boolean {
-    this.checkKey(key, 'lookup');
+    this.takeKey(key, 'lookup');
     this.checkValue(out, 'lookup', 'out');
-    const h = this.hashOf(key);
+    return this.lookupTaken(out);
+  }
+
+  /** lookup() with a number key (keySize >= 4: the number little-endian, zero-extended). */
+  lookupNumber(key: number, out: Uint8Array): boolean {
+    this.takeNumber(key, 'lookupNumber');
+    this.checkValue(out, 'lookupNumber', 'out');
+    return this.lookupTaken(out);
+  }
+
+  private lookupTaken(out: Uint8Array): boolean {
+    const h = this.hashKey();
     this.pin();
-    const e = this.find(h & this.mask, h, key);
+    const e = this.find(h & this.mask, h);
     if (e !== 0) {
       if (this.perWorker) this.readSlot(e, this.heap.slot, out);
       else this.copyOut(e + this.valueOff, out);
@@ -461,10 +498,10 @@ export class HashMap implements ViewClient {
 
   /** The element of `key` (0 if absent), found in a read-side section of its own. */
   private locate(key: Uint8Array, op: string): number {
-    this.checkKey(key, op);
-    const h = this.hashOf(key);
+    this.takeKey(key, op);
+    const h = this.hashKey();
     this.pin();
-    const e = this.find(h & this.mask, h, key);
+    const e = this.find(h & this.mask, h);
     this.unpin();
     return e;
   }
@@ -510,15 +547,15 @@ export class HashMap implements ViewClient {
    * (maxWorkers x valueSize bytes, slot order). False when absent.
    */
   lookupAll(key: Uint8Array, out: Uint8Array): boolean {
-    this.checkKey(key, 'lookupAll');
+    this.takeKey(key, 'lookupAll');
     if (!this.perWorker) throw new TypeError('lookupAll needs a per-worker map');
     const slots = this.heap.maxSlots;
     if (!(out instanceof Uint8Array) || out.length < slots * this.valueSize) {
       throw new TypeError(`lookupAll: out must hold maxWorkers x valueSize = ${slots * this.valueSize} bytes`);
     }
-    const h = this.hashOf(key);
+    const h = this.hashKey();
     this.pin();
-    const e = this.find(h & this.mask, h, key);
+    const e = this.find(h & this.mask, h);
     if (e !== 0) for (let s = 0; s < slots; s++) this.readSlot(e, s, out, s * this.valueSize);
     this.unpin();
     return e !== 0;
@@ -552,16 +589,26 @@ export class HashMap implements ViewClient {
    * absent). Returns MapStatus.OK or a negative MapStatus.
    */
   update(key: Uint8Array, value: Uint8Array, flag: number = MapFlag.ANY): number {
-    this.checkKey(key, 'update');
-    this.checkValue(value, 'update');
-    if (flag !== 0 && flag !== 1 && flag !== 2) throw new RangeError(`update flag must be MapFlag.ANY (0), NOEXIST (1) or EXIST (2), got ${describe(flag)}`);
-    const h = this.hashOf(key);
+    this.takeKey(key, 'update');
+    return this.updateTaken(value, flag, 'update');
+  }
+
+  /** update() with a number key (keySize >= 4: the number little-endian, zero-extended). */
+  updateNumber(key: number, value: Uint8Array, flag: number = MapFlag.ANY): number {
+    this.takeNumber(key, 'updateNumber');
+    return this.updateTaken(value, flag, 'updateNumber');
+  }
+
+  private updateTaken(value: Uint8Array, flag: number, op: string): number {
+    this.checkValue(value, op);
+    if (flag !== 0 && flag !== 1 && flag !== 2) throw new RangeError(`${op} flag must be MapFlag.ANY (0), NOEXIST (1) or EXIST (2), got ${describe(flag)}`);
+    const h = this.hashKey();
     const b = h & this.mask;
     if (this.perWorker && flag !== MapFlag.NOEXIST) {
       // In place in our own slot: no lock, no new element; pinned, since
       // the element may be deleted and retired meanwhile.
       this.pin();
-      const e = this.find(b, h, key);
+      const e = this.find(b, h);
       if (e !== 0) this.writeSlot(e, value);
       this.unpin();
       if (e !== 0) return MapStatus.OK;
@@ -570,7 +617,7 @@ export class HashMap implements ViewClient {
     // Writers need no pin: under the bucket lock every element of the
     // chain is live (retired ones are unlinked first), so the epoch is
     // never held back by a writer waiting for a lock.
-    return this.updateLocked(b, h, key, value, flag);
+    return this.updateLocked(b, h, value, flag);
   }
 
   private writeSlot(e: number, v: Uint8Array): void {
@@ -582,16 +629,16 @@ export class HashMap implements ViewClient {
     store(u32, rec >>> 2, (s + 2) >>> 0);
   }
 
-  private updateLocked(b: number, h: number, key: Uint8Array, value: Uint8Array, flag: number): number {
+  private updateLocked(b: number, h: number, value: Uint8Array, flag: number): number {
     // Build the new element before taking the lock: the lock is held only
     // for the search and the pointer swap.
-    let fresh = this.newElement(h, key, value);
+    let fresh = this.newElement(h, value);
     let head = this.lock(b);
     if (head < 0) {
       if (fresh !== 0) this.elems.free(fresh);
       return MapStatus.BUSY;
     }
-    const e = this.findLocked(head, h, key);
+    const e = this.findLocked(head, h);
     const pred = this.pred;
     let status: number = MapStatus.OK;
     if (e !== 0 && flag === MapFlag.NOEXIST) status = MapStatus.EXISTS;
@@ -624,12 +671,22 @@ export class HashMap implements ViewClient {
 
   /** Deletes `key`. Returns MapStatus.OK, NOT_FOUND or BUSY. */
   delete(key: Uint8Array): number {
-    this.checkKey(key, 'delete');
-    const h = this.hashOf(key);
+    this.takeKey(key, 'delete');
+    return this.deleteTaken();
+  }
+
+  /** delete() with a number key (keySize >= 4). */
+  deleteNumber(key: number): number {
+    this.takeNumber(key, 'deleteNumber');
+    return this.deleteTaken();
+  }
+
+  private deleteTaken(): number {
+    const h = this.hashKey();
     const b = h & this.mask;
     let head = this.lock(b);
     if (head < 0) return MapStatus.BUSY;
-    const e = this.findLocked(head, h, key);
+    const e = this.findLocked(head, h);
     const pred = this.pred;
     if (e !== 0) {
       const next = this.u32[(e >>> 2) + E_NEXT]!;
@@ -680,10 +737,10 @@ export class HashMap implements ViewClient {
     this.pin();
     try {
       if (key !== null) {
-        this.checkKey(key, 'getNextKey');
-        const h = this.hashOf(key);
+        this.takeKey(key, 'getNextKey');
+        const h = this.hashKey();
         b = h & this.mask;
-        const e = this.find(b, h, key);
+        const e = this.find(b, h);
         if (e !== 0) {
           const next = load(this.u32, (e >>> 2) + E_NEXT);
           if (next !== 0) return this.copyKey(next, out);
@@ -896,7 +953,9 @@ export class HashMap implements ViewClient {
         }
         reachable++;
         const k = this.u8.slice(e + this.keyOff, e + this.keyOff + this.keySize);
-        const h = this.hashOf(k);
+        this.kw.fill(0);
+        this.kb.set(k);
+        const h = this.hashKey();
         if (h !== u32[(e >>> 2) + E_HASH]) errors.push(`element ${e}: stored hash differs from its key's`);
         if ((h & this.mask) !== b) errors.push(`element ${e}: in bucket ${b}, hashes to ${h & this.mask}`);
         const id = k.join(',');
