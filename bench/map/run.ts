@@ -4,6 +4,7 @@
  * a JS Map owned by one worker (postMessage), all in the same run.
  *
  *   node dist/bench/map/run.js [--quick] [--workers 1,2] [--runs 3] [--duration-ms 600]
+ *     [--scenarios perf,overwrite,...] [--peers anyalloc-prealloc,sharedmap,...]
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { SharedMap } from '../peers/sharedmap-lib.js';
@@ -110,12 +111,15 @@ function mib(b: number): string {
   return Number.isFinite(b) && b > 0 ? `${(b / (1 << 20)).toFixed(2)} MiB` : '-';
 }
 
-export async function mapSuite(opts: { workers: number[]; runs: number; durationMs: number }, log: (l: string) => void): Promise<MapRow[]> {
+export async function mapSuite(
+  opts: { workers: number[]; runs: number; durationMs: number; scenarios?: readonly Scenario[]; peers?: readonly Peer[] },
+  log: (l: string) => void,
+): Promise<MapRow[]> {
   const rows: MapRow[] = [];
-  for (const scenario of SCENARIOS) {
+  for (const scenario of opts.scenarios ?? SCENARIOS) {
     for (const workers of opts.workers) {
       if (scenario === 'add_del_on_diff_cpu' && workers % 2 !== 0) continue;
-      for (const peer of PEERS) {
+      for (const peer of opts.peers ?? PEERS) {
         if (peer === 'jsmap-postmessage' && scenario === 'add_del_on_diff_cpu') continue;
         const rates: number[] = [];
         const mem: number[] = [];
@@ -123,6 +127,7 @@ export async function mapSuite(opts: { workers: number[]; runs: number; duration
         for (let r = 0; r < opts.runs; r++) {
           const one = await runOnce(peer, scenario, workers, opts.durationMs);
           rates.push(one.rate);
+          log(`    run ${r + 1}: ${fmtRate(one.rate)}`);
           mem.push(...one.mem);
           failures += one.failures;
         }
@@ -202,7 +207,11 @@ async function main(): Promise<void> {
   console.log('## Machine\n');
   console.log(formatMachine());
   console.log(`\n## Hash map: map_perf_test and htab-mem analogues\n\n${KEYS_PER_WORKER} keys per worker, 8-byte keys and values, ${durationMs} ms per run after a common start, median of ${runs} run(s); memory sampled every 10 ms from the main thread (anyalloc maps: table + element slabs).\n`);
-  const rows = await mapSuite({ workers, runs, durationMs }, (l) => console.error(l));
+  const scenarios = arg('--scenarios')?.split(',') as Scenario[] | undefined;
+  const peers = arg('--peers')?.split(',') as Peer[] | undefined;
+  for (const sc of scenarios ?? []) if (!SCENARIOS.includes(sc)) throw new Error(`unknown scenario ${sc}`);
+  for (const p of peers ?? []) if (!PEERS.includes(p)) throw new Error(`unknown peer ${p}`);
+  const rows = await mapSuite({ workers, runs, durationMs, scenarios, peers }, (l) => console.error(l));
   console.log(mapReport(rows, tenPercentMemory()));
 }
 
