@@ -25,8 +25,10 @@
  *   object: objects migrate between agents through the depot.
  * - Depot push is a CAS on the head word (ABA-safe: a push only needs the
  *   head it links to to still be the head). Depot pop takes a try-lock
- *   first, so there is one popper at a time and no ABA: no agent waits on
- *   that lock; one that cannot get it in a few tries carves a new slab.
+ *   first, so there is one popper at a time and no ABA. It is held for
+ *   three atomic operations; an agent that cannot get it within LOCK_TRIES
+ *   carves a new slab, and waits longer (bounded in time) only when no new
+ *   slab can be had.
  * - Refill and trim run in a microtask of the same agent (our irq_work).
  *   An empty cache is refilled synchronously with one batch, unless the
  *   agent attached with `nowait`, in which case alloc returns 0 (as the

@@ -304,10 +304,12 @@ export const ALLOC_WORDS = 32;
  *   +------+------------+------------+--------------+------------+-----+------+-------+---------+
  *
  * depot head: cas by any (push); pop only by the holder of depot lock.
- * depot lock: cas 0 -> slot+1 by a popper, store 0 to release. A try-lock:
- *   nobody waits on it; a popper that finds it busy after a few tries goes
- *   to a fresh slab instead. It makes pop single-consumer, which is what
- *   makes the depot ABA-safe (pushers cannot recreate the popper's view).
+ * depot lock: cas 0 -> slot+1 by a popper, store 0 to release. A try-lock
+ *   held for three atomic operations: a popper that finds it busy for
+ *   LOCK_TRIES tries carves a fresh slab instead, and spins longer (at most
+ *   DEPOT_WAIT_MS) only when no slab can be had. It makes pop
+ *   single-consumer, which is what makes the depot ABA-safe (pushers cannot
+ *   recreate the popper's view).
  * depot objects, slab pages: atomic by any.
  * unit, low, high, batch, prefill, per slab: once.
  *
