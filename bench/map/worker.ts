@@ -132,14 +132,20 @@ function runSync(o: Ops): MapBenchResult {
         const adder = (job.index & 1) === 0;
         const pbase = (job.index >> 1) * KEYS_PER_WORKER;
         const turn = adder ? 0 : 1;
-        while (Atomics.load(ctl, pair) !== turn) {
+        // Spin (longer than any peer takes for a turn), then sleep until the
+        // partner hands the turn over:
+        // a worker spinning for its turn would otherwise compete for the
+        // core with its partner whenever the OS runs a third thread.
+        for (let spins = 0; Atomics.load(ctl, pair) !== turn; spins++) {
           if (Atomics.load(ctl, C_STOP) !== 0) return { ops, failures };
+          if (spins > 20_000) Atomics.wait(ctl, pair, 1 - turn, 1);
         }
         for (let i = 0; i < OPS_PER_ROUND; i++) {
           const ok = adder ? o.update(pbase + i, v++, true) : o.remove(pbase + i);
           if (!ok) failures++;
         }
         Atomics.store(ctl, pair, 1 - turn);
+        Atomics.notify(ctl, pair);
         ops += OPS_PER_ROUND;
         break;
       }
