@@ -176,3 +176,27 @@ test('grace periods: memory waiting stays bounded under churn, and a released sl
   assert.deepEqual(map.validate(), []);
   assert.deepEqual(heap.validate(), []);
 });
+
+test('per-worker values: 4 workers count in their own slots; the sums add up', async () => {
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 8 });
+  const map = HashMap.create(heap, { keySize: 8, valueSize: 4, maxEntries: 64, perWorker: true });
+  const KEYS = 8;
+  const base = { heap: heap.handle, map: map.handle, ops: 20_000, keys: KEYS };
+  const res = await runJobs<{ counts: number[]; violations: string[] }>(
+    Array.from({ length: 4 }, (_, i) => ({ ...base, kind: 'per-worker-count' as const, seed: deriveSeed(SEED, 100 + i) })),
+  );
+  for (const r of res) assert.deepEqual(r.violations, [], seedNote(SEED));
+  const key = new Uint8Array(8);
+  let total = 0;
+  for (let k = 0; k < KEYS; k++) {
+    new DataView(key.buffer).setUint32(0, k, true);
+    const want = res.reduce((s, r) => s + r.counts[k]!, 0);
+    total += want;
+    assert.equal(map.sum(key, 'u32'), want, `sum of key ${k}`);
+  }
+  assert.equal(total, 80_000);
+  assert.equal(map.count(), KEYS);
+  assert.deepEqual(map.validate(), []);
+  map.destroy();
+  assert.deepEqual(heap.validate(), []);
+});

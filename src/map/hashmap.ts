@@ -75,7 +75,8 @@ export interface HashMapHandle {
 const LOCK_SPIN_MS = 500;
 /** How long a writer keeps reclaiming when no element is free (grace periods pending). */
 const RECLAIM_WAIT_MS = 500;
-const QUOTA_BATCH = 32;
+/** Largest entry quota a slot takes at once from the shared counter. */
+const QUOTA_BATCH_MAX = 32;
 /** Bit 0 of a bucket word: its lock (elements are 16-byte aligned). */
 const LOCKED = 1;
 /**
@@ -122,6 +123,8 @@ export class HashMap implements ViewClient {
   private i32: Int32Array;
   private detached = false;
   private pinDepth = 0;
+  /** Entries a slot reserves at once (see takeEntry). */
+  private readonly quotaBatch: number;
   /** Out-value of findLocked (kept in a field: no allocation). */
   private pred = 0;
   /** The key of the operation in progress, zero-padded to whole words. */
@@ -147,6 +150,7 @@ export class HashMap implements ViewClient {
     this.keyOff = u32[W + M.KEY_OFF]!;
     this.valueOff = u32[W + M.VALUE_OFF]!;
     this.stride = u32[W + M.VALUE_STRIDE]!;
+    this.quotaBatch = Math.min(QUOTA_BATCH_MAX, Math.floor(this.maxEntries / (4 * heap.maxSlots)));
     this.kw = new Uint32Array(Math.ceil(this.keySize / 4));
     this.kb = new Uint8Array(this.kw.buffer);
     this.bucketWord = W + MAP_HEADER_WORDS + heap.maxSlots * MAP_SLOT_WORDS;
@@ -377,7 +381,15 @@ export class HashMap implements ViewClient {
     this.i32[this.rowWord + MS.LOCKED_BUCKET] = 0;
   }
 
-  /** Reserves one entry against maxEntries (per-slot quota, refilled in batches). */
+  /**
+   * Reserves one entry against maxEntries: from this slot's quota, else a
+   * batch of quotaBatch from RESERVED, else exactly one. Every change of
+   * RESERVED is a CAS that keeps it <= maxEntries, so no transient
+   * overshoot makes another agent see a full map. Quotas held by other
+   * slots (at most maxWorkers x (2 x quotaBatch - 1), which quotaBatch
+   * keeps under maxEntries / 2) can make FULL come early; small maps get
+   * quotaBatch 0 and count exactly.
+   */
   private takeEntry(): boolean {
     const i32 = this.i32;
     const q = this.rowWord + MS.QUOTA;
@@ -387,25 +399,28 @@ export class HashMap implements ViewClient {
     }
     const u32 = this.u32;
     const r = this.W + M.RESERVED;
-    if (add(u32, r, QUOTA_BATCH) + QUOTA_BATCH <= this.maxEntries) {
-      i32[q] = QUOTA_BATCH - 1;
-      return true;
-    }
-    add(u32, r, -QUOTA_BATCH);
+    const B = this.quotaBatch;
     for (;;) {
       const n = load(u32, r);
-      if (n >= this.maxEntries) return false;
-      if (cas(u32, r, n, n + 1) === n) return true;
+      const take = B > 0 && n + B <= this.maxEntries ? B : 1;
+      if (n + take > this.maxEntries) return false;
+      if (cas(u32, r, n, n + take) === n) {
+        i32[q] = take - 1;
+        return true;
+      }
     }
   }
 
+  /** Gives one entry back: to this slot's quota, returning a batch to RESERVED when it holds two. */
   private giveEntry(): void {
     const i32 = this.i32;
     const q = this.rowWord + MS.QUOTA;
+    const B = this.quotaBatch;
     const n = i32[q]! + 1;
-    if (n >= 2 * QUOTA_BATCH) {
-      add(this.u32, this.W + M.RESERVED, -QUOTA_BATCH);
-      i32[q] = n - QUOTA_BATCH;
+    if (n >= 2 * B) {
+      const back = B > 0 ? B : 1;
+      add(this.u32, this.W + M.RESERVED, -back);
+      i32[q] = n - back;
     } else {
       i32[q] = n;
     }

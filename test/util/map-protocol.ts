@@ -14,7 +14,8 @@ export type MapJob =
   | (Base & { kind: 'reuse-writer'; stop: SharedArrayBuffer; maxRounds: number })
   | (Base & { kind: 'reuse-reader'; stop: SharedArrayBuffer })
   | (Base & { kind: 'linear'; clock: SharedArrayBuffer; seed: number; index: number; workers: number; ops: number })
-  | (Base & { kind: 'churn'; seed: number; ops: number; keys: number });
+  | (Base & { kind: 'churn'; seed: number; ops: number; keys: number })
+  | (Base & { kind: 'per-worker-count'; seed: number; ops: number; keys: number });
 
 /** One completed map operation of a history; inv/res are logical times. */
 export interface LinOp {

@@ -125,6 +125,29 @@ function run(): unknown {
       }
       return { ops };
     }
+    case 'per-worker-count': {
+      // Increment this worker's own value of random keys; report how many
+      // increments each key got. Meanwhile read the sums: they must never
+      // exceed what all workers together can have done, and never go down.
+      const rng = new Prng(job.seed);
+      const counts = new Array<number>(job.keys).fill(0);
+      const lastSum = new Array<number>(job.keys).fill(0);
+      const violations: string[] = [];
+      for (let i = 0; i < job.ops; i++) {
+        const k = rng.below(job.keys);
+        setKey(k);
+        const mine = map.lookup(key, out) ? ov.getUint32(0, true) : 0;
+        vv.setUint32(0, mine + 1, true);
+        if (map.update(key, value, MapFlag.ANY) !== MapStatus.OK) throw new Error(`update of ${k} failed`);
+        counts[k]!++;
+        if ((i & 15) === 0) {
+          const sum = map.sum(key, 'u32') ?? 0;
+          if (sum < lastSum[k]! && violations.length < 5) violations.push(`sum of key ${k} went down: ${lastSum[k]} -> ${sum}`);
+          lastSum[k] = sum;
+        }
+      }
+      return { counts, violations };
+    }
     case 'churn': {
       let maxPending = 0;
       let maxMemory = 0;
