@@ -190,3 +190,31 @@ test('number keys are the little-endian bytes of the key, zero-extended', () => 
   assert.throws(() => small.lookupNumber(1, out), { name: 'RangeError', message: /keySize >= 4/ });
   assert.deepEqual(m.validate(), []);
 });
+
+test('releaseSlot unlocks a bucket a dead writer held and returns its entry quota', async () => {
+  const { MAP_HEADER_WORDS, MAP_SLOT_WORDS, MS, M } = await import('../src/map/layout.js');
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
+  const m = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: 4096, buckets: 1 });
+  const h = heap.reserveSlot();
+  const dead = Heap.attach(h);
+  const dm = HashMap.attach(dead, m.handle);
+  for (let i = 0; i < 5; i++) assert.equal(dm.updateNumber(i, k32(i)), MapStatus.OK);
+  // The writer takes the only bucket's lock, records it, and dies.
+  const W = m.region >>> 2;
+  const bucket = W + MAP_HEADER_WORDS + heap.maxSlots * MAP_SLOT_WORDS;
+  const row = W + MAP_HEADER_WORDS + h.slot * MAP_SLOT_WORDS;
+  Atomics.or(heap.u32, bucket, 1);
+  heap.i32[row + MS.LOCKED_BUCKET] = 1;
+  const reservedBefore = Atomics.load(heap.u32, W + M.RESERVED);
+  assert.ok(heap.i32[row + MS.QUOTA]! > 0, 'the dead writer held unused quota');
+  const out = new Uint8Array(8);
+  assert.ok(m.lookupNumber(3, out), 'readers ignore the lock');
+  assert.equal(heap.releaseSlot(h.slot, h.gen), true);
+  assert.equal(Atomics.load(heap.u32, bucket) & 1, 0, 'unlocked');
+  assert.ok(Atomics.load(heap.u32, W + M.RESERVED) < reservedBefore, 'quota returned');
+  assert.equal(m.updateNumber(9, k32(9)), MapStatus.OK, 'writers go on');
+  assert.equal(m.count(), 6);
+  assert.deepEqual(m.validate(), []);
+  assert.equal(m.destroy(), 6);
+  assert.deepEqual(heap.validate(), []);
+});

@@ -43,6 +43,7 @@ import {
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { checkInt, describe } from '../errors.js';
 import { releaseSlotCaches } from '../alloc/region.js';
+import { releaseMapSlot } from '../map/release.js';
 import { clearPin, type EpochHost } from '../reclaim/epoch.js';
 import { Allocator, validateAllocator, type AllocatorHandle, type AllocatorOptions, type AttachOptions } from '../alloc/allocator.js';
 import { countFreePages, releaseBits, takePages, type PageHeapHost } from './pages.js';
@@ -400,6 +401,8 @@ export class Heap implements PageHeapHost, EpochHost {
       const row = this.allocWord + id * ALLOC_ROW_WORDS;
       if (load(u32, row + AT.STATE) !== ALLOC_LIVE) continue;
       this.refresh();
+      const map = load(this.u32, row + AT.MAP);
+      if (map !== 0) releaseMapSlot(this.u32, map, this.maxSlots, slot);
       releaseSlotCaches(this.u32, load(this.u32, row + AT.REGION) >>> 2, this.maxSlots, slot);
     }
     clearPin(u32, this.slotWord, slot);
@@ -543,6 +546,11 @@ export class Heap implements PageHeapHost, EpochHost {
     throw new RangeError(`no free allocator id: all ${this.maxAllocators} are in use (maxAllocators)`);
   }
 
+  /** Records that allocator `id` holds the elements of the map at byte `map`. */
+  setAllocatorMap(id: number, map: number): void {
+    store(this.u32, this.allocWord + id * ALLOC_ROW_WORDS + AT.MAP, map);
+  }
+
   publishAllocator(id: number, region: number): void {
     const row = this.allocWord + id * ALLOC_ROW_WORDS;
     store(this.u32, row + AT.REGION, region);
@@ -553,6 +561,7 @@ export class Heap implements PageHeapHost, EpochHost {
   retireAllocator(id: number, reusable: boolean): void {
     const row = this.allocWord + id * ALLOC_ROW_WORDS;
     store(this.u32, row + AT.REGION, 0);
+    store(this.u32, row + AT.MAP, 0);
     store(this.u32, row + AT.STATE, reusable ? ALLOC_FREE : ALLOC_DESTROYED);
   }
 

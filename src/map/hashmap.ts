@@ -214,6 +214,7 @@ export class HashMap implements ViewClient {
     u32[W + M.CAPACITY] = mode === 'prealloc' ? capacity : 0;
     store(u32, W + M.STATE, MAP_LIVE);
     store(u32, W + M.MAGIC, MAP_MAGIC);
+    heap.setAllocatorMap(elems.id, region);
     return new HashMap(heap, region, elems);
   }
 
@@ -377,8 +378,12 @@ export class HashMap implements ViewClient {
 
   /** Releases bucket b's lock, publishing `head` as its first element in the same store. */
   private unlock(b: number, head: number): void {
-    store(this.u32, this.bucketWord + b, head);
+    // The record is cleared before the lock and set after it is taken, so
+    // a record always means "this slot holds that lock": a survivor never
+    // unlocks a bucket another writer has taken since (a death between the
+    // two leaves the bucket locked, and writers there get BUSY).
     this.i32[this.rowWord + MS.LOCKED_BUCKET] = 0;
+    store(this.u32, this.bucketWord + b, head);
   }
 
   /**

@@ -17,7 +17,8 @@
  *          slot's own count may go negative, the sum may not).
  *   QUOTA  entries reserved from RESERVED and not used yet.
  *   LOCKED_BUCKET  bucket + 1 while this slot holds that bucket's lock, 0
- *          otherwise: lets a survivor find a lock a dead writer held.
+ *          otherwise (set after the lock is taken, cleared before it is
+ *          released): lets a survivor release a lock a dead writer held.
  *
  * Bucket word: the first element of the chain, with bit 0 set while a
  *   writer holds the bucket's lock (elements are 16-byte aligned, so the

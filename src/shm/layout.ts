@@ -130,7 +130,7 @@ export const SLOT_RELEASING = 3;
  * Allocator table: one 16-byte row per allocator id (ids start at 1).
  *
  *   +-------+--------+------+----------+
- *   | state | region | unit | reserved |
+ *   | state | region | unit |  map   |
  *   +-------+--------+------+----------+
  *
  * state: cas by any. FREE -> CREATING (creator) -> LIVE (store, after the
@@ -138,9 +138,11 @@ export const SLOT_RELEASING = 3;
  *   reused while pages tagged with it still exist (leaks).
  * region: once (before LIVE): byte offset of the allocator region.
  * unit: once: 0 for size-bucketed mode, else the fixed unit size.
+ * map: byte offset of the hash map whose elements this allocator holds (0
+ *   for none): written once by the map's creator, read by releaseSlot().
  * ------------------------------------------------------------------------ */
 export const ALLOC_ROW_WORDS = 4;
-export const AT = { STATE: 0, REGION: 1, UNIT: 2 } as const;
+export const AT = { STATE: 0, REGION: 1, UNIT: 2, MAP: 3 } as const;
 export const ALLOC_FREE = 0;
 export const ALLOC_CREATING = 1;
 export const ALLOC_LIVE = 2;
