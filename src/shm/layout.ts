@@ -336,9 +336,10 @@ export const CLASS_WORDS = 16;
  * Cache row: one per (slot, class); all fields owner-written with plain
  * stores, read racily by stats() and by a survivor that releases a dead slot.
  *
- *   +------+-------+--------+---------+----------+---------+-------+----------+----------+
- *   | head | count | allocs | objsIn  | objsOut  | refills | trims | failures | inflight |
- *   +------+-------+--------+---------+----------+---------+-------+----------+----------+
+ *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+
+ *   | head | count | allocs | objsIn | objsOut | refills | trims | failures | inflight | low | high |
+ *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+
+ *   (16 words, one 64-byte line; words 11..15 unused)
  *
  * head/count: the cache's free list (objects linked through word 0).
  * allocs: objects handed out. Frees are not counted on the fast path; they
@@ -346,6 +347,8 @@ export const CLASS_WORDS = 16;
  * objsIn/objsOut: objects moved in (refill, carve) and out (trim, flush).
  * inflight: head of a batch being moved between depot and cache (0 when
  *   none): lets a survivor find a batch a dying worker had in its hands.
+ * low/high: copies of the class's watermarks, written by the owner when it
+ *   attaches, read on its fast paths from the line they already touch.
  */
 export const K = {
   HEAD: 0,
@@ -357,7 +360,6 @@ export const K = {
   TRIMS: 6,
   FAILURES: 7,
   INFLIGHT: 8,
-  /** Copies of the class's low and high watermarks, written by the owner at attach, read on its fast paths (same line as head and count). */
   LOW: 9,
   HIGH: 10,
 } as const;
