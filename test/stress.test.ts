@@ -60,18 +60,8 @@ interface StressConfig {
   largeChance: number;
 }
 
-interface Totals {
-  allocs: number;
-  frees: number;
-  largeAllocs: number;
-  remoteFrees: number;
-  earlierRoundFrees: number;
-  received: number;
-  yields: number;
-  reattaches: number;
-  nowaitZeros: number;
-  perClass: number[];
-}
+/** A round's results summed over the workers. */
+type Totals = Omit<StressResult, 'worker'>;
 
 /** Blocks in the shared slots, each with its cookie checked. */
 function checkSurvivors(heap: Heap, slots: BigInt64Array, note: string): bigint[] {
