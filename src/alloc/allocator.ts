@@ -70,7 +70,7 @@ import { badPointer, checkInt, describe } from '../errors.js';
 import type { Heap, ViewClient } from '../heap/heap.js';
 import { currentEpoch, gracePassed, tryAdvance } from '../reclaim/epoch.js';
 import { cacheRow, classRow, depotPush, flushCacheRow, regionWords, slotFlagWord } from './region.js';
-import { BUCKET_SIZES, MAX_SMALL, SMALL_CLASS, defaultWatermarks } from './sizeclass.js';
+import { BUCKET_SIZES, CLASS_BY_GRANULE, MAX_SMALL, defaultWatermarks } from './sizeclass.js';
 
 /** Options of Heap.createAllocator. Watermark options override every class. */
 export interface AllocatorOptions {
@@ -184,7 +184,7 @@ const HOT_ROW: number = CACHE_WORDS;
 const HOT_ALLOCATED: number = ST_ALLOCATED;
 const HOT_FREE: number = ST_FREE;
 const HOT_MAX_SMALL: number = MAX_SMALL;
-const HOT_SMALL_CLASS: Uint8Array = SMALL_CLASS;
+const HOT_CLASS_BY_GRANULE: Uint8Array = CLASS_BY_GRANULE;
 
 /**
  * An allocator as seen from one agent. Create with heap.createAllocator(),
@@ -376,7 +376,7 @@ export class Allocator implements ViewClient {
     const sz = size as number;
     if (this.unitSize === 0) {
       if ((sz >>> 0) !== sz || ((sz - 1) >>> 0) >= HOT_MAX_SMALL) return this.allocOther(size);
-      c = sz <= 192 ? HOT_SMALL_CLASS[(sz - 1) >>> 3]! : 30 - Math.clz32(sz - 1);
+      c = HOT_CLASS_BY_GRANULE[(sz - 1) >>> 4]!;
     } else if (size !== undefined && !((sz >>> 0) === sz && sz - 1 < this.unitSize)) {
       return this.allocOther(size);
     }
@@ -426,7 +426,7 @@ export class Allocator implements ViewClient {
   unitFor(size: number): number {
     checkInt('size', size, 1, 2 ** 32);
     if (this.unitSize !== 0) return this.unitSize;
-    return size <= MAX_SMALL ? BUCKET_SIZES[size <= 192 ? SMALL_CLASS[(size - 1) >>> 3]! : 30 - Math.clz32(size - 1)]! : 0;
+    return size <= MAX_SMALL ? BUCKET_SIZES[CLASS_BY_GRANULE[(size - 1) >>> 4]!]! : 0;
   }
 
   /** Usable bytes of a live object (its unit, or the whole page run). */

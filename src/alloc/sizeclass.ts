@@ -3,8 +3,9 @@
  *
  * Bucketed mode has the kernel's eleven buckets:
  *   16 32 64 96 128 192 256 512 1024 2048 4096
- * Sizes up to 192 map through a table indexed by (size - 1) >> 3; larger
- * ones by their highest bit. Unlike the kernel we keep no header in the
+ * (The kernel maps sizes up to 192 through a table and larger ones by
+ * their highest bit; here one table indexed by (size - 1) >> 4 does both.)
+ * Unlike the kernel we keep no header in the
  * object (a page's state map says where objects start and whether they are
  * free), so alloc(16) really gets a 16-byte object.
  */
@@ -14,11 +15,15 @@ export const NUM_BUCKETS = BUCKET_SIZES.length;
 /** Largest size served from a slab in bucketed mode; larger ones get page runs. */
 export const MAX_SMALL = 4096;
 
-/** Class index for sizes 1..192, by (size - 1) >> 3. */
-export const SMALL_CLASS: Uint8Array = (() => {
-  const t = new Uint8Array(24);
-  for (let i = 0; i < 24; i++) {
-    const size = (i + 1) * 8;
+/**
+ * Class index for sizes 1..4096, by (size - 1) >> 4: every bucket is a
+ * multiple of 16, so one 256-entry table answers every size with a single
+ * load (no branch between the table and the highest-bit rule).
+ */
+export const CLASS_BY_GRANULE: Uint8Array = (() => {
+  const t = new Uint8Array(MAX_SMALL / 16);
+  for (let i = 0; i < t.length; i++) {
+    const size = (i + 1) * 16;
     t[i] = BUCKET_SIZES.findIndex((b) => b >= size);
   }
   return t;
@@ -26,7 +31,7 @@ export const SMALL_CLASS: Uint8Array = (() => {
 
 /** Class index for a size in 1..4096 (the fast path inlines this). */
 export function classOf(size: number): number {
-  return size <= 192 ? SMALL_CLASS[(size - 1) >>> 3]! : 30 - Math.clz32(size - 1);
+  return CLASS_BY_GRANULE[(size - 1) >>> 4]!;
 }
 
 export interface Watermarks {
