@@ -6,7 +6,11 @@
  *    a child process of its own (bench/pair.ts), reported as median ns per
  *    pair, spread, and the ratio to the floor measured in the same run;
  * 3. multi-worker throughput (bench/throughput.ts) for 1 and 2 workers, or
- *    the counts given with --workers / BENCH_WORKERS.
+ *    the counts given with --workers / BENCH_WORKERS;
+ * 4. the hash map (bench/map/run.ts): a map_perf_test analogue and the
+ *    kernel's htab-mem scenarios, anyalloc's preallocated and dynamic maps
+ *    against sharedmap and a JS Map behind postMessage, each run in its own
+ *    process, with the issue's targets marked PASS or FAIL.
  * Results also go to bench/results/latest.json.
  *
  * Options (after `npm run bench --`):
@@ -20,10 +24,18 @@
  *   --peers a,b             throughput peers (default: all)
  *   --tp-runs N             runs per throughput point (default 3)
  *   --duration-ms N         throughput measuring time per run (default 500)
+ *   --map                   the hash map section only (same as --no-pair --no-throughput)
+ *   --map-workers 1,2,4     worker counts for the map section, 1..16 (default: --workers)
+ *   --map-runs N            runs per map point (default 5, --quick 1)
+ *   --map-duration-ms N     measured time per map run (default 400, --quick 300)
+ *   --map-scenarios a,b     perf, overwrite, batch_add_batch_del, add_del_on_diff_cpu
+ *   --map-peers a,b         anyalloc-prealloc, anyalloc-dynamic, sharedmap, jsmap-postmessage
+ *   --number-keys           anyalloc maps through the number-key calls (default: Uint8Array keys)
+ *   --pair-window N         add_del_on_diff_cpu: rounds an adder may run ahead of its deleter,
+ *                           1..8 (default 8; 1: strict turns)
  *   --no-pair / --no-throughput / --no-map
  *   --out FILE              JSON output (default bench/results/latest.json)
  */
-import { mapReport, mapSuite, tenPercentMemory, type MapRow } from './map/run.js';
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -31,6 +43,7 @@ import { BENCH_DIST, RESULTS_DIR } from './paths.js';
 import { formatMachine, machineInfo } from './machine.js';
 import { PAIR_PEERS, THROUGHPUT_PEERS } from './peers/index.js';
 import { buildSharedMemoryObjects } from './build-peers.js';
+import { mapIntro, mapOptions, mapReport, runMapBench, type MapOptions, type MapResults } from './map/run.js';
 import type { PairResult, PairUnavailable } from './pair.js';
 import { fmtNs, fmtPct, fmtRatio, markdownTable, summarize } from './stats.js';
 import { DEFAULT_THROUGHPUT, parseList, throughputSuite, throughputTable, type ThroughputRow } from './throughput.js';
@@ -54,6 +67,7 @@ interface Args {
   throughput: boolean;
   out: string;
   map: boolean;
+  mapOptions: MapOptions;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -68,6 +82,8 @@ function parseArgs(argv: string[]): Args {
   const known = new Set([
     '--quick', '--sizes', '--variants', '--runs', '--procs', '--target-ms', '--workers', '--peers',
     '--tp-runs', '--duration-ms', '--no-pair', '--no-throughput', '--no-map', '--out',
+    '--map', '--map-workers', '--map-runs', '--map-duration-ms', '--map-scenarios', '--map-peers', '--number-keys',
+    '--pair-window',
   ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -83,6 +99,10 @@ function parseArgs(argv: string[]): Args {
   for (const p of peers) {
     if (!THROUGHPUT_PEERS.some((q) => q.name === p)) throw new Error(`unknown throughput peer ${p}`);
   }
+  const mapOnly = has('--map');
+  if (mapOnly && has('--no-map')) throw new Error('--map and --no-map exclude each other');
+  const workers = parseList(val('--workers') ?? process.env['BENCH_WORKERS']) ?? [1, 2];
+  const num = (f: string): number | undefined => (val(f) === undefined ? undefined : Number(val(f)));
   const args: Args = {
     quick,
     sizes: parseList(val('--sizes')) ?? (quick ? QUICK_SIZES : ALL_SIZES),
@@ -90,14 +110,24 @@ function parseArgs(argv: string[]): Args {
     runs: Number(val('--runs') ?? (quick ? 3 : 5)),
     procs: Number(val('--procs') ?? 1),
     targetMs: Number(val('--target-ms') ?? (quick ? 50 : 150)),
-    workers: parseList(val('--workers') ?? process.env['BENCH_WORKERS']) ?? [1, 2],
+    workers,
     peers,
     tpRuns: Number(val('--tp-runs') ?? (quick ? 2 : 3)),
     durationMs: Number(val('--duration-ms') ?? (quick ? 250 : DEFAULT_THROUGHPUT.durationMs)),
-    pair: !has('--no-pair'),
-    throughput: !has('--no-throughput'),
+    pair: !has('--no-pair') && !mapOnly,
+    throughput: !has('--no-throughput') && !mapOnly,
     map: !has('--no-map'),
     out: val('--out') ?? join(RESULTS_DIR, 'latest.json'),
+    mapOptions: mapOptions({
+      quick,
+      workers: parseList(val('--map-workers')) ?? workers.filter((w) => w <= 16),
+      runs: num('--map-runs'),
+      durationMs: num('--map-duration-ms'),
+      scenarios: val('--map-scenarios')?.split(','),
+      peers: val('--map-peers')?.split(','),
+      numberKeys: has('--number-keys'),
+      pairWindow: num('--pair-window'),
+    }),
   };
   for (const k of ['runs', 'procs', 'targetMs', 'tpRuns', 'durationMs'] as const) {
     if (!(args[k] > 0)) throw new Error(`--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} must be a positive number`);
@@ -228,7 +258,7 @@ async function main(): Promise<void> {
   console.log('## Machine\n');
   console.log(formatMachine(machine));
 
-  if (a.variants.some((v) => v.startsWith('sharedmemobjects')) || a.peers.some((p) => p.startsWith('sharedmemobjects'))) {
+  if ((a.pair && a.variants.some((v) => v.startsWith('sharedmemobjects'))) || (a.throughput && a.peers.some((p) => p.startsWith('sharedmemobjects')))) {
     try {
       buildSharedMemoryObjects();
     } catch (e) {
@@ -263,17 +293,12 @@ async function main(): Promise<void> {
     console.log(throughputTable(throughput));
   }
 
-  let map: MapRow[] = [];
+  let map: MapResults | undefined;
   if (a.map) {
-    const mopts = { workers: a.workers.filter((w) => w <= 16), runs: a.quick ? 1 : 3, durationMs: a.quick ? 300 : 600 };
-    console.log(
-      `\n## Hash map: map_perf_test and htab-mem analogues\n\n` +
-        `8-byte keys and values, each worker its own 1024 keys (pairs share theirs in add_del_on_diff_cpu), ` +
-        `${mopts.durationMs} ms per run after a common start, median of ${mopts.runs}; memory sampled every 10 ms ` +
-        `(anyalloc maps: table + element slabs).\n`,
-    );
-    map = await mapSuite(mopts, (l) => console.error(l));
-    console.log(mapReport(map, tenPercentMemory()));
+    console.log('\n## Hash map: map_perf_test and htab-mem analogues\n');
+    console.log(mapIntro(a.mapOptions));
+    map = await runMapBench(a.mapOptions, (l) => console.error(l));
+    console.log(mapReport(map));
   }
 
   const seconds = Math.round((Date.now() - started) / 100) / 10;

@@ -1,7 +1,8 @@
 /**
  * The `sharedmap` package (a fixed-size hash map of strings in a
- * SharedArrayBuffer, with line locks), typed as it is at run time: its
- * ES build exports the class as default, its typings as a named export.
+ * SharedArrayBuffer, with line locks), typed as it is at run time: Node
+ * loads its UMD build, whose module.exports is the class (so an ES import
+ * sees it as `default`), while its typings declare a named export.
  */
 import * as pkg from 'sharedmap';
 
