@@ -1,6 +1,15 @@
+/**
+ * Single-threaded unit tests of the hash map: statuses and flags (FULL
+ * exactly at maxEntries, NO_MEMORY when the heap runs out), replacing and
+ * deleting anywhere in a chain, iteration order and termination, clear,
+ * batch operations, per-worker values (several attachments in this thread
+ * act as several agents), in-place counters through lookupOffset, bad
+ * input, memory accounting and destroy.
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HashMap, Heap, MapFlag, MapStatus } from '../src/index.js';
+import { liveElements } from './util/map-checks.js';
 
 function k32(n: number, size = 8): Uint8Array {
   const k = new Uint8Array(size);
@@ -217,4 +226,413 @@ test('releaseSlot unlocks a bucket a dead writer held and returns its entry quot
   assert.deepEqual(m.validate(), []);
   assert.equal(m.destroy(), 6);
   assert.deepEqual(heap.validate(), []);
+});
+
+/* ------------------------------------------------------------------------ */
+
+function keysOf(m: HashMap): number[] {
+  return [...m.keys()].map((k) => u32of(k));
+}
+
+for (const mode of ['prealloc', 'dynamic'] as const) {
+  for (const maxWorkers of [2, 64]) {
+    test(`${mode}, maxWorkers ${maxWorkers}: one agent gets FULL exactly at maxEntries, with or without entry quotas`, () => {
+      for (const maxEntries of [1, 7, 100, 1000, 4099]) {
+        const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers });
+        const m = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries, mode });
+        const note = `maxEntries ${maxEntries}`;
+        for (let i = 0; i < maxEntries; i++) {
+          const st = m.update(k32(i), k32(i), MapFlag.NOEXIST);
+          if (st !== MapStatus.OK) assert.fail(`${note}: insert ${i} returned ${st}`);
+        }
+        assert.equal(m.count(), maxEntries, note);
+        assert.equal(m.update(k32(maxEntries), k32(0)), MapStatus.FULL, note);
+        assert.equal(m.update(k32(maxEntries), k32(0), MapFlag.NOEXIST), MapStatus.FULL, note);
+        assert.equal(m.update(k32(maxEntries), k32(0), MapFlag.EXIST), MapStatus.NOT_FOUND, `${note}: EXIST on an absent key is NOT_FOUND, full or not`);
+        assert.equal(m.has(k32(maxEntries)), false, `${note}: a refused insert leaves nothing`);
+        assert.equal(m.update(k32(0), k32(42)), MapStatus.OK, `${note}: replacing needs no new entry`);
+        assert.equal(m.update(k32(0), k32(43), MapFlag.EXIST), MapStatus.OK, note);
+        assert.equal(m.count(), maxEntries, note);
+        assert.equal(m.delete(k32(0)), MapStatus.OK, note);
+        assert.equal(m.update(k32(maxEntries), k32(1), MapFlag.NOEXIST), MapStatus.OK, `${note}: a delete makes room for one`);
+        assert.equal(m.update(k32(maxEntries + 1), k32(1)), MapStatus.FULL, `${note}: and only one`);
+        assert.deepEqual(m.validate(), [], note);
+        assert.equal(m.destroy(), maxEntries, note);
+        assert.deepEqual(heap.validate(), [], note);
+      }
+    });
+  }
+}
+
+test('entry quotas: another agent holding unused quota makes FULL come early by at most its quota; detaching gives it back', () => {
+  const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 2 });
+  const maxEntries = 4096;
+  const m = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries });
+  const other = Heap.attach(heap.handle);
+  const m2 = HashMap.attach(other, m.handle);
+  assert.equal(m2.update(k32(1_000_000), k32(0)), MapStatus.OK);
+  let n = 1;
+  while (m.update(k32(n), k32(n), MapFlag.NOEXIST) === MapStatus.OK) n++;
+  // The other agent holds at most 2 x quotaBatch - 1 = 63 entries unused (hashmap.ts, takeEntry).
+  assert.ok(m.count() >= maxEntries - 63 && m.count() <= maxEntries, `FULL at ${m.count()} of ${maxEntries}`);
+  m2.detach();
+  other.detach();
+  while (m.update(k32(n), k32(n), MapFlag.NOEXIST) === MapStatus.OK) n++;
+  assert.equal(m.count(), maxEntries, 'exactly full once the other agent detached');
+  assert.deepEqual(m.validate(), []);
+});
+
+test('dynamic: NO_MEMORY when the heap runs out below maxEntries; deletes make room again', () => {
+  const heap = Heap.create({ maxBytes: 2 << 20, maxWorkers: 2 });
+  const used0 = heap.stats().usedPages;
+  const m = HashMap.create(heap, { keySize: 8, valueSize: 1000, maxEntries: 100_000, buckets: 64 });
+  const v = new Uint8Array(1000).fill(7);
+  let n = 0;
+  let st: number = MapStatus.OK;
+  while (n < 100_000 && (st = m.update(k32(n), v)) === MapStatus.OK) n++;
+  assert.equal(st, MapStatus.NO_MEMORY);
+  assert.ok(n > 100, `only ${n} elements fit`);
+  assert.equal(m.count(), n);
+  assert.equal(m.has(k32(n)), false);
+  assert.deepEqual(m.validate(), []);
+  for (let i = 0; i < 10; i++) assert.equal(m.delete(k32(i)), MapStatus.OK);
+  // The deleted elements wait for a grace period; with no reader pinned the insert gets them.
+  for (let i = 0; i < 10; i++) assert.equal(m.update(k32(n + i), v), MapStatus.OK, `insert ${i} after the deletes`);
+  assert.equal(m.update(k32(n + 10), v), MapStatus.NO_MEMORY);
+  assert.deepEqual(m.validate(), []);
+  assert.equal(m.destroy(), n);
+  assert.equal(heap.stats().usedPages, used0);
+  assert.deepEqual(heap.validate(), []);
+});
+
+test('update replaces the whole value; a reader inside read() keeps the old one until it leaves', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20 });
+  const m = HashMap.create(heap, { keySize: 8, valueSize: 40, maxEntries: 16 });
+  const a = Uint8Array.from({ length: 40 }, (_, i) => i + 1);
+  const b = Uint8Array.from({ length: 40 }, (_, i) => 200 - i);
+  assert.equal(m.update(k32(5), a, MapFlag.NOEXIST), MapStatus.OK);
+  const out = new Uint8Array(40);
+  m.read(() => {
+    const at = m.lookupOffset(k32(5));
+    assert.deepEqual(heap.u8.slice(at, at + 40), a);
+    assert.equal(m.update(k32(5), b, MapFlag.EXIST), MapStatus.OK);
+    assert.ok(m.lookup(k32(5), out));
+    assert.deepEqual(out, b, 'lookups see the new value at once');
+    assert.notEqual(m.lookupOffset(k32(5)), at, 'in a new element');
+    assert.equal(m.collect(), 1, 'the old element waits: this agent is still reading');
+    assert.deepEqual(heap.u8.slice(at, at + 40), a, 'and is intact');
+  });
+  assert.equal(m.collect(), 0, 'freed once the reader left');
+  assert.equal(m.count(), 1);
+  assert.equal(liveElements(m), 1);
+  assert.deepEqual(m.validate(), []);
+});
+
+test('delete unlinks a key from anywhere in a chain (one bucket)', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20 });
+  const m = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: 64, buckets: 1 });
+  const present = new Set<number>();
+  for (let i = 0; i < 12; i++) {
+    m.update(k32(i), k32(i * 3));
+    present.add(i);
+  }
+  const order = keysOf(m);
+  // Head, tail, middle, then whatever is left in chain order.
+  const victims = [order[0]!, order[11]!, order[5]!, order[6]!, ...order.filter((_, i) => ![0, 11, 5, 6].includes(i))];
+  const out = new Uint8Array(8);
+  for (const v of victims) {
+    assert.equal(m.delete(k32(v)), MapStatus.OK, `delete ${v}`);
+    present.delete(v);
+    assert.equal(m.delete(k32(v)), MapStatus.NOT_FOUND, `delete ${v} again`);
+    assert.equal(m.delete(k32(100 + v)), MapStatus.NOT_FOUND, 'a key never inserted');
+    for (const p of present) {
+      assert.ok(m.lookup(k32(p), out), `key ${p} survives the delete of ${v}`);
+      assert.equal(u32of(out), p * 3);
+    }
+    assert.deepEqual(keysOf(m).sort((x, y) => x - y), [...present].sort((x, y) => x - y));
+    assert.equal(m.count(), present.size);
+    assert.deepEqual(m.validate(), []);
+  }
+});
+
+for (const buckets of [1, 4, 1024]) {
+  test(`getNextKey (${buckets} buckets): one fixed order, each key once, ends; null or an absent key give the first`, () => {
+    const heap = Heap.create({ maxBytes: 32 << 20 });
+    const m = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: 256, buckets });
+    const out = new Uint8Array(8);
+    assert.equal(m.getNextKey(null, out), false, 'an empty map has no first key');
+    assert.equal(m.getNextKey(k32(3), out), false);
+    for (let i = 0; i < 200; i++) m.update(k32(i * 7), k32(i));
+    const order: number[] = [];
+    let prev: Uint8Array | null = null;
+    while (m.getNextKey(prev, out)) {
+      order.push(u32of(out));
+      assert.ok(order.length <= 200, 'terminates');
+      prev = out.slice();
+    }
+    assert.equal(new Set(order).size, 200, 'each key once');
+    assert.deepEqual([...order].sort((a, b) => a - b), Array.from({ length: 200 }, (_, i) => i * 7));
+    assert.deepEqual(keysOf(m), order, 'keys() follows the same order');
+    for (let i = 0; i + 1 < order.length; i++) {
+      assert.ok(m.getNextKey(k32(order[i]!), out));
+      assert.equal(u32of(out), order[i + 1], `successor of ${order[i]}`);
+    }
+    assert.equal(m.getNextKey(k32(order[199]!), out), false, 'the last key has no successor');
+    assert.ok(m.getNextKey(k32(5), out), 'an absent key starts over');
+    assert.equal(u32of(out), order[0]);
+    m.delete(k32(order[50]!));
+    assert.ok(m.getNextKey(k32(order[50]!), out), 'so does a key deleted under the walk (the kernel does the same)');
+    assert.equal(u32of(out), order[0]);
+    const longKey = new Uint8Array(12);
+    longKey.set(k32(order[0]!));
+    assert.ok(m.getNextKey(longKey, out), 'a longer key uses its first keySize bytes');
+    assert.equal(u32of(out), order[1]);
+    assert.throws(() => m.getNextKey(null, new Uint8Array(4)), { name: 'TypeError', message: /out must hold keySize 8/ });
+    assert.throws(() => m.getNextKey(new Uint8Array(4), out), { name: 'TypeError', message: /keySize 8.*4 bytes/ });
+  });
+}
+
+test('keys() and entries() give fresh copies of every pair', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20 });
+  const m = HashMap.create(heap, { keySize: 8, valueSize: 16, maxEntries: 64 });
+  for (let i = 0; i < 30; i++) m.update(k32(i), k32(i + 1000, 16));
+  const keys = [...m.keys()];
+  assert.equal(new Set(keys.map((k) => k.buffer)).size, 30, 'each key its own buffer');
+  keys[0]!.fill(0xff);
+  assert.equal([...m.keys()].length, 30, 'changing a returned key changes nothing');
+  const entries = [...m.entries()];
+  assert.equal(entries.length, 30);
+  for (const [k, v] of entries) {
+    assert.equal(k.length, 8);
+    assert.equal(v.length, 16);
+    assert.equal(u32of(v), u32of(k) + 1000);
+  }
+});
+
+test('clear() deletes everything, the map stays usable, and entries are counted back', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 2 });
+  for (const perWorker of [false, true]) {
+    const m = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: 50, perWorker, buckets: 8 });
+    assert.equal(m.clear(), 0, 'clear of an empty map');
+    for (let i = 0; i < 50; i++) assert.equal(m.update(k32(i), k32(i)), MapStatus.OK);
+    assert.equal(m.update(k32(50), k32(0)), MapStatus.FULL);
+    assert.equal(m.clear(), 50);
+    assert.equal(m.count(), 0);
+    assert.deepEqual(keysOf(m), []);
+    assert.equal(m.has(k32(7)), false);
+    assert.equal(m.collect(), 0);
+    assert.equal(liveElements(m), 0, 'every element is back');
+    for (let i = 100; i < 150; i++) assert.equal(m.update(k32(i), k32(i), MapFlag.NOEXIST), MapStatus.OK, `perWorker ${perWorker}: refill ${i}`);
+    assert.equal(m.update(k32(150), k32(0)), MapStatus.FULL, 'maxEntries again');
+    assert.deepEqual(m.validate(), []);
+    assert.equal(m.destroy(), 50);
+  }
+  assert.deepEqual(heap.validate(), []);
+});
+
+test('batch operations stop at the first failure and report where', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20 });
+  const m = HashMap.create(heap, { keySize: 4, valueSize: 4, maxEntries: 100 });
+  const keys = new Uint8Array(4 * 6);
+  const vals = new Uint8Array(4 * 6);
+  [10, 11, 12, 13, 14, 15].forEach((k, i) => {
+    keys.set(k32(k, 4), 4 * i);
+    vals.set(k32(k * 2, 4), 4 * i);
+  });
+  m.update(k32(13, 4), k32(0, 4));
+  assert.deepEqual(m.updateBatch(keys, vals, MapFlag.NOEXIST), { done: 3, status: MapStatus.EXISTS });
+  assert.equal(m.count(), 4);
+  assert.deepEqual(m.updateBatch(keys, vals, MapFlag.EXIST), { done: 4, status: MapStatus.NOT_FOUND });
+  assert.deepEqual(m.updateBatch(keys, vals), { done: 6, status: MapStatus.OK });
+  const outVals = new Uint8Array(4 * 6);
+  assert.equal(m.lookupBatch(keys, outVals), 6, 'found may be left out');
+  assert.deepEqual(outVals, vals);
+  const some = new Uint8Array(4 * 3);
+  some.set(k32(10, 4), 0);
+  some.set(k32(99, 4), 4);
+  some.set(k32(15, 4), 8);
+  assert.equal(m.deleteBatch(some), 2, 'absent keys are skipped');
+  assert.equal(m.count(), 4);
+  assert.throws(() => m.updateBatch(new Uint8Array(6), vals), { name: 'TypeError', message: /multiple of keySize 4/ });
+  assert.throws(() => m.lookupBatch(keys, new Uint8Array(8)), { name: 'TypeError', message: /6 x valueSize 4/ });
+  assert.throws(() => m.deleteBatch(new Uint8Array(5)), { name: 'TypeError', message: /multiple of keySize 4/ });
+  assert.deepEqual(m.validate(), []);
+});
+
+test('per-worker values: any agent may create or delete a key; each writes only its own slot', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 3 });
+  const m = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 16, perWorker: true });
+  const h2 = Heap.attach(heap.handle);
+  const m2 = HashMap.attach(h2, m.handle);
+  const v = (n: number): Uint8Array => {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setFloat64(0, n, true);
+    return b;
+  };
+  const f64 = (b: Uint8Array, i = 0): number => new DataView(b.buffer, b.byteOffset).getFloat64(8 * i, true);
+  const out = new Uint8Array(8);
+  assert.equal(m2.update(k32(1, 4), v(2.5), MapFlag.NOEXIST), MapStatus.OK, 'the second agent creates the key');
+  assert.ok(m.lookup(k32(1, 4), out));
+  assert.equal(f64(out), 0, 'the first agent has not written its slot: zero');
+  assert.equal(m.update(k32(1, 4), v(-1), MapFlag.NOEXIST), MapStatus.EXISTS);
+  assert.equal(m.update(k32(1, 4), v(-1), MapFlag.EXIST), MapStatus.OK);
+  assert.ok(m2.lookup(k32(1, 4), out));
+  assert.equal(f64(out), 2.5, "the first agent's write left the second's slot alone");
+  const all = new Uint8Array(3 * 8);
+  assert.ok(m.lookupAll(k32(1, 4), all));
+  assert.deepEqual([0, 1, 2].map((s) => f64(all, s)), [-1, 2.5, 0]);
+  assert.equal(m.sum(k32(1, 4), 'f64'), 1.5);
+  assert.equal(m.lookupAll(k32(2, 4), all), false);
+  assert.equal(m.sum(k32(2, 4)), undefined);
+  assert.equal(m.count(), 1);
+  assert.equal(m.delete(k32(1, 4)), MapStatus.OK, 'either agent deletes the key for all');
+  assert.equal(m2.has(k32(1, 4)), false);
+  assert.equal(m2.update(k32(1, 4), v(1), MapFlag.EXIST), MapStatus.NOT_FOUND);
+  // i32 sums of negative values.
+  const small = HashMap.create(heap, { keySize: 4, valueSize: 4, maxEntries: 4, perWorker: true });
+  const small2 = HashMap.attach(h2, small.handle);
+  small.update(k32(9, 4), k32(-5 >>> 0, 4));
+  small2.update(k32(9, 4), k32(-7 >>> 0, 4));
+  assert.equal(small.sum(k32(9, 4), 'i32'), -12);
+  assert.throws(() => small.sum(k32(9, 4), 'f64'), { name: 'RangeError', message: /valueSize >= 8.*4/ });
+  assert.throws(() => small.lookupAll(k32(9, 4), new Uint8Array(8)), { name: 'TypeError', message: /12 bytes/ });
+  const plain = HashMap.create(heap, { keySize: 4, valueSize: 4, maxEntries: 4 });
+  assert.throws(() => plain.lookupAll(k32(9, 4), new Uint8Array(12)), { name: 'TypeError', message: /per-worker/ });
+  assert.throws(() => plain.sum(k32(9, 4)), { name: 'TypeError', message: /per-worker/ });
+  assert.deepEqual(m.validate(), []);
+  assert.deepEqual(small.validate(), []);
+  m2.detach();
+  small2.detach();
+  h2.detach();
+  assert.equal(m.destroy(), 0);
+  assert.equal(small.destroy(), 1);
+  assert.equal(plain.destroy(), 0);
+  assert.deepEqual(heap.validate(), []);
+});
+
+test('lookupOffset: two agents count in place with Atomics; per-worker maps give each agent its own slot', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 2 });
+  const h2 = Heap.attach(heap.handle);
+  for (const perWorker of [false, true]) {
+    const m = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: 8, perWorker });
+    const m2 = HashMap.attach(h2, m.handle);
+    m.update(k32(1), new Uint8Array(8));
+    const a = m.lookupOffset(k32(1));
+    const b = m2.lookupOffset(k32(1));
+    assert.ok(a > 0 && b > 0 && a % 8 === 0 && b % 8 === 0, 'aligned for Atomics on 64-bit words too');
+    assert.equal(a === b, !perWorker, perWorker ? 'one slot each' : 'one shared value');
+    for (let i = 0; i < 1000; i++) {
+      m.read(() => Atomics.add(heap.i32, a >>> 2, 1));
+      m2.read(() => Atomics.add(h2.i32, b >>> 2, 1));
+    }
+    const out = new Uint8Array(8);
+    assert.ok(m.lookup(k32(1), out));
+    assert.equal(u32of(out), perWorker ? 1000 : 2000);
+    if (perWorker) assert.equal(m.sum(k32(1), 'u32'), 2000);
+    assert.equal(m.lookupOffset(k32(2)), 0, 'absent: 0');
+    m2.detach();
+    m.destroy();
+  }
+  h2.detach();
+});
+
+test('bad options and bad arguments raise TypeError or RangeError naming the value', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20 });
+  const used0 = heap.stats().usedPages;
+  const ok = { keySize: 8, valueSize: 8, maxEntries: 4 };
+  const bad: [unknown, string, RegExp][] = [
+    [null, 'TypeError', /options must be an object, got null/],
+    [7, 'TypeError', /options must be an object, got 7/],
+    [{ ...ok, keySize: 513 }, 'RangeError', /keySize must be in \[1, 512\], got 513/],
+    [{ ...ok, keySize: '8' }, 'TypeError', /keySize must be a safe integer, got "8"/],
+    [{ ...ok, valueSize: 0 }, 'RangeError', /valueSize must be in \[1, 65536\], got 0/],
+    [{ ...ok, valueSize: 65537 }, 'RangeError', /valueSize .*got 65537/],
+    [{ ...ok, maxEntries: 0 }, 'RangeError', /maxEntries .*got 0/],
+    [{ ...ok, maxEntries: NaN }, 'TypeError', /maxEntries must be a safe integer, got NaN/],
+    [{ ...ok, maxEntries: 2 ** 26 + 1 }, 'RangeError', /maxEntries .*got 67108865/],
+    [{ ...ok, seed: -1 }, 'RangeError', /seed .*got -1/],
+    [{ ...ok, seed: 2 ** 32 }, 'RangeError', /seed .*got 4294967296/],
+    [{ ...ok, buckets: 0 }, 'RangeError', /buckets .*got 0/],
+    [{ ...ok, buckets: 2.5 }, 'TypeError', /buckets .*2\.5/],
+    [{ ...ok, mode: 'PREALLOC' }, 'TypeError', /mode .*"PREALLOC"/],
+    [{ ...ok, maxEntries: 1 << 24, mode: 'prealloc' }, 'RangeError', /heap is full/],
+  ];
+  for (const [options, name, message] of bad) {
+    assert.throws(() => HashMap.create(heap, options as never), { name, message }, JSON.stringify(options));
+  }
+  assert.equal(heap.stats().allocatorsLive, 0, 'failed creates leave no allocator behind');
+  assert.equal(heap.stats().usedPages, used0, 'nor any page');
+  const m = HashMap.create(heap, ok);
+  const key = k32(1);
+  const val = k32(2);
+  assert.throws(() => m.update(key, val, -1), { name: 'RangeError', message: /flag.*got -1/ });
+  assert.throws(() => m.update(key, val, 3), { name: 'RangeError', message: /flag.*got 3/ });
+  for (const flag of [1.5, '1', null]) {
+    assert.throws(() => m.update(key, val, flag as never), { name: /^(TypeError|RangeError)$/, message: new RegExp(`flag.*got ${flag === '1' ? '"1"' : String(flag).replace('.', '\\.')}`) });
+  }
+  assert.throws(() => m.update(new Uint8Array(7), val), { name: 'TypeError', message: /keySize 8.*got 7 bytes/ });
+  assert.throws(() => m.update(key, new Uint8Array(7)), { name: 'TypeError', message: /valueSize 8.*got 7 bytes/ });
+  assert.throws(() => m.update([1, 2, 3, 4, 5, 6, 7, 8] as never, val), { name: 'TypeError', message: /key must be a Uint8Array.*got object/ });
+  assert.throws(() => m.lookup(key, new Uint8Array(4)), { name: 'TypeError', message: /out must be a Uint8Array of at least valueSize 8.*got 4 bytes/ });
+  assert.throws(() => m.delete(new Uint8Array(0)), { name: 'TypeError', message: /got 0 bytes/ });
+  assert.throws(() => m.has('abc' as never), { name: 'TypeError', message: /"abc"/ });
+  assert.throws(() => HashMap.attach(heap, null as never), { name: 'TypeError', message: /map handle.*null/ });
+  assert.equal(m.count(), 0, 'nothing changed');
+  assert.deepEqual(m.validate(), []);
+  m.destroy();
+  assert.deepEqual(heap.validate(), []);
+});
+
+test('destroy gives the page heap back exactly as it was, whatever the map went through; the map is unusable after', () => {
+  const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 4 });
+  const used0 = heap.stats().usedPages;
+  const shapes = [
+    { mode: 'prealloc', perWorker: false },
+    { mode: 'dynamic', perWorker: false },
+    { mode: 'dynamic', perWorker: true },
+    { mode: 'prealloc', perWorker: true },
+  ] as const;
+  for (const shape of shapes) {
+    const m = HashMap.create(heap, { keySize: 8, valueSize: 24, maxEntries: 5000, ...shape });
+    const v = new Uint8Array(24);
+    for (let i = 0; i < 20_000; i++) {
+      // Churn: inserts, replaces and deletes, leaving deferred frees pending.
+      m.update(k32(i % 3000), v);
+      if (i % 3 === 0) m.delete(k32((i * 7) % 3000));
+    }
+    assert.ok(m.deferredPending > 0, 'frees still waiting when destroy runs');
+    const n = m.count();
+    assert.equal(m.destroy(), n);
+    assert.equal(heap.stats().usedPages, used0, `${JSON.stringify(shape)}: every page back`);
+    assert.deepEqual(heap.validate(), []);
+    assert.throws(() => m.lookup(k32(1), new Uint8Array(24)), { name: 'RangeError', message: /detached/ });
+    assert.throws(() => m.update(k32(1), v), { name: 'RangeError', message: /detached/ });
+    assert.throws(() => m.destroy(), { name: 'RangeError', message: /detached/ });
+    assert.throws(() => HashMap.attach(heap, m.handle), { name: 'RangeError', message: /no live map/ });
+  }
+  assert.equal(heap.stats().allocatorsLive, 0);
+});
+
+test('memoryBytes: a dynamic map grows with its elements, a preallocated one stays put; at 10% the dynamic one is a fraction', () => {
+  const heap = Heap.create({ maxBytes: 256 << 20, maxWorkers: 8 });
+  const N = 65_536;
+  const pre = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: N, mode: 'prealloc' });
+  const dyn = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: N, mode: 'dynamic' });
+  const preEmpty = pre.memoryBytes();
+  const dynEmpty = dyn.memoryBytes();
+  assert.ok(preEmpty >= N * 16, `a preallocated map holds its elements from the start (${preEmpty} bytes)`);
+  assert.ok(dynEmpty < preEmpty / 10, `an empty dynamic map is small (${dynEmpty} bytes)`);
+  let atTenth = 0;
+  for (let i = 0; i < N; i++) {
+    pre.update(k32(i), k32(i));
+    dyn.update(k32(i), k32(i));
+    if (i + 1 === N / 10) atTenth = dyn.memoryBytes();
+  }
+  assert.equal(pre.memoryBytes(), preEmpty, 'preallocated: constant');
+  const ratio = atTenth / preEmpty;
+  assert.ok(ratio <= 0.15, `dynamic at 10% fill uses ${(ratio * 100).toFixed(1)}% of the preallocated map's memory`);
+  const full = dyn.memoryBytes() / preEmpty;
+  assert.ok(full >= 0.8 && full <= 1.1, `dynamic when full uses ${(full * 100).toFixed(1)}% of the preallocated map's memory`);
+  pre.destroy();
+  dyn.destroy();
 });
