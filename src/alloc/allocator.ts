@@ -43,6 +43,7 @@
  */
 import {
   A,
+  AF_DEBUG,
   ALLOC_LIVE,
   ALLOC_WORDS,
   C,
@@ -96,6 +97,11 @@ export interface AllocatorOptions {
   prefill?: number;
   /** For the creating agent: see AttachOptions.nowait. */
   nowait?: boolean;
+  /**
+   * Debug mode (src/alloc/debug.ts): poisoned free objects, canaries,
+   * a quarantine. Slower; every agent that attaches gets it. Default off.
+   */
+  debug?: boolean;
 }
 
 export interface AttachOptions {
@@ -332,6 +338,7 @@ export class Allocator implements ViewClient {
     u32[R + A.UNIT] = unit;
     u32[R + A.LIMIT_PAGES] = limit === 0 ? 0 : Math.max(1, Math.floor(limit / heap.pageSize));
     u32[R + A.REGION_PAGES] = pages;
+    u32[R + A.FLAGS] = options.debug === true ? AF_DEBUG : 0;
     for (let c = 0; c < classes; c++) {
       const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
       const m = marks[c]!;
@@ -354,6 +361,11 @@ export class Allocator implements ViewClient {
   /** Agents that have this allocator attached now (racy while agents attach or detach). */
   get attachedAgents(): number {
     return load(this.u32, this.R + A.ATTACHED);
+  }
+
+  /** True when created with `debug: true` (see src/alloc/debug.ts). */
+  get debug(): boolean {
+    return (this.u32[this.R + A.FLAGS]! & AF_DEBUG) !== 0;
   }
 
   /** True in fixed-size mode. */

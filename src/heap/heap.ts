@@ -46,6 +46,7 @@ import { releaseSlotCaches } from '../alloc/region.js';
 import { releaseMapSlot } from '../map/release.js';
 import { clearPin, type EpochHost } from '../reclaim/epoch.js';
 import { Allocator, validateAllocator, type AllocatorHandle, type AllocatorOptions, type AttachOptions } from '../alloc/allocator.js';
+import { openAllocator } from '../alloc/debug.js';
 import { countFreePages, releaseBits, takePages, type PageHeapHost } from './pages.js';
 
 /** Options of Heap.create. */
@@ -579,7 +580,7 @@ export class Heap implements PageHeapHost, EpochHost {
   createAllocator(options: AllocatorOptions = {}): Allocator {
     this.checkAttached('createAllocator');
     const id = Allocator.create(this, options);
-    return new Allocator(this, id, { nowait: options.nowait === true });
+    return openAllocator(this, id, { nowait: options.nowait === true });
   }
 
   /** Attaches, in this agent, an allocator created elsewhere (from its handle). */
@@ -589,7 +590,7 @@ export class Heap implements PageHeapHost, EpochHost {
       throw new TypeError(`attachAllocator needs an allocator handle (allocator.handle), got ${describe(handle)}`);
     }
     checkInt('allocator id', handle.id, 1, this.maxAllocators);
-    return new Allocator(this, handle.id, options);
+    return openAllocator(this, handle.id, options);
   }
 
   private checkAttached(op: string): void {

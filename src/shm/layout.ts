@@ -295,7 +295,11 @@ export const A = {
   PEAK_OUT_BYTES_LO: 12,
   /** once: pages in the region. */
   REGION_PAGES: 13,
+  /** once: option bits, AF_* below. */
+  FLAGS: 14,
 } as const;
+/** A.FLAGS: debug mode (src/alloc/debug.ts): every agent attaches a DebugAllocator. */
+export const AF_DEBUG = 1;
 export const ALLOC_WORDS = 32;
 
 /**
