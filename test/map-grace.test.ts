@@ -193,7 +193,6 @@ test('an attachment pinned through epoch.ts pin() and never unpinned is released
 
 test(
   'an agent that detaches while a reader is pinned does not lose its pending frees',
-  { todo: 'src bug: Allocator.detach() gives up on a pinned epoch and drops its limbo list; those elements stay retired for good' },
   () => {
     const { heap, map, used0 } = mapHeap(16, 256);
     const reader = Heap.attach(heap.handle);

@@ -173,6 +173,5 @@ for (const mode of ['prealloc', 'dynamic'] as const) {
 // below maxEntries (its slack is meant to cover caches and limbo lists).
 test(
   `test_map_parallel (prealloc) with reads overlapping the updates: no NO_MEMORY below maxEntries`,
-  { todo: 'src bug: a prealloc map reports NO_MEMORY below maxEntries while other agents hold freed elements in their limbo lists' },
   (t) => runParallel({ mode: 'prealloc', rounds: 3, readersDuringWrites: true }, (line) => t.diagnostic(line)),
 );

@@ -44,6 +44,7 @@
 import {
   A,
   AF_DEBUG,
+  L,
   ALLOC_LIVE,
   ALLOC_WORDS,
   C,
@@ -70,7 +71,19 @@ import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { badPointer, checkInt, describe } from '../errors.js';
 import type { Heap, ViewClient } from '../heap/heap.js';
 import { currentEpoch, gracePassed, tryAdvance } from '../reclaim/epoch.js';
-import { cacheRow, classRow, depotPush, flushCacheRow, regionWords, slotFlagWord } from './region.js';
+import { cacheRow, classRow, depotPush, flushCacheRow, limboRow, regionWords, slotFlagWord } from './region.js';
+import {
+  appendRetired,
+  clearOrphan,
+  collectRow,
+  dropRing,
+  markOrphan,
+  rowEntries,
+  newestEpoch,
+  rowCount,
+  tryLockRow,
+  unlockRow,
+} from './limbo.js';
 import { BUCKET_SIZES, CLASS_BY_GRANULE, MAX_SMALL, defaultWatermarks } from './sizeclass.js';
 
 /** Options of Heap.createAllocator. Watermark options override every class. */
@@ -225,11 +238,15 @@ export class Allocator implements ViewClient {
   private readonly mapBytes: number;
   private pending = 0;
   private scheduled = false;
-  /** Limbo: objects freed with freeDeferred, oldest first (a ring). */
-  private limboPtr = new Uint32Array(64);
-  private limboEpoch = new Uint32Array(64);
-  private limboHead = 0;
-  private limboCount = 0;
+  /** Word index of this agent's limbo row (deferred frees; ./limbo.ts). */
+  private limboRow: number;
+  /**
+   * Deferred frees that found this agent's limbo row locked by a collector
+   * (or the heap without a page for a bigger ring): they go into the row
+   * at the next chance. Almost always empty.
+   */
+  private spill: number[] = [];
+  private spillEpoch: number[] = [];
   private collectScheduled = false;
   private readonly collector: () => void;
   private detached = false;
@@ -256,6 +273,7 @@ export class Allocator implements ViewClient {
     this.mapBytes = heap.pageSize / GRANULE;
     this.slabTagBase = pageTag(KIND_SLAB, id, 0);
     this.cacheRec = cacheRow(this.R, this.classes, heap.maxSlots, heap.slot, 0);
+    this.limboRow = limboRow(this.R, this.classes, heap.maxSlots, heap.slot);
     this.low = new Uint32Array(this.classes);
     this.high = new Uint32Array(this.classes);
     this.batch = new Uint32Array(this.classes);
@@ -282,6 +300,8 @@ export class Allocator implements ViewClient {
     if (u32[flag] !== 0) throw new RangeError(`allocator ${id} is already attached in this agent's slot ${heap.slot}`);
     u32[flag] = 1;
     add(u32, this.R + A.ATTACHED, 1);
+    // Entries a previous agent of this slot left in the ring are ours to collect now.
+    clearOrphan(u32, this.R, this.limboRow);
     heap.addClient(this);
     // Prefill: the kernel's first program run should not find empty caches.
     for (let c = 0; c < this.classes; c++) {
@@ -483,65 +503,115 @@ export class Allocator implements ViewClient {
       this.checkFreeable(p);
       return this.freeDeferred(p);
     }
-    this.u8[s] = ST_RETIRED;
-    if (this.limboCount === this.limboPtr.length) this.growLimbo();
-    const i = (this.limboHead + this.limboCount) & (this.limboPtr.length - 1);
-    this.limboPtr[i] = p;
-    this.limboEpoch[i] = currentEpoch(this.heap);
-    this.limboCount++;
-    if ((this.limboCount & 63) === 0) this.collectDeferred();
+    const heap = this.heap;
+    const row = this.limboRow;
+    const epoch = currentEpoch(heap);
+    let waiting = -1;
+    if (tryLockRow(heap, row, this.heap.slot + 1)) {
+      if (this.spill.length !== 0) this.unspill();
+      if (appendRetired(heap, row, p, epoch, this.id)) waiting = rowCount(heap.u32, row);
+      unlockRow(heap, row);
+    }
+    if (waiting < 0) {
+      this.u8[s] = ST_RETIRED;
+      this.spill.push(p);
+      this.spillEpoch.push(epoch);
+    }
+    if ((waiting & 15) === 0) this.collectDeferred();
     else if (!this.collectScheduled) {
       this.collectScheduled = true;
       queueMicrotask(this.collector);
     }
   }
 
-  /** Objects in this agent's limbo list, waiting for a grace period. */
+  /** Moves spilled entries into this agent's ring (lock held), as far as it can grow. */
+  private unspill(): void {
+    const heap = this.heap;
+    let n = 0;
+    while (n < this.spill.length) {
+      const p = this.spill[n]!;
+      // appendRetired marks the (already RETIRED) object again: harmless.
+      if (!appendRetired(heap, this.limboRow, p, this.spillEpoch[n]!, this.id)) break;
+      n++;
+    }
+    this.spill.splice(0, n);
+    this.spillEpoch.splice(0, n);
+  }
+
+  /** This agent's deferred frees still waiting for a grace period. */
   get deferredPending(): number {
-    return this.limboCount;
+    return rowCount(this.u32, this.limboRow) + this.spill.length;
   }
 
   /**
-   * Frees every object of this agent's limbo list whose grace period has
-   * passed, advancing the global epoch if the other agents allow it.
-   * Returns how many objects are still waiting.
+   * Objects of this allocator waiting for a grace period in every agent's
+   * limbo ring (racy while agents run), plus this agent's spill list.
    */
-  collectDeferred(): number {
-    if (this.limboCount === 0) return 0;
+  retiredObjects(): number {
+    const u32 = this.heap.u32;
+    let n = this.spill.length;
+    for (let s = 0; s < this.heap.maxSlots; s++) n += rowCount(u32, limboRow(this.R, this.classes, this.heap.maxSlots, s));
+    return n;
+  }
+
+  /**
+   * Frees every object of this agent's limbo ring whose grace period has
+   * passed, advancing the global epoch if the other agents allow it, into
+   * this agent's caches. Also sweeps the rings that departed agents left
+   * behind. With `everyAgent`, collects from every agent's ring (what a
+   * writer out of memory does: another agent may sit idle on a full
+   * ring). Returns how many of this agent's objects still wait.
+   */
+  collectDeferred(everyAgent = false): number {
+    if (this.detached) return 0;
     const heap = this.heap;
+    const row = this.limboRow;
+    const orphans = load(this.u32, this.R + A.LIMBO_ORPHANS) !== 0;
+    if (!everyAgent && !orphans && rowCount(this.u32, row) === 0 && this.spill.length === 0) return 0;
     let now = currentEpoch(heap);
-    const mask = this.limboPtr.length - 1;
+    if (tryLockRow(heap, row, heap.slot + 1)) {
+      if (this.spill.length !== 0) this.unspill();
+      if (rowCount(heap.u32, row) > 0) {
+        // Two advances are enough for everything retired before this call.
+        for (let round = 0; round < 2 && !gracePassed(newestEpoch(heap, row), now); round++) {
+          const next = tryAdvance(heap);
+          if (next === now) break;
+          now = next;
+        }
+        collectRow(heap, row, now, this.freeRetired);
+      }
+      unlockRow(heap, row);
+    }
+    if (everyAgent || orphans) this.collectOthers(everyAgent, now);
+    return this.deferredPending;
+  }
+
+  /** Collects from the other slots' rings: every one, or only those marked ORPHAN. */
+  private collectOthers(every: boolean, now: number): void {
+    const heap = this.heap;
+    const me = heap.slot + 1;
     // Two advances are enough for everything retired before this call.
-    for (let round = 0; round < 2 && !gracePassed(this.limboEpoch[(this.limboHead + this.limboCount - 1) & mask]!, now); round++) {
+    for (let round = 0; round < 2; round++) {
       const next = tryAdvance(heap);
       if (next === now) break;
       now = next;
     }
-    while (this.limboCount > 0 && gracePassed(this.limboEpoch[this.limboHead]!, now)) {
-      const p = this.limboPtr[this.limboHead]!;
-      this.limboHead = (this.limboHead + 1) & mask;
-      this.limboCount--;
-      const off = p & this.pageMask;
-      this.u8[p - off + (off >>> 4)] = ST_ALLOCATED;
-      this.free(p);
+    for (let s = 0; s < heap.maxSlots; s++) {
+      if (s === heap.slot) continue;
+      const row = limboRow(this.R, this.classes, heap.maxSlots, s);
+      const u32 = heap.u32;
+      if (rowCount(u32, row) === 0 && u32[row + L.ORPHAN] === 0) continue;
+      if (!every && u32[row + L.ORPHAN] === 0) continue;
+      if (!tryLockRow(heap, row, me)) continue;
+      collectRow(heap, row, now, this.freeRetired);
+      if (rowCount(heap.u32, row) === 0) clearOrphan(heap.u32, this.R, row);
+      unlockRow(heap, row);
     }
-    return this.limboCount;
   }
 
-  private growLimbo(): void {
-    const n = this.limboPtr.length;
-    const ptr = new Uint32Array(n * 2);
-    const ep = new Uint32Array(n * 2);
-    for (let i = 0; i < this.limboCount; i++) {
-      ptr[i] = this.limboPtr[(this.limboHead + i) & (n - 1)]!;
-      ep[i] = this.limboEpoch[(this.limboHead + i) & (n - 1)]!;
-    }
-    this.limboPtr = ptr;
-    this.limboEpoch = ep;
-    this.limboHead = 0;
-  }
+  /** Frees an object taken out of a limbo ring (its state is ALLOCATED again). */
+  private readonly freeRetired = (p: number): void => this.free(p);
 
-  /** Throws the error free(p) would throw for a pointer that is not a live object of ours. */
   private checkFreeable(p: unknown): void {
     if (typeof p !== 'number' || !Number.isInteger(p)) {
       throw new TypeError(`freeDeferred(${describe(p)}): pointer must be an integer byte offset`);
@@ -929,17 +999,32 @@ export class Allocator implements ViewClient {
    */
   detach(): void {
     if (this.detached) return;
-    // Grace periods are short (a pinned section is one map operation), so
-    // waiting a bounded number of epoch attempts for the limbo list to
-    // empty does not block anyone; what is left stays RETIRED and shows
-    // as live in stats and validate().
-    for (let i = 0; i < 100_000 && this.collectDeferred() > 0; i++);
+    this.leaveLimbo();
     this.flushCaches();
     const u32 = this.u32;
     u32[this.R + slotFlagWord(this.classes) + this.heap.slot] = 0;
     add(u32, this.R + A.ATTACHED, -1);
     this.heap.removeClient(this);
     this.kill();
+  }
+
+  /**
+   * Before detaching: collects what has passed its grace period and puts
+   * the spill list into the ring; what still waits stays in the ring,
+   * marked ORPHAN, for the agents that remain (or destroy()) to collect.
+   */
+  private leaveLimbo(): void {
+    const heap = this.heap;
+    for (let i = 0; i < 64 && this.collectDeferred() > 0; i++);
+    // The lock is free unless a collector holds it for a moment.
+    for (let i = 0; i < 1_000_000 && this.spill.length !== 0; i++) {
+      if (tryLockRow(heap, this.limboRow, heap.slot + 1)) {
+        this.unspill();
+        unlockRow(heap, this.limboRow);
+        if (this.spill.length !== 0) break; // no page for a bigger ring: those stay RETIRED
+      }
+    }
+    markOrphan(heap.u32, this.R, this.limboRow);
   }
 
   /** @internal heap.detach() detaches every allocator of the agent. */
@@ -978,7 +1063,16 @@ export class Allocator implements ViewClient {
     const R = this.R;
     const others = load(u32, R + A.ATTACHED) - 1;
     if (others > 0) throw new RangeError(`destroy: allocator ${this.id} is still attached in ${others} other agent(s); detach them or releaseSlot() the dead ones first`);
-    for (let i = 0; i < 100_000 && this.collectDeferred() > 0; i++);
+    // Every other agent is gone: collect from every ring (grace periods are
+    // short; a bounded number of attempts), then give back region rings.
+    for (let i = 0; i < 100_000 && (this.collectDeferred(true), this.retiredObjects() > 0); i++);
+    for (let s = 0; s < heap.maxSlots; s++) {
+      const row = limboRow(R, this.classes, heap.maxSlots, s);
+      if (rowCount(heap.u32, row) === 0) {
+        dropRing(heap, row);
+        clearOrphan(heap.u32, R, row);
+      }
+    }
     this.flushCaches();
     heap.refresh();
     u32 = heap.u32;
@@ -1168,6 +1262,22 @@ export function validateAllocator(heap: Heap, id: number): string[] {
       if (walked !== n) errors.push(`slot ${s} cache ${c}: count says ${n}, list has ${walked}`);
     }
   }
+  // Every RETIRED object is in exactly one limbo ring (or a row's pending word).
+  const waiting = new Set<number>();
+  for (let s = 0; s < heap.maxSlots; s++) {
+    const row = limboRow(R, classes, heap.maxSlots, s);
+    if (load(u32, row + L.LOCK) !== 0) errors.push(`slot ${s} limbo ring: locked by slot ${load(u32, row + L.LOCK) - 1} in a quiet heap`);
+    const pending = u32[row + L.PENDING]!;
+    for (const p of pending === 0 ? rowEntries(u32, row) : [...rowEntries(u32, row), pending]) {
+      const tag = load(u32, heap.tagWord + (p >>> heap.pageShift));
+      const off = p & pageMask;
+      if (tagKind(tag) !== KIND_SLAB || tagAllocator(tag) !== id) errors.push(`slot ${s} limbo ring: ${p} is not an object of allocator ${id}`);
+      else if (u8[p - off + (off >>> 4)] !== ST_RETIRED) errors.push(`slot ${s} limbo ring: object ${p} is waiting but its state is ${u8[p - off + (off >>> 4)]}`);
+      if (waiting.has(p)) errors.push(`slot ${s} limbo ring: object ${p} is waiting twice (would be freed twice)`);
+      waiting.add(p);
+    }
+  }
+  let retired = 0;
   // Every FREE object must be in a list; count live objects per class.
   const freeInSlabs = new Array<number>(classes).fill(0);
   const committed = heap.committedPages();
@@ -1186,7 +1296,9 @@ export function validateAllocator(heap: Heap, id: number): string[] {
       if (st === ST_FREE) {
         freeInSlabs[c]!++;
         if (!seen.has(obj)) errors.push(`class ${c}: free object ${obj} is in no list (lost)`);
-      } else if (st !== ST_ALLOCATED && st !== ST_RETIRED) {
+      } else if (st === ST_RETIRED) {
+        retired++;
+      } else if (st !== ST_ALLOCATED) {
         errors.push(`class ${c}: object ${obj} has bad state ${st}`);
       }
     }
@@ -1197,6 +1309,9 @@ export function validateAllocator(heap: Heap, id: number): string[] {
       errors.push(`class ${c}: ${slabPages[c]} slab pages tagged, counter says ${load(u32, cr + C.SLAB_PAGES)}`);
     }
     if (freeInSlabs[c] !== inList[c]) errors.push(`class ${c}: ${freeInSlabs[c]} free objects in slabs, ${inList[c]} in lists`);
+  }
+  if (retired !== waiting.size) {
+    errors.push(`${retired} objects are RETIRED, ${waiting.size} wait in limbo rings (the rest are lost, or in an agent's spill list)`);
   }
   return errors;
 }

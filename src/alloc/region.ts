@@ -3,7 +3,7 @@
  * where a slot's cache rows are, and the depot operations that any agent
  * may run, including one releasing a dead agent's slot.
  */
-import { A, ALLOC_WORDS, C, CACHE_WORDS, CLASS_WORDS, K, O_COUNT, O_NEXT_BATCH, O_TAIL } from '../shm/layout.js';
+import { A, ALLOC_WORDS, C, CACHE_WORDS, CLASS_WORDS, K, LIMBO_ROW_WORDS, O_COUNT, O_NEXT_BATCH, O_TAIL } from '../shm/layout.js';
 import { add, cas, load } from '../shm/atomic.js';
 
 /** Word offset (from the region start) of the per-slot attach flags. */
@@ -22,7 +22,16 @@ function cacheRowsWord(classes: number, maxSlots: number): number {
 
 /** Words in the region of an allocator with `classes` classes. */
 export function regionWords(classes: number, maxSlots: number): number {
+  return limboRowsWord(classes, maxSlots) + maxSlots * LIMBO_ROW_WORDS;
+}
+
+function limboRowsWord(classes: number, maxSlots: number): number {
   return cacheRowsWord(classes, maxSlots) + maxSlots * classes * CACHE_WORDS;
+}
+
+/** Word index of the limbo row of `slot` in the region at word R. */
+export function limboRow(R: number, classes: number, maxSlots: number, slot: number): number {
+  return R + limboRowsWord(classes, maxSlots) + slot * LIMBO_ROW_WORDS;
 }
 
 /** Word index of the cache row of (slot, class) in the region at word R. */

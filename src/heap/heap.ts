@@ -16,6 +16,7 @@
  * The layout of everything in the buffer is in ../shm/layout.ts.
  */
 import {
+  A,
   ALLOC_CREATING,
   ALLOC_DESTROYED,
   ALLOC_FREE,
@@ -42,9 +43,10 @@ import {
 } from '../shm/layout.js';
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { checkInt, describe } from '../errors.js';
-import { releaseSlotCaches } from '../alloc/region.js';
+import { limboRow, releaseSlotCaches } from '../alloc/region.js';
+import { repairLimboRow } from '../alloc/limbo.js';
 import { releaseMapSlot } from '../map/release.js';
-import { clearPin, type EpochHost } from '../reclaim/epoch.js';
+import { clearPin, currentEpoch, type EpochHost } from '../reclaim/epoch.js';
 import { Allocator, validateAllocator, type AllocatorHandle, type AllocatorOptions, type AttachOptions } from '../alloc/allocator.js';
 import { openAllocator } from '../alloc/debug.js';
 import { countFreePages, releaseBits, takePages, type PageHeapHost } from './pages.js';
@@ -404,7 +406,9 @@ export class Heap implements PageHeapHost, EpochHost {
       this.refresh();
       const map = load(this.u32, row + AT.MAP);
       if (map !== 0) releaseMapSlot(this.u32, map, this.maxSlots, slot);
-      releaseSlotCaches(this.u32, load(this.u32, row + AT.REGION) >>> 2, this.maxSlots, slot);
+      const R = load(this.u32, row + AT.REGION) >>> 2;
+      releaseSlotCaches(this.u32, R, this.maxSlots, slot);
+      repairLimboRow(this, R, limboRow(R, this.u32[R + A.CLASSES]!, this.maxSlots, slot), slot, currentEpoch(this));
     }
     clearPin(u32, this.slotWord, slot);
     store(u32, w + S.STATE, SLOT_FREE);

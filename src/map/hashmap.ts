@@ -453,18 +453,20 @@ export class HashMap implements ViewClient {
   /**
    * A new element for `key`, value from v (per-worker: this slot's value,
    * others zero). 0 if none. When the allocator has nothing (preallocated
-   * pool or heap used up), the elements this agent retired may only be
+   * pool or heap used up), elements retired by any agent may only be
    * waiting for readers to leave their sections: a writer may wait for
-   * that, within RECLAIM_WAIT_MS (readers never wait).
+   * that, collecting from every agent's limbo ring (an agent that went
+   * idle after deleting leaves its ring to the others), within
+   * RECLAIM_WAIT_MS (readers never wait).
    */
   private newElement(h: number, v: Uint8Array): number {
     let e = this.elems.alloc();
-    if (e === 0 && this.elems.deferredPending > 0) {
+    if (e === 0 && this.elems.retiredObjects() > 0) {
       const deadline = Date.now() + RECLAIM_WAIT_MS;
       do {
-        this.elems.collectDeferred();
+        this.elems.collectDeferred(true);
         e = this.elems.alloc();
-      } while (e === 0 && this.elems.deferredPending > 0 && Date.now() < deadline);
+      } while (e === 0 && this.elems.retiredObjects() > 0 && Date.now() < deadline);
     }
     if (e === 0) return 0;
     this.reach(e);
@@ -901,7 +903,11 @@ export class HashMap implements ViewClient {
     return this.elems.deferredPending;
   }
 
-  /** Runs pending deferred frees of this agent's deleted elements. Returns how many still wait. */
+  /**
+   * Runs the deferred frees of this agent's deleted elements whose grace
+   * period has passed (and those departed agents left behind). Returns
+   * how many of this agent's still wait.
+   */
   collect(): number {
     return this.elems.collectDeferred();
   }

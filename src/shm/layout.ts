@@ -228,7 +228,7 @@ export const GRANULE = 1 << GRANULE_SHIFT;
 export const ST_NONE = 0;
 export const ST_FREE = 1;
 export const ST_ALLOCATED = 2;
-/** Freed with freeDeferred: waiting for a grace period, in no list yet. */
+/** Freed with freeDeferred: waiting for a grace period, recorded in a limbo ring (L below). */
 export const ST_RETIRED = 3;
 
 /* ------------------------------------------------------------------------ *
@@ -297,6 +297,11 @@ export const A = {
   REGION_PAGES: 13,
   /** once: option bits, AF_* below. */
   FLAGS: 14,
+  /**
+   * atomic by any: limbo rows marked ORPHAN (their agent detached or was
+   * released with objects still waiting); a hint for collectors to sweep.
+   */
+  LIMBO_ORPHANS: 15,
 } as const;
 /** A.FLAGS: debug mode (src/alloc/debug.ts): every agent attaches a DebugAllocator. */
 export const AF_DEBUG = 1;
@@ -368,3 +373,46 @@ export const K = {
   HIGH: 10,
 } as const;
 export const CACHE_WORDS = 16;
+
+/**
+ * Limbo row: one per slot, after the cache rows. The deferred frees of the
+ * slot's agent (freeDeferred, the kernel's free_rcu), waiting for a grace
+ * period, in a ring of (pointer, epoch) entries in retire order.
+ *
+ *   +------+------+-----+------+-------+---------+--------+-------------+
+ *   | lock | ring | cap | head | count | pending | orphan | (unused..15)|
+ *   +------+------+-----+------+-------+---------+--------+-------------+
+ *   | inline ring: LIMBO_INLINE entries of [pointer, epoch] (2 words each) |
+ *   +---------------------------------------------------------------------+
+ *
+ * lock: cas 0 -> slot+1 by whoever works on the ring (its owner to append,
+ *   any agent to collect, the releaser of a dead slot to repair), store 0
+ *   to release. A try-lock: nobody waits for it. The owner that finds it
+ *   taken keeps the object in a private spill list until its next append;
+ *   a collector moves on to the next row.
+ * ring/cap/head/count: written under the lock (plain stores; the lock's
+ *   atomic operations order them). ring = byte offset of the entries: the
+ *   inline ring below, or a region taken from the heap when the inline one
+ *   overflows (a reader pinned for long), given back once it drains.
+ * pending: under the lock, by the owner: the object being retired, set
+ *   before its state byte turns RETIRED and cleared after count grows, so
+ *   that the releaser of a slot whose agent died in between records it.
+ * orphan: cas 0 <-> 1 by any: the row's agent is gone (detached, released)
+ *   and it still holds entries; A.LIMBO_ORPHANS counts such rows.
+ *
+ * Every RETIRED object of an allocator is in exactly one of its rows'
+ * rings, or in its retiring agent's spill list, or is the pending object
+ * of a row.
+ */
+export const L = {
+  LOCK: 0,
+  RING: 1,
+  CAP: 2,
+  HEAD: 3,
+  COUNT: 4,
+  PENDING: 5,
+  ORPHAN: 6,
+} as const;
+export const LIMBO_HEADER_WORDS = 16;
+export const LIMBO_INLINE = 24;
+export const LIMBO_ROW_WORDS = LIMBO_HEADER_WORDS + 2 * LIMBO_INLINE;

@@ -1,0 +1,227 @@
+/**
+ * Limbo rings: where an allocator's deferred frees wait for their grace
+ * period, in shared memory (row layout: L in ../shm/layout.ts).
+ *
+ * Each worker slot has one ring per allocator. Its agent appends to it;
+ * any agent may collect from any ring (it frees what has passed its grace
+ * period into its own cache); whoever releases a dead slot repairs its
+ * ring. All of them hold the row's try-lock while they touch it, and
+ * nobody ever waits for that lock: a busy ring is skipped (collectors) or
+ * appended to later (its owner spills meanwhile). Because the rings are
+ * shared, an agent that goes idle, detaches or dies leaves its waiting
+ * objects where the others reclaim them.
+ *
+ * Functions here take the heap and read its current views (heap.u32,
+ * heap.u8) at each step: a ring region or a waiting object may lie in
+ * pages another agent committed, and refresh() renews the views.
+ */
+import { A, GRANULE_SHIFT, L, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_ALLOCATED, ST_RETIRED } from '../shm/layout.js';
+import { add, cas, load, store } from '../shm/atomic.js';
+import { gracePassed } from '../reclaim/epoch.js';
+import type { Heap } from '../heap/heap.js';
+
+/** Byte offset of the row's ring entries (the inline ring until it overflows). */
+function ringAt(u32: Uint32Array, row: number): number {
+  return u32[row + L.RING]! || (row + LIMBO_HEADER_WORDS) * 4;
+}
+
+function capOf(u32: Uint32Array, row: number): number {
+  return u32[row + L.CAP]! || LIMBO_INLINE;
+}
+
+/** State byte index of object p. */
+function stateIndex(p: number, pageMask: number): number {
+  const off = p & pageMask;
+  return p - off + (off >>> GRANULE_SHIFT);
+}
+
+/** Makes sure this agent's views cover [0, end). */
+function reach(heap: Heap, end: number): void {
+  if (end > heap.viewBytes) heap.refresh();
+}
+
+export function tryLockRow(heap: Heap, row: number, me: number): boolean {
+  const u32 = heap.u32;
+  return u32[row + L.LOCK] === 0 && cas(u32, row + L.LOCK, 0, me) === 0;
+}
+
+export function unlockRow(heap: Heap, row: number): void {
+  store(heap.u32, row + L.LOCK, 0);
+}
+
+/** Entries waiting in the ring (racy unless the lock is held). */
+export function rowCount(u32: Uint32Array, row: number): number {
+  return u32[row + L.COUNT]!;
+}
+
+/**
+ * Makes room for one more entry, moving the ring into a region of twice
+ * the capacity when it is full. Lock held. False when the heap has no
+ * page for it.
+ */
+function ensureRoom(heap: Heap, row: number, owner: number): boolean {
+  let u32 = heap.u32;
+  const cap = capOf(u32, row);
+  const count = u32[row + L.COUNT]!;
+  if (count < cap) return true;
+  const newCap = Math.max(cap * 2, heap.pageSize / 8);
+  const at = heap.takeRegion(newCap * 8, owner);
+  if (at === 0) return false;
+  u32 = heap.u32;
+  const old = moveRing(u32, row, at, newCap);
+  if (old !== 0) heap.giveRegion(old);
+  return true;
+}
+
+/** Copies the entries, oldest first, to a ring at byte offset `to` of capacity `newCap`; gives a region ring back. */
+function moveRing(u32: Uint32Array, row: number, to: number, newCap: number): number {
+  const from = ringAt(u32, row);
+  const cap = capOf(u32, row);
+  const head = u32[row + L.HEAD]!;
+  const count = u32[row + L.COUNT]!;
+  const src = from >>> 2;
+  const dst = to >>> 2;
+  for (let i = 0; i < count; i++) {
+    const j = head + i < cap ? head + i : head + i - cap;
+    u32[dst + 2 * i] = u32[src + 2 * j]!;
+    u32[dst + 2 * i + 1] = u32[src + 2 * j + 1]!;
+  }
+  const inline = (row + LIMBO_HEADER_WORDS) * 4;
+  u32[row + L.RING] = to === inline ? 0 : to;
+  u32[row + L.CAP] = to === inline ? 0 : newCap;
+  u32[row + L.HEAD] = 0;
+  return from === inline ? 0 : from;
+}
+
+/**
+ * Records object p, retired at `epoch`, in the ring; turns its state byte
+ * RETIRED. Lock held by the owner. False (and nothing changed) when the
+ * ring is full and cannot grow.
+ */
+export function appendRetired(heap: Heap, row: number, p: number, epoch: number, owner: number): boolean {
+  if (!ensureRoom(heap, row, owner)) return false;
+  const u32 = heap.u32;
+  const ring = ringAt(u32, row);
+  const cap = capOf(u32, row);
+  reach(heap, ring + cap * 8);
+  u32[row + L.PENDING] = p;
+  heap.u8[stateIndex(p, heap.pageSize - 1)] = ST_RETIRED;
+  const head = u32[row + L.HEAD]!;
+  const count = u32[row + L.COUNT]!;
+  const i = head + count < cap ? head + count : head + count - cap;
+  u32[(ring >>> 2) + 2 * i] = p;
+  u32[(ring >>> 2) + 2 * i + 1] = epoch;
+  u32[row + L.COUNT] = count + 1;
+  u32[row + L.PENDING] = 0;
+  return true;
+}
+
+/** Epoch of the newest entry (the ring must not be empty). */
+export function newestEpoch(heap: Heap, row: number): number {
+  const u32 = heap.u32;
+  const cap = capOf(u32, row);
+  const last = u32[row + L.HEAD]! + u32[row + L.COUNT]! - 1;
+  return u32[(ringAt(u32, row) >>> 2) + 2 * (last < cap ? last : last - cap) + 1]!;
+}
+
+/**
+ * Takes out of the ring every entry whose grace period has passed at
+ * epoch `now` (oldest first, so it stops at the first that has not),
+ * marks it ALLOCATED again and hands it to `free`. Lock held. A region
+ * ring that has shrunk to half the inline capacity moves back inline.
+ * Returns the entries taken.
+ */
+export function collectRow(heap: Heap, row: number, now: number, free: (p: number) => void): number {
+  let u32 = heap.u32;
+  let ring = ringAt(u32, row);
+  const cap = capOf(u32, row);
+  reach(heap, ring + cap * 8);
+  u32 = heap.u32;
+  const pageMask = heap.pageSize - 1;
+  let taken = 0;
+  while (u32[row + L.COUNT]! > 0) {
+    const head = u32[row + L.HEAD]!;
+    const e = (ring >>> 2) + 2 * head;
+    if (!gracePassed(u32[e + 1]!, now)) break;
+    const p = u32[e]!;
+    u32[row + L.HEAD] = head + 1 < cap ? head + 1 : 0;
+    u32[row + L.COUNT]--;
+    reach(heap, p + 16);
+    heap.u8[stateIndex(p, pageMask)] = ST_ALLOCATED;
+    free(p);
+    taken++;
+    // free() may have refreshed the views.
+    u32 = heap.u32;
+    ring = ringAt(u32, row);
+  }
+  if (u32[row + L.RING] !== 0 && u32[row + L.COUNT]! <= LIMBO_INLINE / 2) {
+    const old = moveRing(u32, row, (row + LIMBO_HEADER_WORDS) * 4, LIMBO_INLINE);
+    if (old !== 0) heap.giveRegion(old);
+  }
+  return taken;
+}
+
+/** Marks the row ORPHAN (its agent is gone, entries remain) once, counting it in A.LIMBO_ORPHANS. */
+export function markOrphan(u32: Uint32Array, R: number, row: number): void {
+  if (u32[row + L.COUNT]! > 0 && cas(u32, row + L.ORPHAN, 0, 1) === 0) add(u32, R + A.LIMBO_ORPHANS, 1);
+}
+
+/** Clears the ORPHAN mark (the row has drained, or a new agent owns it). */
+export function clearOrphan(u32: Uint32Array, R: number, row: number): void {
+  if (load(u32, row + L.ORPHAN) === 1 && cas(u32, row + L.ORPHAN, 1, 0) === 1) add(u32, R + A.LIMBO_ORPHANS, -1);
+}
+
+/**
+ * Releaser of a dead slot: if its agent died holding the ring's lock,
+ * records the object it was retiring (if that got as far as RETIRED and
+ * not yet into the ring) and releases the lock; then marks the row ORPHAN
+ * if anything waits in it. The caller makes sure the agent no longer runs.
+ */
+export function repairLimboRow(heap: Heap, R: number, row: number, slot: number, epoch: number): void {
+  const u32 = heap.u32;
+  if (load(u32, row + L.LOCK) === slot + 1) {
+    const p = u32[row + L.PENDING]!;
+    if (p !== 0) {
+      reach(heap, p + 16);
+      const ring = ringAt(u32, row);
+      const cap = capOf(u32, row);
+      const count = u32[row + L.COUNT]!;
+      const last = u32[row + L.HEAD]! + count - 1;
+      const inRing = count > 0 && u32[(ring >>> 2) + 2 * (last < cap ? last : last - cap)] === p;
+      if (!inRing && heap.u8[stateIndex(p, heap.pageSize - 1)] === ST_RETIRED) {
+        // The owner grew the ring before it set pending: there is room.
+        const i = last + 1 < cap ? last + 1 : last + 1 - cap;
+        u32[(ring >>> 2) + 2 * i] = p;
+        u32[(ring >>> 2) + 2 * i + 1] = epoch;
+        u32[row + L.COUNT] = count + 1;
+      }
+      u32[row + L.PENDING] = 0;
+    }
+    store(u32, row + L.LOCK, 0);
+  }
+  markOrphan(u32, R, row);
+}
+
+/** Gives back the region ring of a row (destroy; the ring must be empty). */
+export function dropRing(heap: Heap, row: number): void {
+  const at = heap.u32[row + L.RING]!;
+  if (at !== 0) {
+    heap.u32[row + L.RING] = 0;
+    heap.u32[row + L.CAP] = 0;
+    heap.giveRegion(at);
+  }
+}
+
+/** Every entry of a row, for validate(): [pointer, epoch] pairs. */
+export function rowEntries(u32: Uint32Array, row: number): number[] {
+  const out: number[] = [];
+  const ring = ringAt(u32, row) >>> 2;
+  const cap = capOf(u32, row);
+  const head = u32[row + L.HEAD]!;
+  const count = Math.min(u32[row + L.COUNT]!, cap);
+  for (let i = 0; i < count; i++) {
+    const j = head + i < cap ? head + i : head + i - cap;
+    out.push(u32[ring + 2 * j]!);
+  }
+  return out;
+}
