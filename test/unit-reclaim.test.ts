@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Heap } from '../src/index.js';
 import { currentEpoch, pin, tryAdvance, unpin } from '../src/reclaim/epoch.js';
+import { limboRow } from '../src/alloc/region.js';
+import { A, L, ST_RETIRED } from '../src/shm/layout.js';
 
 function tick(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
@@ -82,4 +84,118 @@ test('deferred frees are collected in a microtask and memory stays bounded under
   const st = a.stats();
   assert.ok(st.classes[0]!.slabPages <= 2, `churn of 20000 objects used ${st.classes[0]!.slabPages} slabs`);
   heap.assertValid();
+});
+
+/* ----------------------- limbo rings in shared memory ---------------------- */
+
+/** The limbo row of `agent`'s slot for allocator `a` (white-box: src/alloc/region.ts). */
+function rowOf(heap: Heap, a: { handle: { id: number } }, slot: number): number {
+  const R = heap.allocatorRow(a.handle.id).region >>> 2;
+  return limboRow(R, heap.u32[R + A.CLASSES]!, heap.maxSlots, slot);
+}
+
+test('a released slot leaves its waiting deferred frees to the others; none is lost or freed early', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
+  const used0 = heap.stats().usedPages;
+  const a = heap.createAllocator({ unitSize: 48 });
+  const reader = Heap.attach(heap.handle);
+  const dead = Heap.attach(heap.handle);
+  const d = dead.attachAllocator(a.handle);
+  pin(reader);
+  const retired = new Set<number>();
+  for (let i = 0; i < 300; i++) {
+    const p = d.alloc();
+    retired.add(p);
+    d.freeDeferred(p);
+  }
+  assert.equal(d.deferredPending, 300, 'all wait: the reader is pinned');
+  assert.equal(a.retiredObjects(), 300, 'and every agent can see them');
+  // The agent is gone without detaching (worker.terminate()).
+  assert.equal(heap.releaseSlot(dead.slot, dead.slotGen), true);
+  assert.deepEqual(heap.validate(), [], 'RETIRED objects = ring entries after the release');
+  assert.equal(a.collectDeferred(), 0);
+  assert.equal(a.retiredObjects(), 300, 'still pinned: nothing may be reused yet');
+  const got = new Set<number>();
+  for (let i = 0; i < 2000; i++) got.add(a.alloc());
+  for (const p of retired) assert.ok(!got.has(p), `object ${p} reused during its grace period`);
+  for (const p of got) a.free(p);
+  unpin(reader);
+  a.collectDeferred();
+  assert.equal(a.retiredObjects(), 0, 'the orphaned ring was swept once the reader left');
+  assert.equal(a.stats().classes[0]!.live, 0, 'every object came back');
+  assert.deepEqual(heap.validate(), []);
+  reader.detach();
+  assert.equal(a.destroy().leakedObjects, 0);
+  assert.equal(heap.stats().usedPages, used0, 'ring regions and slabs all given back');
+});
+
+test('an agent that died in the middle of retiring: the releaser records the object if it was marked', () => {
+  for (const marked of [true, false]) {
+    const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
+    const a = heap.createAllocator({ unitSize: 32 });
+    const dead = Heap.attach(heap.handle);
+    const d = dead.attachAllocator(a.handle);
+    const p = d.alloc();
+    // What freeDeferred leaves behind when it stops between its steps:
+    // the row locked by its slot, the object in `pending`, and its state
+    // byte RETIRED (marked) or not yet (still ALLOCATED).
+    const row = rowOf(heap, a, dead.slot);
+    heap.u32[row + L.LOCK] = dead.slot + 1;
+    heap.u32[row + L.PENDING] = p;
+    const off = p & (heap.pageSize - 1);
+    if (marked) heap.u8[p - off + (off >>> 4)] = ST_RETIRED;
+    assert.equal(heap.releaseSlot(dead.slot, dead.slotGen), true);
+    assert.equal(heap.u32[row + L.LOCK], 0, 'lock released');
+    assert.equal(heap.u32[row + L.PENDING], 0);
+    assert.deepEqual(heap.validate(), [], `marked ${marked}`);
+    assert.equal(a.retiredObjects(), marked ? 1 : 0);
+    for (let i = 0; i < 4; i++) a.collectDeferred();
+    assert.equal(a.retiredObjects(), 0);
+    assert.equal(a.stats().classes[0]!.live, marked ? 0 : 1, marked ? 'the marked object came back' : 'an unmarked object stays live: the dead agent held it');
+    assert.deepEqual(heap.validate(), []);
+  }
+});
+
+test('an append that finds its ring locked by a collector spills and catches up at the next one', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
+  const a = heap.createAllocator({ unitSize: 16 });
+  const reader = Heap.attach(heap.handle);
+  pin(reader);
+  const row = rowOf(heap, a, heap.slot);
+  heap.u32[row + L.LOCK] = reader.slot + 1; // a collector in the middle of its work
+  const p = a.alloc();
+  const q = a.alloc();
+  a.freeDeferred(p);
+  assert.equal(heap.u32[row + L.COUNT], 0, 'not in the ring');
+  assert.equal(a.deferredPending, 1, 'but counted as waiting');
+  assert.throws(() => a.free(p), { name: 'RangeError', message: /double free/ });
+  heap.u32[row + L.LOCK] = 0;
+  a.freeDeferred(q);
+  assert.equal(heap.u32[row + L.COUNT], 2, 'the spilled entry went in first');
+  assert.deepEqual(heap.validate(), []);
+  unpin(reader);
+  assert.equal(a.collectDeferred(), 0);
+  assert.equal(a.stats().classes[0]!.live, 0);
+  reader.detach();
+});
+
+test('an idle agent cannot starve the others: collectDeferred(true) empties every ring', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
+  const a = heap.createAllocator({ unitSize: 64 });
+  const idle = Heap.attach(heap.handle);
+  const b = idle.attachAllocator(a.handle);
+  const reader = Heap.attach(heap.handle);
+  pin(reader);
+  for (let i = 0; i < 50; i++) b.freeDeferred(b.alloc());
+  unpin(reader);
+  assert.equal(b.deferredPending, 50, 'the idle agent never collected');
+  assert.equal(a.collectDeferred(), 0, 'a plain collect leaves other live agents alone');
+  assert.equal(b.deferredPending, 50);
+  a.collectDeferred(true);
+  assert.equal(b.deferredPending, 0, 'collected by the other agent');
+  assert.deepEqual(heap.validate(), []);
+  b.detach();
+  idle.detach();
+  reader.detach();
+  assert.equal(a.destroy().leakedObjects, 0);
 });
