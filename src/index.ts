@@ -11,7 +11,7 @@
  *   const heap = Heap.attach(handle); const a = heap.attachAllocator(allocHandle);
  */
 export { Heap } from './heap/heap.js';
-export type { HeapHandle, HeapOptions, HeapStats } from './heap/heap.js';
+export type { HeapHandle, HeapOptions, HeapStats, SlotInfo } from './heap/heap.js';
 export { Allocator } from './alloc/allocator.js';
 export type {
   AllocatorHandle,

@@ -796,6 +796,7 @@ export class Allocator implements ViewClient {
 
   /** The deferred work: bring every flagged cache between its watermarks. */
   private runDeferred(): void {
+    this.heap.heartbeat();
     this.scheduled = false;
     let pending = this.pending;
     this.pending = 0;

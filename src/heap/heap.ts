@@ -98,6 +98,17 @@ export interface ViewClient {
   detachFromHeap(): void;
 }
 
+/** One taken worker slot, as heap.slots() sees it. */
+export interface SlotInfo {
+  slot: number;
+  gen: number;
+  state: 'attached' | 'reserved';
+  /** True for the slot of the agent asking. */
+  self: boolean;
+  /** Milliseconds since the slot's agent last beat (attach, heartbeat(), a deferred refill or trim). */
+  silentMs: number;
+}
+
 export interface HeapStats {
   pageSize: number;
   maxPages: number;
@@ -111,6 +122,12 @@ export interface HeapStats {
   peakUsedBytes: number;
   slotsAttached: number;
   slotsReserved: number;
+  /**
+   * Slots released by releaseSlot: agents that went away without
+   * detaching. The objects they held live stay allocated (counted as live
+   * by their allocators' stats() and listed by destroy()'s leak report).
+   */
+  slotsReleased: number;
   maxWorkers: number;
   allocatorsLive: number;
   growFailures: number;
@@ -329,6 +346,7 @@ export class Heap implements PageHeapHost, EpochHost {
       if (cas(u32, w + S.STATE, SLOT_FREE, SLOT_RELEASING) !== SLOT_FREE) continue;
       const gen = (add(u32, this.hdr + H.SLOT_GEN, 1) + 1) >>> 0;
       store(u32, w + S.GEN, gen);
+      store(u32, w + S.BEAT, Date.now() >>> 0);
       clearPin(u32, this.slotWord, s);
       maxTo(u32, this.hdr + H.SLOTS_USED, s + 1);
       store(u32, w + S.STATE, state);
@@ -346,11 +364,51 @@ export class Heap implements PageHeapHost, EpochHost {
       }
       this.slot = wanted;
       this.slotGen = gen;
+      this.heartbeat();
       return;
     }
     const taken = this.takeFreeSlot(SLOT_ATTACHED);
     this.slot = taken.slot;
     this.slotGen = taken.gen;
+    this.heartbeat();
+  }
+
+  /**
+   * Records that this agent runs (its slot's beat word). Attach and the
+   * allocators' deferred refill/trim beat on their own; an agent that may
+   * go a long time without allocating and wants to look alive to
+   * slots() calls this from its loop. One Date.now() and one atomic store.
+   */
+  heartbeat(): void {
+    if (this.slot >= 0) store(this.u32, this.slotWord + this.slot * SLOT_ROW_WORDS + S.BEAT, Date.now() >>> 0);
+  }
+
+  /**
+   * The liveness check a survivor can run: every taken slot with its
+   * generation, state, and the milliseconds since its agent last beat.
+   * A slot silent for long may belong to a dead agent, or to one that
+   * is blocked or busy without allocating: only the host knows which. In
+   * Node, a worker's 'exit' event is certain (see watchWorker in
+   * anyalloc/node); in a browser, a worker the page terminated. Release a
+   * slot only when its agent is known to be gone: releaseSlot(slot, gen).
+   */
+  slots(): SlotInfo[] {
+    const out: SlotInfo[] = [];
+    const now = Date.now() >>> 0;
+    const used = load(this.u32, this.hdr + H.SLOTS_USED);
+    for (let s = 0; s < used; s++) {
+      const w = this.slotWord + s * SLOT_ROW_WORDS;
+      const st = load(this.u32, w + S.STATE);
+      if (st !== SLOT_ATTACHED && st !== SLOT_RESERVED) continue;
+      out.push({
+        slot: s,
+        gen: load(this.u32, w + S.GEN),
+        state: st === SLOT_ATTACHED ? 'attached' : 'reserved',
+        self: s === this.slot,
+        silentMs: (now - load(this.u32, w + S.BEAT)) >>> 0,
+      });
+    }
+    return out;
   }
 
   /** True while this agent is attached. */
@@ -411,6 +469,7 @@ export class Heap implements PageHeapHost, EpochHost {
       repairLimboRow(this, R, limboRow(R, this.u32[R + A.CLASSES]!, this.maxSlots, slot), slot, currentEpoch(this));
     }
     clearPin(u32, this.slotWord, slot);
+    add(u32, this.hdr + H.SLOTS_RELEASED, 1);
     store(u32, w + S.STATE, SLOT_FREE);
     return true;
   }
@@ -653,6 +712,7 @@ export class Heap implements PageHeapHost, EpochHost {
       maxWorkers: this.maxSlots,
       allocatorsLive: live,
       growFailures: load(u32, this.hdr + H.GROW_FAILURES),
+      slotsReleased: load(u32, this.hdr + H.SLOTS_RELEASED),
     };
   }
 

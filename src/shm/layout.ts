@@ -97,6 +97,8 @@ export const H = {
   EPOCH: 19,
   /** cas-max by any: 1 + the highest slot ever attached or reserved (scans stop there). */
   SLOTS_USED: 20,
+  /** atomic by any: slots released by releaseSlot (agents gone without detaching). */
+  SLOTS_RELEASED: 21,
 } as const;
 export const HEADER_BYTES = 128;
 
@@ -104,7 +106,7 @@ export const HEADER_BYTES = 128;
  * Slot table: one 16-byte row per worker slot.
  *
  *   +-------+-------+-----------+----------+
- *   | state |  gen  |    pin    | reserved |
+ *   | state |  gen  |    pin    |   beat   |
  *   +-------+-------+-----------+----------+
  *
  * state: cas by any. FREE -> RESERVED (creator reserves for a worker it is
@@ -117,9 +119,12 @@ export const HEADER_BYTES = 128;
  *   trying to advance the epoch; zeroed by whoever attaches or releases
  *   the slot. Only ATTACHED slots count, so a released slot stops holding
  *   reclamation back at once.
+ * beat: Atomics.store by the owner: the low 32 bits of Date.now() when it
+ *   last showed it runs (attach, heap.heartbeat(), an allocator's deferred
+ *   refill/trim); read by heap.slots() for the liveness check.
  * ------------------------------------------------------------------------ */
 export const SLOT_ROW_WORDS = 4;
-export const S = { STATE: 0, GEN: 1, PIN: 2 } as const;
+export const S = { STATE: 0, GEN: 1, PIN: 2, BEAT: 3 } as const;
 export const SLOT_FREE = 0;
 export const SLOT_RESERVED = 1;
 export const SLOT_ATTACHED = 2;
