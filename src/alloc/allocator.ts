@@ -44,7 +44,10 @@
 import {
   A,
   AF_DEBUG,
+  H,
   L,
+  LIMBO_HEADER_WORDS,
+  LIMBO_INLINE,
   ALLOC_LIVE,
   ALLOC_WORDS,
   C,
@@ -204,6 +207,13 @@ const HOT_ALLOCATED: number = ST_ALLOCATED;
 const HOT_FREE: number = ST_FREE;
 const HOT_MAX_SMALL: number = MAX_SMALL;
 const HOT_CLASS_BY_GRANULE: Uint8Array = CLASS_BY_GRANULE;
+const HOT_L_LOCK: number = L.LOCK;
+const HOT_L_RING: number = L.RING;
+const HOT_L_HEAD: number = L.HEAD;
+const HOT_L_COUNT: number = L.COUNT;
+const HOT_L_PENDING: number = L.PENDING;
+const HOT_L_HEADER: number = LIMBO_HEADER_WORDS;
+const HOT_L_INLINE: number = LIMBO_INLINE;
 
 /**
  * An allocator as seen from one agent. Create with heap.createAllocator(),
@@ -240,6 +250,10 @@ export class Allocator implements ViewClient {
   private scheduled = false;
   /** Word index of this agent's limbo row (deferred frees; ./limbo.ts). */
   private limboRow: number;
+  /** This agent's value in lock words (slot + 1). */
+  private readonly lockId: number;
+  /** Word index of the global epoch (H.EPOCH). */
+  private readonly epochWord: number;
   /**
    * Deferred frees that found this agent's limbo row locked by a collector
    * (or the heap without a page for a bigger ring): they go into the row
@@ -274,6 +288,8 @@ export class Allocator implements ViewClient {
     this.slabTagBase = pageTag(KIND_SLAB, id, 0);
     this.cacheRec = cacheRow(this.R, this.classes, heap.maxSlots, heap.slot, 0);
     this.limboRow = limboRow(this.R, this.classes, heap.maxSlots, heap.slot);
+    this.lockId = heap.slot + 1;
+    this.epochWord = heap.hdr + H.EPOCH;
     this.low = new Uint32Array(this.classes);
     this.high = new Uint32Array(this.classes);
     this.batch = new Uint32Array(this.classes);
@@ -505,12 +521,27 @@ export class Allocator implements ViewClient {
     }
     const heap = this.heap;
     const row = this.limboRow;
-    const epoch = currentEpoch(heap);
+    const u32 = this.u32;
+    const epoch = load(u32, this.epochWord);
     let waiting = -1;
-    if (tryLockRow(heap, row, this.heap.slot + 1)) {
-      if (this.spill.length !== 0) this.unspill();
-      if (appendRetired(heap, row, p, epoch, this.id)) waiting = rowCount(heap.u32, row);
-      unlockRow(heap, row);
+    if (u32[row + HOT_L_LOCK] === 0 && cas(u32, row + HOT_L_LOCK, 0, this.lockId) === 0) {
+      const count = u32[row + HOT_L_COUNT]!;
+      if (count < HOT_L_INLINE && u32[row + HOT_L_RING] === 0 && this.spill.length === 0) {
+        // The usual case: room in the inline ring (appendRetired, unrolled).
+        let i = u32[row + HOT_L_HEAD]! + count;
+        if (i >= HOT_L_INLINE) i -= HOT_L_INLINE;
+        u32[row + HOT_L_PENDING] = p;
+        this.u8[s] = ST_RETIRED;
+        const e = row + HOT_L_HEADER + 2 * i;
+        u32[e] = p;
+        u32[e + 1] = epoch;
+        u32[row + HOT_L_COUNT] = waiting = count + 1;
+        u32[row + HOT_L_PENDING] = 0;
+      } else {
+        if (this.spill.length !== 0) this.unspill();
+        if (appendRetired(heap, row, p, epoch, this.id)) waiting = rowCount(heap.u32, row);
+      }
+      store(this.u32, row + HOT_L_LOCK, 0);
     }
     if (waiting < 0) {
       this.u8[s] = ST_RETIRED;
