@@ -401,3 +401,27 @@ test('a batch with objects past this agent\'s views renews them before use', () 
   for (const p of got) b.free(p);
   assert.deepEqual(A.validate(), []);
 });
+
+test('a stale handle (its slot released while the agent still runs) throws on alloc and free and changes nothing', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
+  for (const options of [{}, { unitSize: 100 }]) {
+    const a = heap.createAllocator(options);
+    const zombie = Heap.attach(heap.handle);
+    const z = zombie.attachAllocator(a.handle);
+    const held = [z.alloc(100), z.alloc(100), z.alloc(100)];
+    const before = a.stats().classes.map((c) => c.live);
+    // Another agent wrongly believes it dead.
+    assert.equal(heap.releaseSlot(zombie.slot, zombie.slotGen), true);
+    assert.deepEqual(heap.validate(), []);
+    for (const p of held) {
+      assert.throws(() => z.free(p), { name: 'RangeError', message: new RegExp(`^free\\(${p}\\): stale handle: this agent's worker slot ${zombie.slot} was released`) });
+    }
+    assert.throws(() => z.alloc(100), { name: 'RangeError', message: /^alloc: stale handle/ });
+    assert.deepEqual(a.stats().classes.map((c) => c.live), before, 'the objects are still allocated');
+    assert.deepEqual(heap.validate(), []);
+    // A live agent frees them normally.
+    for (const p of held) a.free(p);
+    assert.deepEqual(heap.validate(), []);
+    assert.equal(a.destroy().leakedObjects, 0);
+  }
+});

@@ -48,6 +48,9 @@ import {
   L,
   LIMBO_HEADER_WORDS,
   LIMBO_INLINE,
+  S,
+  SLOT_ATTACHED,
+  SLOT_ROW_WORDS,
   ALLOC_LIVE,
   ALLOC_WORDS,
   C,
@@ -705,6 +708,7 @@ export class Allocator implements ViewClient {
   /** The cache of class c is empty. */
   private allocEmpty(c: number): number {
     this.checkAttached('alloc');
+    if (this.slotLost()) throw this.staleError('alloc');
     const rec = this.cacheRec + c * CACHE_WORDS;
     if (this.nowait || !this.refill(c)) {
       this.u32[rec + K.FAILURES]++;
@@ -821,17 +825,49 @@ export class Allocator implements ViewClient {
   }
 
   private kickTrim(c: number, n: number): void {
+    if (this.slotLost()) {
+      // The fast path pushed the object before it could know: take it back
+      // (its first word now holds a link; the object stays allocated).
+      const rec = this.cacheRec + c * CACHE_WORDS;
+      const i32 = this.i32;
+      const p = i32[rec]!;
+      i32[rec] = i32[p >>> 2]!;
+      i32[rec + K.COUNT] = n - 1;
+      const off = p & this.pageMask;
+      this.u8[p - off + (off >>> 4)] = ST_ALLOCATED;
+      throw this.staleError('free', p);
+    }
     if (n >= this.high[c]! + this.batch[c]!) this.trim(c);
     else this.kick(c);
   }
 
+  /**
+   * True when this agent's slot was released (releaseSlot by another
+   * agent, which must believe this one dead) or taken again since it
+   * attached. Checked on the slow paths; releaseSlot zeroes the slot's
+   * high watermarks so that the next free takes a slow path, and its
+   * caches are empty so the next alloc does.
+   */
+  private slotLost(): boolean {
+    const heap = this.heap;
+    const w = heap.slotWord + heap.slot * SLOT_ROW_WORDS;
+    return this.u32[w + S.GEN] !== heap.slotGen || this.u32[w + S.STATE] !== SLOT_ATTACHED;
+  }
+
+  private staleError(op: string, p?: number): RangeError {
+    const what = p === undefined ? op : `${op}(${p})`;
+    return new RangeError(
+      `${what}: stale handle: this agent's worker slot ${this.heap.slot} was released (releaseSlot) while the agent still ran; nothing was changed`,
+    );
+  }
+
   /** The deferred work: bring every flagged cache between its watermarks. */
   private runDeferred(): void {
-    this.heap.heartbeat();
     this.scheduled = false;
     let pending = this.pending;
     this.pending = 0;
-    if (this.detached) return;
+    if (this.detached || this.slotLost()) return;
+    this.heap.heartbeat();
     while (pending !== 0) {
       const c = 31 - Math.clz32(pending);
       pending &= ~(1 << c);

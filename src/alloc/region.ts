@@ -133,6 +133,9 @@ export function releaseSlotCaches(u32: Uint32Array, R: number, maxSlots: number,
     const rec = cacheRow(R, classes, maxSlots, slot, c);
     repairDepotLock(u32, cr, rec, slot);
     flushCacheRow(u32, cr, rec, u32[cr + C.BATCH]!);
+    // Should the agent still run after all (a stale handle), its next free
+    // goes to the slow path, which finds the slot released and throws.
+    u32[rec + K.HIGH] = 0;
   }
   const flag = R + slotFlagWord(classes) + slot;
   if (u32[flag] !== 0) {
