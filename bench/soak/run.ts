@@ -27,7 +27,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HashMap, Heap } from '../../src/index.js';
-import { ChaosRun, KEY_SIZE, VALUE_SIZE, checkMapsAgainstRecords, liveElementsOf, liveObjectsOf, sleep } from '../../test/util/chaos.js';
+import { ChaosRun, KEY_SIZE, VALUE_SIZE, canonicalProblem, checkMapsAgainstRecords, liveElementsOf, liveObjectsOf, sleep } from '../../test/util/chaos.js';
 import { Prng, deriveSeed } from '../../test/util/prng.js';
 import { RESULTS_DIR } from '../paths.js';
 import { linBatch, tryMisuse } from './checks.js';
@@ -152,7 +152,8 @@ function rateBetween(a: number, b: number): number {
 }
 
 let fatal: string | null = null;
-let seenValidate = new Set<string>();
+/** validate() findings already reported (a lost object stays lost: report each once). */
+const seenValidate = new Set<string>();
 
 async function quietCheck(round: number): Promise<void> {
   await run.pause();
@@ -164,11 +165,11 @@ async function quietCheck(round: number): Promise<void> {
         note(`misuse "${m.name}": ${m.problem}`);
       }
     }
-    const found = [...dynamic.validate().map((e) => `dynamic map: ${e}`), ...prealloc.validate().map((e) => `preallocated map: ${e}`), ...heap.validate()];
+    const found = [...dynamic.validate().map((e) => `dynamic map: ${e}`), ...prealloc.validate().map((e) => `preallocated map: ${e}`), ...heap.validate()].map(canonicalProblem);
     if (found.length > 0) {
       counts.validateFailures++;
       const fresh = found.filter((p) => !seenValidate.has(p));
-      seenValidate = new Set(found);
+      for (const p of fresh) seenValidate.add(p);
       if (fresh.length > 0) note(`validate() at ${secs().toFixed(0)} s: ${fresh.slice(0, 6).join('; ')}${fresh.length > 6 ? ` (+${fresh.length - 6})` : ''}`);
     }
     const diff = checkMapsAgainstRecords(maps, run.records, KEYS);

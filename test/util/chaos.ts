@@ -294,6 +294,18 @@ export function checkMapsAgainstRecords(maps: readonly HashMap[], records: Int32
   return problems;
 }
 
+/** A problem that states two totals that differ, as their difference (so it is reported once while the totals move). */
+export function canonicalProblem(problem: string): string {
+  return problem
+    .replace(/(\d+) free objects in slabs, (\d+) in lists/, (_, a: string, b: string) => `${Number(a) - Number(b)} free object(s) in no list`)
+    .replace(/per-slot counts sum to (\d+), (\d+) elements reachable/, (_, a: string, b: string) => `per-slot counts exceed the reachable elements by ${Number(a) - Number(b)}`)
+    .replace(/reserved (\d+) != count (\d+) \+ quota (\d+)/, (_, r: string, c: string, q: string) => `reserved exceeds count + quota by ${Number(r) - Number(c) - Number(q)}`)
+    .replace(/count\(\) (\d+), the records hold (\d+) keys/, (_, a: string, b: string) => `count() exceeds the keys the records hold by ${Number(a) - Number(b)}`)
+    .replace(/(\d+) objects are RETIRED, (\d+) wait in limbo rings/, (_, a: string, b: string) => `${Number(a) - Number(b)} RETIRED object(s) in no limbo ring`)
+    .replace(/used pages (\d+) != tagged pages (\d+)/, (_, a: string, b: string) => `used pages exceed the tagged pages by ${Number(a) - Number(b)}`)
+    .replace(/committed data pages (\d+) != free (\d+) \+ used (\d+)/, (_, c: string, f: string, u: string) => `committed data pages exceed free + used by ${Number(c) - Number(f) - Number(u)}`);
+}
+
 /* -------------------------------- the run --------------------------------- */
 
 export interface ChaosRunOptions {
@@ -436,6 +448,8 @@ export class ChaosRun {
     const incarnation = ++this.incarnations;
     const job: ChaosJob = { ...this.jobBase, heap: handle, index, incarnation };
     const r: Running = { worker: new Worker(this.o.script, { workerData: job }), incarnation, slot: handle.slot, gen: handle.gen, exited: false, done: null, killing: false };
+    // A run that is abandoned (a test that timed out) must not keep the process alive.
+    r.worker.unref();
     this.running[index] = r;
     const name = `worker ${index} (incarnation ${incarnation}, slot ${handle.slot})`;
     r.worker.on('message', (m: ChaosMessage) => {

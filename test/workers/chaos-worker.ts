@@ -269,6 +269,13 @@ const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 const nap = (): Promise<void> => new Promise((r) => setTimeout(r, 1));
 
 async function holdStill(n: number): Promise<void> {
+  // Quiet means no deferred work in this agent's hands: run what has
+  // passed its grace period, and move any entries spilled while a
+  // collector held this agent's limbo ring into the ring, where
+  // validate() sees them.
+  maps[0].collect();
+  maps[1].collect();
+  publishPending();
   Atomics.store(ctl, wordOf(job.index, WK.PAUSED), n);
   const deadline = performance.now() + job.holdTimeoutMs;
   while (Atomics.load(ctl, CTL.PAUSE) === n && Atomics.load(ctl, CTL.STOP) === 0) {
