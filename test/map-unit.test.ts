@@ -213,7 +213,7 @@ test('releaseSlot unlocks a bucket a dead writer held and returns its entry quot
   const bucket = W + MAP_HEADER_WORDS + heap.maxSlots * MAP_SLOT_WORDS;
   const row = W + MAP_HEADER_WORDS + h.slot * MAP_SLOT_WORDS;
   Atomics.or(heap.u32, bucket, 1);
-  heap.i32[row + MS.LOCKED_BUCKET] = 1;
+  heap.i32[row + MS.INTENT] = 1;
   const reservedBefore = Atomics.load(heap.u32, W + M.RESERVED);
   assert.ok(heap.i32[row + MS.QUOTA]! > 0, 'the dead writer held unused quota');
   const out = new Uint8Array(8);

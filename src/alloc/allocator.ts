@@ -739,6 +739,7 @@ export class Allocator implements ViewClient {
     }
     store(u32, heap.argWord + first, k);
     store(u32, heap.tagWord + first, pageTag(KIND_LARGE, this.id, 0));
+    heap.claimDone();
     add(u32, R + A.LARGE_LIVE, 1);
     add(u32, R + A.LARGE_LIVE_PAGES, k);
     add(u32, R + A.LARGE_ALLOCS, 1);
@@ -986,6 +987,7 @@ export class Allocator implements ViewClient {
     const u8 = this.u8;
     store(u32, heap.argWord + page, 0);
     store(u32, heap.tagWord + page, (this.slabTagBase | (c << 4)) >>> 0);
+    heap.claimDone();
     const base = page * heap.pageSize;
     u8.fill(0, base, base + this.mapBytes);
     const unit = this.units[c]!;

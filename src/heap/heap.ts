@@ -44,12 +44,12 @@ import {
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { checkInt, describe } from '../errors.js';
 import { limboRow, releaseSlotCaches } from '../alloc/region.js';
-import { repairLimboRow } from '../alloc/limbo.js';
+import { markOrphan, repairLimboRow } from '../alloc/limbo.js';
 import { releaseMapSlot } from '../map/release.js';
 import { clearPin, currentEpoch, type EpochHost } from '../reclaim/epoch.js';
 import { Allocator, validateAllocator, type AllocatorHandle, type AllocatorOptions, type AttachOptions } from '../alloc/allocator.js';
 import { openAllocator } from '../alloc/debug.js';
-import { countFreePages, releaseBits, takePages, type PageHeapHost } from './pages.js';
+import { countFreePages, isPageFree, releaseBits, takePages, type PageHeapHost } from './pages.js';
 
 /** Options of Heap.create. */
 export interface HeapOptions {
@@ -463,11 +463,17 @@ export class Heap implements PageHeapHost, EpochHost {
       if (load(u32, row + AT.STATE) !== ALLOC_LIVE) continue;
       this.refresh();
       const map = load(this.u32, row + AT.MAP);
-      if (map !== 0) releaseMapSlot(this.u32, map, this.maxSlots, slot);
       const R = load(this.u32, row + AT.REGION) >>> 2;
+      const limbo = limboRow(R, this.u32[R + A.CLASSES]!, this.maxSlots, slot);
+      // Limbo first (frees its lock), then the map (which may retire the
+      // elements a dead writer had in its hands into that ring), then the
+      // caches (after the map: a logged element is still the writer's).
+      repairLimboRow(this, R, limbo, slot, currentEpoch(this));
+      if (map !== 0) releaseMapSlot({ heap: this, map, slot, allocId: id, limboRow: limbo });
       releaseSlotCaches(this.u32, R, this.maxSlots, slot);
-      repairLimboRow(this, R, limboRow(R, this.u32[R + A.CLASSES]!, this.maxSlots, slot), slot, currentEpoch(this));
+      markOrphan(this.u32, R, limbo);
     }
+    this.recoverClaim(slot);
     clearPin(u32, this.slotWord, slot);
     add(u32, this.hdr + H.SLOTS_RELEASED, 1);
     store(u32, w + S.STATE, SLOT_FREE);
@@ -547,11 +553,63 @@ export class Heap implements PageHeapHost, EpochHost {
   takePages(k: number, low = false): number {
     const limit = low ? Math.min(this.maxPages, LOW_PAGES_BYTES / this.pageSize) : this.maxPages;
     const p = takePages(this, k, limit, this.hdr + H.FREE_CURSOR, this.hdr + H.COMMITTED_PAGES);
-    if (p === 0) return 0;
+    if (p === 0) {
+      this.claimDone();
+      return 0;
+    }
     const used = add(this.u32, this.hdr + H.USED_PAGES, k) + k;
     maxTo(this.u32, this.hdr + H.PEAK_USED_PAGES, used);
     if ((p + k) * this.pageSize > this.viewBytes) this.refresh();
     return p;
+  }
+
+  /**
+   * @internal The pages from the last takePages are tagged: this agent's
+   * claim record is cleared (a survivor would otherwise look at them).
+   */
+  claimDone(): void {
+    if (this.slot >= 0) store(this.u32, this.slotWord + this.slot * SLOT_ROW_WORDS + S.CLAIM_K, 0);
+  }
+
+  /** Word index of this agent's claim record (pages.ts), -1 when detached. */
+  get claimWord(): number {
+    return this.slot < 0 ? -1 : this.slotWord + this.slot * SLOT_ROW_WORDS + S.CLAIM_FIRST;
+  }
+
+  /**
+   * Gives back the pages a dead slot had claimed and not yet tagged (see
+   * the slot row in layout.ts): claimed in the bitmap, tagged FREE, and
+   * named by no live slot's claim record. Returns how many.
+   */
+  private recoverClaim(dead: number): number {
+    const u32 = this.u32;
+    const row = this.slotWord + dead * SLOT_ROW_WORDS;
+    const first = load(u32, row + S.CLAIM_FIRST);
+    const k = load(u32, row + S.CLAIM_K);
+    store(u32, row + S.CLAIM_K, 0);
+    let given = 0;
+    const committed = load(u32, this.hdr + H.COMMITTED_PAGES);
+    for (let p = first; p < first + k && p < committed; p++) {
+      if (p < this.firstDataPage || isPageFree(this, p)) continue;
+      // Order matters: claimed (seen above), then no live claimer names it,
+      // then still untagged: a live claimer names its pages from before
+      // its claim until after its tags.
+      let named = false;
+      for (let s = 0; s < this.maxSlots && !named; s++) {
+        if (s === dead) continue;
+        const w = this.slotWord + s * SLOT_ROW_WORDS;
+        if (load(u32, w + S.STATE) !== SLOT_ATTACHED) continue;
+        const f = load(u32, w + S.CLAIM_FIRST);
+        const n = load(u32, w + S.CLAIM_K);
+        if (n !== 0 && p >= f && p < f + n) named = true;
+      }
+      if (named || tagKind(load(u32, this.tagWord + p)) !== KIND_FREE) continue;
+      store(u32, this.argWord + p, 0);
+      add(u32, this.hdr + H.USED_PAGES, -1);
+      releaseBits(this, p, 1);
+      given++;
+    }
+    return given;
   }
 
   /** Gives pages [first, first + k) back; their tags are cleared first. */
@@ -578,6 +636,7 @@ export class Heap implements PageHeapHost, EpochHost {
     this.u8.fill(0, at, at + k * this.pageSize);
     store(this.u32, this.argWord + first, k);
     for (let p = first; p < first + k; p++) store(this.u32, this.tagWord + p, pageTag(KIND_REGION, owner, 0));
+    this.claimDone();
     return at;
   }
 
@@ -694,7 +753,10 @@ export class Heap implements PageHeapHost, EpochHost {
       if (load(u32, this.allocWord + id * ALLOC_ROW_WORDS + AT.STATE) === ALLOC_LIVE) live++;
     }
     const committedPages = load(u32, this.hdr + H.COMMITTED_PAGES);
-    const usedPages = load(u32, this.hdr + H.USED_PAGES);
+    // Counted from the tags: the USED_PAGES counter (kept for the peak)
+    // can be off by the pages an agent was claiming when it died.
+    let usedPages = 0;
+    for (let p = this.firstDataPage; p < committedPages; p++) if (tagKind(load(u32, this.tagWord + p)) !== KIND_FREE) usedPages++;
     const peakUsedPages = load(u32, this.hdr + H.PEAK_USED_PAGES);
     return {
       pageSize: this.pageSize,
@@ -739,8 +801,6 @@ export class Heap implements PageHeapHost, EpochHost {
       const bit = ((load(this.u32, this.bitmapWord + (p >>> 5)) >>> (p & 31)) & 1) === 1;
       if (bit) errors.push(`uncommitted page ${p} is marked free`);
     }
-    const used = load(this.u32, this.hdr + H.USED_PAGES);
-    if (used !== tagged) errors.push(`used pages ${used} != tagged pages ${tagged}`);
     if (committed - this.firstDataPage !== free + tagged) {
       errors.push(`committed data pages ${committed - this.firstDataPage} != free ${free} + used ${tagged}`);
     }

@@ -24,6 +24,18 @@ export interface PageHeapHost {
   readonly pageSize: number;
   /** Make sure the buffer holds at least `bytes`; false when it cannot grow. */
   growTo(bytes: number): boolean;
+  /**
+   * Word index of this agent's claim record (S.CLAIM_FIRST; CLAIM_K
+   * follows), or -1: named before every atomic operation that may claim.
+   */
+  readonly claimWord: number;
+}
+
+/** Names the run this agent is about to claim (layout.ts, slot row). */
+function name(h: PageHeapHost, first: number, k: number): void {
+  if (h.claimWord < 0) return;
+  store(h.u32, h.claimWord, first);
+  store(h.u32, h.claimWord + 1, k);
 }
 
 function ctz32(bit: number): number {
@@ -47,6 +59,7 @@ function claimOne(h: PageHeapHost, limit: number, cursorWord: number): number {
     let v = load(u32, h.bitmapWord + w);
     while (v !== 0) {
       const bit = (v & -v) >>> 0;
+      name(h, w * 32 + ctz32(bit), 1);
       const seen = cas(u32, h.bitmapWord + w, v, (v & ~bit) >>> 0);
       if (seen === v) {
         const page = w * 32 + ctz32(bit);
@@ -80,6 +93,7 @@ export function releaseBits(h: PageHeapHost, first: number, k: number): void {
 /** Clears the free bits of [first, first+k) if all are set; all-or-nothing. */
 function claimRange(h: PageHeapHost, first: number, k: number): boolean {
   const u32 = h.u32;
+  name(h, first, k);
   let p = first;
   const end = first + k;
   while (p < end) {
@@ -143,6 +157,7 @@ export function takePages(h: PageHeapHost, k: number, limit: number, cursorWord:
     const n = load(u32, committedWord);
     if (n + k > limit) return 0;
     if (!h.growTo((n + k) * h.pageSize)) return 0;
+    name(h, n, k);
     if (cas(h.u32, committedWord, n, n + k) === n) return n;
   }
 }

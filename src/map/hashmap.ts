@@ -22,7 +22,22 @@ import { add, cas, load, store } from '../shm/atomic.js';
 import { checkInt, describe } from '../errors.js';
 import type { Heap, ViewClient } from '../heap/heap.js';
 import type { Allocator } from '../alloc/allocator.js';
-import { E_HASH, E_KEY_OFF, E_NEXT, M, MAP_DESTROYED, MAP_HEADER_WORDS, MAP_LIVE, MAP_MAGIC, MAP_SLOT_WORDS, MS } from './layout.js';
+import {
+  E_HASH,
+  E_KEY_OFF,
+  E_NEXT,
+  M,
+  MAP_DESTROYED,
+  MAP_HEADER_WORDS,
+  MAP_LIVE,
+  MAP_MAGIC,
+  MAP_SLOT_WORDS,
+  MS,
+  OP_DELETE,
+  OP_INSERT,
+  OP_REPLACE,
+  OP_SLOT_WRITE,
+} from './layout.js';
 
 /** update() flags, as the kernel's BPF_ANY / BPF_NOEXIST / BPF_EXIST. */
 export const MapFlag = {
@@ -363,10 +378,13 @@ export class HashMap implements ViewClient {
     let deadline = 0;
     for (let i = 0; ; i++) {
       const v = u32[w]!;
-      if ((v & LOCKED) === 0 && cas(u32, w, v, v | LOCKED) === v) {
-        // Which bucket this slot holds, for a survivor if this agent dies.
-        this.i32[this.rowWord + MS.LOCKED_BUCKET] = b + 1;
-        return v;
+      if ((v & LOCKED) === 0) {
+        // Named before the cas and until after the unlock: a survivor that
+        // finds the bucket locked and named by no live slot knows the dead
+        // one held it (release.ts).
+        this.i32[this.rowWord + MS.INTENT] = b + 1;
+        if (cas(u32, w, v, v | LOCKED) === v) return v;
+        this.i32[this.rowWord + MS.INTENT] = 0;
       }
       if ((i & 1023) === 1023) {
         const now = Date.now();
@@ -378,12 +396,8 @@ export class HashMap implements ViewClient {
 
   /** Releases bucket b's lock, publishing `head` as its first element in the same store. */
   private unlock(b: number, head: number): void {
-    // The record is cleared before the lock and set after it is taken, so
-    // a record always means "this slot holds that lock": a survivor never
-    // unlocks a bucket another writer has taken since (a death between the
-    // two leaves the bucket locked, and writers there get BUSY).
-    this.i32[this.rowWord + MS.LOCKED_BUCKET] = 0;
     store(this.u32, this.bucketWord + b, head);
+    this.i32[this.rowWord + MS.INTENT] = 0;
   }
 
   /**
@@ -397,37 +411,49 @@ export class HashMap implements ViewClient {
    */
   private takeEntry(): boolean {
     const i32 = this.i32;
-    const q = this.rowWord + MS.QUOTA;
-    if (i32[q]! > 0) {
-      i32[q]!--;
-      return true;
-    }
-    const u32 = this.u32;
-    const r = this.W + M.RESERVED;
-    const B = this.quotaBatch;
-    for (;;) {
-      const n = load(u32, r);
-      const take = B > 0 && n + B <= this.maxEntries ? B : 1;
-      if (n + take > this.maxEntries) return false;
-      if (cas(u32, r, n, n + take) === n) {
-        i32[q] = take - 1;
-        return true;
+    const row = this.rowWord;
+    if (i32[row + MS.QUOTA]! === 0) {
+      const u32 = this.u32;
+      const r = this.W + M.RESERVED;
+      const B = this.quotaBatch;
+      for (;;) {
+        const n = load(u32, r);
+        const take = B > 0 && n + B <= this.maxEntries ? B : 1;
+        if (n + take > this.maxEntries) return false;
+        // MOVING brackets the atomic step, for a survivor (layout.ts).
+        i32[row + MS.MOVING] = take;
+        if (cas(u32, r, n, n + take) === n) {
+          i32[row + MS.QUOTA] = take;
+          i32[row + MS.MOVING] = 0;
+          break;
+        }
+        i32[row + MS.MOVING] = 0;
       }
     }
+    // Taken iff QUOTA = OP_QUOTA - 1 (release.ts).
+    i32[row + MS.OP_QUOTA] = i32[row + MS.QUOTA]!;
+    i32[row + MS.QUOTA]!--;
+    return true;
   }
 
   /** Gives one entry back: to this slot's quota, returning a batch to RESERVED when it holds two. */
   private giveEntry(): void {
     const i32 = this.i32;
-    const q = this.rowWord + MS.QUOTA;
+    const row = this.rowWord;
     const B = this.quotaBatch;
-    const n = i32[q]! + 1;
+    // Given back iff QUOTA = OP_QUOTA + 1, or MOVING is set (release.ts).
+    const n = i32[row + MS.QUOTA]! + 1;
+    i32[row + MS.OP_QUOTA] = n - 1;
+    i32[row + MS.QUOTA] = n;
     if (n >= 2 * B) {
       const back = B > 0 ? B : 1;
+      // Out of QUOTA before RESERVED: a death in between overcounts
+      // RESERVED (FULL a little early), never undercounts it.
+      i32[row + MS.MOVING] = back;
+      i32[row + MS.QUOTA] = n - back;
+      i32[row + MS.OP_QUOTA] = n - back - 1;
       add(this.u32, this.W + M.RESERVED, -back);
-      i32[q] = n - back;
-    } else {
-      i32[q] = n;
+      i32[row + MS.MOVING] = 0;
     }
   }
 
@@ -645,18 +671,38 @@ export class HashMap implements ViewClient {
   private writeSlot(e: number, v: Uint8Array): void {
     const rec = e + this.valueOff + this.stride * this.heap.slot;
     const u32 = this.u32;
+    const i32 = this.i32;
+    const row = this.rowWord;
+    const op = i32[row + MS.OP]!;
+    if (op === 0) {
+      i32[row + MS.OP_ELEM] = e;
+      i32[row + MS.OP] = OP_SLOT_WRITE;
+    }
     const s = u32[rec >>> 2]!;
     store(u32, rec >>> 2, (s + 1) >>> 0);
     this.copyIn(rec + 8, v);
     store(u32, rec >>> 2, (s + 2) >>> 0);
+    if (op === 0) i32[row + MS.OP] = 0;
   }
 
   private updateLocked(b: number, h: number, value: Uint8Array, flag: number): number {
     // Build the new element before taking the lock: the lock is held only
     // for the search and the pointer swap.
     let fresh = this.newElement(h, value);
+    const i32 = this.i32;
+    const row = this.rowWord;
+    if (fresh !== 0) {
+      // The write-ahead record (layout.ts): OP goes last.
+      i32[row + MS.OP_BUCKET] = b + 1;
+      i32[row + MS.OP_ELEM] = fresh;
+      i32[row + MS.OP_OLD] = 0;
+      i32[row + MS.OP_COUNT] = i32[row + MS.COUNT]!;
+      i32[row + MS.OP_QUOTA] = i32[row + MS.QUOTA]!;
+      i32[row + MS.OP] = OP_INSERT;
+    }
     let head = this.lock(b);
     if (head < 0) {
+      i32[row + MS.OP] = 0;
       if (fresh !== 0) this.elems.free(fresh);
       return MapStatus.BUSY;
     }
@@ -675,6 +721,8 @@ export class HashMap implements ViewClient {
       // fresh.next is published by the atomic store that links fresh.
       if (e !== 0) {
         // Replace: readers see the old element or the new one, never a mix.
+        i32[row + MS.OP_OLD] = e;
+        i32[row + MS.OP] = OP_REPLACE;
         this.u32[(fresh >>> 2) + E_NEXT] = this.u32[(e >>> 2) + E_NEXT]!;
         if (pred === 0) head = fresh;
         else store(this.u32, (pred >>> 2) + E_NEXT, fresh);
@@ -686,6 +734,9 @@ export class HashMap implements ViewClient {
       fresh = 0;
     }
     this.unlock(b, head);
+    // Done: the record goes before any free, so that a survivor never acts
+    // on an element that may have been reused.
+    i32[row + MS.OP] = 0;
     if (fresh !== 0) this.elems.free(fresh);
     if (status === MapStatus.OK && e !== 0 && !this.perWorker) this.elems.freeDeferred(e);
     return status;
@@ -710,15 +761,23 @@ export class HashMap implements ViewClient {
     if (head < 0) return MapStatus.BUSY;
     const e = this.findLocked(head, h);
     const pred = this.pred;
+    const i32 = this.i32;
+    const row = this.rowWord;
     if (e !== 0) {
+      i32[row + MS.OP_BUCKET] = b + 1;
+      i32[row + MS.OP_ELEM] = e;
+      i32[row + MS.OP_COUNT] = i32[row + MS.COUNT]!;
+      i32[row + MS.OP_QUOTA] = i32[row + MS.QUOTA]!;
+      i32[row + MS.OP] = OP_DELETE;
       const next = this.u32[(e >>> 2) + E_NEXT]!;
       if (pred === 0) head = next;
       else store(this.u32, (pred >>> 2) + E_NEXT, next);
-      this.i32[this.rowWord + MS.COUNT]!--;
+      i32[row + MS.COUNT]!--;
     }
     this.unlock(b, head);
     if (e === 0) return MapStatus.NOT_FOUND;
     this.giveEntry();
+    i32[row + MS.OP] = 0;
     this.elems.freeDeferred(e);
     return MapStatus.OK;
   }
@@ -994,7 +1053,15 @@ export class HashMap implements ViewClient {
     let quota = 0;
     for (let s = 0; s < this.heap.maxSlots; s++) quota += this.i32[this.W + MAP_HEADER_WORDS + s * MAP_SLOT_WORDS + MS.QUOTA]!;
     const reserved = load(u32, this.W + M.RESERVED);
-    if (reserved !== counted + quota) errors.push(`reserved ${reserved} != count ${counted} + quota ${quota}`);
+    const slack = load(u32, this.W + M.RESERVED_SLACK);
+    if (reserved < counted + quota || reserved > counted + quota + slack) {
+      errors.push(`reserved ${reserved} is not count ${counted} + quota ${quota} (+ up to ${slack} from writers that died mid-reservation)`);
+    }
+    for (let s = 0; s < this.heap.maxSlots; s++) {
+      const row = this.W + MAP_HEADER_WORDS + s * MAP_SLOT_WORDS;
+      if (this.i32[row + MS.OP] !== 0) errors.push(`slot ${s}: a write is in flight in a quiet map (op ${this.i32[row + MS.OP]})`);
+      if (this.i32[row + MS.INTENT] !== 0) errors.push(`slot ${s}: names bucket ${this.i32[row + MS.INTENT]! - 1} as locked in a quiet map`);
+    }
     if (reserved > this.maxEntries) errors.push(`reserved ${reserved} > maxEntries ${this.maxEntries}`);
     return errors;
   }

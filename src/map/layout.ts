@@ -16,9 +16,21 @@
  *   COUNT  elements this slot inserted minus those it deleted (int32; a
  *          slot's own count may go negative, the sum may not).
  *   QUOTA  entries reserved from RESERVED and not used yet.
- *   LOCKED_BUCKET  bucket + 1 while this slot holds that bucket's lock, 0
- *          otherwise (set after the lock is taken, cleared before it is
- *          released): lets a survivor release a lock a dead writer held.
+ *   INTENT bucket + 1 from just before this slot's cas on that bucket's
+ *          lock until after the store that releases it (cleared at once
+ *          when the cas fails): while a slot holds a lock its INTENT names
+ *          the bucket, so a locked bucket that no live slot names is held
+ *          by a dead one (release.ts).
+ *   OP, OP_BUCKET, OP_ELEM, OP_OLD, OP_COUNT, OP_QUOTA: the write in
+ *          flight (a redo/undo record, OP written last when it starts and
+ *          cleared when it is done): OP_INSERT/OP_REPLACE of the new
+ *          element OP_ELEM into bucket OP_BUCKET - 1 (replacing OP_OLD),
+ *          OP_DELETE of OP_ELEM, OP_SLOT_WRITE of this slot's per-worker
+ *          value in OP_ELEM; OP_COUNT and OP_QUOTA are COUNT and QUOTA
+ *          before it. A survivor that releases the slot of a writer that
+ *          died mid-write completes or rolls it back from this record.
+ *   MOVING entries in flight between QUOTA and RESERVED (from before the
+ *          atomic operation on RESERVED until QUOTA is written), 0 else.
  *
  * Bucket word: the first element of the chain, with bit 0 set while a
  *   writer holds the bucket's lock (elements are 16-byte aligned, so the
@@ -48,7 +60,8 @@
  *
  * Invariants (quiet map):
  *   sum(COUNT) = elements reachable from the buckets = count()
- *   RESERVED = sum(COUNT) + sum(QUOTA) <= maxEntries
+ *   sum(COUNT) + sum(QUOTA) <= RESERVED <= that + RESERVED_SLACK,
+ *   RESERVED <= maxEntries
  *   every reachable element hashes to the bucket it is in, keys unique.
  */
 export const MAP_MAGIC = 0x6d617041; // "Apam"
@@ -82,10 +95,32 @@ export const M = {
   ELEM_SIZE: 15,
   /** once: elements the preallocated mode holds. */
   CAPACITY: 16,
+  /**
+   * atomic by releasers: how far RESERVED may exceed sum(COUNT) +
+   * sum(QUOTA) because writers died between their atomic operation on
+   * RESERVED and their store of QUOTA (it cannot be known which side of
+   * it they died on; each such death adds at most one quota batch).
+   */
+  RESERVED_SLACK: 17,
 } as const;
 export const MAP_HEADER_WORDS = 32;
 export const MAP_SLOT_WORDS = 16;
-export const MS = { COUNT: 0, QUOTA: 1, LOCKED_BUCKET: 2 } as const;
+export const MS = {
+  COUNT: 0,
+  QUOTA: 1,
+  INTENT: 2,
+  OP: 3,
+  OP_BUCKET: 4,
+  OP_ELEM: 5,
+  OP_OLD: 6,
+  OP_COUNT: 7,
+  OP_QUOTA: 8,
+  MOVING: 9,
+} as const;
+export const OP_INSERT = 1;
+export const OP_REPLACE = 2;
+export const OP_DELETE = 3;
+export const OP_SLOT_WRITE = 4;
 export const MAP_LIVE = 1;
 export const MAP_DESTROYED = 2;
 

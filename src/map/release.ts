@@ -1,34 +1,213 @@
 /**
  * What a survivor does for a map when it releases a dead agent's slot
- * (Heap.releaseSlot): the dead agent's bucket lock and its unused entry
- * quota. Layout: ./layout.ts.
+ * (Heap.releaseSlot). Layout and the slot row's records: ./layout.ts.
  *
- * A writer changes a chain only while it holds the bucket's lock, and each
- * change is one atomic store that leaves the chain consistent: an insert is
- * published by the unlocking store itself, a replace or delete in the middle
- * of the chain by the store into the predecessor. So a chain left locked by
- * a dead writer is consistent as it stands; clearing the lock bit is the
- * whole repair. What the writer had in its hands and not yet linked or
- * retired (a new element, an unlinked old one) stays allocated: a leak
- * bounded by one or two elements per dead writer.
+ * 1. The bucket lock. A writer names the bucket in its INTENT word from
+ *    just before its cas until after its unlocking store, and live writers
+ *    that fail the cas clear it at once. So if the dead slot names bucket
+ *    b, b stays locked, and no live slot names b for QUIET_MS of watching
+ *    (a live writer names it for its whole hold, or for the instant
+ *    around a failed cas), the dead slot holds it. If that cannot be
+ *    settled within ALIEN_WAIT_MS the lock is left alone (writers there
+ *    get BUSY) and so is the write in flight.
+ * 2. The write in flight (OP != 0). Holding that bucket's lock (the dead
+ *    writer's, or taken for the purpose) the chain cannot change, so
+ *    whether the logged element is reachable says on which side of its
+ *    linking or unlinking store the writer died. The survivor completes
+ *    the bookkeeping that follows that store, or rolls back what preceded
+ *    it: the slot's COUNT, the entry it took from or gave to its quota,
+ *    and the elements: an unlinked victim or an unused new element is
+ *    retired into the dead slot's limbo ring (reused after a grace period,
+ *    like any deleted element; the others collect that ring). The record
+ *    is cleared before the writer frees anything, so a logged element is
+ *    still the dead writer's. A per-worker value it was writing in place
+ *    (its seqlock odd) is zeroed and the seqlock made even.
+ * 3. Entry reservations: its unused quota goes back to RESERVED. If it
+ *    died inside the atomic step that moves entries between its quota and
+ *    RESERVED (MOVING != 0), which side it died on cannot be known: the
+ *    amount is added to M.RESERVED_SLACK, the bound validate() allows.
+ *
+ * Not recorded: clear() (a dead clear() leaves the elements of the bucket
+ * it was emptying allocated; the bucket itself is consistent).
  */
-import { add, cas, load } from '../shm/atomic.js';
-import { M, MAP_HEADER_WORDS, MAP_LIVE, MAP_SLOT_WORDS, MS } from './layout.js';
+import { add, cas, load, store } from '../shm/atomic.js';
+import { appendRetired, tryLockRow, unlockRow } from '../alloc/limbo.js';
+import { currentEpoch } from '../reclaim/epoch.js';
+import { GRANULE_SHIFT, S, SLOT_ATTACHED, SLOT_ROW_WORDS, ST_ALLOCATED } from '../shm/layout.js';
+import type { Heap } from '../heap/heap.js';
+import {
+  E_NEXT,
+  M,
+  MAP_HEADER_WORDS,
+  MAP_LIVE,
+  MAP_SLOT_WORDS,
+  MS,
+  OP_DELETE,
+  OP_INSERT,
+  OP_REPLACE,
+  OP_SLOT_WRITE,
+} from './layout.js';
 
-export function releaseMapSlot(u32: Uint32Array, map: number, maxSlots: number, slot: number): void {
-  const W = map >>> 2;
+/** How long a survivor watches for a live writer that names a locked bucket. */
+const ALIEN_WAIT_MS = 100;
+/** How long a locked bucket must stay unnamed by live slots to be the dead one's. */
+const QUIET_MS = 3;
+/** How long a survivor tries to take a bucket lock held by a live writer. */
+const LOCK_WAIT_MS = 2000;
+
+/** What releaseMapSlot needs besides the heap: the element allocator and the dead slot's limbo row for it. */
+export interface MapRelease {
+  heap: Heap;
+  /** Byte offset of the map region. */
+  map: number;
+  slot: number;
+  /** Element allocator id and the dead slot's limbo row in it (word index). */
+  allocId: number;
+  limboRow: number;
+}
+
+export function releaseMapSlot(r: MapRelease): void {
+  const { heap, slot } = r;
+  const u32 = heap.u32;
+  const W = r.map >>> 2;
   if (load(u32, W + M.STATE) !== MAP_LIVE) return;
+  const maxSlots = heap.maxSlots;
   const row = W + MAP_HEADER_WORDS + slot * MAP_SLOT_WORDS;
-  const locked = u32[row + MS.LOCKED_BUCKET]!;
-  if (locked !== 0) {
-    const w = W + MAP_HEADER_WORDS + maxSlots * MAP_SLOT_WORDS + (locked - 1);
-    // The record is set only while the slot holds the lock (hashmap.ts,
-    // lock/unlock), so the lock bit is the dead writer's.
-    const v = load(u32, w);
-    if ((v & 1) !== 0) cas(u32, w, v, (v & ~1) >>> 0);
-    u32[row + MS.LOCKED_BUCKET] = 0;
+  const buckets = W + MAP_HEADER_WORDS + maxSlots * MAP_SLOT_WORDS;
+  const intent = u32[row + MS.INTENT]!;
+  let held = -1; // bucket whose lock we hold now
+  if (intent !== 0 && deadHolds(heap, W, buckets, intent - 1, slot)) held = intent - 1;
+  u32[row + MS.INTENT] = 0;
+
+  const op = u32[row + MS.OP]!;
+  if (op === OP_SLOT_WRITE) {
+    const e = u32[row + MS.OP_ELEM]!;
+    const rec = e + u32[W + M.VALUE_OFF]! + u32[W + M.VALUE_STRIDE]! * slot;
+    const seq = load(u32, rec >>> 2);
+    if ((seq & 1) !== 0) {
+      heap.u8.fill(0, rec + 8, rec + 8 + u32[W + M.VALUE_SIZE]!);
+      store(u32, rec >>> 2, (seq + 1) >>> 0);
+    }
+  } else if (op !== 0) {
+    const b = u32[row + MS.OP_BUCKET]! - 1;
+    if (held !== b && held >= 0) unlockBucket(u32, buckets + held);
+    if (held !== b) held = lockBucket(u32, buckets + b) ? b : -1;
+    if (held === b) {
+      redoOrUndo(r, W, row, buckets + b, op);
+    }
   }
+  u32[row + MS.OP] = 0;
+  if (held >= 0) unlockBucket(u32, buckets + held);
+
+  const moving = u32[row + MS.MOVING]!;
+  if (moving !== 0) add(u32, W + M.RESERVED_SLACK, moving);
+  u32[row + MS.MOVING] = 0;
   const quota = u32[row + MS.QUOTA]! | 0;
   if (quota !== 0) add(u32, W + M.RESERVED, -quota);
   u32[row + MS.QUOTA] = 0;
+}
+
+/** True when the dead slot holds bucket b's lock (see 1. above). */
+function deadHolds(heap: Heap, W: number, buckets: number, b: number, dead: number): boolean {
+  const u32 = heap.u32;
+  // A lock can be released and taken again between two looks, so one
+  // look is not enough: the bucket must stay locked and unnamed by any
+  // live slot for QUIET_MS of continuous watching (live writers hold a
+  // lock for well under a microsecond and name it all the while).
+  const start = Date.now();
+  let quietSince = -1;
+  for (;;) {
+    if ((load(u32, buckets + b) & 1) === 0) return false;
+    let named = false;
+    for (let s = 0; s < heap.maxSlots && !named; s++) {
+      if (s === dead) continue;
+      if (load(u32, heap.slotWord + s * SLOT_ROW_WORDS + S.STATE) !== SLOT_ATTACHED) continue;
+      if (load(u32, W + MAP_HEADER_WORDS + s * MAP_SLOT_WORDS + MS.INTENT) === b + 1) named = true;
+    }
+    const now = Date.now();
+    if (named) quietSince = -1;
+    else if (quietSince < 0) quietSince = now;
+    else if (now - quietSince >= QUIET_MS) return true;
+    if (now - start > ALIEN_WAIT_MS) return false;
+  }
+}
+
+function lockBucket(u32: Uint32Array, w: number): boolean {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (let i = 0; ; i++) {
+    const v = load(u32, w);
+    if ((v & 1) === 0 && cas(u32, w, v, (v | 1) >>> 0) === v) return true;
+    if ((i & 1023) === 1023 && Date.now() > deadline) return false;
+  }
+}
+
+function unlockBucket(u32: Uint32Array, w: number): void {
+  store(u32, w, (load(u32, w) & ~1) >>> 0);
+}
+
+function reachable(heap: Heap, bucketWord: number, e: number): boolean {
+  let u32 = heap.u32;
+  let p = (load(u32, bucketWord) & ~1) >>> 0;
+  for (let n = 0; p !== 0 && n < 1 << 24; n++) {
+    if (p === e) return true;
+    if (p + 16 > heap.viewBytes) {
+      heap.refresh();
+      u32 = heap.u32;
+    }
+    p = load(u32, (p >>> 2) + E_NEXT);
+  }
+  return false;
+}
+
+/** Completes or rolls back the dead writer's operation; the bucket's lock is held. */
+function redoOrUndo(r: MapRelease, W: number, row: number, bucketWord: number, op: number): void {
+  const heap = r.heap;
+  const u32 = heap.u32;
+  const e = u32[row + MS.OP_ELEM]!;
+  const count0 = u32[row + MS.OP_COUNT]! | 0;
+  const quota0 = u32[row + MS.OP_QUOTA]! | 0;
+  const quota = u32[row + MS.QUOTA]! | 0;
+  const moving = u32[row + MS.MOVING]! !== 0;
+  const linked = reachable(heap, bucketWord, e);
+  if (op === OP_INSERT) {
+    if (linked) {
+      u32[row + MS.COUNT] = count0 + 1;
+    } else {
+      u32[row + MS.COUNT] = count0;
+      // Took an entry for it (QUOTA one down since the record) but never
+      // linked it: give the entry back.
+      if (!moving && quota === quota0 - 1) u32[row + MS.QUOTA] = quota + 1;
+      retire(r, e);
+    }
+  } else if (op === OP_REPLACE) {
+    if (linked) retire(r, u32[row + MS.OP_OLD]!);
+    else retire(r, e);
+  } else if (op === OP_DELETE) {
+    if (!linked) {
+      u32[row + MS.COUNT] = count0 - 1;
+      // The entry goes back unless giveEntry already did it.
+      const given = moving || quota === quota0 + 1;
+      if (!given) u32[row + MS.QUOTA] = quota + 1;
+      retire(r, e);
+    } else {
+      u32[row + MS.COUNT] = count0;
+    }
+  }
+}
+
+/** Retires element e (still the dead writer's: ALLOCATED) into the dead slot's limbo ring. */
+function retire(r: MapRelease, e: number): void {
+  const heap = r.heap;
+  if (e === 0) return;
+  if (e + 16 > heap.viewBytes) heap.refresh();
+  const off = e & (heap.pageSize - 1);
+  if (heap.u8[e - off + (off >>> GRANULE_SHIFT)] !== ST_ALLOCATED) return;
+  const me = heap.slot + 1;
+  for (let i = 0; i < 1_000_000; i++) {
+    if (tryLockRow(heap, r.limboRow, me)) {
+      appendRetired(heap, r.limboRow, e, currentEpoch(heap), r.allocId);
+      unlockRow(heap, r.limboRow);
+      return;
+    }
+  }
 }

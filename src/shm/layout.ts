@@ -48,7 +48,7 @@
  * ------------------------------------------------------------------------ */
 
 export const HEAP_MAGIC = 0x616e7941; // "Anya"
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 /** Header words (index into the Uint32Array, relative to base/4). */
 export const H = {
@@ -105,9 +105,10 @@ export const HEADER_BYTES = 128;
 /* ------------------------------------------------------------------------ *
  * Slot table: one 16-byte row per worker slot.
  *
- *   +-------+-------+-----------+----------+
- *   | state |  gen  |    pin    |   beat   |
- *   +-------+-------+-----------+----------+
+ *   +-------+-------+-----------+----------+-------------+---------+-----+
+ *   | state |  gen  |    pin    |   beat   | claim first | claim k | ... |
+ *   +-------+-------+-----------+----------+-------------+---------+-----+
+ *   (8 words, 32 bytes)
  *
  * state: cas by any. FREE -> RESERVED (creator reserves for a worker it is
  *   about to start), FREE/RESERVED -> ATTACHED (the agent that attaches),
@@ -122,9 +123,14 @@ export const HEADER_BYTES = 128;
  * beat: Atomics.store by the owner: the low 32 bits of Date.now() when it
  *   last showed it runs (attach, heap.heartbeat(), an allocator's deferred
  *   refill/trim); read by heap.slots() for the liveness check.
+ * claim first/k: Atomics.store by the owner: the page run it is claiming,
+ *   written before each atomic operation that may claim it (heap/pages.ts)
+ *   and cleared (k = 0) once the pages are tagged. A page that is claimed
+ *   (not free in the bitmap), still tagged FREE and named by no live slot
+ *   was claimed by a dead one: releaseSlot gives it back.
  * ------------------------------------------------------------------------ */
-export const SLOT_ROW_WORDS = 4;
-export const S = { STATE: 0, GEN: 1, PIN: 2, BEAT: 3 } as const;
+export const SLOT_ROW_WORDS = 8;
+export const S = { STATE: 0, GEN: 1, PIN: 2, BEAT: 3, CLAIM_FIRST: 4, CLAIM_K: 5 } as const;
 export const SLOT_FREE = 0;
 export const SLOT_RESERVED = 1;
 export const SLOT_ATTACHED = 2;
