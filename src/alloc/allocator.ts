@@ -77,7 +77,20 @@ import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { badPointer, checkInt, describe } from '../errors.js';
 import type { Heap, ViewClient } from '../heap/heap.js';
 import { currentEpoch, gracePassed, tryAdvance } from '../reclaim/epoch.js';
-import { cacheRow, classRow, depotPush, flushCacheRow, limboRow, regionWords, slotFlagWord } from './region.js';
+import {
+  CARVE_BUILDING,
+  CARVE_LINKING,
+  cacheRow,
+  classRow,
+  flushCacheRow,
+  limboRow,
+  linkLocked,
+  lockDepot,
+  moveToDepot,
+  regionWords,
+  slotFlagWord,
+  unlockDepot,
+} from './region.js';
 import {
   appendRetired,
   clearOrphan,
@@ -195,6 +208,8 @@ export interface LeakReport {
  * from growing under contention.
  */
 const LOCK_TRIES = 4096;
+/** Tries of a trim (or a carve's depot part) for the depot lock before it leaves the objects in its cache. */
+const TRIM_LOCK_TRIES = 64;
 /** When no new slab can be had (limit, full heap), the refill waits up to this long for the lock. */
 const DEPOT_WAIT_MS = 200;
 
@@ -931,47 +946,21 @@ export class Allocator implements ViewClient {
     const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
     let u32 = this.u32;
     if (load(u32, cr + C.DEPOT_HEAD) === 0) return 0;
-    const me = this.heap.slot + 1;
-    let got = false;
-    for (let i = 0; i < tries; i++) {
-      if (u32[cr + C.DEPOT_LOCK] === 0 && cas(u32, cr + C.DEPOT_LOCK, 0, me) === 0) {
-        got = true;
-        break;
-      }
-    }
-    if (!got) return 0;
-    let h = load(u32, cr + C.DEPOT_HEAD);
-    if (h !== 0 && h >= this.heap.viewBytes) {
-      this.heap.refresh();
-      u32 = this.u32;
-    }
-    while (h !== 0) {
-      u32[rec + K.INFLIGHT] = h;
-      const next = u32[(h >>> 2) + O_NEXT_BATCH]!;
-      const seen = cas(u32, cr + C.DEPOT_HEAD, h, next);
-      if (seen === h) break;
-      h = seen;
+    if (!lockDepot(u32, cr, this.lockId, tries)) return 0;
+    const h = load(u32, cr + C.DEPOT_HEAD);
+    if (h !== 0) {
       if (h >= this.heap.viewBytes) {
         this.heap.refresh();
         u32 = this.u32;
       }
+      u32[rec + K.INFLIGHT] = h;
+      store(u32, cr + C.DEPOT_HEAD, u32[(h >>> 2) + O_NEXT_BATCH]!);
+      store(u32, cr + C.DEPOT_OBJECTS, load(u32, cr + C.DEPOT_OBJECTS) - u32[(h >>> 2) + O_COUNT]!);
     }
-    store(u32, cr + C.DEPOT_LOCK, 0);
-    if (h === 0) {
-      u32[rec + K.INFLIGHT] = 0;
-      return 0;
-    }
-    // Counted out only after the unlock: while the lock is held the
-    // counter still includes the batch, which is what a survivor's repair
-    // of a dead popper relies on (region.ts, repairDepotLock).
-    add(u32, cr + C.DEPOT_OBJECTS, -u32[(h >>> 2) + O_COUNT]!);
+    unlockDepot(u32, cr);
     return h;
   }
 
-  /** Pushes a batch (head..tail, n objects, linked through word 0) onto the depot. */
-  private depotPush(c: number, head: number, tail: number, n: number): void {
-    depotPush(this.u32, this.R + ALLOC_WORDS + c * CLASS_WORDS, head, tail, n);
-  }
 
   /** Takes a new page, carves it into batches: one for the cache, the rest to the depot. */
   /** rec < 0: every batch goes to the depot (reserve). */
@@ -985,10 +974,14 @@ export class Allocator implements ViewClient {
     }
     const u32 = this.u32;
     const u8 = this.u8;
+    const base = page * heap.pageSize;
+    // The record a survivor needs if we die before every object of the
+    // slab is in a list (the row of class c, even for a reserve).
+    const row = this.cacheRec + c * CACHE_WORDS;
+    u32[row + K.CARVE] = base | CARVE_BUILDING;
     store(u32, heap.argWord + page, 0);
     store(u32, heap.tagWord + page, (this.slabTagBase | (c << 4)) >>> 0);
     heap.claimDone();
-    const base = page * heap.pageSize;
     u8.fill(0, base, base + this.mapBytes);
     const unit = this.units[c]!;
     const perSlab = this.perSlab[c]!;
@@ -997,22 +990,30 @@ export class Allocator implements ViewClient {
     for (let i = 0; i < perSlab; i++) u8[base + ((this.mapBytes + i * unit) >>> 4)] = ST_FREE;
     const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
     add(u32, cr + C.SLAB_PAGES, 1);
-    // The first batch goes to our cache, the others to the depot.
+    // The first batch goes to our cache, the others to the depot (into
+    // our cache too when the depot's lock is busy: a trim moves them on).
+    let locked = lockDepot(u32, cr, this.lockId, TRIM_LOCK_TRIES);
+    while (!locked && rec < 0) locked = lockDepot(u32, cr, this.lockId, 1 << 20);
+    if (locked) u32[row + K.CARVE] = base | CARVE_LINKING;
     for (let i = 0; i < perSlab; i += batch) {
       const n = Math.min(batch, perSlab - i);
       const head = first + i * unit;
       for (let j = 0; j < n - 1; j++) u32[(head + j * unit) >>> 2] = head + (j + 1) * unit;
       const tail = head + (n - 1) * unit;
-      if (i === 0 && rec >= 0) {
+      if ((i === 0 || !locked) && rec >= 0) {
         u32[tail >>> 2] = u32[rec]!;
         u32[rec] = head;
         u32[rec + K.COUNT] += n;
         u32[rec + K.OBJS_IN] += n;
       } else {
         u32[tail >>> 2] = 0;
-        this.depotPush(c, head, tail, n);
+        u32[(head >>> 2) + O_COUNT] = n;
+        u32[(head >>> 2) + O_TAIL] = tail;
+        linkLocked(u32, cr, head, n);
       }
     }
+    u32[row + K.CARVE] = 0;
+    if (locked) unlockDepot(u32, cr);
     this.sampleOut(0);
     return true;
   }
@@ -1025,20 +1026,18 @@ export class Allocator implements ViewClient {
     const batch = this.batch[c]!;
     let excess = u32[rec + K.COUNT]! - target;
     if (excess <= 0) return;
+    const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
+    // Busy depot: keep the objects and try again later (never wait here).
+    if (!lockDepot(u32, cr, this.lockId, TRIM_LOCK_TRIES)) {
+      this.kick(c);
+      return;
+    }
     while (excess > 0) {
       const n = Math.min(batch, excess);
-      const head = u32[rec]!;
-      let tail = head;
-      for (let i = 1; i < n; i++) tail = u32[tail >>> 2]!;
-      u32[rec + K.INFLIGHT] = head;
-      u32[rec] = u32[tail >>> 2]!;
-      u32[rec + K.COUNT] -= n;
-      u32[rec + K.OBJS_OUT] += n;
-      u32[tail >>> 2] = 0;
-      this.depotPush(c, head, tail, n);
-      u32[rec + K.INFLIGHT] = 0;
+      moveToDepot(u32, cr, rec, n);
       excess -= n;
     }
+    unlockDepot(u32, cr);
     u32[rec + K.TRIMS]++;
   }
 
@@ -1115,7 +1114,7 @@ export class Allocator implements ViewClient {
   flushCaches(): void {
     this.checkAttached('flushCaches');
     for (let c = 0; c < this.classes; c++) {
-      flushCacheRow(this.u32, classRow(this.R, c), this.cacheRec + c * CACHE_WORDS, this.batch[c]!);
+      flushCacheRow(this.u32, classRow(this.R, c), this.cacheRec + c * CACHE_WORDS, this.batch[c]!, this.lockId);
     }
   }
 

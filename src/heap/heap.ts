@@ -470,7 +470,7 @@ export class Heap implements PageHeapHost, EpochHost {
       // caches (after the map: a logged element is still the writer's).
       repairLimboRow(this, R, limbo, slot, currentEpoch(this));
       if (map !== 0) releaseMapSlot({ heap: this, map, slot, allocId: id, limboRow: limbo });
-      releaseSlotCaches(this.u32, R, this.maxSlots, slot);
+      releaseSlotCaches(this.u32, this, R, this.maxSlots, slot, this.slot + 1);
       markOrphan(this.u32, R, limbo);
     }
     this.recoverClaim(slot);

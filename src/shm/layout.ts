@@ -325,14 +325,19 @@ export const ALLOC_WORDS = 32;
  *   | unit | depot head | depot lock | depot objects| slab pages | low | high | batch | prefill |
  *   +------+------------+------------+--------------+------------+-----+------+-------+---------+
  *
- * depot head: cas by any (push); pop only by the holder of depot lock.
- * depot lock: cas 0 -> slot+1 by a popper, store 0 to release. A try-lock
- *   held for three atomic operations: a popper that finds it busy for
- *   LOCK_TRIES tries carves a fresh slab instead, and spins longer (at most
- *   DEPOT_WAIT_MS) only when no slab can be had. It makes pop
- *   single-consumer, which is what makes the depot ABA-safe (pushers cannot
- *   recreate the popper's view).
- * depot objects, slab pages: atomic by any.
+ * depot head, depot objects: changed only by the holder of depot lock
+ *   (Atomics.store; read with Atomics.load by anyone, e.g. "is it empty").
+ * depot lock: cas 0 -> slot+1 by whoever pops or pushes a batch, store 0
+ *   to release. A try-lock held for a handful of stores, never waited on
+ *   from alloc or free: a popper that finds it busy for LOCK_TRIES tries
+ *   carves a fresh slab instead (and spins longer, at most DEPOT_WAIT_MS,
+ *   only when no slab can be had); a trim that finds it busy leaves the
+ *   objects in its cache and tries again later. One holder at a time makes
+ *   the stack ABA-free, and a dead holder recoverable: the survivor that
+ *   releases its slot takes the lock over, finds the stack and the counter
+ *   as the dead agent left them, settles the batch it was moving (cache
+ *   row TRIM/INFLIGHT) and recounts (alloc/region.ts, releaseRow).
+ * slab pages: atomic by any.
  * unit, low, high, batch, prefill, per slab: once.
  *
  * Invariant (quiescent heap), per class:
@@ -356,17 +361,24 @@ export const CLASS_WORDS = 16;
  * Cache row: one per (slot, class); all fields owner-written with plain
  * stores, read racily by stats() and by a survivor that releases a dead slot.
  *
- *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+
- *   | head | count | allocs | objsIn | objsOut | refills | trims | failures | inflight | low | high |
- *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+
- *   (16 words, one 64-byte line; words 11..15 unused)
+ *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+
+ *   | head | count | allocs | objsIn | objsOut | refills | trims | failures | inflight | low | high | trim | trim n | carve |
+ *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+
+ *   (16 words, one 64-byte line; words 14..15 unused)
  *
  * head/count: the cache's free list (objects linked through word 0).
  * allocs: objects handed out. Frees are not counted on the fast path; they
  *   follow from  count = objsIn - objsOut - allocs + frees.
  * objsIn/objsOut: objects moved in (refill, carve) and out (trim, flush).
- * inflight: head of a batch being moved between depot and cache (0 when
- *   none): lets a survivor find a batch a dying worker had in its hands.
+ * inflight: head of a batch popped from the depot, from before the store
+ *   that unlinks it until it is spliced into the cache (0 when none).
+ * trim, trim n: head and size of a batch being moved from the cache to
+ *   the depot (under the depot lock) until it is linked there.
+ * carve: the slab page (byte offset) being carved into batches, with bit
+ *   0 while its objects are being marked and linked into this row, bit 1
+ *   once the depot lock is held and batches go to the depot; 0 when done
+ *   (cleared before the unlock).
+ *   With these a survivor finds a batch a dying worker had in its hands.
  * low/high: copies of the class's watermarks, written by the owner when it
  *   attaches, read on its fast paths from the line they already touch.
  */
@@ -382,6 +394,9 @@ export const K = {
   INFLIGHT: 8,
   LOW: 9,
   HIGH: 10,
+  TRIM: 11,
+  TRIM_N: 12,
+  CARVE: 13,
 } as const;
 export const CACHE_WORDS = 16;
 
