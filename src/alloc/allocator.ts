@@ -210,6 +210,8 @@ export interface LeakReport {
 const LOCK_TRIES = 4096;
 /** Tries of a trim (or a carve's depot part) for the depot lock before it leaves the objects in its cache. */
 const TRIM_LOCK_TRIES = 64;
+/** Tries of a deferred free for its own limbo ring's lock (held by a collector) before it spills. */
+const SPILL_AFTER_TRIES = 100_000;
 /** When no new slab can be had (limit, full heap), the refill waits up to this long for the lock. */
 const DEPOT_WAIT_MS = 200;
 
@@ -560,6 +562,8 @@ export class Allocator implements ViewClient {
         if (appendRetired(heap, row, p, epoch, this.id)) waiting = rowCount(heap.u32, row);
       }
       store(this.u32, row + HOT_L_LOCK, 0);
+    } else {
+      waiting = this.appendContended(p, epoch);
     }
     if (waiting < 0) {
       this.u8[s] = ST_RETIRED;
@@ -571,6 +575,26 @@ export class Allocator implements ViewClient {
       this.collectScheduled = true;
       queueMicrotask(this.collector);
     }
+  }
+
+  /**
+   * freeDeferred found its ring locked by a collector, which holds it for
+   * a few hundred nanoseconds unless it is descheduled: try for a while
+   * before spilling (a spill list dies with its agent). Returns the ring's
+   * count after the append, or -1 to spill.
+   */
+  private appendContended(p: number, epoch: number): number {
+    const heap = this.heap;
+    const row = this.limboRow;
+    for (let i = 0; i < SPILL_AFTER_TRIES; i++) {
+      if (!tryLockRow(heap, row, this.lockId)) continue;
+      let waiting = -1;
+      if (this.spill.length !== 0) this.unspill();
+      if (appendRetired(heap, row, p, epoch, this.id)) waiting = rowCount(heap.u32, row);
+      unlockRow(heap, row);
+      return waiting;
+    }
+    return -1;
   }
 
   /** Moves spilled entries into this agent's ring (lock held), as far as it can grow. */
@@ -817,12 +841,17 @@ export class Allocator implements ViewClient {
   private freeLarge(page: number, tag: number): void {
     const heap = this.heap;
     const u32 = this.u32;
-    // The CAS on the head tag decides which of two racing frees wins.
+    const k = load(u32, heap.argWord + page);
+    // Named first, so that a survivor can finish the free if we die in it
+    // (Heap.recoverClaim). The CAS on the head tag decides which of two
+    // racing frees wins; the head then reads LARGE_TAIL with arg k.
+    heap.nameRun(page, k);
     if (cas(u32, heap.tagWord + page, tag, pageTag(KIND_LARGE_TAIL, this.id, 0)) !== tag) {
+      heap.claimDone();
       throw badPointer('free', page * heap.pageSize, 'double free');
     }
-    const k = load(u32, heap.argWord + page);
     heap.givePages(page, k);
+    heap.claimDone();
     add(u32, this.R + A.CHARGED_PAGES, -k);
     add(u32, this.R + A.LARGE_LIVE, -1);
     add(u32, this.R + A.LARGE_LIVE_PAGES, -k);
@@ -1202,6 +1231,23 @@ function allocatorStats(heap: Heap, R: number): AllocatorStats {
   const classes = u32[R + A.CLASSES]!;
   const unitSize = u32[R + A.UNIT]!;
   const ps = heap.pageSize;
+  // Slab pages and live large runs come from the page tags: the counters
+  // (SLAB_PAGES, LARGE_LIVE) can be off by one page or run that an agent
+  // was tagging or freeing when it died.
+  const id = u32[R + A.ID]!;
+  const slabPages = new Array<number>(classes).fill(0);
+  let largeLive = 0;
+  let largePages = 0;
+  const committed = heap.committedPages();
+  for (let p = heap.firstDataPage; p < committed; p++) {
+    const tag = load(u32, heap.tagWord + p);
+    if (tagAllocator(tag) !== id) continue;
+    if (tagKind(tag) === KIND_SLAB) slabPages[tagClass(tag)]!++;
+    else if (tagKind(tag) === KIND_LARGE) {
+      largeLive++;
+      largePages += load(u32, heap.argWord + p);
+    }
+  }
   const out: AllocatorStats = {
     id: u32[R + A.ID]!,
     mode: unitSize === 0 ? 'bucketed' : 'fixed',
@@ -1215,8 +1261,8 @@ function allocatorStats(heap: Heap, R: number): AllocatorStats {
     classes: [],
     workers: [],
     large: {
-      live: load(u32, R + A.LARGE_LIVE),
-      liveBytes: load(u32, R + A.LARGE_LIVE_PAGES) * ps,
+      live: largeLive,
+      liveBytes: largePages * ps,
       allocs: load(u32, R + A.LARGE_ALLOCS),
       frees: load(u32, R + A.LARGE_FREES),
       failures: load(u32, R + A.LARGE_FAILURES),
@@ -1248,11 +1294,10 @@ function allocatorStats(heap: Heap, R: number): AllocatorStats {
   for (let c = 0; c < classes; c++) {
     const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
     const unit = u32[cr + C.UNIT]!;
-    const slabPages = load(u32, cr + C.SLAB_PAGES);
-    const objects = slabPages * u32[cr + C.PER_SLAB]!;
+    const objects = slabPages[c]! * u32[cr + C.PER_SLAB]!;
     const depot = load(u32, cr + C.DEPOT_OBJECTS);
     const live = objects - depot - cached[c]!;
-    out.classes.push({ unit, slabPages, objects, depot, cached: cached[c]!, live, liveBytes: live * unit });
+    out.classes.push({ unit, slabPages: slabPages[c]!, objects, depot, cached: cached[c]!, live, liveBytes: live * unit });
     out.bytesInUse += live * unit;
   }
   out.bytesInUse += out.large.liveBytes;
@@ -1374,9 +1419,6 @@ export function validateAllocator(heap: Heap, id: number): string[] {
   }
   for (let c = 0; c < classes; c++) {
     const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
-    if (slabPages[c] !== load(u32, cr + C.SLAB_PAGES)) {
-      errors.push(`class ${c}: ${slabPages[c]} slab pages tagged, counter says ${load(u32, cr + C.SLAB_PAGES)}`);
-    }
     if (freeInSlabs[c] !== inList[c]) errors.push(`class ${c}: ${freeInSlabs[c]} free objects in slabs, ${inList[c]} in lists`);
   }
   if (retired !== waiting.size) {

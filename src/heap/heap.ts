@@ -27,6 +27,7 @@ import {
   HEADER_BYTES,
   HEAP_MAGIC,
   KIND_FREE,
+  KIND_LARGE_TAIL,
   KIND_META,
   KIND_REGION,
   KIND_RESERVED,
@@ -571,6 +572,14 @@ export class Heap implements PageHeapHost, EpochHost {
     if (this.slot >= 0) store(this.u32, this.slotWord + this.slot * SLOT_ROW_WORDS + S.CLAIM_K, 0);
   }
 
+  /** @internal Names a run this agent is about to free (see recoverClaim). */
+  nameRun(first: number, k: number): void {
+    const w = this.claimWord;
+    if (w < 0) return;
+    store(this.u32, w, first);
+    store(this.u32, w + 1, k);
+  }
+
   /** Word index of this agent's claim record (pages.ts), -1 when detached. */
   get claimWord(): number {
     return this.slot < 0 ? -1 : this.slotWord + this.slot * SLOT_ROW_WORDS + S.CLAIM_FIRST;
@@ -579,7 +588,10 @@ export class Heap implements PageHeapHost, EpochHost {
   /**
    * Gives back the pages a dead slot had claimed and not yet tagged (see
    * the slot row in layout.ts): claimed in the bitmap, tagged FREE, and
-   * named by no live slot's claim record. Returns how many.
+   * named by no live slot's claim record. The same record names a large
+   * run being freed: if the dead agent won the free (its head reads
+   * LARGE_TAIL with arg k) its tail pages, tagged LARGE_TAIL with arg
+   * first or already FREE, are given back too. Returns how many.
    */
   private recoverClaim(dead: number): number {
     const u32 = this.u32;
@@ -589,21 +601,23 @@ export class Heap implements PageHeapHost, EpochHost {
     store(u32, row + S.CLAIM_K, 0);
     let given = 0;
     const committed = load(u32, this.hdr + H.COMMITTED_PAGES);
+    // A run whose head is not (or no longer) a live LARGE head was being
+    // tagged or freed: its tails (LARGE_TAIL, arg = first) and a head
+    // marked LARGE_TAIL with arg k (a free in progress) are the dead one's.
+    const headKind = k > 0 && first < committed ? tagKind(load(u32, this.tagWord + first)) : KIND_FREE;
+    const partial = headKind === KIND_FREE || (headKind === KIND_LARGE_TAIL && load(u32, this.argWord + first) === k);
     for (let p = first; p < first + k && p < committed; p++) {
       if (p < this.firstDataPage || isPageFree(this, p)) continue;
+      if (partial && this.namedByLive(p, dead)) continue;
+      if (partial) {
+        const t = load(u32, this.tagWord + p);
+        const ours = tagKind(t) === KIND_LARGE_TAIL && load(u32, this.argWord + p) === (p === first ? k : first);
+        if (ours) store(u32, this.tagWord + p, pageTag(KIND_FREE, 0, 0));
+      }
       // Order matters: claimed (seen above), then no live claimer names it,
       // then still untagged: a live claimer names its pages from before
       // its claim until after its tags.
-      let named = false;
-      for (let s = 0; s < this.maxSlots && !named; s++) {
-        if (s === dead) continue;
-        const w = this.slotWord + s * SLOT_ROW_WORDS;
-        if (load(u32, w + S.STATE) !== SLOT_ATTACHED) continue;
-        const f = load(u32, w + S.CLAIM_FIRST);
-        const n = load(u32, w + S.CLAIM_K);
-        if (n !== 0 && p >= f && p < f + n) named = true;
-      }
-      if (named || tagKind(load(u32, this.tagWord + p)) !== KIND_FREE) continue;
+      if (this.namedByLive(p, dead) || tagKind(load(u32, this.tagWord + p)) !== KIND_FREE) continue;
       store(u32, this.argWord + p, 0);
       add(u32, this.hdr + H.USED_PAGES, -1);
       releaseBits(this, p, 1);
@@ -612,12 +626,26 @@ export class Heap implements PageHeapHost, EpochHost {
     return given;
   }
 
-  /** Gives pages [first, first + k) back; their tags are cleared first. */
+  /** True when a live slot other than `dead` names page p in its claim record. */
+  private namedByLive(p: number, dead: number): boolean {
+    const u32 = this.u32;
+    for (let s = 0; s < this.maxSlots; s++) {
+      if (s === dead) continue;
+      const w = this.slotWord + s * SLOT_ROW_WORDS;
+      if (load(u32, w + S.STATE) !== SLOT_ATTACHED) continue;
+      const f = load(u32, w + S.CLAIM_FIRST);
+      const n = load(u32, w + S.CLAIM_K);
+      if (n !== 0 && p >= f && p < f + n) return true;
+    }
+    return false;
+  }
+
+  /** Gives pages [first, first + k) back; their tags are cleared first (the head, first, last). */
   givePages(first: number, k: number): void {
     const u32 = this.u32;
-    for (let p = first; p < first + k; p++) {
-      store(u32, this.argWord + p, 0);
+    for (let p = first + k - 1; p >= first; p--) {
       store(u32, this.tagWord + p, pageTag(KIND_FREE, 0, 0));
+      store(u32, this.argWord + p, 0);
     }
     add(u32, this.hdr + H.USED_PAGES, -k);
     releaseBits(this, first, k);
