@@ -1056,11 +1056,10 @@ export class Allocator implements ViewClient {
     let excess = u32[rec + K.COUNT]! - target;
     if (excess <= 0) return;
     const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
-    // Busy depot: keep the objects and try again later (never wait here).
-    if (!lockDepot(u32, cr, this.lockId, TRIM_LOCK_TRIES)) {
-      this.kick(c);
-      return;
-    }
+    // Busy depot: keep the objects; the next free above the high
+    // watermark tries again. (Not a new microtask: a lock held by an agent
+    // that died would make that a loop that never yields.)
+    if (!lockDepot(u32, cr, this.lockId, TRIM_LOCK_TRIES)) return;
     while (excess > 0) {
       const n = Math.min(batch, excess);
       moveToDepot(u32, cr, rec, n);

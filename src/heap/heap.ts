@@ -17,6 +17,7 @@
  */
 import {
   A,
+  L,
   ALLOC_CREATING,
   ALLOC_DESTROYED,
   ALLOC_FREE,
@@ -470,6 +471,11 @@ export class Heap implements PageHeapHost, EpochHost {
       // elements a dead writer had in its hands into that ring), then the
       // caches (after the map: a logged element is still the writer's).
       repairLimboRow(this, R, limbo, slot, currentEpoch(this));
+      // It may have died collecting from another slot's ring.
+      for (let s = 0; s < this.maxSlots; s++) {
+        const other = limboRow(R, this.u32[R + A.CLASSES]!, this.maxSlots, s);
+        if (s !== slot) cas(this.u32, other + L.LOCK, slot + 1, 0);
+      }
       if (map !== 0) releaseMapSlot({ heap: this, map, slot, allocId: id, limboRow: limbo });
       releaseSlotCaches(this.u32, this, R, this.maxSlots, slot, this.slot + 1);
       markOrphan(this.u32, R, limbo);
