@@ -222,6 +222,7 @@ const HOT_COUNT: number = K.COUNT;
 const HOT_ALLOCS: number = K.ALLOCS;
 const HOT_LOW: number = K.LOW;
 const HOT_HIGH: number = K.HIGH;
+const HOT_OWNER: number = K.OWNER;
 const HOT_ROW: number = CACHE_WORDS;
 const HOT_ALLOCATED: number = ST_ALLOCATED;
 const HOT_FREE: number = ST_FREE;
@@ -270,6 +271,8 @@ export class Allocator implements ViewClient {
   private scheduled = false;
   /** Word index of this agent's limbo row (deferred frees; ./limbo.ts). */
   private limboRow: number;
+  /** This agent's slot generation as the cache rows' OWNER word holds it (int32). */
+  private readonly ownerGen: number;
   /** This agent's value in lock words (slot + 1). */
   private readonly lockId: number;
   /** Word index of the global epoch (H.EPOCH). */
@@ -309,6 +312,7 @@ export class Allocator implements ViewClient {
     this.cacheRec = cacheRow(this.R, this.classes, heap.maxSlots, heap.slot, 0);
     this.limboRow = limboRow(this.R, this.classes, heap.maxSlots, heap.slot);
     this.lockId = heap.slot + 1;
+    this.ownerGen = heap.slotGen | 0;
     this.epochWord = heap.hdr + H.EPOCH;
     this.low = new Uint32Array(this.classes);
     this.high = new Uint32Array(this.classes);
@@ -326,6 +330,7 @@ export class Allocator implements ViewClient {
     for (let c = 0; c < this.classes; c++) {
       u32[this.cacheRec + c * CACHE_WORDS + K.LOW] = this.low[c]!;
       u32[this.cacheRec + c * CACHE_WORDS + K.HIGH] = this.high[c]!;
+      u32[this.cacheRec + c * CACHE_WORDS + K.OWNER] = heap.slotGen;
     }
     this.deferred = () => this.runDeferred();
     this.collector = () => {
@@ -443,9 +448,9 @@ export class Allocator implements ViewClient {
     let c = 0;
     const sz = size as number;
     if (this.unitSize === 0) {
-      if ((sz >>> 0) !== sz || ((sz - 1) >>> 0) >= HOT_MAX_SMALL) return this.allocOther(size);
+      if (typeof size !== 'number' || (sz >>> 0) !== sz || ((sz - 1) >>> 0) >= HOT_MAX_SMALL) return this.allocOther(size);
       c = HOT_CLASS_BY_GRANULE[(sz - 1) >>> 4]!;
-    } else if (size !== undefined && !((sz >>> 0) === sz && sz - 1 < this.unitSize)) {
+    } else if (size !== undefined && !(typeof size === 'number' && (sz >>> 0) === sz && ((sz - 1) >>> 0) < this.unitSize)) {
       return this.allocOther(size);
     }
     // Slab objects all lie below 2 GiB (see Heap.takePages), so the Int32
@@ -453,7 +458,7 @@ export class Allocator implements ViewClient {
     const rec = this.cacheRec + c * HOT_ROW;
     const i32 = this.i32;
     const p = i32[rec]!;
-    if ((p | 0) === 0) return this.allocEmpty(c);
+    if ((p | 0) === 0 || i32[rec + HOT_OWNER] !== this.ownerGen) return this.allocEmpty(c);
     i32[rec] = i32[p >>> 2]!;
     const n = i32[rec + HOT_COUNT]! - 1;
     i32[rec + HOT_COUNT] = n;
@@ -473,21 +478,39 @@ export class Allocator implements ViewClient {
    * Fast path: plain reads and writes, no Atomics, no JS allocation, O(1).
    */
   free(p: number): void {
+    if (typeof p !== 'number') return this.freeOther(p);
     const d = this.tags[p >>> this.pageShift]!;
     if ((p & 15) !== 0 || ((d & ~0xf0) >>> 0) !== this.slabTagBase) return this.freeOther(p);
     const off = p & this.pageMask;
     const s = p - off + (off >>> 4);
     const u8 = this.u8;
     if (u8[s] !== HOT_ALLOCATED) return this.freeOther(p);
-    u8[s] = HOT_FREE;
     const c = (d >>> 4) & 15;
     const rec = this.cacheRec + c * HOT_ROW;
     const i32 = this.i32;
+    const n = i32[rec + HOT_COUNT]! + 1;
+    if (n > i32[rec + HOT_HIGH]! || i32[rec + HOT_OWNER] !== this.ownerGen) return this.freeAboveHigh(p, s, c, n);
+    u8[s] = HOT_FREE;
     i32[p >>> 2] = i32[rec]!;
     i32[rec] = p;
-    const n = i32[rec + HOT_COUNT]! + 1;
     i32[rec + HOT_COUNT] = n;
-    if (n > i32[rec + HOT_HIGH]!) this.kickTrim(c, n);
+  }
+
+  /**
+   * free() of an object that takes its cache above the high watermark:
+   * the push, then a trim (now if far above, else in a microtask). Also
+   * where a stale handle is caught before anything changes: releaseSlot
+   * zeroes a released slot's high watermarks.
+   */
+  private freeAboveHigh(p: number, s: number, c: number, n: number): void {
+    if (this.slotLost()) throw this.staleError('free', p);
+    const rec = this.cacheRec + c * CACHE_WORDS;
+    const i32 = this.i32;
+    this.u8[s] = ST_FREE;
+    i32[p >>> 2] = i32[rec]!;
+    i32[rec] = p;
+    i32[rec + K.COUNT] = n;
+    this.kickTrim(c, n);
   }
 
   /** The size class unit an allocation of `size` bytes gets (0 for a large run). */
@@ -870,18 +893,6 @@ export class Allocator implements ViewClient {
   }
 
   private kickTrim(c: number, n: number): void {
-    if (this.slotLost()) {
-      // The fast path pushed the object before it could know: take it back
-      // (its first word now holds a link; the object stays allocated).
-      const rec = this.cacheRec + c * CACHE_WORDS;
-      const i32 = this.i32;
-      const p = i32[rec]!;
-      i32[rec] = i32[p >>> 2]!;
-      i32[rec + K.COUNT] = n - 1;
-      const off = p & this.pageMask;
-      this.u8[p - off + (off >>> 4)] = ST_ALLOCATED;
-      throw this.staleError('free', p);
-    }
     if (n >= this.high[c]! + this.batch[c]!) this.trim(c);
     else this.kick(c);
   }
@@ -891,12 +902,13 @@ export class Allocator implements ViewClient {
    * agent, which must believe this one dead) or taken again since it
    * attached. Checked on the slow paths; releaseSlot zeroes the slot's
    * high watermarks so that the next free takes a slow path, and its
-   * caches are empty so the next alloc does.
+   * caches are empty so the next alloc does. Once another agent has
+   * taken the slot and attached the allocator, the watermarks are back:
+   * a stale agent's cache hits then go unnoticed until its next slow path
+   * (release a slot only when its agent is known to be gone).
    */
   private slotLost(): boolean {
-    const heap = this.heap;
-    const w = heap.slotWord + heap.slot * SLOT_ROW_WORDS;
-    return this.u32[w + S.GEN] !== heap.slotGen || this.u32[w + S.STATE] !== SLOT_ATTACHED;
+    return !this.heap.ownsSlot();
   }
 
   private staleError(op: string, p?: number): RangeError {
@@ -1096,6 +1108,12 @@ export class Allocator implements ViewClient {
    */
   detach(): void {
     if (this.detached) return;
+    if (this.slotLost()) {
+      // Released behind our back: the slot's rows are someone else's now.
+      this.heap.removeClient(this);
+      this.kill();
+      return;
+    }
     this.leaveLimbo();
     this.flushCaches();
     const u32 = this.u32;

@@ -494,8 +494,18 @@ export class DebugAllocator extends Allocator {
   override detach(): void {
     if (this.gone) return;
     if (this.stale || !this.current()) {
+      // Released behind our back: let go, as release mode does, without
+      // touching a slot that is not ours (the quarantine stays for
+      // reclaimOrphans()).
       this.stale = true;
-      throw this.slotGoneError('detach');
+      const t = this.through;
+      this.through = true;
+      try {
+        super.detach();
+      } finally {
+        this.through = t;
+      }
+      return;
     }
     for (let i = 0; i < 64 && this.collectDeferred() > 0; i++);
     this.noQuarantine = true;

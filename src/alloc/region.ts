@@ -246,6 +246,7 @@ export function releaseSlotCaches(u32: Uint32Array, g: SlabGeometry, R: number, 
     // Should the agent still run after all (a stale handle), its next free
     // goes to the slow path, which finds the slot released and throws.
     u32[rec + K.HIGH] = 0;
+    u32[rec + K.OWNER] = 0;
   }
   const flag = R + slotFlagWord(classes) + slot;
   if (u32[flag] !== 0) {

@@ -413,6 +413,17 @@ export class Heap implements PageHeapHost, EpochHost {
     return out;
   }
 
+  /**
+   * True while this agent still owns its slot: attached, and not released
+   * by another agent (releaseSlot) in the meantime. Plain reads: a check
+   * for slow paths.
+   */
+  ownsSlot(): boolean {
+    if (this.slot < 0) return false;
+    const row = this.slotWord + this.slot * SLOT_ROW_WORDS;
+    return this.u32[row + S.GEN] === this.slotGen && this.u32[row + S.STATE] === SLOT_ATTACHED;
+  }
+
   /** True while this agent is attached. */
   get attached(): boolean {
     return this.slot >= 0;
@@ -430,6 +441,13 @@ export class Heap implements PageHeapHost, EpochHost {
    */
   detach(): void {
     if (this.slot < 0) return;
+    if (!this.ownsSlot()) {
+      // The slot was released (and maybe taken again) while this agent
+      // ran: leave it alone; the allocators see it too and only let go.
+      for (const c of [...this.clients]) c.detachFromHeap();
+      this.slot = -1;
+      return;
+    }
     for (const c of [...this.clients]) c.detachFromHeap();
     const w = this.slotWord + this.slot * SLOT_ROW_WORDS;
     clearPin(this.u32, this.slotWord, this.slot);

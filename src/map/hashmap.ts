@@ -988,6 +988,13 @@ export class HashMap implements ViewClient {
   /** Stops using the map in this agent; its unused entry quota goes back. */
   detach(): void {
     if (this.detached) return;
+    if (!this.heap.ownsSlot()) {
+      // Released behind our back: the slot row is not ours to change.
+      this.detached = true;
+      this.heap.removeClient(this);
+      this.elems.detach();
+      return;
+    }
     const q = this.rowWord + MS.QUOTA;
     const quota = this.i32[q]!;
     if (quota !== 0) add(this.u32, this.W + M.RESERVED, -quota);

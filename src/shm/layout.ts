@@ -364,7 +364,7 @@ export const CLASS_WORDS = 16;
  *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+
  *   | head | count | allocs | objsIn | objsOut | refills | trims | failures | inflight | low | high | trim | trim n | carve |
  *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+
- *   (16 words, one 64-byte line; words 14..15 unused)
+ *   (16 words, one 64-byte line; then owner; word 15 unused)
  *
  * head/count: the cache's free list (objects linked through word 0).
  * allocs: objects handed out. Frees are not counted on the fast path; they
@@ -379,6 +379,10 @@ export const CLASS_WORDS = 16;
  *   once the depot lock is held and batches go to the depot; 0 when done
  *   (cleared before the unlock).
  *   With these a survivor finds a batch a dying worker had in its hands.
+ * owner: the slot generation of the agent that attached (written at
+ *   attach, zeroed by releaseSlot); the fast paths compare it with their
+ *   own, on the line they already read, so a stale handle (its slot
+ *   released, perhaps taken again) never touches these rows.
  * low/high: copies of the class's watermarks, written by the owner when it
  *   attaches, read on its fast paths from the line they already touch.
  */
@@ -397,6 +401,7 @@ export const K = {
   TRIM: 11,
   TRIM_N: 12,
   CARVE: 13,
+  OWNER: 14,
 } as const;
 export const CACHE_WORDS = 16;
 
