@@ -50,6 +50,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Allocator, AllocatorHandle, HashMap, HashMapHandle, Heap, HeapHandle } from '../../src/index.js';
 import { checkCookie } from './cookie.js';
+import { blockPointer, blockSize, blockStamp } from './stress-protocol.js';
 
 /* ------------------------------- layout ---------------------------------- */
 
@@ -169,17 +170,8 @@ export function packBlock(p: number, size: number, stamp: number): bigint {
   return (BigInt((((stamp & 0x7fff) << 17) | size) >>> 0) << 32n) | BigInt(p >>> 0);
 }
 
-export function blockPointer(v: bigint): number {
-  return Number(v & 0xffff_ffffn);
-}
-
-export function blockSize(v: bigint): number {
-  return Number((v >> 32n) & 0x1_ffffn);
-}
-
-export function blockStamp(v: bigint): number {
-  return Number((v >> 49n) & 0x7fffn);
-}
+// The same packing as the stress test's (pointer, 17-bit size, 15-bit stamp).
+export { blockPointer, blockSize, blockStamp };
 
 /** Stamps name the incarnation that allocated a block (mod 64) and its serial. */
 export function makeStamp(incarnation: number, serial: number): number {
