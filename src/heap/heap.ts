@@ -667,12 +667,17 @@ export class Heap implements PageHeapHost, EpochHost {
   /** Gives pages [first, first + k) back; their tags are cleared first (the head, first, last). */
   givePages(first: number, k: number): void {
     const u32 = this.u32;
+    // Named while its tags say FREE and its bits do not yet: a survivor
+    // gives back what a death in between leaves (recoverClaim).
+    const outer = this.slot >= 0 ? load(u32, this.slotWord + this.slot * SLOT_ROW_WORDS + S.CLAIM_K) : 0;
+    this.nameRun(first, k);
     for (let p = first + k - 1; p >= first; p--) {
       store(u32, this.tagWord + p, pageTag(KIND_FREE, 0, 0));
       store(u32, this.argWord + p, 0);
     }
     add(u32, this.hdr + H.USED_PAGES, -k);
     releaseBits(this, first, k);
+    if (outer === 0) this.claimDone();
   }
 
   /**
