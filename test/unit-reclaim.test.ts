@@ -179,7 +179,7 @@ test('an append that finds its ring locked by a collector spills and catches up 
   reader.detach();
 });
 
-test('an idle agent cannot starve the others: collectDeferred(true) empties every ring', () => {
+test('an idle agent cannot starve the others: collectDeferred(true) empties every ring', async () => {
   const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
   const a = heap.createAllocator({ unitSize: 64 });
   const idle = Heap.attach(heap.handle);
@@ -187,6 +187,13 @@ test('an idle agent cannot starve the others: collectDeferred(true) empties ever
   const reader = Heap.attach(heap.handle);
   pin(reader);
   for (let i = 0; i < 50; i++) b.freeDeferred(b.alloc());
+  // A busy agent keeps its ring locked between its collects; it lets go
+  // when its job ends (its collect microtask), which the reader's pin
+  // keeps from freeing anything.
+  assert.equal(a.collectDeferred(true), 0);
+  assert.equal(b.deferredPending, 50, 'a busy agent\'s ring is its own');
+  await Promise.resolve();
+  assert.equal(b.deferredPending, 50, 'nothing passed its grace period while the reader was pinned');
   unpin(reader);
   assert.equal(b.deferredPending, 50, 'the idle agent never collected');
   assert.equal(a.collectDeferred(), 0, 'a plain collect leaves other live agents alone');

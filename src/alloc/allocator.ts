@@ -76,7 +76,6 @@ import {
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { badPointer, checkInt, describe } from '../errors.js';
 import type { Heap, ViewClient } from '../heap/heap.js';
-import { currentEpoch, gracePassed, tryAdvance } from '../reclaim/epoch.js';
 import {
   CARVE_BUILDING,
   CARVE_LINKING,
@@ -94,12 +93,12 @@ import {
 import {
   appendRetired,
   clearOrphan,
-  collectRow,
+  collectLocked,
   dropRing,
   markOrphan,
   rowEntries,
-  newestEpoch,
   rowCount,
+  UNSTAMPED,
   tryLockRow,
   unlockRow,
 } from './limbo.js';
@@ -210,6 +209,8 @@ export interface LeakReport {
 const LOCK_TRIES = 4096;
 /** Tries of a trim (or a carve's depot part) for the depot lock before it leaves the objects in its cache. */
 const TRIM_LOCK_TRIES = 64;
+/** A busy agent collects its limbo ring after this many deferred frees (half of LIMBO_INLINE). */
+const COLLECT_EVERY = LIMBO_INLINE / 2;
 /** Tries of a deferred free for its own limbo ring's lock (held by a collector) before it spills. */
 const SPILL_AFTER_TRIES = 100_000;
 /** When no new slab can be had (limit, full heap), the refill waits up to this long for the lock. */
@@ -234,6 +235,7 @@ const HOT_L_HEAD: number = L.HEAD;
 const HOT_L_COUNT: number = L.COUNT;
 const HOT_L_PENDING: number = L.PENDING;
 const HOT_L_HEADER: number = LIMBO_HEADER_WORDS;
+const HOT_UNSTAMPED: number = UNSTAMPED;
 const HOT_L_INLINE: number = LIMBO_INLINE;
 
 /**
@@ -283,7 +285,12 @@ export class Allocator implements ViewClient {
    * at the next chance. Almost always empty.
    */
   private spill: number[] = [];
-  private spillEpoch: number[] = [];
+  /** Objects whose grace period ended go through free() (the debug allocator's override checks them). */
+  protected retireThroughFree = false;
+  /** This agent holds its limbo row's lock (see freeDeferred). */
+  private ringHeld = false;
+  /** Deferred frees since the last periodic collect. */
+  private sinceCollect = 0;
   private collectScheduled = false;
   private readonly collector: () => void;
   private detached = false;
@@ -565,9 +572,13 @@ export class Allocator implements ViewClient {
     const heap = this.heap;
     const row = this.limboRow;
     const u32 = this.u32;
-    const epoch = load(u32, this.epochWord);
     let waiting = -1;
-    if (u32[row + HOT_L_LOCK] === 0 && cas(u32, row + HOT_L_LOCK, 0, this.lockId) === 0) {
+    // The owner keeps its ring's lock from an append until its next
+    // collect (every 16 appends, or the microtask after the current job),
+    // so that most deferred frees touch no atomic at all; the entries go
+    // in unstamped (limbo.ts stampRow).
+    if (this.ringHeld || (u32[row + HOT_L_LOCK] === 0 && cas(u32, row + HOT_L_LOCK, 0, this.lockId) === 0)) {
+      this.ringHeld = true;
       const count = u32[row + HOT_L_COUNT]!;
       if (count < HOT_L_INLINE && u32[row + HOT_L_RING] === 0 && this.spill.length === 0) {
         // The usual case: room in the inline ring (appendRetired, unrolled).
@@ -577,23 +588,21 @@ export class Allocator implements ViewClient {
         this.u8[s] = ST_RETIRED;
         const e = row + HOT_L_HEADER + 2 * i;
         u32[e] = p;
-        u32[e + 1] = epoch;
+        u32[e + 1] = HOT_UNSTAMPED;
         u32[row + HOT_L_COUNT] = waiting = count + 1;
         u32[row + HOT_L_PENDING] = 0;
       } else {
         if (this.spill.length !== 0) this.unspill();
-        if (appendRetired(heap, row, p, epoch, this.id)) waiting = rowCount(heap.u32, row);
+        if (appendRetired(heap, row, p, this.id)) waiting = rowCount(heap.u32, row);
       }
-      store(this.u32, row + HOT_L_LOCK, 0);
     } else {
-      waiting = this.appendContended(p, epoch);
+      waiting = this.appendContended(p);
     }
     if (waiting < 0) {
       this.u8[s] = ST_RETIRED;
       this.spill.push(p);
-      this.spillEpoch.push(epoch);
     }
-    if ((waiting & 15) === 0) this.collectDeferred();
+    if (++this.sinceCollect >= COLLECT_EVERY) this.collectSome();
     else if (!this.collectScheduled) {
       this.collectScheduled = true;
       queueMicrotask(this.collector);
@@ -604,20 +613,31 @@ export class Allocator implements ViewClient {
    * freeDeferred found its ring locked by a collector, which holds it for
    * a few hundred nanoseconds unless it is descheduled: try for a while
    * before spilling (a spill list dies with its agent). Returns the ring's
-   * count after the append, or -1 to spill.
+   * count after the append (the lock then stays held, as in freeDeferred),
+   * or -1 to spill.
    */
-  private appendContended(p: number, epoch: number): number {
+  private appendContended(p: number): number {
     const heap = this.heap;
     const row = this.limboRow;
     for (let i = 0; i < SPILL_AFTER_TRIES; i++) {
       if (!tryLockRow(heap, row, this.lockId)) continue;
-      let waiting = -1;
+      this.ringHeld = true;
       if (this.spill.length !== 0) this.unspill();
-      if (appendRetired(heap, row, p, epoch, this.id)) waiting = rowCount(heap.u32, row);
-      unlockRow(heap, row);
-      return waiting;
+      return appendRetired(heap, row, p, this.id) ? rowCount(heap.u32, row) : -1;
     }
     return -1;
+  }
+
+  /** @internal Heap.validate(): this agent is quiet, its ring is free to check. */
+  settle(): void {
+    this.releaseRing();
+  }
+
+  /** Releases this agent's ring lock if it holds it. */
+  private releaseRing(): void {
+    if (!this.ringHeld) return;
+    this.ringHeld = false;
+    unlockRow(this.heap, this.limboRow);
   }
 
   /** Moves spilled entries into this agent's ring (lock held), as far as it can grow. */
@@ -627,11 +647,10 @@ export class Allocator implements ViewClient {
     while (n < this.spill.length) {
       const p = this.spill[n]!;
       // appendRetired marks the (already RETIRED) object again: harmless.
-      if (!appendRetired(heap, this.limboRow, p, this.spillEpoch[n]!, this.id)) break;
+      if (!appendRetired(heap, this.limboRow, p, this.id)) break;
       n++;
     }
     this.spill.splice(0, n);
-    this.spillEpoch.splice(0, n);
   }
 
   /** This agent's deferred frees still waiting for a grace period. */
@@ -659,39 +678,44 @@ export class Allocator implements ViewClient {
    * ring). Returns how many of this agent's objects still wait.
    */
   collectDeferred(everyAgent = false): number {
+    return this.collect(everyAgent, 2);
+  }
+
+  /**
+   * The periodic collect of a busy agent (every COLLECT_EVERY deferred
+   * frees): one epoch advance at most, which frees what the previous
+   * collect stamped; what this one stamps goes at the next. Half the
+   * traffic on the shared epoch word, for a ring that holds two rounds
+   * (2 x COLLECT_EVERY = LIMBO_INLINE: the ring stays inline).
+   */
+  private collectSome(): void {
+    this.sinceCollect = 0;
+    this.collect(false, 1);
+  }
+
+  private collect(everyAgent: boolean, advances: number): number {
     if (this.detached) return 0;
     const heap = this.heap;
     const row = this.limboRow;
     const orphans = load(this.u32, this.R + A.LIMBO_ORPHANS) !== 0;
-    if (!everyAgent && !orphans && rowCount(this.u32, row) === 0 && this.spill.length === 0) return 0;
-    let now = currentEpoch(heap);
-    if (tryLockRow(heap, row, heap.slot + 1)) {
-      if (this.spill.length !== 0) this.unspill();
-      if (rowCount(heap.u32, row) > 0) {
-        // Two advances are enough for everything retired before this call.
-        for (let round = 0; round < 2 && !gracePassed(newestEpoch(heap, row), now); round++) {
-          const next = tryAdvance(heap);
-          if (next === now) break;
-          now = next;
-        }
-        collectRow(heap, row, now, this.freeRetired);
-      }
-      unlockRow(heap, row);
+    if (!everyAgent && !orphans && rowCount(this.u32, row) === 0 && this.spill.length === 0) {
+      this.releaseRing();
+      return 0;
     }
-    if (everyAgent || orphans) this.collectOthers(everyAgent, now);
+    if (this.ringHeld || tryLockRow(heap, row, this.lockId)) {
+      this.ringHeld = true;
+      if (this.spill.length !== 0) this.unspill();
+      if (rowCount(heap.u32, row) > 0) collectLocked(heap, row, this.freeRetired, advances);
+      this.releaseRing();
+    }
+    if (everyAgent || orphans) this.collectOthers(everyAgent);
     return this.deferredPending;
   }
 
   /** Collects from the other slots' rings: every one, or only those marked ORPHAN. */
-  private collectOthers(every: boolean, now: number): void {
+  private collectOthers(every: boolean): void {
     const heap = this.heap;
     const me = heap.slot + 1;
-    // Two advances are enough for everything retired before this call.
-    for (let round = 0; round < 2; round++) {
-      const next = tryAdvance(heap);
-      if (next === now) break;
-      now = next;
-    }
     for (let s = 0; s < heap.maxSlots; s++) {
       if (s === heap.slot) continue;
       const row = limboRow(this.R, this.classes, heap.maxSlots, s);
@@ -699,14 +723,36 @@ export class Allocator implements ViewClient {
       if (rowCount(u32, row) === 0 && u32[row + L.ORPHAN] === 0) continue;
       if (!every && u32[row + L.ORPHAN] === 0) continue;
       if (!tryLockRow(heap, row, me)) continue;
-      collectRow(heap, row, now, this.freeRetired);
+      collectLocked(heap, row, this.freeRetired, 2);
       if (rowCount(heap.u32, row) === 0) clearOrphan(heap.u32, this.R, row);
       unlockRow(heap, row);
     }
   }
 
   /** Frees an object taken out of a limbo ring (its state is ALLOCATED again). */
-  private readonly freeRetired = (p: number): void => this.free(p);
+  private readonly freeRetired = (p: number): void => {
+    const off = p & this.pageMask;
+    const s = p - off + (off >>> 4);
+    if (this.retireThroughFree) {
+      this.u8[s] = HOT_ALLOCATED;
+      this.free(p);
+      return;
+    }
+    // free()'s fast path without its checks: the ring vouches for p.
+    const d = this.tags[p >>> this.pageShift]!;
+    const rec = this.cacheRec + ((d >>> 4) & 15) * HOT_ROW;
+    const i32 = this.i32;
+    const n = i32[rec + HOT_COUNT]! + 1;
+    if (n > i32[rec + HOT_HIGH]! || i32[rec + HOT_OWNER] !== this.ownerGen) {
+      this.u8[s] = HOT_ALLOCATED;
+      this.free(p);
+      return;
+    }
+    this.u8[s] = HOT_FREE;
+    i32[p >>> 2] = i32[rec]!;
+    i32[rec] = p;
+    i32[rec + HOT_COUNT] = n;
+  };
 
   private checkFreeable(p: unknown): void {
     if (typeof p !== 'number' || !Number.isInteger(p)) {

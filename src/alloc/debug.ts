@@ -291,6 +291,7 @@ export class DebugAllocator extends Allocator {
   /** @internal use Heap.createAllocator / Heap.attachAllocator. */
   constructor(heap: Heap, id: number, options: AttachOptions) {
     super(heap, id, options);
+    this.retireThroughFree = true;
     const u32 = heap.u32;
     const R = heap.allocatorRow(id).region >>> 2;
     this.dR = R;

@@ -15,10 +15,13 @@
  * heap.u8) at each step: a ring region or a waiting object may lie in
  * pages another agent committed, and refresh() renews the views.
  */
-import { A, GRANULE_SHIFT, L, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_ALLOCATED, ST_RETIRED } from '../shm/layout.js';
+import { A, GRANULE_SHIFT, L, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_RETIRED } from '../shm/layout.js';
 import { add, cas, load, store } from '../shm/atomic.js';
-import { gracePassed } from '../reclaim/epoch.js';
+import { currentEpoch, gracePassed, tryAdvance } from '../reclaim/epoch.js';
 import type { Heap } from '../heap/heap.js';
+
+/** The epoch word of an entry no collector has stamped yet (no epoch is 0). */
+export const UNSTAMPED = 0;
 
 /** Byte offset of the row's ring entries (the inline ring until it overflows). */
 function ringAt(u32: Uint32Array, row: number): number {
@@ -94,11 +97,12 @@ function moveRing(u32: Uint32Array, row: number, to: number, newCap: number): nu
 }
 
 /**
- * Records object p, retired at `epoch`, in the ring; turns its state byte
- * RETIRED. Lock held by the owner. False (and nothing changed) when the
- * ring is full and cannot grow.
+ * Records object p in the ring, not yet stamped (epoch UNSTAMPED: the
+ * next collector stamps it, see stampRow); turns its state byte RETIRED.
+ * Lock held. False (and nothing changed) when the ring is full and cannot
+ * grow.
  */
-export function appendRetired(heap: Heap, row: number, p: number, epoch: number, owner: number): boolean {
+export function appendRetired(heap: Heap, row: number, p: number, owner: number): boolean {
   if (!ensureRoom(heap, row, owner)) return false;
   const u32 = heap.u32;
   const ring = ringAt(u32, row);
@@ -110,10 +114,39 @@ export function appendRetired(heap: Heap, row: number, p: number, epoch: number,
   const count = u32[row + L.COUNT]!;
   const i = head + count < cap ? head + count : head + count - cap;
   u32[(ring >>> 2) + 2 * i] = p;
-  u32[(ring >>> 2) + 2 * i + 1] = epoch;
+  u32[(ring >>> 2) + 2 * i + 1] = UNSTAMPED;
   u32[row + L.COUNT] = count + 1;
   u32[row + L.PENDING] = 0;
   return true;
+}
+
+/**
+ * Stamps the entries not yet stamped (always the newest ones) with epoch
+ * `now`, which the caller read after it took the lock: every entry was
+ * unlinked before its append, the append before the lock was last
+ * released, so `now` is at least the epoch of each unlink, which is all
+ * a retire epoch must be. Stamping late only makes an object wait longer;
+ * it spares the retiring agent an atomic load per deferred free. Oldest
+ * first, so that a collector that dies midway leaves the unstamped ones
+ * newest. Lock held.
+ */
+export function stampRow(heap: Heap, row: number, now: number): void {
+  const u32 = heap.u32;
+  const cap = capOf(u32, row);
+  const ring = ringAt(u32, row) >>> 2;
+  const head = u32[row + L.HEAD]!;
+  let k = u32[row + L.COUNT]!;
+  // Walk back over the unstamped suffix, then stamp it forwards.
+  while (k > 0) {
+    const j = head + k - 1;
+    if (u32[ring + 2 * (j < cap ? j : j - cap) + 1] !== UNSTAMPED) break;
+    k--;
+  }
+  const count = u32[row + L.COUNT]!;
+  for (; k < count; k++) {
+    const j = head + k;
+    u32[ring + 2 * (j < cap ? j : j - cap) + 1] = now;
+  }
 }
 
 /** Epoch of the newest entry (the ring must not be empty). */
@@ -126,39 +159,58 @@ export function newestEpoch(heap: Heap, row: number): number {
 
 /**
  * Takes out of the ring every entry whose grace period has passed at
- * epoch `now` (oldest first, so it stops at the first that has not),
- * marks it ALLOCATED again and hands it to `free`. Lock held. A region
+ * epoch `now` (oldest first, so it stops at the first that has not, or
+ * at one not stamped yet: stamp first with stampRow), and hands it, still
+ * RETIRED, to `free`, which makes it FREE in the collector's cache. Lock
+ * held. A region
  * ring that has shrunk to half the inline capacity moves back inline.
  * Returns the entries taken.
  */
 export function collectRow(heap: Heap, row: number, now: number, free: (p: number) => void): number {
   let u32 = heap.u32;
-  let ring = ringAt(u32, row);
+  const ring = ringAt(u32, row) >>> 2;
   const cap = capOf(u32, row);
-  reach(heap, ring + cap * 8);
+  reach(heap, ring * 4 + cap * 8);
   u32 = heap.u32;
   const pageMask = heap.pageSize - 1;
   let taken = 0;
   while (u32[row + L.COUNT]! > 0) {
     const head = u32[row + L.HEAD]!;
-    const e = (ring >>> 2) + 2 * head;
-    if (!gracePassed(u32[e + 1]!, now)) break;
+    const e = ring + 2 * head;
+    const retired = u32[e + 1]!;
+    if (retired === UNSTAMPED || !gracePassed(retired, now)) break;
     const p = u32[e]!;
     u32[row + L.HEAD] = head + 1 < cap ? head + 1 : 0;
     u32[row + L.COUNT]--;
     reach(heap, p + 16);
-    heap.u8[stateIndex(p, pageMask)] = ST_ALLOCATED;
     free(p);
     taken++;
-    // free() may have refreshed the views.
+    // free() may have refreshed the views (the ring stays where it is: the lock is held).
     u32 = heap.u32;
-    ring = ringAt(u32, row);
   }
   if (u32[row + L.RING] !== 0 && u32[row + L.COUNT]! <= LIMBO_INLINE / 2) {
     const old = moveRing(u32, row, (row + LIMBO_HEADER_WORDS) * 4, LIMBO_INLINE);
     if (old !== 0) heap.giveRegion(old);
   }
   return taken;
+}
+
+/**
+ * A collector's work on a row whose lock it holds: stamps the new
+ * entries with the epoch read now, moves the global epoch on (at most
+ * `advances` times, while the newest entry needs it and the readers
+ * allow it; two are enough for everything stamped now), then frees every
+ * entry whose grace period has passed. Returns how many it freed.
+ */
+export function collectLocked(heap: Heap, row: number, free: (p: number) => void, advances: number): number {
+  let now = currentEpoch(heap);
+  stampRow(heap, row, now);
+  for (let round = 0; round < advances && !gracePassed(newestEpoch(heap, row), now); round++) {
+    const next = tryAdvance(heap);
+    if (next === now) break;
+    now = next;
+  }
+  return collectRow(heap, row, now, free);
 }
 
 /** Marks the row ORPHAN (its agent is gone, entries remain) once, counting it in A.LIMBO_ORPHANS. */
@@ -177,7 +229,7 @@ export function clearOrphan(u32: Uint32Array, R: number, row: number): void {
  * not yet into the ring) and releases the lock; then marks the row ORPHAN
  * if anything waits in it. The caller makes sure the agent no longer runs.
  */
-export function repairLimboRow(heap: Heap, R: number, row: number, slot: number, epoch: number): void {
+export function repairLimboRow(heap: Heap, R: number, row: number, slot: number): void {
   const u32 = heap.u32;
   if (load(u32, row + L.LOCK) === slot + 1) {
     const p = u32[row + L.PENDING]!;
@@ -192,7 +244,7 @@ export function repairLimboRow(heap: Heap, R: number, row: number, slot: number,
         // The owner grew the ring before it set pending: there is room.
         const i = last + 1 < cap ? last + 1 : last + 1 - cap;
         u32[(ring >>> 2) + 2 * i] = p;
-        u32[(ring >>> 2) + 2 * i + 1] = epoch;
+        u32[(ring >>> 2) + 2 * i + 1] = UNSTAMPED;
         u32[row + L.COUNT] = count + 1;
       }
       u32[row + L.PENDING] = 0;

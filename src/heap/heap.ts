@@ -96,6 +96,8 @@ export interface HeapHandle {
 /** Something that lives in one agent and must see new views after a grow. */
 export interface ViewClient {
   onViews(): void;
+  /** Let go of what this agent holds between calls (validate() runs in a quiet heap). */
+  settle?(): void;
   /** Give back this agent's cached memory; called by detach(). */
   detachFromHeap(): void;
 }
@@ -488,7 +490,7 @@ export class Heap implements PageHeapHost, EpochHost {
       // Limbo first (frees its lock), then the map (which may retire the
       // elements a dead writer had in its hands into that ring), then the
       // caches (after the map: a logged element is still the writer's).
-      repairLimboRow(this, R, limbo, slot, currentEpoch(this));
+      repairLimboRow(this, R, limbo, slot);
       // It may have died collecting from another slot's ring.
       for (let s = 0; s < this.maxSlots; s++) {
         const other = limboRow(R, this.u32[R + A.CLASSES]!, this.maxSlots, s);
@@ -778,11 +780,16 @@ export class Heap implements PageHeapHost, EpochHost {
 
   /**
    * Checks every invariant of the heap and its live allocators. Call it
-   * when no agent is allocating or freeing (between rounds of work).
+   * when no agent is allocating or freeing (between rounds of work; an
+   * agent that used freeDeferred is quiet once it returned to its event
+   * loop or called collectDeferred()).
    * Returns the list of problems; empty means consistent.
    */
   validate(): string[] {
     this.refresh();
+    // This agent is quiet while it validates: its allocators let go of
+    // their limbo rings (held between deferred frees, see freeDeferred).
+    for (const c of this.clients) c.settle?.();
     const errors = this.validatePages();
     for (const id of this.allocatorIds()) errors.push(...validateAllocator(this, id).map((e) => `allocator ${id}: ${e}`));
     return errors;

@@ -276,8 +276,18 @@ export class HashMap implements ViewClient {
   /** Checks a key and copies it into the scratch words. */
   private takeKey(key: Uint8Array, op: string): void {
     this.checkKey(key, op);
-    const kb = this.kb;
-    for (let i = 0; i < this.keySize; i++) kb[i] = key[i]!;
+    // Whole words built in registers: byte stores read back as words
+    // would stall store-to-load forwarding in hashKey.
+    const kw = this.kw;
+    const n = this.keySize;
+    let i = 0;
+    let w = 0;
+    for (; i + 4 <= n; i += 4) kw[w++] = key[i]! | (key[i + 1]! << 8) | (key[i + 2]! << 16) | (key[i + 3]! << 24);
+    if (i < n) {
+      let x = 0;
+      for (let sh = 0; i < n; i++, sh += 8) x |= key[i]! << sh;
+      kw[w] = x;
+    }
   }
 
   /** Checks a number key (keySize >= 4) and puts it, little-endian and zero-extended, in the scratch words. */
@@ -466,9 +476,14 @@ export class HashMap implements ViewClient {
   }
 
 
+  /** Copies valueSize bytes of v to dst (4-byte aligned: value offsets are multiples of 8), a word at a time. */
   private copyIn(dst: number, v: Uint8Array): void {
+    const n = this.valueSize;
+    const u32 = this.u32;
+    let i = 0;
+    for (let w = dst >>> 2; i + 4 <= n; i += 4, w++) u32[w] = v[i]! | (v[i + 1]! << 8) | (v[i + 2]! << 16) | (v[i + 3]! << 24);
     const u8 = this.u8;
-    for (let i = 0; i < this.valueSize; i++) u8[dst + i] = v[i]!;
+    for (; i < n; i++) u8[dst + i] = v[i]!;
   }
 
   private copyOut(src: number, out: Uint8Array): void {

@@ -205,7 +205,7 @@ function retire(r: MapRelease, e: number): void {
   const me = heap.slot + 1;
   for (let i = 0; i < 1_000_000; i++) {
     if (tryLockRow(heap, r.limboRow, me)) {
-      appendRetired(heap, r.limboRow, e, currentEpoch(heap), r.allocId);
+      appendRetired(heap, r.limboRow, e, r.allocId);
       unlockRow(heap, r.limboRow);
       return;
     }

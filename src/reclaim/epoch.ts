@@ -6,8 +6,10 @@
  * - A reader pins before it follows shared pointers: it stores the global
  *   epoch E into its slot's pin word, and unpins (stores 0) when done.
  *   Pin and unpin are one Atomics.load and two Atomics.store; nobody waits.
- * - An object unlinked from every shared structure is retired with the
- *   epoch current at that moment, r, into the retiring agent's limbo list.
+ * - An object unlinked from every shared structure is retired into the
+ *   retiring agent's limbo ring, and stamped with an epoch r read at or
+ *   after the unlink (by the ring's next collector, in one batch: a later
+ *   epoch only makes it wait longer).
  * - The global epoch moves from E to E + 1 only when every ATTACHED slot
  *   is either unpinned or pinned at E (any agent may try; a CAS decides).
  * - An object retired at r is freed once the global epoch reaches r + 2:

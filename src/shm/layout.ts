@@ -48,7 +48,7 @@
  * ------------------------------------------------------------------------ */
 
 export const HEAP_MAGIC = 0x616e7941; // "Anya"
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 /** Header words (index into the Uint32Array, relative to base/4). */
 export const H = {
@@ -103,12 +103,13 @@ export const H = {
 export const HEADER_BYTES = 128;
 
 /* ------------------------------------------------------------------------ *
- * Slot table: one 16-byte row per worker slot.
+ * Slot table: one 64-byte row (a cache line) per worker slot, so that an
+ * agent's pin and unpin stores never evict its neighbours' rows.
  *
  *   +-------+-------+-----------+----------+-------------+---------+-----+
  *   | state |  gen  |    pin    |   beat   | claim first | claim k | ... |
  *   +-------+-------+-----------+----------+-------------+---------+-----+
- *   (8 words, 32 bytes)
+ *   (16 words, 64 bytes; words 6..15 unused)
  *
  * state: cas by any. FREE -> RESERVED (creator reserves for a worker it is
  *   about to start), FREE/RESERVED -> ATTACHED (the agent that attaches),
@@ -129,7 +130,7 @@ export const HEADER_BYTES = 128;
  *   (not free in the bitmap), still tagged FREE and named by no live slot
  *   was claimed by a dead one: releaseSlot gives it back.
  * ------------------------------------------------------------------------ */
-export const SLOT_ROW_WORDS = 8;
+export const SLOT_ROW_WORDS = 16;
 export const S = { STATE: 0, GEN: 1, PIN: 2, BEAT: 3, CLAIM_FIRST: 4, CLAIM_K: 5 } as const;
 export const SLOT_FREE = 0;
 export const SLOT_RESERVED = 1;
@@ -418,13 +419,20 @@ export const CACHE_WORDS = 16;
  *
  * lock: cas 0 -> slot+1 by whoever works on the ring (its owner to append,
  *   any agent to collect, the releaser of a dead slot to repair), store 0
- *   to release. A try-lock: nobody waits for it. The owner that finds it
- *   taken keeps the object in a private spill list until its next append;
- *   a collector moves on to the next row.
+ *   to release. A try-lock: nobody waits for it. The owner keeps it from
+ *   an append until its next collect (every LIMBO_INLINE / 2 appends, or
+ *   the microtask after its current job), so that most appends touch no
+ *   atomic; meanwhile the other agents skip the ring. An owner that finds
+ *   it taken keeps the object in a private spill list until its next
+ *   append; a collector moves on to the next row.
  * ring/cap/head/count: written under the lock (plain stores; the lock's
  *   atomic operations order them). ring = byte offset of the entries: the
  *   inline ring below, or a region taken from the heap when the inline one
  *   overflows (a reader pinned for long), given back once it drains.
+ * entry epoch: UNSTAMPED (0) when appended; the next collector stamps the
+ *   unstamped entries (always the newest) with the epoch it reads after
+ *   taking the lock, which is at least the epoch of each one's unlink
+ *   (limbo.ts stampRow). A collector stops at an unstamped entry.
  * pending: under the lock, by the owner: the object being retired, set
  *   before its state byte turns RETIRED and cleared after count grows, so
  *   that the releaser of a slot whose agent died in between records it.
