@@ -319,7 +319,12 @@ export class HashMap implements ViewClient {
    * so read() around a loop of lookups pins once.
    */
   private pin(): void {
-    if (this.pinDepth++ === 0) store(this.u32, this.pinWord, load(this.u32, this.epochWord));
+    // A plain read of the epoch: a stale value is an older epoch, and a
+    // pin older than the current epoch only holds the next advance back
+    // (tryAdvance lets an epoch go only past pins equal to it), never
+    // lets one through early. The store is atomic: it must be visible
+    // before this reader loads any shared pointer.
+    if (this.pinDepth++ === 0) store(this.u32, this.pinWord, this.u32[this.epochWord]!);
   }
 
   private unpin(): void {
