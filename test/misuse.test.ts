@@ -339,6 +339,7 @@ for (const [mode, kind] of VARIANTS) {
       intact(s, [p, q], 'after releaseSlot');
       expectError(() => b.alloc(s.size), RangeError, MISUSE.stale, 'stale', debug);
       expectError(() => b.free(q), RangeError, MISUSE.stale, 'stale', debug);
+      expectError(() => b.freeDeferred(q), RangeError, MISUSE.stale, 'stale', debug);
       intact(s, [p, q], 'after the stale calls');
       // The object is still live, and any agent may free it.
       finish(s, [p, q]);
@@ -375,6 +376,7 @@ for (const [mode, kind] of VARIANTS) {
         const before = snapshot(s.heap);
         expectError(() => b.free(q), RangeError, MISUSE.stale, 'stale', debug);
         expectError(() => b.alloc(s.size), RangeError, MISUSE.stale, 'stale', debug);
+        expectError(() => b.freeDeferred(q), RangeError, MISUSE.stale, 'stale', debug);
         // A stale agent that detaches lets go of what it thought it had.
         other.detach();
         assertSame(s.heap, before, 'stale calls after the slot was taken again');

@@ -206,3 +206,26 @@ test('an idle agent cannot starve the others: collectDeferred(true) empties ever
   reader.detach();
   assert.equal(a.destroy().leakedObjects, 0);
 });
+
+test('a slot released while its agent held its limbo ring between collects: the ring is repaired and its entries come back', async () => {
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
+  const a = heap.createAllocator({ unitSize: 64 });
+  const gone = Heap.attach(heap.handle);
+  const b = gone.attachAllocator(a.handle);
+  const ps = Array.from({ length: 5 }, () => b.alloc());
+  for (const p of ps) b.freeDeferred(p);
+  const row = rowOf(heap, a, gone.slot);
+  assert.equal(heap.u32[row + L.LOCK], gone.slot + 1, 'the agent holds its ring between collects');
+  assert.equal(heap.u32[row + L.COUNT], 5);
+  assert.ok(heap.releaseSlot(gone.slot, gone.slotGen));
+  assert.equal(heap.u32[row + L.LOCK], 0, 'the releaser let go of the lock');
+  // The released agent's collect microtask runs (it was not dead, only
+  // released): it must leave the ring alone.
+  await Promise.resolve();
+  assert.equal(heap.u32[row + L.COUNT], 5, 'the stale agent did not collect');
+  for (let i = 0; i < 4 && a.retiredObjects() > 0; i++) a.collectDeferred();
+  assert.equal(a.retiredObjects(), 0, 'the orphaned entries were collected by a survivor');
+  assert.equal(a.stats().classes[0]!.live, 0, 'every object came back');
+  assert.deepEqual(heap.validate(), []);
+  assert.equal(a.destroy().leakedObjects, 0);
+});

@@ -556,9 +556,11 @@ export class Allocator implements ViewClient {
     const d = this.tags[p >>> this.pageShift]!;
     const off = p & this.pageMask;
     const s = p - off + (off >>> 4);
-    if ((p & 15) !== 0 || ((d & ~0xf0) >>> 0) !== this.slabTagBase || this.u8[s] !== ST_ALLOCATED) {
+    if ((p & 15) !== 0 || ((d & ~0xf0) >>> 0) !== this.slabTagBase || this.u8[s] !== ST_ALLOCATED || this.i32[this.cacheRec + HOT_OWNER] !== this.ownerGen) {
       if (p === 0) return;
       this.checkAttached('freeDeferred');
+      // A stale handle must not append to a ring its slot's new agent owns.
+      if (this.slotLost()) throw this.staleError('freeDeferred', p);
       if (typeof p === 'number' && Number.isInteger(p) && p >= 0 && p < this.heap.viewBytes) {
         const t = this.tags[p >>> this.pageShift]!;
         if (tagKind(t) === KIND_LARGE && tagAllocator(t) === this.id) {
@@ -637,7 +639,8 @@ export class Allocator implements ViewClient {
   private releaseRing(): void {
     if (!this.ringHeld) return;
     this.ringHeld = false;
-    unlockRow(this.heap, this.limboRow);
+    // A released slot's lock was let go by its releaser, and may be a new agent's now.
+    if (this.i32[this.cacheRec + HOT_OWNER] === this.ownerGen) unlockRow(this.heap, this.limboRow);
   }
 
   /** Moves spilled entries into this agent's ring (lock held), as far as it can grow. */
@@ -695,6 +698,12 @@ export class Allocator implements ViewClient {
 
   private collect(everyAgent: boolean, advances: number): number {
     if (this.detached) return 0;
+    if (this.i32[this.cacheRec + HOT_OWNER] !== this.ownerGen) {
+      // A stale handle (its slot was released while it ran; maybe its
+      // collect microtask): the ring is not its own any more.
+      this.ringHeld = false;
+      return 0;
+    }
     const heap = this.heap;
     const row = this.limboRow;
     const orphans = load(this.u32, this.R + A.LIMBO_ORPHANS) !== 0;
