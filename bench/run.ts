@@ -188,32 +188,34 @@ async function pairSuite(a: Args): Promise<PairRow[]> {
   // The floor first at each size: every ratio uses the floor of its own size.
   const order = a.variants.includes('floor') ? ['floor', ...a.variants.filter((v) => v !== 'floor')] : a.variants;
   for (const size of a.sizes) {
-    const sizeRows: PairRow[] = [];
-    for (const variant of order) {
-      const why = skip.get(variant);
-      if (why !== undefined) {
-        sizeRows.push({ variant, size, unavailable: why });
-        continue;
-      }
-      try {
-        let merged: PairResult | undefined;
-        for (let p = 0; p < a.procs; p++) {
+    // Process p of every variant before process p + 1 of any: this machine's
+    // speed drifts over seconds, and interleaving spreads the drift over
+    // all variants instead of handing it to whichever ran then.
+    const merged = new Map<string, PairResult>();
+    const failed = new Map<string, PairRow>();
+    for (let p = 0; p < a.procs; p++) {
+      for (const variant of order) {
+        if (skip.has(variant) || failed.has(variant)) continue;
+        try {
           const r = await runPairChild(variant, size, a.runs, a.targetMs);
           if ('unavailable' in r) {
             skip.set(variant, r.unavailable);
             console.error(`  ${variant}: unavailable (${r.unavailable})`);
-            sizeRows.push(r);
-            merged = undefined;
-            break;
+            continue;
           }
-          merged = merged ? mergeRuns(merged, r) : r;
+          const m = merged.get(variant);
+          merged.set(variant, m ? mergeRuns(m, r) : r);
+        } catch (e) {
+          console.error(`  ${(e as Error).message}`);
+          failed.set(variant, { variant, size, error: (e as Error).message.split('\n')[0] });
         }
-        if (merged) sizeRows.push(merged);
-      } catch (e) {
-        console.error(`  ${(e as Error).message}`);
-        sizeRows.push({ variant, size, error: (e as Error).message.split('\n')[0] });
       }
     }
+    const sizeRows: PairRow[] = order.map((variant) => {
+      const why = skip.get(variant);
+      if (why !== undefined) return { variant, size, unavailable: why };
+      return failed.get(variant) ?? merged.get(variant)!;
+    });
     const floor = sizeRows.find((r) => r.variant === 'floor' && r.median !== undefined);
     for (const r of sizeRows) {
       if (floor?.median && r.median !== undefined) r.ratioToFloor = r.median / floor.median;
@@ -271,7 +273,7 @@ async function main(): Promise<void> {
     console.log(
       `\n## Single-threaded alloc+free pair\n\n` +
         `Median of ${a.runs * a.procs} runs of ~${a.targetMs} ms, each variant in its own process` +
-        (a.procs > 1 ? ` (${a.procs} processes of ${a.runs} runs); ` : '; ') +
+        (a.procs > 1 ? ` (${a.procs} processes of ${a.runs} runs, taking turns with the other variants); ` : '; ') +
         `spread = (max - min) / median; x floor = median / floor median at the same size.`,
     );
     pair = await pairSuite(a);
