@@ -277,8 +277,6 @@ export class Allocator implements ViewClient {
   private readonly ownerGen: number;
   /** This agent's value in lock words (slot + 1). */
   private readonly lockId: number;
-  /** Word index of the global epoch (H.EPOCH). */
-  private readonly epochWord: number;
   /**
    * Deferred frees that found this agent's limbo row locked by a collector
    * (or the heap without a page for a bigger ring): they go into the row
@@ -320,7 +318,6 @@ export class Allocator implements ViewClient {
     this.limboRow = limboRow(this.R, this.classes, heap.maxSlots, heap.slot);
     this.lockId = heap.slot + 1;
     this.ownerGen = heap.slotGen | 0;
-    this.epochWord = heap.hdr + H.EPOCH;
     this.low = new Uint32Array(this.classes);
     this.high = new Uint32Array(this.classes);
     this.batch = new Uint32Array(this.classes);
@@ -576,7 +573,8 @@ export class Allocator implements ViewClient {
     const u32 = this.u32;
     let waiting = -1;
     // The owner keeps its ring's lock from an append until its next
-    // collect (every 16 appends, or the microtask after the current job),
+    // collect (every COLLECT_EVERY appends, or the microtask after the
+    // current job),
     // so that most deferred frees touch no atomic at all; the entries go
     // in unstamped (limbo.ts stampRow).
     if (this.ringHeld || (u32[row + HOT_L_LOCK] === 0 && cas(u32, row + HOT_L_LOCK, 0, this.lockId) === 0)) {
