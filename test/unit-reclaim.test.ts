@@ -229,3 +229,50 @@ test('a slot released while its agent held its limbo ring between collects: the 
   assert.deepEqual(heap.validate(), []);
   assert.equal(a.destroy().leakedObjects, 0);
 });
+
+test('a collector that died taking an entry out of a ring: the releaser makes the count agree and puts a still-RETIRED object back', async () => {
+  // Steps of a take: record (taking, take head, take count), head moves,
+  // count drops, the object goes FREE into the collector's cache.
+  for (const [stopAfter, whose] of [
+    ['record', 'own'],
+    ['head', 'own'],
+    ['count', 'own'],
+    ['head', 'other'],
+    ['count', 'other'],
+  ] as const) {
+    const note = `stopped after ${stopAfter}, ${whose} ring`;
+    const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
+    const a = heap.createAllocator({ unitSize: 32 });
+    const owner = Heap.attach(heap.handle);
+    const o = owner.attachAllocator(a.handle);
+    const reader = Heap.attach(heap.handle);
+    pin(reader); // keeps the entries waiting
+    const ps = Array.from({ length: 3 }, () => o.alloc());
+    for (const p of ps) o.freeDeferred(p);
+    await Promise.resolve(); // the owner's job ends: it lets go of its ring
+    const row = rowOf(heap, a, owner.slot);
+    assert.equal(heap.u32[row + L.LOCK], 0, `${note}: precondition`);
+    // The collector that dies: the owner itself, or another agent.
+    const dead = whose === 'own' ? owner : Heap.attach(heap.handle);
+    if (whose === 'other') dead.attachAllocator(a.handle);
+    const head = heap.u32[row + L.HEAD]!;
+    const count = heap.u32[row + L.COUNT]!;
+    assert.equal(count, 3, `${note}: precondition`);
+    heap.u32[row + L.LOCK] = dead.slot + 1;
+    heap.u32[row + L.TAKE_HEAD] = head;
+    heap.u32[row + L.TAKE_COUNT] = count;
+    heap.u32[row + L.TAKING] = ps[0]!;
+    if (stopAfter !== 'record') heap.u32[row + L.HEAD] = head + 1;
+    if (stopAfter === 'count') heap.u32[row + L.COUNT] = count - 1;
+    assert.equal(heap.releaseSlot(dead.slot, dead.slotGen), true);
+    assert.equal(heap.u32[row + L.LOCK], 0, `${note}: lock released`);
+    assert.equal(heap.u32[row + L.TAKING], 0, `${note}: take settled`);
+    assert.equal(heap.u32[row + L.COUNT], 3, `${note}: all three objects are in the ring`);
+    assert.deepEqual(heap.validate(), [], note);
+    unpin(reader);
+    for (let i = 0; i < 8 && a.retiredObjects() > 0; i++) a.collectDeferred(true);
+    assert.equal(a.retiredObjects(), 0, `${note}: collected`);
+    assert.equal(a.stats().classes[0]!.live, 0, `${note}: every object came back`);
+    assert.deepEqual(heap.validate(), [], note);
+  }
+});

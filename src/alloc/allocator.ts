@@ -1451,6 +1451,7 @@ export function validateAllocator(heap: Heap, id: number): string[] {
   for (let s = 0; s < heap.maxSlots; s++) {
     const row = limboRow(R, classes, heap.maxSlots, s);
     if (load(u32, row + L.LOCK) !== 0) errors.push(`slot ${s} limbo ring: locked by slot ${load(u32, row + L.LOCK) - 1} in a quiet heap`);
+    if (u32[row + L.TAKING] !== 0) errors.push(`slot ${s} limbo ring: a take of ${u32[row + L.TAKING]} was left unfinished`);
     const pending = u32[row + L.PENDING]!;
     for (const p of pending === 0 ? rowEntries(u32, row) : [...rowEntries(u32, row), pending]) {
       const tag = load(u32, heap.tagWord + (p >>> heap.pageShift));

@@ -180,13 +180,20 @@ export function collectRow(heap: Heap, row: number, now: number, free: (p: numbe
     const retired = u32[e + 1]!;
     if (retired === UNSTAMPED || !gracePassed(retired, now)) break;
     const p = u32[e]!;
+    const count = u32[row + L.COUNT]!;
+    // The take is recorded first: a collector that dies inside it leaves
+    // its releaser enough to finish it or put the object back (repairTake).
+    u32[row + L.TAKE_HEAD] = head;
+    u32[row + L.TAKE_COUNT] = count;
+    u32[row + L.TAKING] = p;
     u32[row + L.HEAD] = head + 1 < cap ? head + 1 : 0;
-    u32[row + L.COUNT]--;
+    u32[row + L.COUNT] = count - 1;
     reach(heap, p + 16);
     free(p);
     taken++;
     // free() may have refreshed the views (the ring stays where it is: the lock is held).
     u32 = heap.u32;
+    u32[row + L.TAKING] = 0;
   }
   if (u32[row + L.RING] !== 0 && u32[row + L.COUNT]! <= LIMBO_INLINE / 2) {
     const old = moveRing(u32, row, (row + LIMBO_HEADER_WORDS) * 4, LIMBO_INLINE);
@@ -232,6 +239,7 @@ export function clearOrphan(u32: Uint32Array, R: number, row: number): void {
 export function repairLimboRow(heap: Heap, R: number, row: number, slot: number): void {
   const u32 = heap.u32;
   if (load(u32, row + L.LOCK) === slot + 1) {
+    repairTake(heap, row);
     const p = u32[row + L.PENDING]!;
     if (p !== 0) {
       reach(heap, p + 16);
@@ -252,6 +260,41 @@ export function repairLimboRow(heap: Heap, R: number, row: number, slot: number)
     store(u32, row + L.LOCK, 0);
   }
   markOrphan(u32, R, row);
+}
+
+/**
+ * A collector died taking an entry out of this row (TAKING set): if the
+ * head had moved, makes the count agree and, if the object had not yet
+ * reached the collector's cache (still RETIRED), puts it back at the
+ * tail, unstamped, to wait again. The caller holds the dead collector's
+ * lock on the row.
+ */
+function repairTake(heap: Heap, row: number): void {
+  const u32 = heap.u32;
+  const p = u32[row + L.TAKING]!;
+  if (p === 0) return;
+  if (u32[row + L.HEAD] !== u32[row + L.TAKE_HEAD]) {
+    const count = u32[row + L.TAKE_COUNT]! - 1;
+    u32[row + L.COUNT] = count;
+    reach(heap, p + 16);
+    if (heap.u8[stateIndex(p, heap.pageSize - 1)] === ST_RETIRED) {
+      const ring = ringAt(u32, row);
+      const cap = capOf(u32, row);
+      const tail = u32[row + L.HEAD]! + count;
+      const i = tail < cap ? tail : tail - cap;
+      u32[(ring >>> 2) + 2 * i] = p;
+      u32[(ring >>> 2) + 2 * i + 1] = UNSTAMPED;
+      u32[row + L.COUNT] = count + 1;
+    }
+  }
+  u32[row + L.TAKING] = 0;
+}
+
+/** Releaser of a dead slot: a lock it held on another slot's row (it was collecting there) is repaired and released. */
+export function releaseDeadCollector(heap: Heap, row: number, slot: number): void {
+  if (load(heap.u32, row + L.LOCK) !== slot + 1) return;
+  repairTake(heap, row);
+  store(heap.u32, row + L.LOCK, 0);
 }
 
 /** Gives back the region ring of a row (destroy; the ring must be empty). */

@@ -46,7 +46,7 @@ import {
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { checkInt, describe } from '../errors.js';
 import { limboRow, releaseSlotCaches } from '../alloc/region.js';
-import { markOrphan, repairLimboRow } from '../alloc/limbo.js';
+import { markOrphan, releaseDeadCollector, repairLimboRow } from '../alloc/limbo.js';
 import { releaseMapSlot } from '../map/release.js';
 import { clearPin, currentEpoch, type EpochHost } from '../reclaim/epoch.js';
 import { Allocator, validateAllocator, type AllocatorHandle, type AllocatorOptions, type AttachOptions } from '../alloc/allocator.js';
@@ -494,7 +494,7 @@ export class Heap implements PageHeapHost, EpochHost {
       // It may have died collecting from another slot's ring.
       for (let s = 0; s < this.maxSlots; s++) {
         const other = limboRow(R, this.u32[R + A.CLASSES]!, this.maxSlots, s);
-        if (s !== slot) cas(this.u32, other + L.LOCK, slot + 1, 0);
+        if (s !== slot) releaseDeadCollector(this, other, slot);
       }
       if (map !== 0) releaseMapSlot({ heap: this, map, slot, allocId: id, limboRow: limbo });
       releaseSlotCaches(this.u32, this, R, this.maxSlots, slot, this.slot + 1);

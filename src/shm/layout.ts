@@ -411,9 +411,9 @@ export const CACHE_WORDS = 16;
  * slot's agent (freeDeferred, the kernel's free_rcu), waiting for a grace
  * period, in a ring of (pointer, epoch) entries in retire order.
  *
- *   +------+------+-----+------+-------+---------+--------+-------------+
- *   | lock | ring | cap | head | count | pending | orphan | (unused..15)|
- *   +------+------+-----+------+-------+---------+--------+-------------+
+ *   +------+------+-----+------+-------+---------+--------+--------+-----------+------------+----------+
+ *   | lock | ring | cap | head | count | pending | orphan | taking | take head | take count | (..15)   |
+ *   +------+------+-----+------+-------+---------+--------+--------+-----------+------------+----------+
  *   | inline ring: LIMBO_INLINE entries of [pointer, epoch] (2 words each) |
  *   +---------------------------------------------------------------------+
  *
@@ -436,6 +436,11 @@ export const CACHE_WORDS = 16;
  * pending: under the lock, by the owner: the object being retired, set
  *   before its state byte turns RETIRED and cleared after count grows, so
  *   that the releaser of a slot whose agent died in between records it.
+ * taking/take head/take count: under the lock, by a collector: the object
+ *   it is taking out of the ring and the head and count before, written
+ *   before head and count move and cleared (taking = 0) once the object is
+ *   in its cache, so that the releaser of a collector that died in between
+ *   makes the count agree and puts a still-RETIRED object back.
  * orphan: cas 0 <-> 1 by any: the row's agent is gone (detached, released)
  *   and it still holds entries; A.LIMBO_ORPHANS counts such rows.
  *
@@ -451,6 +456,9 @@ export const L = {
   COUNT: 4,
   PENDING: 5,
   ORPHAN: 6,
+  TAKING: 7,
+  TAKE_HEAD: 8,
+  TAKE_COUNT: 9,
 } as const;
 export const LIMBO_HEADER_WORDS = 16;
 export const LIMBO_INLINE = 24;
