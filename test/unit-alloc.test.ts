@@ -255,7 +255,7 @@ test('the heap grows on demand and views are renewed', () => {
 });
 
 test('a full heap makes alloc return 0, not throw', () => {
-  const heap = Heap.create({ maxBytes: 1 << 20 });
+  const heap = Heap.create({ maxBytes: 2 << 20 });
   const a = heap.createAllocator();
   let n = 0;
   while (a.alloc(2048) !== 0) n++;

@@ -48,7 +48,7 @@
  * ------------------------------------------------------------------------ */
 
 export const HEAP_MAGIC = 0x616e7941; // "Anya"
-export const LAYOUT_VERSION = 3;
+export const LAYOUT_VERSION = 4;
 
 /** Header words (index into the Uint32Array, relative to base/4). */
 export const H = {
@@ -461,5 +461,5 @@ export const L = {
   TAKE_COUNT: 9,
 } as const;
 export const LIMBO_HEADER_WORDS = 16;
-export const LIMBO_INLINE = 24;
+export const LIMBO_INLINE = 64;
 export const LIMBO_ROW_WORDS = LIMBO_HEADER_WORDS + 2 * LIMBO_INLINE;
