@@ -1,0 +1,211 @@
+/**
+ * What a map benchmark worker does to a peer's map: the three operations
+ * on u32 keys (Ops), one adapter per in-process peer, and one round of each
+ * scenario. Shared by bench/map/worker.ts (one peer per process) and
+ * bench/map/interleave-worker.ts (every peer in the same workers, taking
+ * turns).
+ */
+import { HashMap, Heap, MapFlag, type HashMapHandle, type HeapHandle } from '../../src/index.js';
+import { SharedMap, type SharedMapLike } from '../peers/sharedmap-lib.js';
+import { C_PAIR_ADDED, C_PAIR_DELETED, KEYS_PER_WORKER, OPS_PER_ROUND, PERF_KEYS_PER_ROUND, type KeyApi, type Scenario } from './protocol.js';
+
+/** The three operations on u32 keys, whatever the peer. true: it did what the scenario expects. */
+export interface Ops {
+  update(k: number, v: number, noexist: boolean): boolean;
+  lookup(k: number): boolean;
+  remove(k: number): boolean;
+  close(): void;
+}
+
+export function anyallocOps(heapHandle: HeapHandle, mapHandle: HashMapHandle, keys: KeyApi): Ops {
+  const heap = Heap.attach(heapHandle);
+  const map = HashMap.attach(heap, mapHandle);
+  const val = new Uint8Array(8);
+  const valWords = new Uint32Array(val.buffer);
+  const out = new Uint8Array(8);
+  const close = (): void => {
+    map.detach();
+    heap.detach();
+  };
+  if (keys === 'number') {
+    // Number-key calls: the key's little-endian bytes, zero-extended to 8.
+    return {
+      update(k, v, noexist) {
+        valWords[0] = v;
+        return map.updateNumber(k, val, noexist ? MapFlag.NOEXIST : MapFlag.ANY) === 0;
+      },
+      lookup: (k) => map.lookupNumber(k, out),
+      remove: (k) => map.deleteNumber(k) === 0,
+      close,
+    };
+  }
+  // 8-byte Uint8Array keys, as any caller with binary keys would pass them.
+  const key = new Uint8Array(8);
+  const keyWords = new Uint32Array(key.buffer);
+  return {
+    update(k, v, noexist) {
+      keyWords[0] = k;
+      valWords[0] = v;
+      return map.update(key, val, noexist ? MapFlag.NOEXIST : MapFlag.ANY) === 0;
+    },
+    lookup(k) {
+      keyWords[0] = k;
+      return map.lookup(key, out);
+    },
+    remove(k) {
+      keyWords[0] = k;
+      return map.delete(key) === 0;
+    },
+    close,
+  };
+}
+
+/** `shared`: the SharedMap as structured-cloned into this worker (its buffers are shared). */
+export function sharedmapOps(shared: unknown): Ops {
+  // The package's documented way to share it: clone the object into the
+  // worker and restore the prototype.
+  const m = shared as SharedMapLike;
+  Object.setPrototypeOf(m, SharedMap.prototype);
+  const names: string[] = [];
+  const name = (k: number): string => (names[k] ??= `k${k}`);
+  return {
+    // sharedmap has no create-only flag; every scenario here adds only keys
+    // it knows are absent, so a plain set does the same work.
+    update(k, v) {
+      m.set(name(k), v);
+      return true;
+    },
+    lookup: (k) => m.get(name(k)) !== undefined,
+    remove(k) {
+      try {
+        m.delete(name(k)); // throws RangeError when the key is absent
+        return true;
+      } catch (e) {
+        if (e instanceof RangeError) return false;
+        throw e;
+      }
+    },
+    close() {},
+  };
+}
+
+/** A worker's place in its scenario: its key slice and how far it got. */
+export interface Slice {
+  /** First key of the slice the rounds walk ([base, base + KEYS_PER_WORKER)). */
+  readonly base: number;
+  /** add_del_on_diff_cpu: this worker adds (else it deletes). */
+  readonly adder: boolean;
+  /** Offset of the next round's first key in the slice (grows without bound; taken mod KEYS_PER_WORKER). */
+  next: number;
+  /** Next value to write. */
+  v: number;
+  /** Operations that did not do what the scenario expects (a lookup missing its key, ...). */
+  failures: number;
+}
+
+const KEY_MASK = KEYS_PER_WORKER - 1;
+
+/** Keys an overwrite worker puts in before it starts: its whole slice. */
+export function prefill(s: Scenario, o: Ops, sl: Slice): void {
+  if (s === 'overwrite') for (let i = 0; i < KEYS_PER_WORKER; i++) o.update(sl.base + i, sl.v++, false);
+}
+
+/**
+ * One round of scenario s on the worker's slice. add_del_on_diff_cpu: the
+ * adder and the deleter of a pair walk the same slice round by round, so
+ * round r of both touches the same 64 keys (the caller makes them take
+ * turns).
+ */
+export function round(s: Scenario, o: Ops, sl: Slice): void {
+  const base = sl.base;
+  let v = sl.v;
+  let bad = 0;
+  switch (s) {
+    case 'perf':
+      // map_perf_test's hash loop: update (ANY), lookup, delete of one key,
+      // then the next of the worker's keys.
+      for (let i = 0; i < PERF_KEYS_PER_ROUND; i++) {
+        const k = base + ((sl.next + i) & KEY_MASK);
+        if (!o.update(k, v++, false)) bad++;
+        if (!o.lookup(k)) bad++;
+        if (!o.remove(k)) bad++;
+      }
+      sl.next += PERF_KEYS_PER_ROUND;
+      break;
+    case 'overwrite':
+      // Every key of the slice exists (prefill); each update replaces one.
+      for (let i = 0; i < OPS_PER_ROUND; i++) if (!o.update(base + ((sl.next + i) & KEY_MASK), v++, false)) bad++;
+      sl.next += OPS_PER_ROUND;
+      break;
+    case 'batch_add_batch_del': {
+      // Add 32 keys of the slice, then delete the same 32.
+      const from = base + (sl.next & KEY_MASK);
+      for (let i = 0; i < OPS_PER_ROUND / 2; i++) if (!o.update(from + i, v++, false)) bad++;
+      for (let i = 0; i < OPS_PER_ROUND / 2; i++) if (!o.remove(from + i)) bad++;
+      sl.next += OPS_PER_ROUND / 2;
+      break;
+    }
+    case 'add_del_on_diff_cpu': {
+      // The adder creates 64 keys (NOEXIST), the deleter deletes them once
+      // the adder is done: every element is allocated by one worker and
+      // freed by the other.
+      const from = base + (sl.next & KEY_MASK);
+      if (sl.adder) {
+        for (let i = 0; i < OPS_PER_ROUND; i++) if (!o.update(from + i, v++, true)) bad++;
+      } else {
+        for (let i = 0; i < OPS_PER_ROUND; i++) if (!o.remove(from + i)) bad++;
+      }
+      sl.next += OPS_PER_ROUND;
+      break;
+    }
+  }
+  sl.v = v;
+  sl.failures += bad;
+}
+
+/**
+ * add_del_on_diff_cpu's handshake for pair p: workers 2p (the adder) and
+ * 2p + 1 (the deleter). Two counters in shared memory: rounds the adder
+ * has finished and rounds the deleter has finished. The adder may start
+ * round r once r - deleted < window (it runs at most `window` rounds
+ * ahead; window 1: strict turns, one worker of the pair working at a
+ * time); the deleter may start round r once added > r.
+ */
+export class Turns {
+  private readonly waitWord: number;
+  private readonly doneWord: number;
+
+  constructor(
+    private readonly ctl: Int32Array,
+    pairWord: number,
+    readonly adder: boolean,
+    private readonly window: number,
+    private readonly stopped: () => boolean,
+  ) {
+    const added = pairWord + C_PAIR_ADDED;
+    const deleted = pairWord + C_PAIR_DELETED;
+    this.waitWord = adder ? deleted : added;
+    this.doneWord = adder ? added : deleted;
+  }
+
+  /**
+   * Waits until this worker may start round `r`. Spins first (a round is
+   * short), then sleeps in Atomics.wait so a waiting worker does not take
+   * the core from its partner when the machine has more threads than
+   * cores. false: stop was raised meanwhile.
+   */
+  await(r: number): boolean {
+    const ctl = this.ctl;
+    for (let spins = 0; ; spins++) {
+      const seen = Atomics.load(ctl, this.waitWord);
+      if (this.adder ? r - seen < this.window : seen > r) return true;
+      if (this.stopped()) return false;
+      if (spins > 20_000) Atomics.wait(ctl, this.waitWord, seen, 1);
+    }
+  }
+
+  finish(r: number): void {
+    Atomics.store(this.ctl, this.doneWord, r + 1);
+    Atomics.notify(this.ctl, this.doneWord);
+  }
+}
