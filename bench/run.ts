@@ -33,6 +33,7 @@
  *   --number-keys           anyalloc maps through the number-key calls (default: Uint8Array keys)
  *   --pair-window N         add_del_on_diff_cpu: rounds an adder may run ahead of its deleter,
  *                           1..8 (default 8; 1: strict turns)
+ *   --map-matched-cycles N  matched windows per map point (default 20, --quick 6; 0: none)
  *   --no-pair / --no-throughput / --no-map
  *   --out FILE              JSON output (default bench/results/latest.json)
  */
@@ -83,7 +84,7 @@ function parseArgs(argv: string[]): Args {
     '--quick', '--sizes', '--variants', '--runs', '--procs', '--target-ms', '--workers', '--peers',
     '--tp-runs', '--duration-ms', '--no-pair', '--no-throughput', '--no-map', '--out',
     '--map', '--map-workers', '--map-runs', '--map-duration-ms', '--map-scenarios', '--map-peers', '--number-keys',
-    '--pair-window',
+    '--pair-window', '--map-matched-cycles',
   ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -127,6 +128,7 @@ function parseArgs(argv: string[]): Args {
       peers: val('--map-peers')?.split(','),
       numberKeys: has('--number-keys'),
       pairWindow: num('--pair-window'),
+      matchedCycles: num('--map-matched-cycles'),
     }),
   };
   for (const k of ['runs', 'procs', 'targetMs', 'tpRuns', 'durationMs'] as const) {

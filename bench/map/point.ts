@@ -48,7 +48,7 @@ function newHeap(): Heap {
 }
 
 /** The peer's shared state, what each worker gets, and how to read its memory. */
-interface Setup {
+export interface Setup {
   job: Partial<MapBenchJob>;
   ports?: MessagePort[];
   mapBytes(): number;
@@ -56,7 +56,7 @@ interface Setup {
   close(): Promise<void>;
 }
 
-async function setup(spec: PointSpec): Promise<Setup> {
+export async function setup(spec: Pick<PointSpec, 'peer' | 'workers'>): Promise<Setup> {
   switch (spec.peer) {
     case 'anyalloc-prealloc':
     case 'anyalloc-dynamic': {

@@ -11,7 +11,11 @@
  *
  *   node dist/bench/map/run.js [--quick] [--workers 1,2] [--runs 5] [--duration-ms 400]
  *     [--warmup-ms 150] [--scenarios perf,overwrite,...] [--peers anyalloc-prealloc,...]
- *     [--number-keys] [--pair-window 8] [--out FILE]
+ *     [--number-keys] [--pair-window 8] [--matched-cycles 20] [--matched-window-ms 100] [--out FILE]
+ *
+ * Then every point once more with the in-process peers taking turns in the
+ * same workers (matched windows, bench/map/interleave.ts; --matched-cycles 0
+ * skips it).
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -37,6 +41,7 @@ import {
   type PointSpec,
   type Scenario,
 } from './protocol.js';
+import type { InProcessPeer, InterleaveResult, InterleaveSpec } from './interleave-protocol.js';
 
 export interface MapOptions {
   workers: number[];
@@ -48,6 +53,9 @@ export interface MapOptions {
   keys: KeyApi;
   /** add_del_on_diff_cpu: rounds the adder may run ahead of the deleter (1: strict turns). */
   pairWindow: number;
+  /** Matched windows (interleave.ts): cycles per point (0: none), and each window's length. */
+  matchedCycles: number;
+  matchedWindowMs: number;
 }
 
 export const DEFAULT_MAP: MapOptions = {
@@ -59,9 +67,14 @@ export const DEFAULT_MAP: MapOptions = {
   peers: PEERS,
   keys: 'bytes',
   pairWindow: MAX_PAIR_WINDOW,
+  matchedCycles: 20,
+  matchedWindowMs: 100,
 };
 
-export const QUICK_MAP: Partial<MapOptions> = { runs: 1, durationMs: 300, warmupMs: 100 };
+export const QUICK_MAP: Partial<MapOptions> = { runs: 1, durationMs: 300, warmupMs: 100, matchedCycles: 6 };
+
+/** Cycles of matched windows run before the measured ones. */
+const MATCHED_WARMUP_CYCLES = 3;
 
 export interface MapRow {
   peer: Peer;
@@ -83,9 +96,21 @@ export interface MapRow {
   error?: string;
 }
 
+/** One point of the matched windows: every in-process peer's rate in each cycle. */
+export interface MatchedRow {
+  scenario: Scenario;
+  workers: number;
+  peers: InProcessPeer[];
+  /** ops/s: rates[peer][cycle]. */
+  rates: number[][];
+  failures: number;
+  error?: string;
+}
+
 export interface MapResults {
   options: MapOptions;
   rows: MapRow[];
+  matched: MatchedRow[];
   fill?: FillResult;
   /** 1-minute load average of the machine before and after the section (other work skews a run). */
   loadBefore: number;
@@ -94,9 +119,9 @@ export interface MapResults {
 
 const POINT_TIMEOUT_MS = 60_000;
 
-function runChild(arg: string): Promise<unknown> {
+function runChild(arg: string, script = 'point.js'): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(BENCH_DIST, 'map', 'point.js'), arg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(BENCH_DIST, 'map', script), arg], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), POINT_TIMEOUT_MS);
@@ -118,6 +143,99 @@ export function measurePointInChild(spec: PointSpec): Promise<PointResult> {
 
 export function measureFillInChild(): Promise<FillResult> {
   return runChild('fill') as Promise<FillResult>;
+}
+
+export function measureInterleavedInChild(spec: InterleaveSpec): Promise<InterleaveResult> {
+  return runChild(JSON.stringify(spec), 'interleave.js') as Promise<InterleaveResult>;
+}
+
+/** The peers of `o` that can take turns in the same workers. */
+function inProcessPeers(o: MapOptions): InProcessPeer[] {
+  return o.peers.filter((p): p is InProcessPeer => p !== 'jsmap-postmessage');
+}
+
+/** Every point of `o` once more, its in-process peers taking turns in matched windows (interleave.ts). */
+export async function matchedSuite(o: MapOptions, log: (l: string) => void = () => {}): Promise<MatchedRow[]> {
+  const peers = inProcessPeers(o);
+  const rows: MatchedRow[] = [];
+  if (o.matchedCycles === 0 || peers.length < 2) return rows;
+  for (const scenario of o.scenarios) {
+    for (const workers of o.workers) {
+      if (scenario === 'add_del_on_diff_cpu' && workers % 2 !== 0) continue;
+      const row: MatchedRow = { scenario, workers, peers, rates: peers.map(() => []), failures: 0 };
+      try {
+        const r = await measureInterleavedInChild({
+          scenario,
+          workers,
+          peers,
+          cycles: o.matchedCycles,
+          windowMs: o.matchedWindowMs,
+          warmupCycles: MATCHED_WARMUP_CYCLES,
+          keys: o.keys,
+          pairWindow: o.pairWindow,
+        });
+        row.rates = r.rates;
+        row.failures = r.failures;
+        log(`  matched ${scenario} x${workers}: ${peers.map((p, i) => `${p} ${fmtRate(summarize(r.rates[i]!).median)}`).join(', ')}`);
+      } catch (e) {
+        row.error = (e as Error).message;
+        log(`  matched ${scenario} x${workers}: ${row.error}`);
+      }
+      rows.push(row);
+    }
+  }
+  return rows;
+}
+
+/** Quartiles of the per-cycle ratios a / b of a matched row (NaN where a peer is missing). */
+export function matchedRatio(m: MatchedRow | undefined, a: Peer, b: Peer): { median: number; q1: number; q3: number; n: number } {
+  const ia = m ? m.peers.indexOf(a as InProcessPeer) : -1;
+  const ib = m ? m.peers.indexOf(b as InProcessPeer) : -1;
+  if (!m || ia < 0 || ib < 0 || m.rates[ia]!.length === 0) return { median: NaN, q1: NaN, q3: NaN, n: 0 };
+  const rs = m.rates[ia]!.map((x, i) => x / m.rates[ib]![i]!).sort((x, y) => x - y);
+  const q = (f: number): number => {
+    const at = f * (rs.length - 1);
+    const lo = Math.floor(at);
+    return rs[lo]! + (rs[Math.min(lo + 1, rs.length - 1)]! - rs[lo]!) * (at - lo);
+  };
+  return { median: q(0.5), q1: q(0.25), q3: q(0.75), n: rs.length };
+}
+
+function fmtQuartiles(r: { median: number; q1: number; q3: number }, digits = 2): string {
+  return Number.isFinite(r.median) ? `${r.median.toFixed(digits)} (${r.q1.toFixed(digits)}-${r.q3.toFixed(digits)})` : '-';
+}
+
+function findMatched(m: readonly MatchedRow[], scenario: Scenario, workers: number): MatchedRow | undefined {
+  return m.find((x) => x.scenario === scenario && x.workers === workers && x.error === undefined);
+}
+
+/** One row per matched point: each peer's median rate, and the ratios of per-cycle rates with their quartiles. */
+export function matchedTable(m: readonly MatchedRow[]): string {
+  if (m.length === 0) return '';
+  const peers = m[0]!.peers;
+  const hasSm = peers.includes('sharedmap');
+  const both = peers.includes('anyalloc-prealloc') && peers.includes('anyalloc-dynamic');
+  return markdownTable(
+    [
+      'scenario',
+      'workers',
+      ...peers,
+      ...(both ? ['dynamic / prealloc'] : []),
+      ...(hasSm ? peers.filter((p) => p !== 'sharedmap').map((p) => `${p} / sharedmap`) : []),
+      'failed ops',
+    ],
+    m.map((r) => {
+      if (r.error !== undefined) return [r.scenario, r.workers, ...peers.map(() => 'error'), ...(both ? [''] : []), ...(hasSm ? peers.slice(1).map(() => '') : []), ''];
+      return [
+        r.scenario,
+        r.workers,
+        ...r.rates.map((x) => fmtRate(summarize(x).median)),
+        ...(both ? [fmtQuartiles(matchedRatio(r, 'anyalloc-dynamic', 'anyalloc-prealloc'))] : []),
+        ...(hasSm ? peers.filter((p) => p !== 'sharedmap').map((p) => fmtQuartiles(matchedRatio(r, p, 'sharedmap'), 1)) : []),
+        r.failures,
+      ];
+    }),
+  );
 }
 
 const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
@@ -280,8 +398,13 @@ export function fillReport(f: FillResult): string {
   );
 }
 
-/** The issue's targets, each with PASS or FAIL, from ratios within this run. */
-export function mapTargets(rows: readonly MapRow[], o: MapOptions, fill?: FillResult): string {
+/**
+ * The issue's targets, each with PASS or FAIL, from ratios within this run:
+ * from the separate processes (ratio of medians; the range of neighbouring
+ * runs' ratios) and, where measured, from the matched windows (median of
+ * the per-cycle ratios; quartiles).
+ */
+export function mapTargets(rows: readonly MapRow[], o: MapOptions, fill?: FillResult, matched: readonly MatchedRow[] = []): string {
   const t: (string | number)[][] = [];
   const verdict = (x: number, ok: boolean): string => (Number.isFinite(x) ? (ok ? 'PASS' : 'FAIL') : 'n/a');
   // The lower CPU share of the anyalloc rows compared. Their workers spin
@@ -299,6 +422,8 @@ export function mapTargets(rows: readonly MapRow[], o: MapOptions, fill?: FillRe
       if (!dyn || !pre) continue;
       const sp = pairedRatio(dyn, pre);
       t.push([`${s} x${w}: dynamic / prealloc ops/s >= 0.95`, `${sp.ratio.toFixed(2)} (runs ${fmtRange(sp)})`, verdict(sp.ratio, sp.ratio >= 0.95), cpu(dyn, pre)]);
+      const mr = matchedRatio(findMatched(matched, s, w), 'anyalloc-dynamic', 'anyalloc-prealloc');
+      if (mr.n > 0) t.push([`${s} x${w}: the same, matched windows`, `${fmtQuartiles(mr)} of ${mr.n}`, verdict(mr.median, mr.median >= 0.95), '']);
       const m = dyn.memPeakBytes / pre.memPeakBytes;
       t.push([`${s} x${w}: dynamic / prealloc peak memory <= 2`, m.toFixed(2), verdict(m, m <= 2), '']);
     }
@@ -315,6 +440,8 @@ export function mapTargets(rows: readonly MapRow[], o: MapOptions, fill?: FillRe
         if (!a || !sm) continue;
         const x = pairedRatio(a, sm);
         t.push([`${s} x2: ${p} / sharedmap ops/s >= 10`, `${x.ratio.toFixed(1)} (runs ${x.lo.toFixed(1)}-${x.hi.toFixed(1)})`, verdict(x.ratio, x.ratio >= 10), cpu(a)]);
+        const mr = matchedRatio(findMatched(matched, s, 2), p, 'sharedmap');
+        if (mr.n > 0) t.push([`${s} x2: the same, matched windows`, `${fmtQuartiles(mr, 1)} of ${mr.n}`, verdict(mr.median, mr.median >= 10), '']);
       }
     }
   }
@@ -336,8 +463,18 @@ export function mapReport(res: MapResults): string {
   out.push('\n### Summary\n');
   out.push(mapSummary(res.rows, o));
   if (res.fill) out.push('\n' + fillReport(res.fill));
+  if (res.matched.length > 0) {
+    out.push('\n### Matched windows\n');
+    out.push(
+      `The in-process peers again, in the same ${o.workers.join(' / ')} workers of one process, taking turns in ` +
+        `${o.matchedWindowMs} ms windows (${o.matchedCycles} cycles after ${MATCHED_WARMUP_CYCLES} of warm-up; ` +
+        `the order alternates each cycle). Rates: median over windows. Ratios: median of the per-cycle ratios, ` +
+        `with the quartiles: both sides of each ratio were measured within a few hundred milliseconds of each other.\n`,
+    );
+    out.push(matchedTable(res.matched));
+  }
   out.push('\n### Targets\n');
-  out.push(mapTargets(res.rows, o, res.fill));
+  out.push(mapTargets(res.rows, o, res.fill, res.matched));
   return out.join('\n');
 }
 
@@ -368,7 +505,8 @@ export async function runMapBench(o: MapOptions, log: (l: string) => void): Prom
       log(`  fill: ${(e as Error).message}`);
     }
   }
-  const res: MapResults = { options: o, rows, loadBefore, loadAfter: loadavg()[0]! };
+  const matched = await matchedSuite(o, log);
+  const res: MapResults = { options: o, rows, matched, loadBefore, loadAfter: loadavg()[0]! };
   if (fill) res.fill = fill;
   return res;
 }
@@ -384,6 +522,8 @@ export function mapOptions(v: {
   peers?: string[];
   numberKeys?: boolean;
   pairWindow?: number;
+  matchedCycles?: number;
+  matchedWindowMs?: number;
 }): MapOptions {
   const base = { ...DEFAULT_MAP, ...(v.quick ? QUICK_MAP : {}) };
   const o: MapOptions = {
@@ -395,7 +535,11 @@ export function mapOptions(v: {
     peers: (v.peers as Peer[] | undefined) ?? base.peers,
     keys: v.numberKeys ? 'number' : base.keys,
     pairWindow: v.pairWindow ?? base.pairWindow,
+    matchedCycles: v.matchedCycles ?? base.matchedCycles,
+    matchedWindowMs: v.matchedWindowMs ?? base.matchedWindowMs,
   };
+  if (!(Number.isInteger(o.matchedCycles) && o.matchedCycles >= 0)) throw new Error(`matched cycles must be an integer >= 0 (0: none), got ${o.matchedCycles}`);
+  if (!(o.matchedWindowMs >= 10)) throw new Error(`matched window must be at least 10 ms, got ${o.matchedWindowMs}`);
   if (!(Number.isInteger(o.pairWindow) && o.pairWindow >= 1 && o.pairWindow <= MAX_PAIR_WINDOW)) {
     throw new Error(`pair window must be 1..${MAX_PAIR_WINDOW}`);
   }
@@ -409,7 +553,10 @@ export function mapOptions(v: {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const known = new Set(['--quick', '--workers', '--runs', '--duration-ms', '--warmup-ms', '--scenarios', '--peers', '--number-keys', '--pair-window', '--out']);
+  const known = new Set([
+    '--quick', '--workers', '--runs', '--duration-ms', '--warmup-ms', '--scenarios', '--peers', '--number-keys', '--pair-window',
+    '--matched-cycles', '--matched-window-ms', '--out',
+  ]);
   for (const a of argv) if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown option ${a}`);
   const val = (f: string): string | undefined => {
     const i = argv.indexOf(f);
@@ -429,6 +576,8 @@ async function main(): Promise<void> {
     peers: val('--peers')?.split(','),
     numberKeys: argv.includes('--number-keys'),
     pairWindow: num('--pair-window'),
+    matchedCycles: num('--matched-cycles'),
+    matchedWindowMs: num('--matched-window-ms'),
   });
   const started = Date.now();
   const machine = machineInfo();

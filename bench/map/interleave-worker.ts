@@ -1,0 +1,72 @@
+/**
+ * One client worker of the map benchmark's matched windows
+ * (bench/map/interleave.ts). It attaches to every peer's map, prefills
+ * each as its scenario needs, counts itself ready, then runs rounds until
+ * the stop flag; before each round it reads which peer the parent is
+ * measuring now and runs that round on that peer's map, and after it
+ * publishes its count of rounds done on that peer.
+ *
+ * add_del_on_diff_cpu: the adder picks the peer of each round and writes
+ * it beside the pair's counters before it finishes the round; the deleter
+ * reads it there, so both work on the same map in every round.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Turns, anyallocOps, prefill, round, sharedmapOps, type Ops, type Slice } from './ops.js';
+import { C_GO, C_LINE, C_PAIR, C_READY, C_ROUNDS, C_STOP, KEYS_PER_WORKER, type MapBenchResult } from './protocol.js';
+import { I_PHASE, I_ROUND_PEER, I_ROUND_PEERS, type InterleaveJob } from './interleave-protocol.js';
+
+const job = workerData as InterleaveJob;
+const ctl = new Int32Array(job.control);
+/** This worker's counters: rounds done on peer p at word countWord + p. */
+const countWord = C_ROUNDS + C_LINE * job.index;
+const stopped = (): boolean => Atomics.load(ctl, C_STOP) !== 0;
+
+function main(): MapBenchResult {
+  const addDel = job.scenario === 'add_del_on_diff_cpu';
+  const pair = job.index >> 1;
+  const adder = (job.index & 1) === 0;
+  const base = (addDel ? pair : job.index) * KEYS_PER_WORKER;
+  const ops: Ops[] = job.setups.map((s, p) => (job.peers[p] === 'sharedmap' ? sharedmapOps(s.shared) : anyallocOps(s.heap!, s.map!, job.keys)));
+  // A slice per peer: every map has its own keys in flight.
+  const slices: Slice[] = ops.map(() => ({ base, adder, next: 0, v: 1, failures: 0 }));
+  for (let p = 0; p < ops.length; p++) prefill(job.scenario, ops[p]!, slices[p]!);
+  const done = ops.map(() => 0);
+  Atomics.add(ctl, C_READY, 1);
+  Atomics.notify(ctl, C_READY);
+  while (Atomics.load(ctl, C_GO) === 0) Atomics.wait(ctl, C_GO, 0, 50);
+  if (addDel) {
+    const pairWord = C_PAIR + 32 * pair;
+    const turns = new Turns(ctl, pairWord, adder, job.pairWindow, stopped);
+    for (let r = 0; turns.await(r); r++) {
+      // At most pairWindow (<= I_ROUND_PEERS) rounds of a pair are in flight.
+      const at = pairWord + I_ROUND_PEER + (r % I_ROUND_PEERS);
+      let p: number;
+      if (adder) {
+        p = Atomics.load(ctl, I_PHASE);
+        Atomics.store(ctl, at, p);
+      } else {
+        p = Atomics.load(ctl, at);
+      }
+      round(job.scenario, ops[p]!, slices[p]!);
+      turns.finish(r);
+      Atomics.store(ctl, countWord + p, ++done[p]!);
+    }
+  } else {
+    while (!stopped()) {
+      const p = Atomics.load(ctl, I_PHASE);
+      round(job.scenario, ops[p]!, slices[p]!);
+      Atomics.store(ctl, countWord + p, ++done[p]!);
+    }
+  }
+  for (const o of ops) o.close();
+  return { rounds: done.reduce((a, b) => a + b, 0), failures: slices.reduce((a, s) => a + s.failures, 0) };
+}
+
+try {
+  parentPort!.postMessage(main());
+} catch (e) {
+  // Count as ready so the parent does not wait for this worker.
+  Atomics.add(ctl, C_READY, 1);
+  Atomics.notify(ctl, C_READY);
+  parentPort!.postMessage({ rounds: 0, failures: 0, error: String((e as Error)?.stack ?? e) } satisfies MapBenchResult);
+}
