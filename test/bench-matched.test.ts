@@ -1,0 +1,77 @@
+/**
+ * The map benchmark's matched windows (bench/map/interleave.ts): peers that
+ * take turns in the same workers must each get their own rounds on their
+ * own map, and the ratios must come from the same cycles.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { measureInterleaved } from '../bench/map/interleave.js';
+import type { InterleaveSpec } from '../bench/map/interleave-protocol.js';
+import { matchedRatio, type MatchedRow } from '../bench/map/run.js';
+
+test('matched windows: add_del pairs delete exactly what their adder added, map by map', async () => {
+  // The adder picks the peer of each round and the deleter follows it: a
+  // deleter on the wrong map would find none of the round's keys (failed ops).
+  const r = await measureInterleaved({
+    scenario: 'add_del_on_diff_cpu',
+    workers: 2,
+    peers: ['anyalloc-prealloc', 'anyalloc-dynamic'],
+    cycles: 4,
+    windowMs: 25,
+    warmupCycles: 1,
+    keys: 'bytes',
+    pairWindow: 8,
+  });
+  assert.equal(r.failures, 0);
+  assert.equal(r.rates.length, 2);
+  for (const rates of r.rates) {
+    assert.equal(rates.length, 4);
+    for (const x of rates) assert.ok(x > 0, `a window with no rounds: ${rates.join(', ')}`);
+  }
+});
+
+test('matched windows: every peer is measured on its own map (overwrite, number keys)', async () => {
+  const r = await measureInterleaved({
+    scenario: 'overwrite',
+    workers: 1,
+    peers: ['anyalloc-dynamic', 'anyalloc-prealloc'],
+    cycles: 3,
+    windowMs: 20,
+    warmupCycles: 0,
+    keys: 'number',
+    pairWindow: 8,
+  });
+  assert.equal(r.failures, 0);
+  assert.deepEqual(r.rates.map((x) => x.length), [3, 3]);
+});
+
+test('matched windows: bad specs are refused', async () => {
+  const spec: InterleaveSpec = { scenario: 'overwrite', workers: 1, peers: ['anyalloc-dynamic', 'anyalloc-prealloc'], cycles: 1, windowMs: 10, warmupCycles: 0, keys: 'bytes', pairWindow: 8 };
+  await assert.rejects(measureInterleaved({ ...spec, peers: ['anyalloc-dynamic'] }), /2\.\.16 peers/);
+  await assert.rejects(measureInterleaved({ ...spec, scenario: 'add_del_on_diff_cpu' }), /even worker count/);
+  await assert.rejects(measureInterleaved({ ...spec, cycles: 0 }), /cycles/);
+});
+
+test('matchedRatio: median and quartiles of the per-cycle ratios, not the ratio of medians', () => {
+  const row: MatchedRow = {
+    scenario: 'overwrite',
+    workers: 2,
+    peers: ['anyalloc-prealloc', 'anyalloc-dynamic', 'sharedmap'],
+    // Machine speed changes from cycle to cycle; within a cycle dynamic is 0.9x to 1.1x prealloc.
+    rates: [
+      [10, 20, 10, 20, 10],
+      [9, 22, 10, 18, 11],
+      [1, 2, 1, 2, 1],
+    ],
+    failures: 0,
+  };
+  const r = matchedRatio(row, 'anyalloc-dynamic', 'anyalloc-prealloc');
+  // Ratios: 0.9, 1.1, 1.0, 0.9, 1.1 -> sorted 0.9 0.9 1.0 1.1 1.1.
+  assert.equal(r.n, 5);
+  assert.ok(Math.abs(r.median - 1.0) < 1e-12);
+  assert.ok(Math.abs(r.q1 - 0.9) < 1e-12);
+  assert.ok(Math.abs(r.q3 - 1.1) < 1e-12);
+  assert.ok(Math.abs(matchedRatio(row, 'anyalloc-prealloc', 'sharedmap').median - 10) < 1e-12);
+  assert.ok(Number.isNaN(matchedRatio(row, 'anyalloc-prealloc', 'jsmap-postmessage').median));
+  assert.ok(Number.isNaN(matchedRatio(undefined, 'anyalloc-prealloc', 'sharedmap').median));
+});
