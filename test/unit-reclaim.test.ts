@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Heap } from '../src/index.js';
 import { currentEpoch, pin, tryAdvance, unpin } from '../src/reclaim/epoch.js';
-import { limboRow } from '../src/alloc/region.js';
-import { A, L, ST_RETIRED } from '../src/shm/layout.js';
+import { cacheRow, limboRow } from '../src/alloc/region.js';
+import { A, K, L, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_FREE, ST_RETIRED } from '../src/shm/layout.js';
 
 function tick(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
@@ -230,49 +230,77 @@ test('a slot released while its agent held its limbo ring between collects: the 
   assert.equal(a.destroy().leakedObjects, 0);
 });
 
-test('a collector that died taking an entry out of a ring: the releaser makes the count agree and puts a still-RETIRED object back', async () => {
-  // Steps of a take: record (taking, take head, take count), head moves,
-  // count drops, the object goes FREE into the collector's cache.
-  for (const [stopAfter, whose] of [
-    ['record', 'own'],
-    ['head', 'own'],
-    ['count', 'own'],
-    ['head', 'other'],
-    ['count', 'other'],
-  ] as const) {
-    const note = `stopped after ${stopAfter}, ${whose} ring`;
-    const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
-    const a = heap.createAllocator({ unitSize: 32 });
-    const owner = Heap.attach(heap.handle);
-    const o = owner.attachAllocator(a.handle);
-    const reader = Heap.attach(heap.handle);
-    pin(reader); // keeps the entries waiting
-    const ps = Array.from({ length: 3 }, () => o.alloc());
-    for (const p of ps) o.freeDeferred(p);
-    await Promise.resolve(); // the owner's job ends: it lets go of its ring
-    const row = rowOf(heap, a, owner.slot);
-    assert.equal(heap.u32[row + L.LOCK], 0, `${note}: precondition`);
-    // The collector that dies: the owner itself, or another agent.
-    const dead = whose === 'own' ? owner : Heap.attach(heap.handle);
-    if (whose === 'other') dead.attachAllocator(a.handle);
-    const head = heap.u32[row + L.HEAD]!;
-    const count = heap.u32[row + L.COUNT]!;
-    assert.equal(count, 3, `${note}: precondition`);
-    heap.u32[row + L.LOCK] = dead.slot + 1;
-    heap.u32[row + L.TAKE_HEAD] = head;
-    heap.u32[row + L.TAKE_COUNT] = count;
-    heap.u32[row + L.TAKING] = ps[0]!;
-    if (stopAfter !== 'record') heap.u32[row + L.HEAD] = head + 1;
-    if (stopAfter === 'count') heap.u32[row + L.COUNT] = count - 1;
-    assert.equal(heap.releaseSlot(dead.slot, dead.slotGen), true);
-    assert.equal(heap.u32[row + L.LOCK], 0, `${note}: lock released`);
-    assert.equal(heap.u32[row + L.TAKING], 0, `${note}: take settled`);
-    assert.equal(heap.u32[row + L.COUNT], 3, `${note}: all three objects are in the ring`);
-    assert.deepEqual(heap.validate(), [], note);
-    unpin(reader);
-    for (let i = 0; i < 8 && a.retiredObjects() > 0; i++) a.collectDeferred(true);
-    assert.equal(a.retiredObjects(), 0, `${note}: collected`);
-    assert.equal(a.stats().classes[0]!.live, 0, `${note}: every object came back`);
-    assert.deepEqual(heap.validate(), [], note);
+test('a collector that died inside a take: the releaser makes head and count agree and puts back what had not reached its cache', async () => {
+  // A take of k entries: record (take head, take count, taking = k), head
+  // moves past them, count drops, then the objects go FREE into the
+  // collector's cache one by one. Death after each of those steps, in a
+  // ring of 3 (a take of 2) and in a full inline ring (a take of all of
+  // it: head comes round to where it was, so only the count shows it).
+  const steps = ['record', 'head', 'count', 'pushed one', 'pushed all'] as const;
+  for (const full of [false, true]) {
+    for (const stopAfter of steps) {
+      for (const whose of ['own', 'other'] as const) {
+        const note = `${full ? 'full ring' : 'ring of 3'}, stopped after ${stopAfter}, ${whose} ring`;
+        const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
+        const a = heap.createAllocator({ unitSize: 32 });
+        const owner = Heap.attach(heap.handle);
+        const o = owner.attachAllocator(a.handle);
+        const reader = Heap.attach(heap.handle);
+        pin(reader); // keeps the entries waiting
+        const n = full ? LIMBO_INLINE : 3;
+        const ps = Array.from({ length: n }, () => o.alloc());
+        for (const p of ps) o.freeDeferred(p);
+        await Promise.resolve(); // the owner's job ends: it lets go of its ring
+        const row = rowOf(heap, a, owner.slot);
+        assert.equal(heap.u32[row + L.LOCK], 0, `${note}: precondition`);
+        assert.equal(heap.u32[row + L.RING], 0, `${note}: the ring is inline`);
+        const dead = whose === 'own' ? owner : Heap.attach(heap.handle);
+        const d = whose === 'own' ? o : dead.attachAllocator(a.handle);
+        const head = heap.u32[row + L.HEAD]!;
+        const count = heap.u32[row + L.COUNT]!;
+        assert.equal(count, n, `${note}: precondition`);
+        const k = full ? n : 2;
+        const cap = LIMBO_INLINE;
+        const ring = row + LIMBO_HEADER_WORDS;
+        const taken = Array.from({ length: k }, (_, m) => heap.u32[ring + 2 * ((head + m) % cap)]!);
+        heap.u32[row + L.LOCK] = dead.slot + 1;
+        heap.u32[row + L.TAKE_HEAD] = head;
+        heap.u32[row + L.TAKE_COUNT] = count;
+        heap.u32[row + L.TAKING] = k;
+        const at = steps.indexOf(stopAfter);
+        if (at >= 1) heap.u32[row + L.HEAD] = (head + k) % cap;
+        if (at >= 2) heap.u32[row + L.COUNT] = count - k;
+        const pushed = at === 3 ? 1 : at === 4 ? k : 0;
+        // The dead collector's cache row for this allocator's only class.
+        const R = heap.allocatorRow(a.handle.id).region >>> 2;
+        const rec = cacheRow(R, heap.u32[R + A.CLASSES]!, heap.maxSlots, dead.slot, 0);
+        for (let m = 0; m < pushed; m++) {
+          const p = taken[m]!;
+          const off = p & (heap.pageSize - 1);
+          heap.u8[p - off + (off >>> 4)] = ST_FREE;
+          heap.u32[p >>> 2] = heap.u32[rec]!;
+          heap.u32[rec] = p;
+          heap.u32[rec + K.COUNT]!++;
+        }
+        assert.equal(heap.releaseSlot(dead.slot, dead.slotGen), true);
+        assert.equal(heap.u32[row + L.LOCK], 0, `${note}: lock released`);
+        assert.equal(heap.u32[row + L.TAKING], 0, `${note}: take settled`);
+        assert.equal(heap.u32[row + L.COUNT], n - pushed, `${note}: what had not reached the cache is in the ring`);
+        // Each object exactly once: in the ring, or (pushed) back in the pool.
+        const inRing = new Set<number>();
+        const c = heap.u32[row + L.COUNT]!;
+        const h = heap.u32[row + L.HEAD]!;
+        for (let m = 0; m < c; m++) inRing.add(heap.u32[ring + 2 * ((h + m) % cap)]!);
+        assert.equal(inRing.size, c, `${note}: no entry twice`);
+        for (let m = 0; m < k; m++) assert.equal(inRing.has(taken[m]!), m >= pushed, `${note}: object ${m} of the take`);
+        assert.deepEqual(heap.validate(), [], note);
+        void d;
+        unpin(reader);
+        for (let i = 0; i < 8 && a.retiredObjects() > 0; i++) a.collectDeferred(true);
+        assert.equal(a.retiredObjects(), 0, `${note}: collected`);
+        assert.equal(a.stats().classes[0]!.live, 0, `${note}: every object came back`);
+        assert.deepEqual(heap.validate(), [], note);
+      }
+    }
   }
 });

@@ -290,6 +290,8 @@ export class Allocator implements ViewClient {
   /** Deferred frees since the last periodic collect. */
   private sinceCollect = 0;
   private collectScheduled = false;
+  /** Classes whose caches took objects from limbo rings since the last settleRetired (a bit each). */
+  private retiredTouched = 0;
   private readonly collector: () => void;
   private detached = false;
   private readonly deferred: () => void;
@@ -712,8 +714,9 @@ export class Allocator implements ViewClient {
     if (this.ringHeld || tryLockRow(heap, row, this.lockId)) {
       this.ringHeld = true;
       if (this.spill.length !== 0) this.unspill();
-      if (rowCount(heap.u32, row) > 0) collectLocked(heap, row, this.freeRetired, advances);
+      if (rowCount(heap.u32, row) > 0) collectLocked(heap, row, this.pushRetired, advances);
       this.releaseRing();
+      this.settleRetired();
     }
     if (everyAgent || orphans) this.collectOthers(everyAgent);
     return this.deferredPending;
@@ -730,36 +733,65 @@ export class Allocator implements ViewClient {
       if (rowCount(u32, row) === 0 && u32[row + L.ORPHAN] === 0) continue;
       if (!every && u32[row + L.ORPHAN] === 0) continue;
       if (!tryLockRow(heap, row, me)) continue;
-      collectLocked(heap, row, this.freeRetired, 2);
+      collectLocked(heap, row, this.pushRetired, 2);
       if (rowCount(heap.u32, row) === 0) clearOrphan(heap.u32, this.R, row);
       unlockRow(heap, row);
+      this.settleRetired();
     }
   }
 
-  /** Frees an object taken out of a limbo ring (its state is ALLOCATED again). */
-  private readonly freeRetired = (p: number): void => {
-    const off = p & this.pageMask;
-    const s = p - off + (off >>> 4);
-    if (this.retireThroughFree) {
-      this.u8[s] = HOT_ALLOCATED;
-      this.free(p);
-      return;
-    }
-    // free()'s fast path without its checks: the ring vouches for p.
-    const d = this.tags[p >>> this.pageShift]!;
-    const rec = this.cacheRec + ((d >>> 4) & 15) * HOT_ROW;
+  /**
+   * Puts objects taken out of a limbo ring into this agent's caches
+   * (limbo.ts PushRetired): each one FREE and on its class's list before
+   * the next, no watermark acted on (settleRetired does that once the take
+   * is over). Debug mode, or a cache row this agent no longer owns (a
+   * stale handle), goes through free() object by object instead.
+   */
+  private readonly pushRetired = (ring: number, head: number, cap: number, k: number): void => {
     const i32 = this.i32;
-    const n = i32[rec + HOT_COUNT]! + 1;
-    if (n > i32[rec + HOT_HIGH]! || i32[rec + HOT_OWNER] !== this.ownerGen) {
-      this.u8[s] = HOT_ALLOCATED;
-      this.free(p);
+    if (this.retireThroughFree || i32[this.cacheRec + HOT_OWNER] !== this.ownerGen) {
+      for (let m = 0, j = head; m < k; m++, j = j + 1 < cap ? j + 1 : 0) {
+        const p = this.i32[ring + 2 * j]!;
+        const off = p & this.pageMask;
+        this.u8[p - off + (off >>> 4)] = HOT_ALLOCATED;
+        this.free(p);
+      }
       return;
     }
-    this.u8[s] = HOT_FREE;
-    i32[p >>> 2] = i32[rec]!;
-    i32[rec] = p;
-    i32[rec + HOT_COUNT] = n;
+    const u8 = this.u8;
+    const tags = this.tags;
+    const pageMask = this.pageMask;
+    const pageShift = this.pageShift;
+    const cacheRec = this.cacheRec;
+    let touched = this.retiredTouched;
+    // Ring entries and objects lie below 2 GiB: Int32 words hold them.
+    for (let m = 0, j = head; m < k; m++) {
+      const p = i32[ring + 2 * j]!;
+      j = j + 1 < cap ? j + 1 : 0;
+      const c = (tags[p >>> pageShift]! >>> 4) & 15;
+      const rec = cacheRec + c * HOT_ROW;
+      const off = p & pageMask;
+      u8[p - off + (off >>> 4)] = HOT_FREE;
+      i32[p >>> 2] = i32[rec]!;
+      i32[rec] = p;
+      i32[rec + HOT_COUNT]!++;
+      touched |= 1 << c;
+    }
+    this.retiredTouched = touched;
   };
+
+  /** After a collect: the classes that took objects from limbo rings trim (now, or in the microtask) if above high. */
+  private settleRetired(): void {
+    let touched = this.retiredTouched;
+    this.retiredTouched = 0;
+    while (touched !== 0) {
+      const c = 31 - Math.clz32(touched);
+      touched &= ~(1 << c);
+      const rec = this.cacheRec + c * HOT_ROW;
+      const n = this.i32[rec + HOT_COUNT]!;
+      if (n > this.i32[rec + HOT_HIGH]!) this.kickTrim(c, n);
+    }
+  }
 
   private checkFreeable(p: unknown): void {
     if (typeof p !== 'number' || !Number.isInteger(p)) {

@@ -158,43 +158,64 @@ export function newestEpoch(heap: Heap, row: number): number {
 }
 
 /**
+ * Puts k objects, taken out of a ring, into the collector's caches: the
+ * entries at ring positions head, head + 1, ... (mod cap) of the ring at
+ * word `ring`. Each object must go FREE into a cache list one at a time,
+ * so that a collector that dies midway leaves each either still RETIRED
+ * or in its cache (repairTake). It must not move objects on to the global
+ * pool (no trim): the take is still recorded while it runs.
+ */
+export type PushRetired = (ring: number, head: number, cap: number, k: number) => void;
+
+/** Most entries one take record covers. */
+const TAKE_MAX = 64;
+
+/**
  * Takes out of the ring every entry whose grace period has passed at
  * epoch `now` (oldest first, so it stops at the first that has not, or
- * at one not stamped yet: stamp first with stampRow), and hands it, still
- * RETIRED, to `free`, which makes it FREE in the collector's cache. Lock
- * held. A region
- * ring that has shrunk to half the inline capacity moves back inline.
- * Returns the entries taken.
+ * at one not stamped yet: stamp first with stampRow), in takes of up to
+ * TAKE_MAX entries: each take is recorded (take head, take count, then
+ * taking = its size), head and count move past it, `push` puts its
+ * objects, still RETIRED, into the collector's caches, and the record is
+ * cleared. Lock held. A region ring that has shrunk to half the inline
+ * capacity moves back inline. Returns the entries taken.
  */
-export function collectRow(heap: Heap, row: number, now: number, free: (p: number) => void): number {
+export function collectRow(heap: Heap, row: number, now: number, push: PushRetired): number {
   let u32 = heap.u32;
   const ring = ringAt(u32, row) >>> 2;
   const cap = capOf(u32, row);
   reach(heap, ring * 4 + cap * 8);
-  u32 = heap.u32;
-  const pageMask = heap.pageSize - 1;
   let taken = 0;
-  while (u32[row + L.COUNT]! > 0) {
+  for (;;) {
+    u32 = heap.u32;
     const head = u32[row + L.HEAD]!;
-    const e = ring + 2 * head;
-    const retired = u32[e + 1]!;
-    if (retired === UNSTAMPED || !gracePassed(retired, now)) break;
-    const p = u32[e]!;
     const count = u32[row + L.COUNT]!;
-    // The take is recorded first: a collector that dies inside it leaves
-    // its releaser enough to finish it or put the object back (repairTake).
+    let k = 0;
+    let end = 0;
+    for (let j = head; k < count && k < TAKE_MAX; k++) {
+      const retired = u32[ring + 2 * j + 1]!;
+      if (retired === UNSTAMPED || !gracePassed(retired, now)) break;
+      const p = u32[ring + 2 * j]!;
+      if (p > end) end = p;
+      j = j + 1 < cap ? j + 1 : 0;
+    }
+    if (k === 0) break;
+    // Objects may lie in pages committed after this agent's views.
+    reach(heap, end + 16);
+    u32 = heap.u32;
+    // Recorded first: a collector that dies inside the take leaves its
+    // releaser enough to finish it or put the objects back (repairTake).
     u32[row + L.TAKE_HEAD] = head;
     u32[row + L.TAKE_COUNT] = count;
-    u32[row + L.TAKING] = p;
-    u32[row + L.HEAD] = head + 1 < cap ? head + 1 : 0;
-    u32[row + L.COUNT] = count - 1;
-    reach(heap, p + 16);
-    free(p);
-    taken++;
-    // free() may have refreshed the views (the ring stays where it is: the lock is held).
-    u32 = heap.u32;
-    u32[row + L.TAKING] = 0;
+    u32[row + L.TAKING] = k;
+    u32[row + L.HEAD] = head + k < cap ? head + k : head + k - cap;
+    u32[row + L.COUNT] = count - k;
+    push(ring, head, cap, k);
+    heap.u32[row + L.TAKING] = 0;
+    taken += k;
+    if (k < TAKE_MAX) break;
   }
+  u32 = heap.u32;
   if (u32[row + L.RING] !== 0 && u32[row + L.COUNT]! <= LIMBO_INLINE / 2) {
     const old = moveRing(u32, row, (row + LIMBO_HEADER_WORDS) * 4, LIMBO_INLINE);
     if (old !== 0) heap.giveRegion(old);
@@ -209,7 +230,7 @@ export function collectRow(heap: Heap, row: number, now: number, free: (p: numbe
  * allow it; two are enough for everything stamped now), then frees every
  * entry whose grace period has passed. Returns how many it freed.
  */
-export function collectLocked(heap: Heap, row: number, free: (p: number) => void, advances: number): number {
+export function collectLocked(heap: Heap, row: number, push: PushRetired, advances: number): number {
   let now = currentEpoch(heap);
   stampRow(heap, row, now);
   for (let round = 0; round < advances && !gracePassed(newestEpoch(heap, row), now); round++) {
@@ -217,7 +238,7 @@ export function collectLocked(heap: Heap, row: number, free: (p: number) => void
     if (next === now) break;
     now = next;
   }
-  return collectRow(heap, row, now, free);
+  return collectRow(heap, row, now, push);
 }
 
 /** Marks the row ORPHAN (its agent is gone, entries remain) once, counting it in A.LIMBO_ORPHANS. */
@@ -263,28 +284,41 @@ export function repairLimboRow(heap: Heap, R: number, row: number, slot: number)
 }
 
 /**
- * A collector died taking an entry out of this row (TAKING set): if the
- * head had moved, makes the count agree and, if the object had not yet
- * reached the collector's cache (still RETIRED), puts it back at the
- * tail, unstamped, to wait again. The caller holds the dead collector's
- * lock on the row.
+ * A collector died taking entries out of this row (TAKING = how many): if
+ * head or count had moved, makes both agree with the take and puts every
+ * object of it that had not yet reached the collector's cache (still
+ * RETIRED) back at the tail, unstamped, to wait again; those in its cache
+ * go back to the pool with the cache. If neither had moved, nothing was
+ * taken (a take of the whole ring moves head round to where it was: then
+ * only the count tells). The caller holds the dead collector's lock on the
+ * row, before the dead slot's caches are flushed.
  */
 function repairTake(heap: Heap, row: number): void {
-  const u32 = heap.u32;
-  const p = u32[row + L.TAKING]!;
-  if (p === 0) return;
-  if (u32[row + L.HEAD] !== u32[row + L.TAKE_HEAD]) {
-    const count = u32[row + L.TAKE_COUNT]! - 1;
+  let u32 = heap.u32;
+  const k = u32[row + L.TAKING]!;
+  if (k === 0) return;
+  const th = u32[row + L.TAKE_HEAD]!;
+  const tc = u32[row + L.TAKE_COUNT]!;
+  if (u32[row + L.HEAD] !== th || u32[row + L.COUNT] !== tc) {
+    const ring = ringAt(u32, row) >>> 2;
+    const cap = capOf(u32, row);
+    const head = th + k < cap ? th + k : th + k - cap;
+    let count = tc - k;
+    u32[row + L.HEAD] = head;
     u32[row + L.COUNT] = count;
-    reach(heap, p + 16);
-    if (heap.u8[stateIndex(p, heap.pageSize - 1)] === ST_RETIRED) {
-      const ring = ringAt(u32, row);
-      const cap = capOf(u32, row);
-      const tail = u32[row + L.HEAD]! + count;
-      const i = tail < cap ? tail : tail - cap;
-      u32[(ring >>> 2) + 2 * i] = p;
-      u32[(ring >>> 2) + 2 * i + 1] = UNSTAMPED;
-      u32[row + L.COUNT] = count + 1;
+    const pageMask = heap.pageSize - 1;
+    for (let m = 0, j = th; m < k; m++) {
+      const p = u32[ring + 2 * j]!;
+      j = j + 1 < cap ? j + 1 : 0;
+      reach(heap, p + 16);
+      u32 = heap.u32;
+      if (heap.u8[stateIndex(p, pageMask)] !== ST_RETIRED) continue;
+      // The free slots after the tail are the taken ones, in order, and
+      // this one has been read: the tail never overtakes the reading.
+      const tail = head + count < cap ? head + count : head + count - cap;
+      u32[ring + 2 * tail] = p;
+      u32[ring + 2 * tail + 1] = UNSTAMPED;
+      u32[row + L.COUNT] = ++count;
     }
   }
   u32[row + L.TAKING] = 0;
