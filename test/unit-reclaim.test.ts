@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Heap } from '../src/index.js';
 import { currentEpoch, pin, tryAdvance, unpin } from '../src/reclaim/epoch.js';
 import { cacheRow, limboRow } from '../src/alloc/region.js';
+import { UNSTAMPED, stampRow } from '../src/alloc/limbo.js';
 import { A, K, L, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_FREE, ST_RETIRED } from '../src/shm/layout.js';
 
 function tick(): Promise<void> {
@@ -302,5 +303,36 @@ test('a collector that died inside a take: the releaser makes head and count agr
         assert.deepEqual(heap.validate(), [], note);
       }
     }
+  }
+});
+
+test('stampRow: a wrong count of fresh entries never leaves an unstamped entry behind a stamped one', async () => {
+  for (const fresh of [-1, 0, 1, 3, 5, 8, 100]) {
+    const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
+    const a = heap.createAllocator({ unitSize: 32 });
+    const reader = Heap.attach(heap.handle);
+    pin(reader); // keeps every entry waiting
+    for (let i = 0; i < 3; i++) a.freeDeferred(a.alloc());
+    await Promise.resolve(); // the collect microtask stamps these three and lets go of the ring
+    for (let i = 0; i < 5; i++) a.freeDeferred(a.alloc());
+    const row = rowOf(heap, a, heap.slot);
+    const ring = row + LIMBO_HEADER_WORDS;
+    const head = heap.u32[row + L.HEAD]!;
+    const epochs = (): number[] => Array.from({ length: heap.u32[row + L.COUNT]! }, (_, i) => heap.u32[ring + 2 * ((head + i) % LIMBO_INLINE) + 1]!);
+    const before = epochs();
+    assert.equal(before.length, 8);
+    assert.ok(before.slice(0, 3).every((e) => e !== UNSTAMPED) && before.slice(3).every((e) => e === UNSTAMPED), `fresh ${fresh}: precondition`);
+    const now = currentEpoch(heap) + 7;
+    stampRow(heap, row, now, fresh);
+    const after = epochs();
+    assert.ok(after.every((e) => e !== UNSTAMPED), `fresh ${fresh}: every entry stamped: ${after.join(' ')}`);
+    assert.deepEqual(after.slice(3), [now, now, now, now, now], `fresh ${fresh}: the new ones carry the epoch read now`);
+    // Older stamps stay unless the hint reached back to them (which only delays those).
+    const restamped = fresh > 5 ? Math.min(fresh, 8) - 5 : 0;
+    assert.deepEqual(after.slice(0, 3 - restamped), before.slice(0, 3 - restamped), `fresh ${fresh}: older stamps kept`);
+    unpin(reader);
+    for (let i = 0; i < 8 && a.retiredObjects() > 0; i++) a.collectDeferred(true);
+    assert.equal(a.retiredObjects(), 0, `fresh ${fresh}: collected`);
+    assert.deepEqual(heap.validate(), [], `fresh ${fresh}`);
   }
 });

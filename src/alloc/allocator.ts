@@ -289,6 +289,11 @@ export class Allocator implements ViewClient {
   private ringHeld = false;
   /** Deferred frees since the last periodic collect. */
   private sinceCollect = 0;
+  /**
+   * Entries this agent appended to its ring since it last stamped it (a
+   * hint for stampRow, which checks it; reset when the ring is let go).
+   */
+  private fresh = 0;
   private collectScheduled = false;
   /** Classes whose caches took objects from limbo rings since the last settleRetired (a bit each). */
   private retiredTouched = 0;
@@ -593,9 +598,13 @@ export class Allocator implements ViewClient {
         u32[e + 1] = HOT_UNSTAMPED;
         u32[row + HOT_L_COUNT] = waiting = count + 1;
         u32[row + HOT_L_PENDING] = 0;
+        this.fresh++;
       } else {
         if (this.spill.length !== 0) this.unspill();
-        if (appendRetired(heap, row, p, this.id)) waiting = rowCount(heap.u32, row);
+        if (appendRetired(heap, row, p, this.id)) {
+          waiting = rowCount(heap.u32, row);
+          this.fresh++;
+        }
       }
     } else {
       waiting = this.appendContended(p);
@@ -625,7 +634,9 @@ export class Allocator implements ViewClient {
       if (!tryLockRow(heap, row, this.lockId)) continue;
       this.ringHeld = true;
       if (this.spill.length !== 0) this.unspill();
-      return appendRetired(heap, row, p, this.id) ? rowCount(heap.u32, row) : -1;
+      if (!appendRetired(heap, row, p, this.id)) return -1;
+      this.fresh++;
+      return rowCount(heap.u32, row);
     }
     return -1;
   }
@@ -639,6 +650,7 @@ export class Allocator implements ViewClient {
   private releaseRing(): void {
     if (!this.ringHeld) return;
     this.ringHeld = false;
+    this.fresh = 0;
     // A released slot's lock was let go by its releaser, and may be a new agent's now.
     if (this.i32[this.cacheRec + HOT_OWNER] === this.ownerGen) unlockRow(this.heap, this.limboRow);
   }
@@ -652,6 +664,7 @@ export class Allocator implements ViewClient {
       // appendRetired marks the (already RETIRED) object again: harmless.
       if (!appendRetired(heap, this.limboRow, p, this.id)) break;
       n++;
+      this.fresh++;
     }
     this.spill.splice(0, n);
   }
@@ -702,6 +715,7 @@ export class Allocator implements ViewClient {
       // A stale handle (its slot was released while it ran; maybe its
       // collect microtask): the ring is not its own any more.
       this.ringHeld = false;
+      this.fresh = 0;
       return 0;
     }
     const heap = this.heap;
@@ -714,7 +728,8 @@ export class Allocator implements ViewClient {
     if (this.ringHeld || tryLockRow(heap, row, this.lockId)) {
       this.ringHeld = true;
       if (this.spill.length !== 0) this.unspill();
-      if (rowCount(heap.u32, row) > 0) collectLocked(heap, row, this.pushRetired, advances);
+      if (rowCount(heap.u32, row) > 0) collectLocked(heap, row, this.pushRetired, advances, this.fresh);
+      this.fresh = 0;
       this.releaseRing();
       this.settleRetired();
     }

@@ -120,6 +120,12 @@ export function appendRetired(heap: Heap, row: number, p: number, owner: number)
   return true;
 }
 
+/** Epoch word of the i-th entry from the head. */
+function epochAt(u32: Uint32Array, ring: number, cap: number, head: number, i: number): number {
+  const j = head + i;
+  return u32[ring + 2 * (j < cap ? j : j - cap) + 1]!;
+}
+
 /**
  * Stamps the entries not yet stamped (always the newest ones) with epoch
  * `now`, which the caller read after it took the lock: every entry was
@@ -129,20 +135,25 @@ export function appendRetired(heap: Heap, row: number, p: number, owner: number)
  * it spares the retiring agent an atomic load per deferred free. Oldest
  * first, so that a collector that dies midway leaves the unstamped ones
  * newest. Lock held.
+ *
+ * `fresh`: how many entries the caller knows it appended since the ring
+ * was last stamped (its own ring), or -1. A hint, checked: if the entry
+ * before those is not stamped, the unstamped suffix is found by walking
+ * back from the tail. (Too large a hint only stamps some entries again,
+ * later: they wait longer.)
  */
-export function stampRow(heap: Heap, row: number, now: number): void {
+export function stampRow(heap: Heap, row: number, now: number, fresh = -1): void {
   const u32 = heap.u32;
   const cap = capOf(u32, row);
   const ring = ringAt(u32, row) >>> 2;
   const head = u32[row + L.HEAD]!;
-  let k = u32[row + L.COUNT]!;
-  // Walk back over the unstamped suffix, then stamp it forwards.
-  while (k > 0) {
-    const j = head + k - 1;
-    if (u32[ring + 2 * (j < cap ? j : j - cap) + 1] !== UNSTAMPED) break;
-    k--;
-  }
   const count = u32[row + L.COUNT]!;
+  let k = count - fresh;
+  if (fresh < 0 || k < 0 || (k > 0 && epochAt(u32, ring, cap, head, k - 1) === UNSTAMPED)) {
+    // Walk back over the unstamped suffix.
+    k = count;
+    while (k > 0 && epochAt(u32, ring, cap, head, k - 1) === UNSTAMPED) k--;
+  }
   for (; k < count; k++) {
     const j = head + k;
     u32[ring + 2 * (j < cap ? j : j - cap) + 1] = now;
@@ -225,14 +236,15 @@ export function collectRow(heap: Heap, row: number, now: number, push: PushRetir
 
 /**
  * A collector's work on a row whose lock it holds: stamps the new
- * entries with the epoch read now, moves the global epoch on (at most
- * `advances` times, while the newest entry needs it and the readers
- * allow it; two are enough for everything stamped now), then frees every
- * entry whose grace period has passed. Returns how many it freed.
+ * entries with the epoch read now (`fresh`: see stampRow), moves the
+ * global epoch on (at most `advances` times, while the newest entry needs
+ * it and the readers allow it; two are enough for everything stamped
+ * now), then frees every entry whose grace period has passed. Returns how
+ * many it freed.
  */
-export function collectLocked(heap: Heap, row: number, push: PushRetired, advances: number): number {
+export function collectLocked(heap: Heap, row: number, push: PushRetired, advances: number, fresh = -1): number {
   let now = currentEpoch(heap);
-  stampRow(heap, row, now);
+  stampRow(heap, row, now, fresh);
   for (let round = 0; round < advances && !gracePassed(newestEpoch(heap, row), now); round++) {
     const next = tryAdvance(heap);
     if (next === now) break;
