@@ -9,19 +9,15 @@ import { measureInterleaved } from '../bench/map/interleave.js';
 import type { InterleaveSpec } from '../bench/map/interleave-protocol.js';
 import { matchedRatio, type MatchedRow } from '../bench/map/run.js';
 
+/** The tests' defaults (one worker, overwrite, three short cycles); each overrides what it is about. */
+function spec(o: Partial<InterleaveSpec>): InterleaveSpec {
+  return { scenario: 'overwrite', workers: 1, peers: ['anyalloc-prealloc', 'anyalloc-dynamic'], cycles: 3, windowMs: 20, warmupCycles: 0, keys: 'bytes', pairWindow: 8, ...o };
+}
+
 test('matched windows: add_del pairs delete exactly what their adder added, map by map', async () => {
   // The adder picks the peer of each round and the deleter follows it: a
   // deleter on the wrong map would find none of the round's keys (failed ops).
-  const r = await measureInterleaved({
-    scenario: 'add_del_on_diff_cpu',
-    workers: 2,
-    peers: ['anyalloc-prealloc', 'anyalloc-dynamic'],
-    cycles: 4,
-    windowMs: 25,
-    warmupCycles: 1,
-    keys: 'bytes',
-    pairWindow: 8,
-  });
+  const r = await measureInterleaved(spec({ scenario: 'add_del_on_diff_cpu', workers: 2, cycles: 4, windowMs: 25, warmupCycles: 1 }));
   assert.equal(r.failures, 0);
   assert.equal(r.rates.length, 2);
   for (const rates of r.rates) {
@@ -31,25 +27,15 @@ test('matched windows: add_del pairs delete exactly what their adder added, map 
 });
 
 test('matched windows: every peer is measured on its own map (overwrite, number keys)', async () => {
-  const r = await measureInterleaved({
-    scenario: 'overwrite',
-    workers: 1,
-    peers: ['anyalloc-dynamic', 'anyalloc-prealloc'],
-    cycles: 3,
-    windowMs: 20,
-    warmupCycles: 0,
-    keys: 'number',
-    pairWindow: 8,
-  });
+  const r = await measureInterleaved(spec({ peers: ['anyalloc-dynamic', 'anyalloc-prealloc'], cycles: 3, keys: 'number' }));
   assert.equal(r.failures, 0);
   assert.deepEqual(r.rates.map((x) => x.length), [3, 3]);
 });
 
 test('matched windows: bad specs are refused', async () => {
-  const spec: InterleaveSpec = { scenario: 'overwrite', workers: 1, peers: ['anyalloc-dynamic', 'anyalloc-prealloc'], cycles: 1, windowMs: 10, warmupCycles: 0, keys: 'bytes', pairWindow: 8 };
-  await assert.rejects(measureInterleaved({ ...spec, peers: ['anyalloc-dynamic'] }), /2\.\.16 peers/);
-  await assert.rejects(measureInterleaved({ ...spec, scenario: 'add_del_on_diff_cpu' }), /even worker count/);
-  await assert.rejects(measureInterleaved({ ...spec, cycles: 0 }), /cycles/);
+  await assert.rejects(measureInterleaved(spec({ peers: ['anyalloc-dynamic'] })), /2\.\.16 peers/);
+  await assert.rejects(measureInterleaved(spec({ scenario: 'add_del_on_diff_cpu' })), /even worker count/);
+  await assert.rejects(measureInterleaved(spec({ cycles: 0 })), /cycles/);
 });
 
 test('matchedRatio: median and quartiles of the per-cycle ratios, not the ratio of medians', () => {

@@ -21,11 +21,10 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { isEntry } from '../paths.js';
-import { setup, type Setup } from './point.js';
-import { C_GO, C_LINE, C_READY, C_ROUNDS, C_STOP, C_WORDS, MAX_PAIR_WINDOW, MAX_WORKERS, opsPerRound, type MapBenchResult } from './protocol.js';
+import { setup, startWorkers, type Setup } from './point.js';
+import { C_LINE, C_ROUNDS, C_STOP, C_WORDS, MAX_PAIR_WINDOW, MAX_WORKERS, opsPerRound } from './protocol.js';
 import { I_PHASE, type InterleaveJob, type InterleaveResult, type InterleaveSpec } from './interleave-protocol.js';
 
-const START_TIMEOUT_MS = 30_000;
 
 export async function measureInterleaved(spec: InterleaveSpec): Promise<InterleaveResult> {
   if (!(spec.workers >= 1 && spec.workers <= MAX_WORKERS)) throw new RangeError(`workers must be 1..${MAX_WORKERS}`);
@@ -39,7 +38,7 @@ export async function measureInterleaved(spec: InterleaveSpec): Promise<Interlea
   const ctl = new Int32Array(control);
   try {
     for (const peer of spec.peers) setups.push(await setup({ peer, workers: spec.workers }));
-    const results = Array.from({ length: spec.workers }, (_, index) => {
+    const { results } = await startWorkers(new URL('./interleave-worker.js', import.meta.url), ctl, workers, spec.workers, (index) => {
       const job: InterleaveJob = {
         peers: spec.peers,
         setups: setups.map((s) => ({ heap: s.job.heap, map: s.job.map, shared: s.job.shared })),
@@ -49,24 +48,11 @@ export async function measureInterleaved(spec: InterleaveSpec): Promise<Interlea
         pairWindow: spec.pairWindow,
         control,
       };
-      const w = new Worker(new URL('./interleave-worker.js', import.meta.url), { workerData: job });
-      workers.push(w);
-      return new Promise<MapBenchResult>((resolve, reject) => {
-        w.once('message', resolve);
-        w.once('error', reject);
-        w.once('exit', (code) => reject(new Error(`worker ${index} exited (${code}) before reporting`)));
-      });
+      return { workerData: job };
     });
+    // A worker that fails later shows in its report.
     let failed: unknown;
     for (const p of results) p.catch((e: unknown) => (failed ??= e));
-    const startBy = Date.now() + START_TIMEOUT_MS;
-    while (Atomics.load(ctl, C_READY) < spec.workers) {
-      if (failed) throw failed;
-      if (Date.now() > startBy) throw new Error('workers did not get ready in time');
-      await sleep(1);
-    }
-    Atomics.store(ctl, C_GO, 1);
-    Atomics.notify(ctl, C_GO);
     const done = (p: number): number => {
       let n = 0;
       for (let i = 0; i < spec.workers; i++) n += Atomics.load(ctl, C_ROUNDS + C_LINE * i + p);

@@ -17,7 +17,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort, type WorkerOptions } from 'node:worker_threads';
 import { HashMap, Heap } from '../../src/index.js';
 import { isEntry } from '../paths.js';
 import { SharedMap } from '../peers/sharedmap-lib.js';
@@ -109,6 +109,42 @@ export async function setup(spec: Pick<PointSpec, 'peer' | 'workers'>): Promise<
   }
 }
 
+/**
+ * Starts `n` workers from `url` (options from `job(index)`), each pushed to
+ * `workers` at once so the caller can terminate them whatever happens;
+ * waits until all have counted themselves in ctl[C_READY] (a failed
+ * worker, or START_TIMEOUT_MS, throws), then raises C_GO. Returns each
+ * worker's coming report.
+ */
+export async function startWorkers(
+  url: URL,
+  ctl: Int32Array,
+  workers: Worker[],
+  n: number,
+  job: (index: number) => WorkerOptions,
+): Promise<{ results: Promise<MapBenchResult>[] }> {
+  const results = Array.from({ length: n }, (_, index) => {
+    const w = new Worker(url, job(index));
+    workers.push(w);
+    return new Promise<MapBenchResult>((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+      w.once('exit', (code) => reject(new Error(`worker ${index} exited (${code}) before reporting`)));
+    });
+  });
+  let failed: unknown;
+  for (const p of results) p.catch((e: unknown) => (failed ??= e));
+  const startBy = Date.now() + START_TIMEOUT_MS;
+  while (Atomics.load(ctl, C_READY) < n) {
+    if (failed) throw failed;
+    if (Date.now() > startBy) throw new Error('workers did not get ready in time');
+    await sleep(1);
+  }
+  Atomics.store(ctl, C_GO, 1);
+  Atomics.notify(ctl, C_GO);
+  return { results };
+}
+
 export async function measurePoint(spec: PointSpec): Promise<PointResult> {
   if (!(spec.workers >= 1 && spec.workers <= MAX_WORKERS)) throw new RangeError(`workers must be 1..${MAX_WORKERS}`);
   if (spec.scenario === 'add_del_on_diff_cpu' && spec.workers % 2 !== 0) throw new RangeError('add_del_on_diff_cpu needs an even worker count');
@@ -121,7 +157,7 @@ export async function measurePoint(spec: PointSpec): Promise<PointResult> {
   const workers: Worker[] = [];
   let measured = false;
   try {
-    const results = Array.from({ length: spec.workers }, (_, index) => {
+    const { results } = await startWorkers(new URL('./worker.js', import.meta.url), ctl, workers, spec.workers, (index) => {
       const job: MapBenchJob = {
         ...s.job,
         peer: spec.peer,
@@ -134,24 +170,8 @@ export async function measurePoint(spec: PointSpec): Promise<PointResult> {
       };
       const port = s.ports?.[index];
       if (port !== undefined) job.port = port;
-      const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: job, transferList: port ? [port] : [] });
-      workers.push(w);
-      return new Promise<MapBenchResult>((resolve, reject) => {
-        w.once('message', resolve);
-        w.once('error', reject);
-        w.once('exit', (code) => reject(new Error(`worker ${index} exited (${code}) before reporting`)));
-      });
+      return { workerData: job, transferList: port ? [port] : [] };
     });
-    let failed: unknown;
-    for (const p of results) p.catch((e: unknown) => (failed ??= e));
-    const startBy = Date.now() + START_TIMEOUT_MS;
-    while (Atomics.load(ctl, C_READY) < spec.workers) {
-      if (failed) throw failed;
-      if (Date.now() > startBy) throw new Error('workers did not get ready in time');
-      await sleep(1);
-    }
-    Atomics.store(ctl, C_GO, 1);
-    Atomics.notify(ctl, C_GO);
     await sleep(spec.warmupMs);
 
     const rounds = (): number[] => Array.from({ length: spec.workers }, (_, i) => Atomics.load(ctl, C_ROUNDS + C_LINE * i));
