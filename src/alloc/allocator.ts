@@ -287,13 +287,13 @@ export class Allocator implements ViewClient {
   protected retireThroughFree = false;
   /** This agent holds its limbo row's lock (see freeDeferred). */
   private ringHeld = false;
-  /** Deferred frees since the last periodic collect. */
-  private sinceCollect = 0;
   /**
-   * Entries this agent appended to its ring since it last stamped it (a
-   * hint for stampRow, which checks it; reset when the ring is let go).
+   * Deferred frees since this agent last collected its own ring: when the
+   * next periodic collect is due, and how many unstamped entries it will
+   * find (a hint for stampRow, which checks it; spilled ones or a ring let
+   * go meanwhile only make it too large, which is safe).
    */
-  private fresh = 0;
+  private sinceCollect = 0;
   private collectScheduled = false;
   /** Classes whose caches took objects from limbo rings since the last settleRetired (a bit each). */
   private retiredTouched = 0;
@@ -598,13 +598,9 @@ export class Allocator implements ViewClient {
         u32[e + 1] = HOT_UNSTAMPED;
         u32[row + HOT_L_COUNT] = waiting = count + 1;
         u32[row + HOT_L_PENDING] = 0;
-        this.fresh++;
       } else {
         if (this.spill.length !== 0) this.unspill();
-        if (appendRetired(heap, row, p, this.id)) {
-          waiting = rowCount(heap.u32, row);
-          this.fresh++;
-        }
+        if (appendRetired(heap, row, p, this.id)) waiting = rowCount(heap.u32, row);
       }
     } else {
       waiting = this.appendContended(p);
@@ -634,9 +630,7 @@ export class Allocator implements ViewClient {
       if (!tryLockRow(heap, row, this.lockId)) continue;
       this.ringHeld = true;
       if (this.spill.length !== 0) this.unspill();
-      if (!appendRetired(heap, row, p, this.id)) return -1;
-      this.fresh++;
-      return rowCount(heap.u32, row);
+      return appendRetired(heap, row, p, this.id) ? rowCount(heap.u32, row) : -1;
     }
     return -1;
   }
@@ -650,7 +644,6 @@ export class Allocator implements ViewClient {
   private releaseRing(): void {
     if (!this.ringHeld) return;
     this.ringHeld = false;
-    this.fresh = 0;
     // A released slot's lock was let go by its releaser, and may be a new agent's now.
     if (this.i32[this.cacheRec + HOT_OWNER] === this.ownerGen) unlockRow(this.heap, this.limboRow);
   }
@@ -664,7 +657,6 @@ export class Allocator implements ViewClient {
       // appendRetired marks the (already RETIRED) object again: harmless.
       if (!appendRetired(heap, this.limboRow, p, this.id)) break;
       n++;
-      this.fresh++;
     }
     this.spill.splice(0, n);
   }
@@ -705,8 +697,9 @@ export class Allocator implements ViewClient {
    * (2 x COLLECT_EVERY = LIMBO_INLINE: the ring stays inline).
    */
   private collectSome(): void {
-    this.sinceCollect = 0;
     this.collect(false, 1);
+    // Also when the ring could not be collected: the next try is a round away.
+    this.sinceCollect = 0;
   }
 
   private collect(everyAgent: boolean, advances: number): number {
@@ -715,7 +708,6 @@ export class Allocator implements ViewClient {
       // A stale handle (its slot was released while it ran; maybe its
       // collect microtask): the ring is not its own any more.
       this.ringHeld = false;
-      this.fresh = 0;
       return 0;
     }
     const heap = this.heap;
@@ -728,8 +720,8 @@ export class Allocator implements ViewClient {
     if (this.ringHeld || tryLockRow(heap, row, this.lockId)) {
       this.ringHeld = true;
       if (this.spill.length !== 0) this.unspill();
-      if (rowCount(heap.u32, row) > 0) collectLocked(heap, row, this.pushRetired, advances, this.fresh);
-      this.fresh = 0;
+      if (rowCount(heap.u32, row) > 0) collectLocked(heap, row, this.pushRetired, advances, this.sinceCollect);
+      this.sinceCollect = 0;
       this.releaseRing();
       this.settleRetired();
     }
