@@ -38,7 +38,7 @@ export async function measureInterleaved(spec: InterleaveSpec): Promise<Interlea
   const ctl = new Int32Array(control);
   try {
     for (const peer of spec.peers) setups.push(await setup({ peer, workers: spec.workers }));
-    const { results } = await startWorkers(new URL('./interleave-worker.js', import.meta.url), ctl, workers, spec.workers, (index) => {
+    const { results, failed } = await startWorkers(new URL('./interleave-worker.js', import.meta.url), ctl, workers, spec.workers, (index) => {
       const job: InterleaveJob = {
         peers: spec.peers,
         setups: setups.map((s) => ({ heap: s.job.heap, map: s.job.map, shared: s.job.shared })),
@@ -50,9 +50,6 @@ export async function measureInterleaved(spec: InterleaveSpec): Promise<Interlea
       };
       return { workerData: job };
     });
-    // A worker that fails later shows in its report.
-    let failed: unknown;
-    for (const p of results) p.catch((e: unknown) => (failed ??= e));
     const done = (p: number): number => {
       let n = 0;
       for (let i = 0; i < spec.workers; i++) n += Atomics.load(ctl, C_ROUNDS + C_LINE * i + p);
@@ -69,7 +66,8 @@ export async function measureInterleaved(spec: InterleaveSpec): Promise<Interlea
         await sleep(spec.windowMs);
         const n1 = done(p);
         const seconds = (performance.now() - t0) / 1000;
-        if (failed) throw failed;
+        const f = failed();
+        if (f) throw f;
         if (c >= spec.warmupCycles) rates[p]!.push(((n1 - n0) * per) / seconds);
       }
     }

@@ -114,7 +114,7 @@ export async function setup(spec: Pick<PointSpec, 'peer' | 'workers'>): Promise<
  * `workers` at once so the caller can terminate them whatever happens;
  * waits until all have counted themselves in ctl[C_READY] (a failed
  * worker, or START_TIMEOUT_MS, throws), then raises C_GO. Returns each
- * worker's coming report.
+ * worker's coming report, and the first failure of any so far.
  */
 export async function startWorkers(
   url: URL,
@@ -122,7 +122,7 @@ export async function startWorkers(
   workers: Worker[],
   n: number,
   job: (index: number) => WorkerOptions,
-): Promise<{ results: Promise<MapBenchResult>[] }> {
+): Promise<{ results: Promise<MapBenchResult>[]; failed: () => unknown }> {
   const results = Array.from({ length: n }, (_, index) => {
     const w = new Worker(url, job(index));
     workers.push(w);
@@ -142,7 +142,7 @@ export async function startWorkers(
   }
   Atomics.store(ctl, C_GO, 1);
   Atomics.notify(ctl, C_GO);
-  return { results };
+  return { results, failed: () => failed };
 }
 
 export async function measurePoint(spec: PointSpec): Promise<PointResult> {

@@ -436,15 +436,15 @@ export const CACHE_WORDS = 16;
  * pending: under the lock, by the owner: the object being retired, set
  *   before its state byte turns RETIRED and cleared after count grows, so
  *   that the releaser of a slot whose agent died in between records it.
- * taking/take head/take count: under the lock, by a collector: how many
- *   entries it is taking out of the ring (up to 64, from the head) and the
- *   head and count before, written before head and count move (take head
- *   and count first, taking last) and cleared (taking = 0) once every
- *   object of the take is in its cache, so that the releaser of a
- *   collector that died in between makes head and count agree and puts
- *   the objects still RETIRED back. Head and count both unchanged mean
- *   nothing was taken (a take of a whole full ring brings head back
- *   round: the count tells).
+ * taking/take head/take count: plain stores under the lock, by a
+ *   collector: how many entries it is taking out of the ring (up to 64,
+ *   from the head) and the head and count before, written before head
+ *   and count move (take head and count first, taking last) and cleared
+ *   (taking = 0) once every object of the take is in its cache, so that
+ *   the releaser of a collector that died in between makes head and count
+ *   agree and puts the objects still RETIRED back. Head and count both
+ *   unchanged mean nothing was taken (a take of a whole full ring brings
+ *   head back round: the count tells).
  * orphan: cas 0 <-> 1 by any: the row's agent is gone (detached, released)
  *   and it still holds entries; A.LIMBO_ORPHANS counts such rows.
  *
