@@ -135,6 +135,48 @@ test('bad frees raise RangeError and leave the heap unchanged', () => {
   heap.assertValid();
 });
 
+test('free after a free from a page of the same tag still checks the pointer, and each object goes to its own class', () => {
+  // free() takes the cache row from the tag it checked last when a page
+  // has the same tag: a pointer from such a page must still be refused
+  // when bad, and a page of another class or allocator must not reuse it.
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const a = heap.createAllocator();
+  const b = heap.createAllocator();
+  const p = a.alloc(64);
+  const primer = a.alloc(64);
+  const other = b.alloc(64);
+  a.free(primer); // last checked tag: a's 64-byte slab page
+  const snapshot = (): string => JSON.stringify([heap.stats(), a.stats(), b.stats()]);
+  const before = snapshot();
+  for (const [ptr, message] of [
+    [p + 8, /invalid unaligned free/],
+    [p + 16, /not the start of an object/],
+    [primer, /double free/],
+    [other, /wrong allocator/],
+  ] as const) {
+    assert.throws(() => a.free(ptr), { name: 'RangeError', message }, `free(${ptr})`);
+    assert.equal(snapshot(), before, `heap changed by free(${ptr})`);
+  }
+  b.free(other);
+  a.free(p);
+
+  // Interleaved frees of two classes: every object lands in its own class's cache.
+  const sizes = [16, 256, 16, 16, 256, 4096, 256, 16];
+  const live = sizes.map((size) => ({ size, p: a.alloc(size) }));
+  const cachedBefore = a.stats().classes.map((row) => row.cached);
+  for (const o of live) a.free(o.p);
+  const cachedAfter = a.stats().classes.map((row) => row.cached);
+  for (const size of new Set(sizes)) {
+    const c = a.stats().classes.findIndex((row) => row.unit === size);
+    assert.equal(cachedAfter[c]! - cachedBefore[c]!, sizes.filter((x) => x === size).length, `objects of ${size} B cached in their class`);
+  }
+  for (const o of live) {
+    const q = a.alloc(o.size);
+    assert.equal(a.usableSize(q), o.size, `alloc(${o.size}) after interleaved frees gives a ${o.size}-byte object`);
+  }
+  heap.assertValid();
+});
+
 test('an object freed twice is never handed out twice', () => {
   const heap = Heap.create({ maxBytes: 16 << 20 });
   const a = heap.createAllocator();

@@ -220,7 +220,9 @@ export class Heap implements PageHeapHost, EpochHost {
       throw new TypeError(`heap layout version ${u32[this.hdr + H.VERSION]} is not supported (want ${LAYOUT_VERSION})`);
     }
     this.pageShift = u32[this.hdr + H.PAGE_SHIFT]!;
-    this.pageSize = 2 ** this.pageShift;
+    // A shift, not 2 ** n: V8 keeps the field (and every mask derived from it)
+    // a small integer instead of a boxed double.
+    this.pageSize = 1 << this.pageShift;
     this.maxPages = u32[this.hdr + H.MAX_PAGES]!;
     this.maxSlots = u32[this.hdr + H.MAX_SLOTS]!;
     this.maxAllocators = u32[this.hdr + H.MAX_ALLOCATORS]!;

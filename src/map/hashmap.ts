@@ -161,7 +161,8 @@ export class HashMap implements ViewClient {
     this.perWorker = u32[W + M.PER_WORKER] === 1;
     this.mode = u32[W + M.MODE] === 0 ? 'prealloc' : 'dynamic';
     this.mask = u32[W + M.BUCKETS]! - 1;
-    this.seed = u32[W + M.SEED]!;
+    // As int32: a uint32 above 2^31 would make the field a boxed double.
+    this.seed = u32[W + M.SEED]! | 0;
     this.keyOff = u32[W + M.KEY_OFF]!;
     this.valueOff = u32[W + M.VALUE_OFF]!;
     this.stride = u32[W + M.VALUE_STRIDE]!;
