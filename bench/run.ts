@@ -5,6 +5,7 @@
  * 2. single-threaded alloc+free pairs: every variant at every size, each in
  *    a child process of its own (bench/pair.ts), reported as median ns per
  *    pair, spread, and the ratio to the floor measured in the same run;
+ *    then the main ratios again from matched windows (bench/pair-matched.ts);
  * 3. multi-worker throughput (bench/throughput.ts) for 1 and 2 workers, or
  *    the counts given with --workers / BENCH_WORKERS;
  * 4. the hash map (bench/map/run.ts): a map_perf_test analogue and the
@@ -34,6 +35,9 @@
  *   --pair-window N         add_del_on_diff_cpu: rounds an adder may run ahead of its deleter,
  *                           1..8 (default 8; 1: strict turns)
  *   --map-matched-cycles N  matched windows per map point (default 20, --quick 6; 0: none)
+ *   --pair-matched-cycles N matched pair windows per size (default 30, --quick 10; 0: none):
+ *                           floor, @thi.ng/malloc and both anyalloc modes take turns in one
+ *                           process (bench/pair-matched.ts); ratios of the same cycles
  *   --no-pair / --no-throughput / --no-map
  *   --out FILE              JSON output (default bench/results/latest.json)
  */
@@ -46,12 +50,16 @@ import { PAIR_PEERS, THROUGHPUT_PEERS } from './peers/index.js';
 import { buildSharedMemoryObjects } from './build-peers.js';
 import { mapIntro, mapOptions, mapReport, runMapBench, type MapOptions, type MapResults } from './map/run.js';
 import type { PairResult, PairUnavailable } from './pair.js';
-import { fmtNs, fmtPct, fmtRatio, markdownTable, summarize } from './stats.js';
+import type { MatchedPairs } from './pair-matched.js';
+import { cycleRatios, fmtNs, fmtPct, fmtRatio, markdownTable, summarize } from './stats.js';
 import { DEFAULT_THROUGHPUT, parseList, throughputSuite, throughputTable, type ThroughputRow } from './throughput.js';
 
 const ALL_SIZES = [16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
 const QUICK_SIZES = [16, 256, 4096];
 const PAIR_TIMEOUT_MS = 120_000;
+/** The variants of the matched pair windows (those of --variants among them). */
+const MATCHED_PAIR_VARIANTS = ['floor', 'thing-malloc', 'anyalloc', 'anyalloc-fixed'];
+const MATCHED_PAIR_WINDOW_MS = 40;
 
 interface Args {
   quick: boolean;
@@ -65,6 +73,7 @@ interface Args {
   tpRuns: number;
   durationMs: number;
   pair: boolean;
+  pairMatchedCycles: number;
   throughput: boolean;
   out: string;
   map: boolean;
@@ -84,7 +93,7 @@ function parseArgs(argv: string[]): Args {
     '--quick', '--sizes', '--variants', '--runs', '--procs', '--target-ms', '--workers', '--peers',
     '--tp-runs', '--duration-ms', '--no-pair', '--no-throughput', '--no-map', '--out',
     '--map', '--map-workers', '--map-runs', '--map-duration-ms', '--map-scenarios', '--map-peers', '--number-keys',
-    '--pair-window', '--map-matched-cycles',
+    '--pair-window', '--map-matched-cycles', '--pair-matched-cycles',
   ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -116,6 +125,7 @@ function parseArgs(argv: string[]): Args {
     tpRuns: Number(val('--tp-runs') ?? (quick ? 2 : 3)),
     durationMs: Number(val('--duration-ms') ?? (quick ? 250 : DEFAULT_THROUGHPUT.durationMs)),
     pair: !has('--no-pair') && !mapOnly,
+    pairMatchedCycles: Number(val('--pair-matched-cycles') ?? (quick ? 10 : 30)),
     throughput: !has('--no-throughput') && !mapOnly,
     map: !has('--no-map'),
     out: val('--out') ?? join(RESULTS_DIR, 'latest.json'),
@@ -131,26 +141,17 @@ function parseArgs(argv: string[]): Args {
       matchedCycles: num('--map-matched-cycles'),
     }),
   };
+  if (!Number.isInteger(args.pairMatchedCycles) || args.pairMatchedCycles < 0) throw new Error('--pair-matched-cycles must be an integer >= 0');
   for (const k of ['runs', 'procs', 'targetMs', 'tpRuns', 'durationMs'] as const) {
     if (!(args[k] > 0)) throw new Error(`--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} must be a positive number`);
   }
   return args;
 }
 
-/** Runs one variant at one size in a fresh Node process. */
-function runPairChild(variant: string, size: number, runs: number, targetMs: number): Promise<PairResult | PairUnavailable> {
-  const args = [
-    '--expose-gc',
-    join(BENCH_DIST, 'pair.js'),
-    variant,
-    String(size),
-    'auto',
-    String(runs),
-    '--target-ms',
-    String(targetMs),
-  ];
+/** Runs one JSON-printing bench script in a fresh Node process; resolves with its last stdout line, parsed. */
+function runJsonChild<T>(script: string, args: readonly string[], what: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--expose-gc', join(BENCH_DIST, script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), PAIR_TIMEOUT_MS);
@@ -160,13 +161,64 @@ function runPairChild(variant: string, size: number, runs: number, targetMs: num
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       const line = out.trim().split('\n').pop() ?? '';
-      if (code === 0 && line.startsWith('{')) {
-        resolve(JSON.parse(line) as PairResult | PairUnavailable);
-      } else {
-        reject(new Error(`${variant} @ ${size} B failed (${signal ?? `exit ${code}`}):\n${err.trim() || out.trim()}`));
-      }
+      if (code === 0 && line.startsWith('{')) resolve(JSON.parse(line) as T);
+      else reject(new Error(`${what} failed (${signal ?? `exit ${code}`}):\n${err.trim() || out.trim()}`));
     });
   });
+}
+
+/** Runs one variant at one size in a fresh Node process. */
+function runPairChild(variant: string, size: number, runs: number, targetMs: number): Promise<PairResult | PairUnavailable> {
+  const args = [variant, String(size), 'auto', String(runs), '--target-ms', String(targetMs)];
+  return runJsonChild<PairResult | PairUnavailable>('pair.js', args, `${variant} @ ${size} B`);
+}
+
+/** Matched pair windows at every size, each size in a fresh process. */
+async function matchedPairSuite(a: Args): Promise<(MatchedPairs | { size: number; error: string })[]> {
+  const names = MATCHED_PAIR_VARIANTS.filter((v) => a.variants.includes(v));
+  const out: (MatchedPairs | { size: number; error: string })[] = [];
+  for (const size of a.sizes) {
+    try {
+      out.push(await runJsonChild<MatchedPairs>('pair-matched.js', [String(size), String(a.pairMatchedCycles), String(MATCHED_PAIR_WINDOW_MS), names.join(',')], `matched pairs @ ${size} B`));
+    } catch (e) {
+      out.push({ size, error: (e as Error).message.split('\n')[0]! });
+    }
+  }
+  return out;
+}
+
+/** Per size: each variant's median ns, and the ratios of the same cycles (median, quartiles). */
+function matchedPairTable(rows: readonly (MatchedPairs | { size: number; error: string })[]): string {
+  const ratio = (m: MatchedPairs, num: string, den: string): string => {
+    const i = m.variants.indexOf(num);
+    const j = m.variants.indexOf(den);
+    if (i < 0 || j < 0) return '-';
+    const r = cycleRatios(m.ns[i]!, m.ns[j]!);
+    return `${r.median.toFixed(2)} (${r.q1.toFixed(2)}-${r.q3.toFixed(2)})`;
+  };
+  const ns = (m: MatchedPairs, v: string): string => {
+    const i = m.variants.indexOf(v);
+    return i < 0 ? '-' : fmtNs(summarize(m.ns[i]!).median);
+  };
+  const body = rows.map((m) =>
+    'error' in m
+      ? [`${m.size} B`, `failed: ${m.error}`, '', '', '', '', '', '']
+      : [
+          `${m.size} B`,
+          ns(m, 'floor'),
+          ns(m, 'thing-malloc'),
+          ns(m, 'anyalloc'),
+          ns(m, 'anyalloc-fixed'),
+          ratio(m, 'thing-malloc', 'anyalloc'),
+          ratio(m, 'thing-malloc', 'anyalloc-fixed'),
+          ratio(m, 'anyalloc', 'floor'),
+        ],
+  );
+  return markdownTable(
+    ['size', 'floor ns', 'thi.ng ns', 'anyalloc ns', 'fixed ns', 'thi.ng / anyalloc', 'thi.ng / fixed', 'anyalloc / floor'],
+    body,
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+  );
 }
 
 interface PairRow extends Partial<PairResult> {
@@ -271,6 +323,7 @@ async function main(): Promise<void> {
   }
 
   let pair: PairRow[] = [];
+  let pairMatched: (MatchedPairs | { size: number; error: string })[] = [];
   if (a.pair) {
     console.log(
       `\n## Single-threaded alloc+free pair\n\n` +
@@ -283,6 +336,17 @@ async function main(): Promise<void> {
     console.log(pairMatrix(pair, a.sizes, a.variants));
     const notes = PAIR_PEERS.filter((p) => a.variants.includes(p.name)).map((p) => `- \`${p.name}\`: ${p.note}`);
     console.log('\n' + notes.join('\n'));
+    if (a.pairMatchedCycles > 0 && MATCHED_PAIR_VARIANTS.filter((v) => a.variants.includes(v)).length >= 2) {
+      console.log(
+        `\n### Matched windows\n\n` +
+          `${MATCHED_PAIR_VARIANTS.filter((v) => a.variants.includes(v)).join(', ')} in one process per size, ` +
+          `taking turns in ~${MATCHED_PAIR_WINDOW_MS} ms windows, ${a.pairMatchedCycles} cycles (order reversing each cycle). ` +
+          `ns: medians; ratios: median of the per-cycle ratios (quartiles). Both sides of a ratio ran within ` +
+          `milliseconds of each other, so the machine's speed changes cancel out of it.\n`,
+      );
+      pairMatched = await matchedPairSuite(a);
+      console.log(matchedPairTable(pairMatched));
+    }
   }
 
   let throughput: ThroughputRow[] = [];
@@ -316,6 +380,7 @@ async function main(): Promise<void> {
         machine,
         options: a,
         pair,
+        pairMatched,
         throughput,
         map,
         seconds,

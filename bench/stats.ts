@@ -29,6 +29,18 @@ export function median(xs: readonly number[]): number {
   return quantileSorted(sorted(xs), 0.5);
 }
 
+/**
+ * Ratios a[i] / b[i] of two series measured in the same cycles (matched
+ * windows), as median and quartiles: the ratio of each cycle first, then
+ * their distribution (not a ratio of medians).
+ */
+export function cycleRatios(a: readonly number[], b: readonly number[]): { median: number; q1: number; q3: number; n: number } {
+  const n = Math.min(a.length, b.length);
+  if (n === 0) return { median: NaN, q1: NaN, q3: NaN, n: 0 };
+  const rs = sorted(Array.from({ length: n }, (_, i) => a[i]! / b[i]!));
+  return { median: quantileSorted(rs, 0.5), q1: quantileSorted(rs, 0.25), q3: quantileSorted(rs, 0.75), n };
+}
+
 export function summarize(xs: readonly number[]): Summary {
   const s = sorted(xs);
   const n = s.length;

@@ -1,13 +1,17 @@
 /**
- * The map benchmark's matched windows (bench/map/interleave.ts): peers that
- * take turns in the same workers must each get their own rounds on their
- * own map, and the ratios must come from the same cycles.
+ * The benchmarks' matched windows: the map's (bench/map/interleave.ts),
+ * where peers that take turns in the same workers must each get their own
+ * rounds on their own map, and the alloc+free pair's
+ * (bench/pair-matched.ts); in both the ratios must come from the same
+ * cycles.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { measureInterleaved } from '../bench/map/interleave.js';
 import type { InterleaveSpec } from '../bench/map/interleave-protocol.js';
 import { matchedRatio, type MatchedRow } from '../bench/map/run.js';
+import { measureMatchedPairs } from '../bench/pair-matched.js';
+import { cycleRatios } from '../bench/stats.js';
 
 /** The tests' defaults (one worker, overwrite, three short cycles); each overrides what it is about. */
 function spec(o: Partial<InterleaveSpec>): InterleaveSpec {
@@ -60,4 +64,23 @@ test('matchedRatio: median and quartiles of the per-cycle ratios, not the ratio 
   assert.ok(Math.abs(matchedRatio(row, 'anyalloc-prealloc', 'sharedmap').median - 10) < 1e-12);
   assert.ok(Number.isNaN(matchedRatio(row, 'anyalloc-prealloc', 'jsmap-postmessage').median));
   assert.ok(Number.isNaN(matchedRatio(undefined, 'anyalloc-prealloc', 'sharedmap').median));
+});
+
+test('cycleRatios (the pair table\'s ratios, and matchedRatio\'s): per-cycle ratios, quartiles over them', () => {
+  // Per cycle: 2, 1, 2, 2, 1 -> sorted [1, 1, 2, 2, 2]; the ratio of the
+  // medians (40 / 20) would say 2 with no spread.
+  const r = cycleRatios([20, 20, 40, 40, 40], [10, 20, 20, 20, 40]);
+  assert.deepEqual(r, { median: 2, q1: 1, q3: 2, n: 5 });
+  assert.equal(cycleRatios([3, 3, 3], [1, 1]).n, 2, 'only cycles both sides have');
+  assert.ok(Number.isNaN(cycleRatios([], []).median));
+});
+
+test('matched pair windows: every variant gets a time for every cycle, in its own instance', async () => {
+  const r = await measureMatchedPairs(['floor', 'anyalloc', 'anyalloc-fixed'], 64, 3, 4);
+  assert.deepEqual(r.variants, ['floor', 'anyalloc', 'anyalloc-fixed']);
+  assert.deepEqual(r.ns.map((x) => x.length), [3, 3, 3]);
+  for (const series of r.ns) for (const x of series) assert.ok(x > 0 && Number.isFinite(x), `ns per pair ${x}`);
+  assert.deepEqual(r.unavailable, {});
+  await assert.rejects(measureMatchedPairs(['floor'], 64, 0, 4), /cycles/);
+  await assert.rejects(measureMatchedPairs(['no-such-variant'], 64, 1, 4), /unknown variant/);
 });

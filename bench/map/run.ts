@@ -23,7 +23,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { formatMachine, machineInfo } from '../machine.js';
 import { BENCH_DIST, RESULTS_DIR, isEntry } from '../paths.js';
-import { fmtPct, fmtRate, fmtRatio, markdownTable, summarize } from '../stats.js';
+import { cycleRatios, fmtPct, fmtRate, fmtRatio, markdownTable, summarize } from '../stats.js';
 import {
   KEYS_PER_WORKER,
   MAX_ENTRIES,
@@ -191,14 +191,8 @@ export async function matchedSuite(o: MapOptions, log: (l: string) => void = () 
 export function matchedRatio(m: MatchedRow | undefined, a: Peer, b: Peer): { median: number; q1: number; q3: number; n: number } {
   const ia = m ? m.peers.indexOf(a as InProcessPeer) : -1;
   const ib = m ? m.peers.indexOf(b as InProcessPeer) : -1;
-  if (!m || ia < 0 || ib < 0 || m.rates[ia]!.length === 0) return { median: NaN, q1: NaN, q3: NaN, n: 0 };
-  const rs = m.rates[ia]!.map((x, i) => x / m.rates[ib]![i]!).sort((x, y) => x - y);
-  const q = (f: number): number => {
-    const at = f * (rs.length - 1);
-    const lo = Math.floor(at);
-    return rs[lo]! + (rs[Math.min(lo + 1, rs.length - 1)]! - rs[lo]!) * (at - lo);
-  };
-  return { median: q(0.5), q1: q(0.25), q3: q(0.75), n: rs.length };
+  if (!m || ia < 0 || ib < 0) return { median: NaN, q1: NaN, q3: NaN, n: 0 };
+  return cycleRatios(m.rates[ia]!, m.rates[ib]!);
 }
 
 function fmtQuartiles(r: { median: number; q1: number; q3: number }, digits = 2): string {
