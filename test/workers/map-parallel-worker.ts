@@ -31,6 +31,14 @@ function note(what: string): void {
   if (result.bad.length < 8) result.bad.push(what);
 }
 
+/** Where the map's elements are (for a NO_MEMORY report): slabs, depot, each slot's cache, limbo. */
+function whereElements(): string {
+  const s = map.elementStats();
+  const c = s.classes[0]!;
+  const caches = s.workers.filter((w) => w.classes[0]!.cached > 0).map((w) => `slot ${w.slot} ${w.classes[0]!.cached}`).join(', ');
+  return `elements: ${c.objects} in slabs, ${c.depot} in the depot, ${c.cached} cached (${caches}), ${c.live} out (in the map or waiting for a grace period), ${map.deferredPending} waiting in this worker's ring, count ${map.count()}`;
+}
+
 barrier.arrive(BARRIER_MS);
 if (job.phase === 'insert') {
   for (let k = job.index; k < job.keys; k += job.workers) {
@@ -39,7 +47,7 @@ if (job.phase === 'insert') {
     vv.setUint32(4, 1, true);
     const st = map.update(key, value, MapFlag.NOEXIST);
     if (st === MapStatus.OK) result.done++;
-    else note(`insert ${k}: status ${st}`);
+    else note(`insert ${k}: status ${st}${st === MapStatus.NO_MEMORY ? ` (${whereElements()})` : ''}`);
   }
   for (let k = job.index; k < job.keys; k += job.workers) {
     kv.setUint32(0, k, true);
@@ -47,7 +55,7 @@ if (job.phase === 'insert') {
     vv.setUint32(4, 2, true);
     const st = map.update(key, value, MapFlag.EXIST);
     if (st === MapStatus.OK) result.updated++;
-    else note(`update ${k}: status ${st}`);
+    else note(`update ${k}: status ${st}${st === MapStatus.NO_MEMORY ? ` (${whereElements()})` : ''}`);
   }
   if (!job.readersDuringWrites) barrier.arrive(BARRIER_MS);
   // Nobody else writes these keys: each must read back as updated.
