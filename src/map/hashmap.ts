@@ -504,16 +504,21 @@ export class HashMap implements ViewClient {
    * waiting for readers to leave their sections: a writer may wait for
    * that, collecting from every agent's limbo ring (an agent that went
    * idle after deleting leaves its ring to the others), within
-   * RECLAIM_WAIT_MS (readers never wait).
+   * RECLAIM_WAIT_MS (readers never wait). A preallocated map waits even
+   * when no ring holds anything: its pool has room for maxEntries plus
+   * what caches and limbo lists hold, so an empty pool means elements in
+   * transit (in another agent's private spill list until its ring is
+   * free, or in a batch between a cache and the depot), not a full map.
    */
   private newElement(h: number, v: Uint8Array): number {
     let e = this.elems.alloc();
-    if (e === 0 && this.elems.retiredObjects() > 0) {
+    const prealloc = this.mode === 'prealloc';
+    if (e === 0 && (prealloc || this.elems.retiredObjects() > 0)) {
       const deadline = Date.now() + RECLAIM_WAIT_MS;
       do {
         this.elems.collectDeferred(true);
         e = this.elems.alloc();
-      } while (e === 0 && this.elems.retiredObjects() > 0 && Date.now() < deadline);
+      } while (e === 0 && (prealloc || this.elems.retiredObjects() > 0) && Date.now() < deadline);
     }
     if (e === 0) return 0;
     this.reach(e);
