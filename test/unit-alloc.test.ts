@@ -444,6 +444,39 @@ test('a batch with objects past this agent\'s views renews them before use', () 
   assert.deepEqual(A.validate(), []);
 });
 
+test('a stale handle whose slot another agent took since still throws, whatever that agent holds in its cache', () => {
+  // The fast paths check the owner through watermarks keyed with the slot
+  // generation: the new agent's rows must reject the old agent at every
+  // fill level, below low, between the watermarks and above high.
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
+  const a = heap.createAllocator({ lowWatermark: 4, highWatermark: 16, batch: 4, prefill: 8 });
+  const zombie = Heap.attach(heap.handle);
+  const z = zombie.attachAllocator(a.handle);
+  const held = [z.alloc(64), z.alloc(64)];
+  assert.equal(heap.releaseSlot(zombie.slot, zombie.slotGen), true);
+  const next = Heap.attach(heap.handle);
+  assert.equal(next.slot, zombie.slot, 'the released slot is taken again');
+  assert.notEqual(next.slotGen, zombie.slotGen);
+  const n = next.attachAllocator(a.handle);
+  const c = a.stats().classes.findIndex((row) => row.unit === 64);
+  const cached = (): number => a.stats().workers.find((w) => w.slot === next.slot)!.classes[c]!.cached;
+  // Hold 30 objects, then empty the cache; free them back one level at a
+  // time (nothing here yields, so no refill or trim runs in between
+  // until the cache reaches high + batch).
+  const pool = Array.from({ length: 30 }, () => n.alloc(64));
+  while (cached() > 0) pool.push(n.alloc(64));
+  for (let level = 0; level <= 19; level++) {
+    assert.equal(cached(), level);
+    const before = JSON.stringify(a.stats());
+    assert.throws(() => z.alloc(64), { name: 'RangeError', message: /^alloc: stale handle/ }, `alloc, new agent caching ${level}`);
+    assert.throws(() => z.free(held[0]!), { name: 'RangeError', message: /stale handle/ }, `free, new agent caching ${level}`);
+    assert.equal(JSON.stringify(a.stats()), before, `the stale calls changed nothing (new agent caching ${level})`);
+    n.free(pool.pop()!);
+  }
+  for (const p of [...held, ...pool]) n.free(p);
+  assert.deepEqual(heap.validate(), []);
+});
+
 test('a stale handle (its slot released while the agent still runs) throws on alloc and free and changes nothing', () => {
   const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
   for (const options of [{}, { unitSize: 100 }]) {

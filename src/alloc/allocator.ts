@@ -58,6 +58,7 @@ import {
   CLASS_WORDS,
   GRANULE,
   K,
+  KEY_RANGE,
   KIND_LARGE,
   KIND_LARGE_TAIL,
   KIND_SLAB,
@@ -72,6 +73,7 @@ import {
   tagAllocator,
   tagClass,
   tagKind,
+  ownerKey,
 } from '../shm/layout.js';
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { badPointer, checkInt, describe } from '../errors.js';
@@ -118,11 +120,11 @@ export interface AllocatorOptions {
    * holds. Past it alloc returns 0 and counts a failure. Default: none.
    */
   limitBytes?: number;
-  /** Cache refill threshold. Default: the kernel's (32 for units <= 256 B). */
+  /** Cache refill threshold, 0..65536. Default: the kernel's (32 for units <= 256 B). */
   lowWatermark?: number;
-  /** Cache trim threshold. Default: the kernel's (96 for units <= 256 B). */
+  /** Cache trim threshold, 1..65536. Default: the kernel's (96 for units <= 256 B). */
   highWatermark?: number;
-  /** Objects per batch. Default: the kernel's (48 for units <= 256 B). */
+  /** Objects per batch, 1..65536. Default: the kernel's (48 for units <= 256 B). */
   batch?: number;
   /** Objects placed in each cache when an agent attaches. Default 4 (1 above 256 B). */
   prefill?: number;
@@ -224,6 +226,7 @@ const HOT_ALLOCS: number = K.ALLOCS;
 const HOT_LOW: number = K.LOW;
 const HOT_HIGH: number = K.HIGH;
 const HOT_OWNER: number = K.OWNER;
+const HOT_KEY_RANGE: number = KEY_RANGE;
 const HOT_ROW: number = CACHE_WORDS;
 const HOT_ALLOCATED: number = ST_ALLOCATED;
 const HOT_FREE: number = ST_FREE;
@@ -275,6 +278,8 @@ export class Allocator implements ViewClient {
   private limboRow: number;
   /** This agent's slot generation as the cache rows' OWNER word holds it (int32). */
   private readonly ownerGen: number;
+  /** ownerKey(ownerGen): added to this agent's cache-row watermarks (see the cache row in layout.ts). */
+  private readonly key: number;
   /** This agent's value in lock words (slot + 1). */
   private readonly lockId: number;
   /**
@@ -328,6 +333,7 @@ export class Allocator implements ViewClient {
     this.limboRow = limboRow(this.R, this.classes, heap.maxSlots, heap.slot);
     this.lockId = heap.slot + 1;
     this.ownerGen = heap.slotGen | 0;
+    this.key = ownerKey(heap.slotGen);
     this.low = new Uint32Array(this.classes);
     this.high = new Uint32Array(this.classes);
     this.batch = new Uint32Array(this.classes);
@@ -342,8 +348,8 @@ export class Allocator implements ViewClient {
       this.perSlab[c] = u32[cr + C.PER_SLAB]!;
     }
     for (let c = 0; c < this.classes; c++) {
-      u32[this.cacheRec + c * CACHE_WORDS + K.LOW] = this.low[c]!;
-      u32[this.cacheRec + c * CACHE_WORDS + K.HIGH] = this.high[c]!;
+      u32[this.cacheRec + c * CACHE_WORDS + K.LOW] = this.low[c]! + this.key;
+      u32[this.cacheRec + c * CACHE_WORDS + K.HIGH] = this.high[c]! + this.key;
       u32[this.cacheRec + c * CACHE_WORDS + K.OWNER] = heap.slotGen;
     }
     this.deferred = () => this.runDeferred();
@@ -378,9 +384,9 @@ export class Allocator implements ViewClient {
       unit = Math.ceil(unit / GRANULE) * GRANULE;
     }
     const limit = options.limitBytes === undefined ? 0 : checkInt('limitBytes', options.limitBytes, 1, 2 ** 32);
-    const low = options.lowWatermark === undefined ? -1 : checkInt('lowWatermark', options.lowWatermark, 0, 1 << 20);
-    const high = options.highWatermark === undefined ? -1 : checkInt('highWatermark', options.highWatermark, 1, 1 << 20);
-    const batch = options.batch === undefined ? -1 : checkInt('batch', options.batch, 1, 1 << 20);
+    const low = options.lowWatermark === undefined ? -1 : checkInt('lowWatermark', options.lowWatermark, 0, 1 << 16);
+    const high = options.highWatermark === undefined ? -1 : checkInt('highWatermark', options.highWatermark, 1, 1 << 16);
+    const batch = options.batch === undefined ? -1 : checkInt('batch', options.batch, 1, 1 << 16);
     const prefill = options.prefill === undefined ? -1 : checkInt('prefill', options.prefill, 0, 1 << 20);
     const units = unit === 0 ? BUCKET_SIZES : [unit];
     const classes = units.length;
@@ -472,14 +478,35 @@ export class Allocator implements ViewClient {
     const rec = this.cacheRec + c * HOT_ROW;
     const i32 = this.i32;
     const p = i32[rec]!;
-    if ((p | 0) === 0 || i32[rec + HOT_OWNER] !== this.ownerGen) return this.allocEmpty(c);
-    i32[rec] = i32[p >>> 2]!;
     const n = i32[rec + HOT_COUNT]! - 1;
+    // One compare for "at or above the low watermark after this pop" and
+    // "this row is keyed with our generation" (a stale handle's is not):
+    // see the cache row in ../shm/layout.ts.
+    if (((n - i32[rec + HOT_LOW]! + this.key) >>> 0) >= HOT_KEY_RANGE || (p | 0) === 0) return this.allocSlow(c);
+    i32[rec] = i32[p >>> 2]!;
     i32[rec + HOT_COUNT] = n;
     i32[rec + HOT_ALLOCS]++;
     const off = p & this.pageMask;
     this.u8[p - off + (off >>> 4)] = HOT_ALLOCATED;
-    if (n < i32[rec + HOT_LOW]!) this.kick(c);
+    return p;
+  }
+
+  /**
+   * alloc() off the fast path: an empty cache, a stale handle (both in
+   * allocEmpty), or a pop that takes the cache below its low watermark,
+   * which also asks for a refill.
+   */
+  private allocSlow(c: number): number {
+    const rec = this.cacheRec + c * HOT_ROW;
+    const i32 = this.i32;
+    const p = i32[rec]!;
+    if ((p | 0) === 0 || i32[rec + HOT_OWNER] !== this.ownerGen) return this.allocEmpty(c);
+    i32[rec] = i32[p >>> 2]!;
+    i32[rec + HOT_COUNT]!--;
+    i32[rec + HOT_ALLOCS]++;
+    const off = p & this.pageMask;
+    this.u8[p - off + (off >>> 4)] = HOT_ALLOCATED;
+    this.kick(c);
     return p;
   }
 
@@ -511,7 +538,9 @@ export class Allocator implements ViewClient {
     if (u8[s] !== HOT_ALLOCATED) return this.freeOther(p);
     const i32 = this.i32;
     const n = i32[rec + HOT_COUNT]! + 1;
-    if (n > i32[rec + HOT_HIGH]! || i32[rec + HOT_OWNER] !== this.ownerGen) return this.freeAboveHigh(p, s, (d >>> 4) & 15, n);
+    // At or below the high watermark after this push, and a row keyed with
+    // our generation, in one compare (see alloc).
+    if (((i32[rec + HOT_HIGH]! - this.key - n) >>> 0) >= HOT_KEY_RANGE) return this.freeAboveHigh(p, s, (d >>> 4) & 15, n);
     u8[s] = HOT_FREE;
     i32[p >>> 2] = i32[rec]!;
     i32[rec] = p;
@@ -807,7 +836,7 @@ export class Allocator implements ViewClient {
       touched &= ~(1 << c);
       const rec = this.cacheRec + c * HOT_ROW;
       const n = this.i32[rec + HOT_COUNT]!;
-      if (n > this.i32[rec + HOT_HIGH]!) this.kickTrim(c, n);
+      if (n > this.high[c]!) this.kickTrim(c, n);
     }
   }
 

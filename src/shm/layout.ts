@@ -48,7 +48,7 @@
  * ------------------------------------------------------------------------ */
 
 export const HEAP_MAGIC = 0x616e7941; // "Anya"
-export const LAYOUT_VERSION = 4;
+export const LAYOUT_VERSION = 5;
 
 /** Header words (index into the Uint32Array, relative to base/4). */
 export const H = {
@@ -381,11 +381,19 @@ export const CLASS_WORDS = 16;
  *   (cleared before the unlock).
  *   With these a survivor finds a batch a dying worker had in its hands.
  * owner: the slot generation of the agent that attached (written at
- *   attach, zeroed by releaseSlot); the fast paths compare it with their
- *   own, on the line they already read, so a stale handle (its slot
- *   released, perhaps taken again) never touches these rows.
- * low/high: copies of the class's watermarks, written by the owner when it
- *   attaches, read on its fast paths from the line they already touch.
+ *   attach, zeroed by releaseSlot); the slow paths compare it with their
+ *   own.
+ * low/high: the class's watermarks keyed with the owner: watermark +
+ *   ownerKey(generation), written by the owner when it attaches (releaseSlot
+ *   zeroes high). The fast paths check, in one compare each,
+ *     alloc: count - 1 - (low - key)  in [0, KEY_RANGE)
+ *     free:  (high - key) - (count + 1)  in [0, KEY_RANGE)
+ *   with their own key: the watermark test, and a stale handle (its slot
+ *   released, perhaps taken again by an agent of another generation, whose
+ *   key differs by a multiple of 2 x KEY_RANGE) lands outside the range and
+ *   takes the slow path, which finds the slot lost. Counts stay far below
+ *   KEY_RANGE: watermarks and batches are at most 65536 objects (a cache
+ *   that still grew past it would only take slow paths).
  */
 export const K = {
   HEAD: 0,
@@ -405,6 +413,19 @@ export const K = {
   OWNER: 14,
 } as const;
 export const CACHE_WORDS = 16;
+
+/** Counts and watermarks of a cache row stay below this (see the cache row). */
+export const KEY_RANGE = 1 << 20;
+/**
+ * The key a slot generation adds to its cache rows' watermarks: generations
+ * taken mod 2^10, spaced 2 x KEY_RANGE apart, so keys of different
+ * generations differ by at least 2 x KEY_RANGE and stay below 2^31 (a small
+ * integer in V8). Generations 1024 apart share a key: a stale handle is
+ * caught unless its slot was taken again a multiple of 1024 times while it ran.
+ */
+export function ownerKey(gen: number): number {
+  return (gen & 0x3ff) * 2 * KEY_RANGE;
+}
 
 /**
  * Limbo row: one per slot, after the cache rows. The deferred frees of the
