@@ -378,6 +378,10 @@ test('heap options are checked', () => {
   const heap = Heap.create({ maxBytes: 4 << 20 });
   assert.throws(() => heap.createAllocator({ unitSize: 0 }), { name: 'RangeError', message: /unitSize/ });
   assert.throws(() => heap.createAllocator({ lowWatermark: 10, highWatermark: 5 }), /above lowWatermark/);
+  for (const key of ['lowWatermark', 'highWatermark', 'batch'] as const) {
+    assert.throws(() => heap.createAllocator({ [key]: 65537 }), { name: 'RangeError', message: new RegExp(`${key}.*65537`) });
+  }
+  assert.equal(heap.createAllocator({ lowWatermark: 65535, highWatermark: 65536, batch: 65536, prefill: 0 }).destroy().leakedObjects, 0);
   assert.throws(() => heap.attachAllocator({ kind: 'anyalloc.allocator', id: 7 }), /not live/);
 });
 
