@@ -494,7 +494,9 @@ export class Allocator implements ViewClient {
   /**
    * alloc() off the fast path: an empty cache, a stale handle (both in
    * allocEmpty), or a pop that takes the cache below its low watermark,
-   * which also asks for a refill.
+   * which also asks for a refill. It repeats alloc's pop rather than
+   * sharing it: with this branch inside alloc, the inlined alloc grew and
+   * a pair got 1-2% slower (paired A/B).
    */
   private allocSlow(c: number): number {
     const rec = this.cacheRec + c * HOT_ROW;
@@ -1032,12 +1034,10 @@ export class Allocator implements ViewClient {
   /**
    * True when this agent's slot was released (releaseSlot by another
    * agent, which must believe this one dead) or taken again since it
-   * attached. Checked on the slow paths; releaseSlot zeroes the slot's
-   * high watermarks so that the next free takes a slow path, and its
-   * caches are empty so the next alloc does. Once another agent has
-   * taken the slot and attached the allocator, the watermarks are back:
-   * a stale agent's cache hits then go unnoticed until its next slow path
-   * (release a slot only when its agent is known to be gone).
+   * attached. Checked on the slow paths, where the fast paths send a
+   * stale handle: releaseSlot zeroes the slot's high watermarks and empties
+   * its caches, and an agent that takes the slot again keys the
+   * watermarks with its own generation (see the cache row in layout.ts).
    */
   private slotLost(): boolean {
     return !this.heap.ownsSlot();
