@@ -147,17 +147,27 @@ test('grace periods: memory waiting stays bounded under churn, and a released sl
   const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 8 });
   const map = HashMap.create(heap, { keySize: 8, valueSize: 64, maxEntries: 1024, mode: 'dynamic' });
   const base = { heap: heap.handle, map: map.handle, keys: 256, ops: 200_000 };
-  const res = await runJobs<{ maxPending: number; maxMemory: number }>([
+  const res = await runJobs<{ maxPending: number; medianPending: number; maxMemory: number }>([
     { ...base, kind: 'churn', seed: deriveSeed(SEED, 1) },
     { ...base, kind: 'churn', seed: deriveSeed(SEED, 2) },
   ]);
-  // Each agent collects every 64 retires and readers pin for one
-  // operation, so an agent's limbo list holds a few hundred elements at most.
-  const BOUND = 1024;
-  for (const r of res) assert.ok(r.maxPending <= BOUND, `limbo peaked at ${r.maxPending} > ${BOUND}`);
-  // Memory follows the 256 live keys, not the 200k updates.
+  // Each agent collects every 64 retires. Updates of present keys are
+  // done in place, pinned for the operation, so a collection fails while
+  // the other worker is inside one; if the OS deschedules it there, for a
+  // whole time slice, the limbo list climbs by a few thousand and drops
+  // back at once (the same bounds as map-grace.test.ts, where this is
+  // explained). Each worker retires ~50,000 elements here (its deletes of
+  // present keys), so a scheme that stopped reclaiming would pass the peak
+  // bound.
+  const PEAK = 16_384;
+  const MEDIAN = 128;
+  for (const r of res) {
+    assert.ok(r.maxPending <= PEAK, `limbo peaked at ${r.maxPending} > ${PEAK}`);
+    assert.ok(r.medianPending <= MEDIAN, `limbo held ${r.medianPending} > ${MEDIAN} half the time`);
+  }
+  // Memory follows the 256 live keys, not the 200k operations.
   const elem = map.elementStats().unitSize;
-  for (const r of res) assert.ok(r.maxMemory < 2 * (256 + 2 * BOUND) * elem + (1 << 20), `map memory peaked at ${r.maxMemory}`);
+  for (const r of res) assert.ok(r.maxMemory < 2 * (256 + 2 * PEAK) * elem + (1 << 20), `map memory peaked at ${r.maxMemory}`);
 
   // A reader that pins and dies holds deferred frees back until its slot is released.
   const h = heap.reserveSlot();

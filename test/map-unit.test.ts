@@ -305,9 +305,9 @@ test('dynamic: NO_MEMORY when the heap runs out below maxEntries; deletes make r
   assert.deepEqual(heap.validate(), []);
 });
 
-test('update replaces the whole value; a reader inside read() keeps the old one until it leaves', () => {
+test('inPlace: false: update replaces the whole value; a reader inside read() keeps the old one until it leaves', () => {
   const heap = Heap.create({ maxBytes: 32 << 20 });
-  const m = HashMap.create(heap, { keySize: 8, valueSize: 40, maxEntries: 16 });
+  const m = HashMap.create(heap, { keySize: 8, valueSize: 40, maxEntries: 16, inPlace: false });
   const a = Uint8Array.from({ length: 40 }, (_, i) => i + 1);
   const b = Uint8Array.from({ length: 40 }, (_, i) => 200 - i);
   assert.equal(m.update(k32(5), a, MapFlag.NOEXIST), MapStatus.OK);
@@ -323,6 +323,51 @@ test('update replaces the whole value; a reader inside read() keeps the old one 
     assert.deepEqual(heap.u8.slice(at, at + 40), a, 'and is intact');
   });
   assert.equal(m.collect(), 0, 'freed once the reader left');
+  assert.deepEqual(m.updateCounts, { inPlace: 0, replaced: 0 }, 'no in-place path in this map');
+  assert.equal(m.count(), 1);
+  assert.equal(liveElements(m), 1);
+  assert.deepEqual(m.validate(), []);
+});
+
+test('in place: update writes the spare copy and flips; a copy a reader may use is not written until its grace period passes', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20 });
+  const m = HashMap.create(heap, { keySize: 8, valueSize: 40, maxEntries: 16 });
+  const val = (x: number): Uint8Array => Uint8Array.from({ length: 40 }, (_, i) => (x + i) & 255);
+  assert.equal(m.update(k32(5), val(1), MapFlag.NOEXIST), MapStatus.OK);
+  const out = new Uint8Array(40);
+  const first = m.lookupOffset(k32(5));
+  m.read(() => {
+    const at = m.lookupOffset(k32(5));
+    assert.equal(at, first);
+    // Copy 1 was never current: written at once, no new element.
+    assert.equal(m.update(k32(5), val(2), MapFlag.EXIST), MapStatus.OK);
+    assert.ok(m.lookup(k32(5), out));
+    assert.deepEqual(out, val(2), 'lookups see the new value at once');
+    const spare = m.lookupOffset(k32(5));
+    assert.notEqual(spare, at, 'in the other copy');
+    assert.equal(Math.abs(spare - at), 40, 'of the same element');
+    assert.deepEqual(m.updateCounts, { inPlace: 1, replaced: 0 });
+    assert.equal(m.collect(), 0, 'nothing retired');
+    // Copy `at` may still be read by this agent: the next update must not
+    // write it, so it replaces the element.
+    assert.equal(m.update(k32(5), val(3), MapFlag.ANY), MapStatus.OK);
+    assert.deepEqual(m.updateCounts, { inPlace: 1, replaced: 1 });
+    assert.ok(m.lookup(k32(5), out));
+    assert.deepEqual(out, val(3));
+    assert.deepEqual(heap.u8.slice(at, at + 40), val(1), 'the copy read before the flips is intact');
+    assert.equal(m.collect(), 1, 'the replaced element waits: this agent is still reading');
+  });
+  assert.equal(m.collect(), 0, 'freed once the reader left');
+  // With no reader, updates go in place once epochs pass; the value is
+  // always the last one written.
+  for (let i = 0; i < 200; i++) {
+    assert.equal(m.update(k32(5), val(10 + i), MapFlag.ANY), MapStatus.OK);
+    assert.ok(m.lookup(k32(5), out));
+    assert.deepEqual(out, val(10 + i), `update ${i}`);
+    m.collect();
+  }
+  const c = m.updateCounts;
+  assert.ok(c.inPlace > 100, `only ${c.inPlace} of 200 updates in place`);
   assert.equal(m.count(), 1);
   assert.equal(liveElements(m), 1);
   assert.deepEqual(m.validate(), []);

@@ -3,12 +3,18 @@
  * at once. Layout and ownership rules: ./layout.ts.
  *
  * - Readers (lookup, iteration) take no lock: they pin the epoch, walk the
- *   bucket chain with atomic loads and copy the value out. Elements are
- *   immutable while visible: update builds a new element and swaps it in,
- *   delete unlinks; either way the old element is freed only after a grace
- *   period (Allocator.freeDeferred), so a reader never sees a torn value,
+ *   bucket chain and copy the value out. Keys never change while visible.
+ *   An update of a present key writes the element's spare value copy and
+ *   flips to it (in place, the default), or builds a new element and
+ *   swaps it in; delete unlinks. A copy or element that readers may still
+ *   use is written or freed only after a grace period (the spare copy's
+ *   stamp; Allocator.freeDeferred), so a reader never sees a torn value,
  *   a value of another key, or a reused element.
- * - Writers take the bucket's lock (a CAS; a bounded spin, then BUSY).
+ * - Inserts, deletes and element replacements take the bucket's lock (a
+ *   CAS; a bounded spin, then BUSY); in-place updates take only the
+ *   element's (a CAS, never waited for: a writer that finds it taken
+ *   replaces the element instead), so writers on different keys write no
+ *   shared cache line but their own elements'.
  * - Elements come from a fixed-size allocator: preallocated mode reserves
  *   every element at create (memory constant), dynamic mode takes them on
  *   insert (memory follows the element count). Both reuse freed elements
@@ -37,7 +43,13 @@ import {
   OP_INSERT,
   OP_REPLACE,
   OP_SLOT_WRITE,
+  V_COPY_SHIFT,
+  V_GRACE,
+  V_LOCK,
+  V_STAMP_MASK,
+  V_STAMP_SHIFT,
 } from './layout.js';
+import { tryAdvance } from '../reclaim/epoch.js';
 
 /** update() flags, as the kernel's BPF_ANY / BPF_NOEXIST / BPF_EXIST. */
 export const MapFlag = {
@@ -79,12 +91,25 @@ export interface HashMapOptions {
   seed?: number;
   /** Buckets (rounded up to a power of two). Default: maxEntries / 4 rounded up. */
   buckets?: number;
+  /**
+   * Update existing keys in place (default true; not for per-worker maps,
+   * which always write their own slot in place). Each element then holds
+   * two copies of the value and a version word: an update writes the copy
+   * no reader uses and flips, without the bucket lock or a new element,
+   * so writers on different keys share no cache line they write. false:
+   * every update builds a new element and frees the old one after a grace
+   * period (elements ~valueSize + 8 bytes smaller).
+   */
+  inPlace?: boolean;
 }
 
 export interface HashMapHandle {
   readonly kind: 'anyalloc.map';
   readonly region: number;
 }
+
+/** An agent that updates in place tries to advance the epoch every this many updates (see updateInPlace). */
+const ADVANCE_EVERY = 32;
 
 /** How long a writer spins on a bucket lock before it reports BUSY. */
 const LOCK_SPIN_MS = 500;
@@ -94,6 +119,8 @@ const RECLAIM_WAIT_MS = 500;
 const QUOTA_BATCH_MAX = 32;
 /** Bit 0 of a bucket word: its lock (elements are 16-byte aligned). */
 const LOCKED = 1;
+/** updateInPlace: the element must be replaced (not a MapStatus). */
+const UPDATE_REPLACE = 1;
 /**
  * Watermarks of the element allocator. The high mark sits above the 64
  * elements a deferred-free collection returns at once, so an overwrite
@@ -130,6 +157,8 @@ export class HashMap implements ViewClient {
   private readonly keyOff: number;
   private readonly valueOff: number;
   private readonly stride: number;
+  /** 2: values updated in place (two copies, see ./layout.ts); 1 else. */
+  private readonly copies: number;
   private readonly rowWord: number;
   private readonly pinWord: number;
   private readonly epochWord: number;
@@ -145,6 +174,18 @@ export class HashMap implements ViewClient {
   /** The key of the operation in progress, zero-padded to whole words. */
   private readonly kw: Uint32Array;
   private readonly kb: Uint8Array;
+  /** This agent's updates of existing keys done in place / by a new element (in-place maps). */
+  private inPlaceCount = 0;
+  private replacedCount = 0;
+  /** In-place updates until this agent next tries to advance the epoch. */
+  private advanceIn = ADVANCE_EVERY;
+  /**
+   * Whether this agent's recent update(ANY) calls found their key (a
+   * saturating counter, 0..3; >= 2: they did): an ANY update looks for its
+   * key lock-free, to update it in place, only while they did, so that
+   * inserts do not search twice.
+   */
+  private anyHits = 2;
 
   private constructor(heap: Heap, region: number, elems: Allocator) {
     this.heap = heap;
@@ -166,6 +207,7 @@ export class HashMap implements ViewClient {
     this.keyOff = u32[W + M.KEY_OFF]!;
     this.valueOff = u32[W + M.VALUE_OFF]!;
     this.stride = u32[W + M.VALUE_STRIDE]!;
+    this.copies = u32[W + M.VALUE_COPIES] === 2 ? 2 : 1;
     this.quotaBatch = Math.min(QUOTA_BATCH_MAX, Math.floor(this.maxEntries / (4 * heap.maxSlots)));
     this.kw = new Uint32Array(Math.ceil(this.keySize / 4));
     this.kb = new Uint8Array(this.kw.buffer);
@@ -185,6 +227,8 @@ export class HashMap implements ViewClient {
     const mode = options.mode ?? 'dynamic';
     if (mode !== 'prealloc' && mode !== 'dynamic') throw new TypeError(`mode must be 'prealloc' or 'dynamic', got ${describe(mode)}`);
     const perWorker = options.perWorker === true;
+    if (options.inPlace !== undefined && typeof options.inPlace !== 'boolean') throw new TypeError(`inPlace must be a boolean, got ${describe(options.inPlace)}`);
+    const copies = !perWorker && options.inPlace !== false ? 2 : 1;
     const seed = options.seed === undefined ? (Math.random() * 2 ** 32) >>> 0 : checkInt('seed', options.seed, 0, 0xffffffff);
     // Default: a quarter as many buckets as entries (chains of ~4 when
     // full), so the table costs ~1 byte per entry and a dynamic map's
@@ -192,8 +236,10 @@ export class HashMap implements ViewClient {
     const buckets = pow2AtLeast(options.buckets === undefined ? Math.ceil(maxEntries / 4) : checkInt('buckets', options.buckets, 1, 1 << 26));
     const keyOff = E_KEY_OFF;
     const valueOff = keyOff + Math.ceil(keySize / 8) * 8;
-    const stride = perWorker ? 8 + Math.ceil(valueSize / 8) * 8 : valueSize;
-    const elemSize = valueOff + (perWorker ? stride * heap.maxSlots : valueSize);
+    const padded = Math.ceil(valueSize / 8) * 8;
+    // Per-worker: bytes per slot record; in place: bytes per copy.
+    const stride = perWorker ? 8 + padded : copies === 2 ? padded : valueSize;
+    const elemSize = valueOff + (perWorker ? stride * heap.maxSlots : copies === 2 ? 8 + 2 * padded : valueSize);
     // Preallocated maps keep slack for what agents' caches and limbo lists
     // hold at any moment, so maxEntries live elements always fit.
     const slack = heap.maxSlots * (ELEM_MARKS.highWatermark + ELEM_MARKS.batch + 64);
@@ -226,6 +272,7 @@ export class HashMap implements ViewClient {
     u32[W + M.KEY_OFF] = keyOff;
     u32[W + M.VALUE_OFF] = valueOff;
     u32[W + M.VALUE_STRIDE] = stride;
+    u32[W + M.VALUE_COPIES] = copies;
     u32[W + M.ELEM_SIZE] = elems.unitSize;
     u32[W + M.CAPACITY] = mode === 'prealloc' ? capacity : 0;
     store(u32, W + M.STATE, MAP_LIVE);
@@ -335,6 +382,17 @@ export class HashMap implements ViewClient {
   /** Makes sure the views cover element e (allocated maybe by another agent after our last grow). */
   private reach(e: number): void {
     if (e + 64 > this.heap.viewBytes) this.heap.refresh();
+  }
+
+  /**
+   * Byte offset of e's value now (not per-worker maps): in-place maps,
+   * the copy its version word names (a plain load: the copy's address
+   * depends on it, see ./layout.ts).
+   */
+  private valueAt(e: number): number {
+    if (this.copies === 1) return e + this.valueOff;
+    const v = this.u32[(e + this.valueOff) >>> 2]!;
+    return e + this.valueOff + 8 + ((v >>> V_COPY_SHIFT) & 1) * this.stride;
   }
 
   private keyEquals(e: number): boolean {
@@ -527,6 +585,13 @@ export class HashMap implements ViewClient {
       const end = e + this.valueOff + this.stride * this.heap.maxSlots;
       this.u8.fill(0, e + this.valueOff, end);
       this.copyIn(e + this.valueOff + this.stride * this.heap.slot + 8, v);
+    } else if (this.copies === 2) {
+      // Copy 0 current; a stamp already V_GRACE old, since copy 1 was
+      // never current in this element's life (and readers of its previous
+      // life left before it was freed), so the first in-place update may
+      // write it at once.
+      this.u32[(e + this.valueOff) >>> 2] = (((this.u32[this.epochWord]! - V_GRACE) & V_STAMP_MASK) << V_STAMP_SHIFT) >>> 0;
+      this.copyIn(e + this.valueOff + 8, v);
     } else {
       this.copyIn(e + this.valueOff, v);
     }
@@ -559,7 +624,7 @@ export class HashMap implements ViewClient {
     const e = this.find(h & this.mask, h);
     if (e !== 0) {
       if (this.perWorker) this.readSlot(e, this.heap.slot, out);
-      else this.copyOut(e + this.valueOff, out);
+      else this.copyOut(this.valueAt(e), out);
     }
     this.unpin();
     return e !== 0;
@@ -590,7 +655,7 @@ export class HashMap implements ViewClient {
   lookupOffset(key: Uint8Array): number {
     const e = this.locate(key, 'lookupOffset');
     if (e === 0) return 0;
-    return this.perWorker ? e + this.valueOff + this.stride * this.heap.slot + 8 : e + this.valueOff;
+    return this.perWorker ? e + this.valueOff + this.stride * this.heap.slot + 8 : this.valueAt(e);
   }
 
   /** Runs fn inside a read-side section: offsets from lookupOffset stay valid until it returns. */
@@ -687,11 +752,76 @@ export class HashMap implements ViewClient {
       this.unpin();
       if (e !== 0) return MapStatus.OK;
       if (flag === MapFlag.EXIST) return MapStatus.NOT_FOUND;
+    } else if (this.copies === 2 && (flag === MapFlag.EXIST || (flag === MapFlag.ANY && this.anyHits >= 2))) {
+      const st = this.updateInPlace(b, h, value, flag);
+      if (st !== UPDATE_REPLACE) return st;
     }
     // Writers need no pin: under the bucket lock every element of the
     // chain is live (retired ones are unlinked first), so the epoch is
     // never held back by a writer waiting for a lock.
     return this.updateLocked(b, h, value, flag);
+  }
+
+  /**
+   * An update of an existing key in an in-place map (./layout.ts, ver and
+   * copies): no bucket lock, no new element. Returns OK, NOT_FOUND (EXIST
+   * and no key), or UPDATE_REPLACE when the element must be replaced
+   * instead: the key is absent (ANY inserts), another writer holds the
+   * element's LOCK, or the spare copy may still have readers.
+   *
+   * Linearizable: a writer that finds the element and flips it after a
+   * concurrent replace or delete unlinked it takes effect just before
+   * that replace or delete (it found the element linked, so it began
+   * before), and no later reader sees its value. Pinned, so the element
+   * is not reused meanwhile.
+   */
+  private updateInPlace(b: number, h: number, value: Uint8Array, flag: number): number {
+    this.pin();
+    const u32 = this.u32;
+    // The epoch this agent is pinned at (its own pin word): the epoch
+    // stays at most one past it until the unpin.
+    const pinned = u32[this.pinWord]!;
+    const e = this.find(b, h);
+    let status: number = UPDATE_REPLACE;
+    if (e !== 0) {
+      const vw = (e + this.valueOff) >>> 2;
+      const v = u32[vw]!;
+      if ((v & V_LOCK) === 0 && ((pinned - (v >>> V_STAMP_SHIFT)) & V_STAMP_MASK) >= V_GRACE && cas(u32, vw, v, v | V_LOCK) === v) {
+        const spare = ((v >>> V_COPY_SHIFT) & 1) ^ 1;
+        this.copyIn(e + this.valueOff + 8 + spare * this.stride, value);
+        store(u32, vw, (((pinned & V_STAMP_MASK) << V_STAMP_SHIFT) | (spare << V_COPY_SHIFT)) >>> 0);
+        status = MapStatus.OK;
+      }
+    } else if (flag === MapFlag.EXIST) {
+      status = MapStatus.NOT_FOUND;
+    }
+    this.unpin();
+    if (flag === MapFlag.ANY) this.anyHits = e !== 0 ? 3 : this.anyHits - 1;
+    if (status === MapStatus.OK) {
+      this.inPlaceCount++;
+      // Grace periods advance, and limbo rings are collected, with
+      // deferred frees; an agent that mostly updates in place frees little,
+      // so now and then it collects its ring (which advances the epoch as
+      // far as its entries need) or moves the epoch on, or every key would
+      // wait for the others' frees and replaced elements for its next ones.
+      if (--this.advanceIn === 0) {
+        this.advanceIn = ADVANCE_EVERY;
+        if (this.elems.deferredPending > 0) this.elems.collectDeferred();
+        else tryAdvance(this.heap);
+      }
+    } else if (e !== 0) {
+      this.replacedCount++;
+    }
+    return status;
+  }
+
+  /**
+   * This agent's updates of existing keys (in-place maps): done in place,
+   * and done by replacing the element (its spare copy was locked by
+   * another writer or could still have readers). Counts since attach.
+   */
+  get updateCounts(): { inPlace: number; replaced: number } {
+    return { inPlace: this.inPlaceCount, replaced: this.replacedCount };
   }
 
   private writeSlot(e: number, v: Uint8Array): void {
@@ -734,6 +864,7 @@ export class HashMap implements ViewClient {
     }
     const e = this.findLocked(head, h);
     const pred = this.pred;
+    if (flag === MapFlag.ANY) this.anyHits = e !== 0 ? Math.min(3, this.anyHits + 1) : Math.max(0, this.anyHits - 1);
     let status: number = MapStatus.OK;
     if (e !== 0 && flag === MapFlag.NOEXIST) status = MapStatus.EXISTS;
     else if (e === 0 && flag === MapFlag.EXIST) status = MapStatus.NOT_FOUND;

@@ -42,18 +42,45 @@
  * Element (an object of the map's fixed-size allocator):
  *
  *   +------+------+-----------------+--------------------------------------+
- *   | next | hash | key (keySize,   | value (valueSize)                    |
- *   |      |      |  padded to 8)   |  or, per-worker: maxSlots records of |
- *   |      |      |                 |  [seq | pad | value padded to 8]     |
+ *   | next | hash | key (keySize,   | value area, one of:                  |
+ *   |      |      |  padded to 8)   |  in place (default):                 |
+ *   |      |      |                 |   [ver | pad][copy 0][copy 1]        |
+ *   |      |      |                 |   (each copy valueSize padded to 8)  |
+ *   |      |      |                 |  inPlace: false: [value]             |
+ *   |      |      |                 |  per-worker: maxSlots records of     |
+ *   |      |      |                 |   [seq | pad | value padded to 8]    |
  *   +------+------+-----------------+--------------------------------------+
  *
  *   next   Atomics.store by the bucket's lock holder (insert, replace,
  *          delete); Atomics.load by readers. Unchanged once the element
  *          is unlinked, so a reader standing on it can go on walking.
- *   hash, key, value: written once before the store that publishes the
- *          element; never changed while any reader may see it (update
+ *   hash, key: written once before the store that publishes the element;
+ *          never changed while any reader may see it.
+ *   ver    (in-place maps) bit 0: LOCK, held by the one writer of the
+ *          spare copy; bit 1: which copy is current; bits 2-31: STAMP,
+ *          the epoch (mod 2^30) its writer was pinned at when it made the
+ *          current copy current. Written with plain stores before the
+ *          element is published, then only by cas (take LOCK) and
+ *          Atomics.store (flip: new current copy, new STAMP, LOCK clear).
+ *          Readers load it plainly and take the copy it names: the copy's
+ *          address depends on the loaded word, so its loads are ordered
+ *          after it, as with next.
+ *   copies (in-place maps) the current copy is never written. A writer
+ *          that holds LOCK writes the spare copy and flips. It may take
+ *          LOCK only once the epoch, as it is pinned, is V_GRACE past the
+ *          STAMP: the spare copy was current before the last flip, and a
+ *          reader that loaded ver before that flip was pinned at an epoch
+ *          at most STAMP + 1 (the flipping writer was pinned at STAMP, so
+ *          the epoch could not pass STAMP + 1 before the flip); such a
+ *          reader holds the epoch at or below STAMP + 2 until it leaves.
+ *          So a reader never sees a torn value. A writer that finds LOCK
+ *          taken, or the grace not passed, replaces the element instead
+ *          (as inPlace: false maps always do); a writer that dies holding
+ *          LOCK leaves a spare copy nobody reads, and the next update of
+ *          the key replaces the element.
+ *   value  (inPlace: false) written once before publication; update
  *          replaces the element; the old one is freed after a grace
- *          period). So a reader never sees a torn value.
+ *          period.
  *   per-worker records: written in place by the owning slot only, inside
  *          a seqlock: seq odd while the owner writes; readers copy and
  *          retry while seq is odd or changed.
@@ -102,6 +129,8 @@ export const M = {
    * it they died on; each such death adds at most one quota batch).
    */
   RESERVED_SLACK: 17,
+  /** once: 2 when values are updated in place (two copies and a version word), 1 else. */
+  VALUE_COPIES: 18,
 } as const;
 export const MAP_HEADER_WORDS = 32;
 export const MAP_SLOT_WORDS = 16;
@@ -123,6 +152,18 @@ export const OP_DELETE = 3;
 export const OP_SLOT_WRITE = 4;
 export const MAP_LIVE = 1;
 export const MAP_DESTROYED = 2;
+
+/** Version word of an in-place map's value (see the element diagram above). */
+export const V_LOCK = 1;
+export const V_COPY_SHIFT = 1;
+export const V_STAMP_SHIFT = 2;
+export const V_STAMP_MASK = 0x3fffffff;
+/**
+ * Epochs that must pass, counted from the stamp, before the copy that the
+ * stamped flip retired may be written again (3 by the argument above, one
+ * more because the 30-bit stamp skips epoch 0 as the 32-bit epoch does).
+ */
+export const V_GRACE = 4;
 
 /** Element words. */
 export const E_NEXT = 0;

@@ -62,6 +62,8 @@ export interface ReuseJob extends MapJobBase {
   durationMs: number;
   /** Give up (fail) after this long. */
   deadlineMs: number;
+  /** Writer: EXIST updates of each key per round, after the inserts (default 1). */
+  rewrites?: number;
 }
 
 export interface ReuseWriterResult {
@@ -71,6 +73,9 @@ export interface ReuseWriterResult {
   bad: string[];
   /** Deferred frees still waiting when the worker detached (drainDeferred gave up): must be 0. */
   undrained: number;
+  /** The writer's updates of present keys done in place / by a new element (map.updateCounts). */
+  inPlace: number;
+  replaced: number;
 }
 
 export interface ReuseReaderResult {
@@ -85,8 +90,14 @@ export interface ReuseReaderResult {
 
 /** The two keys of the reuse test. */
 export const REUSE_KEYS = [1, 2] as const;
-/** Writes per round: insert both keys (NOEXIST), replace both (EXIST); then delete both. */
-export const REUSE_WRITES_PER_ROUND = 4;
+/**
+ * Writes per round with `rewrites` EXIST updates per key: insert both
+ * keys (NOEXIST), update both (EXIST) `rewrites` times, alternating; then
+ * delete both.
+ */
+export function reuseWritesPerRound(rewrites: number): number {
+  return 2 + 2 * rewrites;
+}
 /** 64-byte values: a copy torn between two writes shows in some word. */
 export const REUSE_VALUE_SIZE = 64;
 export const REUSE_KEY_SIZE = 8;
@@ -110,7 +121,7 @@ export function reuseKeyIntact(dv: DataView): boolean {
 
 /**
  * Value of key k at generation gen (gen counts every write; round =
- * floor((gen - 1) / REUSE_WRITES_PER_ROUND)): word 0 key, word 1 gen,
+ * floor((gen - 1) / writes per round)): word 0 key, word 1 gen,
  * words 2..14 a function of (key, gen, word), word 15 a checksum of all.
  */
 export function writeReuseValue(dv: DataView, k: number, gen: number): void {
@@ -139,8 +150,8 @@ export function reuseValueProblem(dv: DataView): string | null {
   return null;
 }
 
-export function reuseRound(gen: number): number {
-  return Math.floor((gen - 1) / REUSE_WRITES_PER_ROUND);
+export function reuseRound(gen: number, rewrites: number): number {
+  return Math.floor((gen - 1) / reuseWritesPerRound(rewrites));
 }
 
 /* ---------------------------- linearizability ----------------------------- */

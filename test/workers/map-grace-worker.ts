@@ -102,8 +102,12 @@ function churnWhileHeld(j: Extract<GraceJob, { kind: 'churn-while-held' }>): Chu
     kv.setUint32(0, j.key + 1 + k, true);
     vv.setUint32(0, i, true);
     if (rng.below(2) === 0) {
+      // An update of a present key retires its element unless it was done
+      // in place (a fresh element's first update; later ones wait for the
+      // holder's grace period, so they replace).
+      const inPlace = map.updateCounts.inPlace;
       if (map.update(key, value, MapFlag.ANY) !== MapStatus.OK) throw new Error(`churn-while-held: update ${i} failed`);
-      if (present[k] === 1) retired++;
+      if (present[k] === 1 && map.updateCounts.inPlace === inPlace) retired++;
       present[k] = 1;
     } else if (map.delete(key) === MapStatus.OK) {
       retired++;

@@ -6,6 +6,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { HashMap, Heap, MapFlag, MapStatus } from '../../src/index.js';
+import { V_GRACE } from '../../src/map/layout.js';
+import { tryAdvance } from '../../src/reclaim/epoch.js';
 import { waitWhileEquals } from '../util/barrier.js';
 import { drainDeferred } from '../util/map-drain.js';
 import {
@@ -39,7 +41,8 @@ function writer(): ReuseWriterResult {
   const vv = new DataView(value.buffer);
   const out = new Uint8Array(REUSE_VALUE_SIZE);
   const ov = new DataView(out.buffer);
-  const res: ReuseWriterResult = { rounds: 0, writes: 0, bad: [], undrained: 0 };
+  const res: ReuseWriterResult = { rounds: 0, writes: 0, bad: [], undrained: 0, inPlace: 0, replaced: 0 };
+  const rewrites = job.rewrites ?? 1;
   const bad = (what: string): void => {
     if (res.bad.length < 8) res.bad.push(what);
   };
@@ -51,9 +54,16 @@ function writer(): ReuseWriterResult {
   let gen = 0;
   while (res.bad.length === 0) {
     if ((res.rounds & 15) === 0 && performance.now() > stopAt) break;
-    // Generations count writes, REUSE_WRITES_PER_ROUND per round, in this
-    // order: insert key 1, insert key 2, replace key 1, replace key 2.
-    for (const flag of [MapFlag.NOEXIST, MapFlag.EXIST]) {
+    // Generations count writes, reuseWritesPerRound(rewrites) per round,
+    // in this order: insert key 1, insert key 2, then update key 1, update
+    // key 2, `rewrites` times (in place when the spare copy's grace period
+    // has passed, else by a new element).
+    for (let pass = 0; pass <= rewrites; pass++) {
+      const flag = pass === 0 ? MapFlag.NOEXIST : MapFlag.EXIST;
+      // With several updates per round, move the epoch on between passes
+      // (as other agents' frees would), so that updates also meet copies
+      // that were current before and whose grace period may have passed.
+      if (pass > 1) for (let a = 0; a < V_GRACE; a++) tryAdvance(heap);
       for (let i = 0; i < keys.length; i++) {
         writeReuseValue(vv, REUSE_KEYS[i]!, ++gen);
         const st = map.update(keys[i]!, value, flag);
@@ -70,6 +80,7 @@ function writer(): ReuseWriterResult {
     Atomics.store(control, REUSE.GEN, gen);
   }
   Atomics.store(control, REUSE.STOP, 1);
+  ({ inPlace: res.inPlace, replaced: res.replaced } = map.updateCounts);
   res.undrained = drainDeferred(map);
   return res;
 }
@@ -98,7 +109,7 @@ function reader(): ReuseReaderResult {
     // The writer writes key 1 at odd generations, key 2 at even ones.
     if (REUSE_KEYS[(gen - 1) % 2] !== k) return violation(`${how}(key ${k}) returned gen ${gen}, which the writer wrote to the other key`);
     if (gen < lastGen[i]!) violation(`${how}(key ${k}) returned gen ${gen} after this reader saw gen ${lastGen[i]}`);
-    const round = reuseRound(gen);
+    const round = reuseRound(gen, job.rewrites ?? 1);
     if (round < lastRound) violation(`${how}(key ${k}) returned a value of round ${round} after this reader saw round ${lastRound}, whose start deleted it`);
     lastGen[i] = Math.max(lastGen[i]!, gen);
     lastRound = Math.max(lastRound, round);

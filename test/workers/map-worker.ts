@@ -151,6 +151,7 @@ function run(): unknown {
     case 'churn': {
       let maxPending = 0;
       let maxMemory = 0;
+      const pending: number[] = [];
       const rng = new Prng(job.seed);
       for (let i = 0; i < job.ops; i++) {
         setKey(rng.below(job.keys));
@@ -162,10 +163,12 @@ function run(): unknown {
         }
         if ((i & 255) === 0) {
           maxPending = Math.max(maxPending, map.deferredPending);
+          pending.push(map.deferredPending);
           maxMemory = Math.max(maxMemory, map.memoryBytes());
         }
       }
-      return { maxPending, maxMemory };
+      pending.sort((x, y) => x - y);
+      return { maxPending, medianPending: pending[pending.length >> 1]!, maxMemory };
     }
   }
 }
