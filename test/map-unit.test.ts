@@ -93,6 +93,31 @@ test('batch operations', () => {
   assert.equal(m.count(), 0);
 });
 
+test('in place: an update by an agent whose views predate a grow by another agent reaches the new element', () => {
+  const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 4 });
+  const m = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: 100_000 });
+  const other = Heap.attach(heap.handle);
+  const m2 = HashMap.attach(other, m.handle);
+  const before = heap.viewBytes;
+  // The other agent fills the map until the heap has grown past this
+  // agent's views, then inserts the key this agent will update.
+  let n = 0;
+  while (other.viewBytes <= before + (1 << 20)) assert.equal(m2.update(k32(1_000_000 + n++), k32(n)), MapStatus.OK);
+  assert.equal(m2.update(k32(7), k32(70), MapFlag.NOEXIST), MapStatus.OK);
+  assert.ok(m2.lookupOffset(k32(7)) > before, 'the element lies beyond this agent\'s views');
+  assert.equal(heap.viewBytes, before, 'this agent has not renewed its views yet');
+  assert.equal(m.update(k32(7), k32(71), MapFlag.EXIST), MapStatus.OK);
+  assert.deepEqual(m.updateCounts, { inPlace: 1, replaced: 0 });
+  const out = new Uint8Array(8);
+  assert.ok(m2.lookup(k32(7), out));
+  assert.equal(u32of(out), 71);
+  assert.ok(m.lookup(k32(7), out));
+  assert.equal(u32of(out), 71);
+  assert.deepEqual(m.validate(), []);
+  m2.detach();
+  other.detach();
+});
+
 test('per-worker values: each agent writes its own slot; lookupAll lists, sum sums', () => {
   const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
   const m = HashMap.create(heap, { keySize: 4, valueSize: 4, maxEntries: 16, perWorker: true });

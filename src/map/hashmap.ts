@@ -777,13 +777,13 @@ export class HashMap implements ViewClient {
    */
   private updateInPlace(b: number, h: number, value: Uint8Array, flag: number): number {
     this.pin();
-    const u32 = this.u32;
     // The epoch this agent is pinned at (its own pin word): the epoch
     // stays at most one past it until the unpin.
-    const pinned = u32[this.pinWord]!;
+    const pinned = this.u32[this.pinWord]!;
     const e = this.find(b, h);
     let status: number = UPDATE_REPLACE;
     if (e !== 0) {
+      const u32 = this.u32; // after find, which may have renewed the views
       const vw = (e + this.valueOff) >>> 2;
       const v = u32[vw]!;
       if ((v & V_LOCK) === 0 && ((pinned - (v >>> V_STAMP_SHIFT)) & V_STAMP_MASK) >= V_GRACE && cas(u32, vw, v, v | V_LOCK) === v) {
