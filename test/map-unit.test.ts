@@ -93,6 +93,38 @@ test('batch operations', () => {
   assert.equal(m.count(), 0);
 });
 
+test('in place: an element left locked by a writer that died mid-update is read as before and replaced by the next update', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20 });
+  const m = HashMap.create(heap, { keySize: 8, valueSize: 16, maxEntries: 16 });
+  const val = (x: number): Uint8Array => Uint8Array.from({ length: 16 }, (_, i) => (x * 7 + i) & 255);
+  assert.equal(m.update(k32(3), val(1), MapFlag.NOEXIST), MapStatus.OK);
+  // A fresh element: copy 0 current, the version word 8 bytes before it,
+  // the spare copy right after it (16 bytes).
+  const at = m.lookupOffset(k32(3));
+  const ver = (at - 8) >>> 2;
+  const before = heap.u32[ver]!;
+  // The dead writer took the lock and got halfway through the spare copy.
+  Atomics.or(heap.u32, ver, 1);
+  heap.u8.fill(0xee, at + 16, at + 24);
+  const out = new Uint8Array(16);
+  assert.ok(m.lookup(k32(3), out));
+  assert.deepEqual(out, val(1), 'readers use the current copy');
+  assert.equal(m.update(k32(3), val(2), MapFlag.EXIST), MapStatus.OK);
+  assert.deepEqual(m.updateCounts, { inPlace: 0, replaced: 1 }, 'the locked element is replaced, not waited for');
+  assert.ok(m.lookup(k32(3), out));
+  assert.deepEqual(out, val(2));
+  assert.notEqual(m.lookupOffset(k32(3)), at);
+  assert.equal(heap.u32[ver], (before | 1) >>> 0, 'the old element was left as it was');
+  assert.equal(m.collect(), 0, 'and freed after its grace period');
+  assert.equal(liveElements(m), 1);
+  assert.deepEqual(m.validate(), []);
+  // The new element updates in place again.
+  assert.equal(m.update(k32(3), val(3), MapFlag.ANY), MapStatus.OK);
+  assert.deepEqual(m.updateCounts, { inPlace: 1, replaced: 1 });
+  assert.ok(m.lookup(k32(3), out));
+  assert.deepEqual(out, val(3));
+});
+
 test('in place: an update by an agent whose views predate a grow by another agent reaches the new element', () => {
   const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 4 });
   const m = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: 100_000 });
