@@ -809,16 +809,16 @@ export class HashMap implements ViewClient {
         if (this.elems.deferredPending > 0) this.elems.collectDeferred();
         else tryAdvance(this.heap);
       }
-    } else if (e !== 0) {
-      this.replacedCount++;
     }
     return status;
   }
 
   /**
-   * This agent's updates of existing keys (in-place maps): done in place,
-   * and done by replacing the element (its spare copy was locked by
-   * another writer or could still have readers). Counts since attach.
+   * This agent's updates of present keys in an in-place map, since it
+   * attached: done in place, and done by replacing the element (its spare
+   * copy was locked by another writer or could still have readers, or the
+   * update went to the bucket lock first because this agent's recent ANY
+   * updates were inserts). Both 0 in other maps.
    */
   get updateCounts(): { inPlace: number; replaced: number } {
     return { inPlace: this.inPlaceCount, replaced: this.replacedCount };
@@ -878,6 +878,7 @@ export class HashMap implements ViewClient {
       // fresh.next is published by the atomic store that links fresh.
       if (e !== 0) {
         // Replace: readers see the old element or the new one, never a mix.
+        if (this.copies === 2) this.replacedCount++;
         i32[row + MS.OP_OLD] = e;
         i32[row + MS.OP] = OP_REPLACE;
         this.u32[(fresh >>> 2) + E_NEXT] = this.u32[(e >>> 2) + E_NEXT]!;
