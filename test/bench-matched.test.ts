@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { measureInterleaved } from '../bench/map/interleave.js';
 import type { InterleaveSpec } from '../bench/map/interleave-protocol.js';
-import { matchedRatio, type MatchedRow } from '../bench/map/run.js';
+import { DEFAULT_MAP, mapTargets, matchedRatio, type MapRow, type MatchedRow } from '../bench/map/run.js';
 import { measureMatchedPairs } from '../bench/pair-matched.js';
 import { cycleRatios } from '../bench/stats.js';
 
@@ -83,4 +83,34 @@ test('matched pair windows: every variant gets a time for every cycle, in its ow
   assert.deepEqual(r.unavailable, {});
   await assert.rejects(measureMatchedPairs(['floor'], 64, 0, 4), /cycles/);
   await assert.rejects(measureMatchedPairs(['no-such-variant'], 64, 1, 4), /unknown variant/);
+});
+
+test('map targets: a separate-process ratio whose runs fall on both sides of the line is unclear, not PASS or FAIL', () => {
+  const row = (peer: MapRow['peer'], runs: number[]): MapRow => {
+    const sorted = [...runs].sort((a, b) => a - b);
+    return {
+      peer, scenario: 'overwrite', workers: 2, runs, opsPerSec: sorted[sorted.length >> 1]!, min: sorted[0]!, max: sorted[sorted.length - 1]!,
+      spread: 0, memMeanBytes: 1, memPeakBytes: 1, heapPeakBytes: 1, cpuPerWorker: 1, failures: 0,
+    };
+  };
+  const o = { ...DEFAULT_MAP, workers: [2], scenarios: ['overwrite'] as const, peers: ['anyalloc-prealloc', 'anyalloc-dynamic', 'sharedmap'] as const };
+  const verdictOf = (table: string, target: string): string => {
+    const line = table.split('\n').find((l) => l.includes(target));
+    assert.ok(line, `no row for ${target}`);
+    return line.split('|')[3]!.trim();
+  };
+  const pre = row('anyalloc-prealloc', [100, 100, 100]);
+  const sm = row('sharedmap', [10, 10, 10]);
+  // Runs 0.90-1.10 around the 0.95 line: unclear, whatever the median.
+  let t = mapTargets([pre, row('anyalloc-dynamic', [90, 110, 100]), sm], o);
+  assert.equal(verdictOf(t, 'dynamic / prealloc ops/s >= 0.95'), 'unclear');
+  // All runs above: PASS; all below: FAIL.
+  t = mapTargets([pre, row('anyalloc-dynamic', [96, 99, 98]), sm], o);
+  assert.equal(verdictOf(t, 'dynamic / prealloc ops/s >= 0.95'), 'PASS');
+  t = mapTargets([pre, row('anyalloc-dynamic', [80, 94, 90]), sm], o);
+  assert.equal(verdictOf(t, 'dynamic / prealloc ops/s >= 0.95'), 'FAIL');
+  // The sharedmap line (10x): runs 9-11x span it; 12-13x pass.
+  t = mapTargets([row('anyalloc-prealloc', [90, 110, 100]), row('anyalloc-dynamic', [120, 130, 125]), sm], o);
+  assert.equal(verdictOf(t, 'anyalloc-prealloc / sharedmap ops/s >= 10'), 'unclear');
+  assert.equal(verdictOf(t, 'anyalloc-dynamic / sharedmap ops/s >= 10'), 'PASS');
 });
