@@ -98,10 +98,11 @@ test('in place: an element left locked by a writer that died mid-update is read 
   const m = HashMap.create(heap, { keySize: 8, valueSize: 16, maxEntries: 16 });
   const val = (x: number): Uint8Array => Uint8Array.from({ length: 16 }, (_, i) => (x * 7 + i) & 255);
   assert.equal(m.update(k32(3), val(1), MapFlag.NOEXIST), MapStatus.OK);
-  // A fresh element: copy 0 current, the version word 8 bytes before it,
-  // the spare copy right after it (16 bytes).
+  // A fresh element: copy 0 current, 16 bytes in (after next, ver and the
+  // 8-byte key), the spare copy right after it (16 bytes); ver is the
+  // element's second word.
   const at = m.lookupOffset(k32(3));
-  const ver = (at - 8) >>> 2;
+  const ver = ((at - 16) >>> 2) + 1;
   const before = heap.u32[ver]!;
   // The dead writer took the lock and got halfway through the spare copy.
   Atomics.or(heap.u32, ver, 1);

@@ -29,9 +29,9 @@ import { checkInt, describe } from '../errors.js';
 import type { Heap, ViewClient } from '../heap/heap.js';
 import type { Allocator } from '../alloc/allocator.js';
 import {
-  E_HASH,
   E_KEY_OFF,
   E_NEXT,
+  E_VER,
   M,
   MAP_DESTROYED,
   MAP_HEADER_WORDS,
@@ -239,7 +239,7 @@ export class HashMap implements ViewClient {
     const padded = Math.ceil(valueSize / 8) * 8;
     // Per-worker: bytes per slot record; in place: bytes per copy.
     const stride = perWorker ? 8 + padded : copies === 2 ? padded : valueSize;
-    const elemSize = valueOff + (perWorker ? stride * heap.maxSlots : copies === 2 ? 8 + 2 * padded : valueSize);
+    const elemSize = valueOff + (perWorker ? stride * heap.maxSlots : copies === 2 ? 2 * padded : valueSize);
     // Preallocated maps keep slack for what agents' caches and limbo lists
     // hold at any moment, so maxEntries live elements always fit.
     const slack = heap.maxSlots * (ELEM_MARKS.highWatermark + ELEM_MARKS.batch + 64);
@@ -391,8 +391,8 @@ export class HashMap implements ViewClient {
    */
   private valueAt(e: number): number {
     if (this.copies === 1) return e + this.valueOff;
-    const v = this.u32[(e + this.valueOff) >>> 2]!;
-    return e + this.valueOff + 8 + ((v >>> V_COPY_SHIFT) & 1) * this.stride;
+    const v = this.u32[(e >>> 2) + E_VER]!;
+    return e + this.valueOff + ((v >>> V_COPY_SHIFT) & 1) * this.stride;
   }
 
   private keyEquals(e: number): boolean {
@@ -403,7 +403,6 @@ export class HashMap implements ViewClient {
     return true;
   }
 
-
   /**
    * Finds the element of `key` in bucket b (pinned, or holding the lock).
    * The head is read with an atomic load, which orders it after the
@@ -413,12 +412,12 @@ export class HashMap implements ViewClient {
    * atomic store that links it (Atomics.load costs ~8 ns in V8 here; a
    * plain load ~1.5 ns).
    */
-  private find(b: number, h: number): number {
+  private find(b: number): number {
     let e = (load(this.u32, this.bucketWord + b) & ~LOCKED) >>> 0;
     while (e !== 0) {
       if (e + 64 > this.heap.viewBytes) this.reach(e);
       const u32 = this.u32;
-      if (u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e)) return e;
+      if (this.keyEquals(e)) return e;
       e = u32[(e >>> 2) + E_NEXT]!;
     }
     return 0;
@@ -433,12 +432,12 @@ export class HashMap implements ViewClient {
    * Finds `key` in a locked bucket's chain starting at head; the element
    * before it (0 if it is first) is left in this.pred.
    */
-  private findLocked(head: number, h: number): number {
+  private findLocked(head: number): number {
     let pred = 0;
     let e = head;
     while (e !== 0) {
       if (e + 64 > this.heap.viewBytes) this.reach(e);
-      if (this.u32[(e >>> 2) + E_HASH] === h && this.keyEquals(e)) break;
+      if (this.keyEquals(e)) break;
       pred = e;
       e = this.u32[(e >>> 2) + E_NEXT]!;
     }
@@ -531,14 +530,12 @@ export class HashMap implements ViewClient {
     }
   }
 
-  private writeKey(e: number, h: number): void {
+  private writeKey(e: number): void {
     const u32 = this.u32;
     const kw = this.kw;
-    u32[(e >>> 2) + E_HASH] = h;
     const base = (e + this.keyOff) >>> 2;
     for (let i = 0; i < kw.length; i++) u32[base + i] = kw[i]!;
   }
-
 
   /** Copies valueSize bytes of v to dst (4-byte aligned: value offsets are multiples of 8), a word at a time. */
   private copyIn(dst: number, v: Uint8Array): void {
@@ -568,7 +565,7 @@ export class HashMap implements ViewClient {
    * transit (in another agent's private spill list until its ring is
    * free, or in a batch between a cache and the depot), not a full map.
    */
-  private newElement(h: number, v: Uint8Array): number {
+  private newElement(v: Uint8Array): number {
     let e = this.elems.alloc();
     const prealloc = this.mode === 'prealloc';
     if (e === 0 && (prealloc || this.elems.retiredObjects() > 0)) {
@@ -580,7 +577,7 @@ export class HashMap implements ViewClient {
     }
     if (e === 0) return 0;
     this.reach(e);
-    this.writeKey(e, h);
+    this.writeKey(e);
     if (this.perWorker) {
       const end = e + this.valueOff + this.stride * this.heap.maxSlots;
       this.u8.fill(0, e + this.valueOff, end);
@@ -590,8 +587,8 @@ export class HashMap implements ViewClient {
       // never current in this element's life (and readers of its previous
       // life left before it was freed), so the first in-place update may
       // write it at once.
-      this.u32[(e + this.valueOff) >>> 2] = (((this.u32[this.epochWord]! - V_GRACE) & V_STAMP_MASK) << V_STAMP_SHIFT) >>> 0;
-      this.copyIn(e + this.valueOff + 8, v);
+      this.u32[(e >>> 2) + E_VER] = (((this.u32[this.epochWord]! - V_GRACE) & V_STAMP_MASK) << V_STAMP_SHIFT) >>> 0;
+      this.copyIn(e + this.valueOff, v);
     } else {
       this.copyIn(e + this.valueOff, v);
     }
@@ -621,7 +618,7 @@ export class HashMap implements ViewClient {
   private lookupTaken(out: Uint8Array): boolean {
     const h = this.hashKey();
     this.pin();
-    const e = this.find(h & this.mask, h);
+    const e = this.find(h & this.mask);
     if (e !== 0) {
       if (this.perWorker) this.readSlot(e, this.heap.slot, out);
       else this.copyOut(this.valueAt(e), out);
@@ -640,7 +637,7 @@ export class HashMap implements ViewClient {
     this.takeKey(key, op);
     const h = this.hashKey();
     this.pin();
-    const e = this.find(h & this.mask, h);
+    const e = this.find(h & this.mask);
     this.unpin();
     return e;
   }
@@ -694,7 +691,7 @@ export class HashMap implements ViewClient {
     }
     const h = this.hashKey();
     this.pin();
-    const e = this.find(h & this.mask, h);
+    const e = this.find(h & this.mask);
     if (e !== 0) for (let s = 0; s < slots; s++) this.readSlot(e, s, out, s * this.valueSize);
     this.unpin();
     return e !== 0;
@@ -741,25 +738,24 @@ export class HashMap implements ViewClient {
   private updateTaken(value: Uint8Array, flag: number, op: string): number {
     this.checkValue(value, op);
     if (flag !== 0 && flag !== 1 && flag !== 2) throw new RangeError(`${op} flag must be MapFlag.ANY (0), NOEXIST (1) or EXIST (2), got ${describe(flag)}`);
-    const h = this.hashKey();
-    const b = h & this.mask;
+    const b = this.hashKey() & this.mask;
     if (this.perWorker && flag !== MapFlag.NOEXIST) {
       // In place in our own slot: no lock, no new element; pinned, since
       // the element may be deleted and retired meanwhile.
       this.pin();
-      const e = this.find(b, h);
+      const e = this.find(b);
       if (e !== 0) this.writeSlot(e, value);
       this.unpin();
       if (e !== 0) return MapStatus.OK;
       if (flag === MapFlag.EXIST) return MapStatus.NOT_FOUND;
     } else if (this.copies === 2 && (flag === MapFlag.EXIST || (flag === MapFlag.ANY && this.anyHits >= 2))) {
-      const st = this.updateInPlace(b, h, value, flag);
+      const st = this.updateInPlace(b, value, flag);
       if (st !== UPDATE_REPLACE) return st;
     }
     // Writers need no pin: under the bucket lock every element of the
     // chain is live (retired ones are unlinked first), so the epoch is
     // never held back by a writer waiting for a lock.
-    return this.updateLocked(b, h, value, flag);
+    return this.updateLocked(b, value, flag);
   }
 
   /**
@@ -775,20 +771,20 @@ export class HashMap implements ViewClient {
    * before), and no later reader sees its value. Pinned, so the element
    * is not reused meanwhile.
    */
-  private updateInPlace(b: number, h: number, value: Uint8Array, flag: number): number {
+  private updateInPlace(b: number, value: Uint8Array, flag: number): number {
     this.pin();
     // The epoch this agent is pinned at (its own pin word): the epoch
     // stays at most one past it until the unpin.
     const pinned = this.u32[this.pinWord]!;
-    const e = this.find(b, h);
+    const e = this.find(b);
     let status: number = UPDATE_REPLACE;
     if (e !== 0) {
       const u32 = this.u32; // after find, which may have renewed the views
-      const vw = (e + this.valueOff) >>> 2;
+      const vw = (e >>> 2) + E_VER;
       const v = u32[vw]!;
       if ((v & V_LOCK) === 0 && ((pinned - (v >>> V_STAMP_SHIFT)) & V_STAMP_MASK) >= V_GRACE && cas(u32, vw, v, v | V_LOCK) === v) {
         const spare = ((v >>> V_COPY_SHIFT) & 1) ^ 1;
-        this.copyIn(e + this.valueOff + 8 + spare * this.stride, value);
+        this.copyIn(e + this.valueOff + spare * this.stride, value);
         store(u32, vw, (((pinned & V_STAMP_MASK) << V_STAMP_SHIFT) | (spare << V_COPY_SHIFT)) >>> 0);
         status = MapStatus.OK;
       }
@@ -841,10 +837,10 @@ export class HashMap implements ViewClient {
     if (op === 0) i32[row + MS.OP] = 0;
   }
 
-  private updateLocked(b: number, h: number, value: Uint8Array, flag: number): number {
+  private updateLocked(b: number, value: Uint8Array, flag: number): number {
     // Build the new element before taking the lock: the lock is held only
     // for the search and the pointer swap.
-    let fresh = this.newElement(h, value);
+    let fresh = this.newElement(value);
     const i32 = this.i32;
     const row = this.rowWord;
     if (fresh !== 0) {
@@ -862,7 +858,7 @@ export class HashMap implements ViewClient {
       if (fresh !== 0) this.elems.free(fresh);
       return MapStatus.BUSY;
     }
-    const e = this.findLocked(head, h);
+    const e = this.findLocked(head);
     const pred = this.pred;
     if (flag === MapFlag.ANY) this.anyHits = e !== 0 ? Math.min(3, this.anyHits + 1) : Math.max(0, this.anyHits - 1);
     let status: number = MapStatus.OK;
@@ -917,7 +913,7 @@ export class HashMap implements ViewClient {
     const b = h & this.mask;
     let head = this.lock(b);
     if (head < 0) return MapStatus.BUSY;
-    const e = this.findLocked(head, h);
+    const e = this.findLocked(head);
     const pred = this.pred;
     const i32 = this.i32;
     const row = this.rowWord;
@@ -979,7 +975,7 @@ export class HashMap implements ViewClient {
         this.takeKey(key, 'getNextKey');
         const h = this.hashKey();
         b = h & this.mask;
-        const e = this.find(b, h);
+        const e = this.find(b);
         if (e !== 0) {
           const next = load(this.u32, (e >>> 2) + E_NEXT);
           if (next !== 0) return this.copyKey(next, out);
@@ -1206,7 +1202,6 @@ export class HashMap implements ViewClient {
         this.kw.fill(0);
         this.kb.set(k);
         const h = this.hashKey();
-        if (h !== u32[(e >>> 2) + E_HASH]) errors.push(`element ${e}: stored hash differs from its key's`);
         if ((h & this.mask) !== b) errors.push(`element ${e}: in bucket ${b}, hashes to ${h & this.mask}`);
         const id = k.join(',');
         if (seen.has(id)) errors.push(`key ${id} appears twice`);
