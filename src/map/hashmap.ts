@@ -98,7 +98,7 @@ export interface HashMapOptions {
    * no reader uses and flips, without the bucket lock or a new element,
    * so writers on different keys share no cache line they write. false:
    * every update builds a new element and frees the old one after a grace
-   * period (elements ~valueSize + 8 bytes smaller).
+   * period (elements smaller by valueSize padded to 8).
    */
   inPlace?: boolean;
 }
