@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Heap } from '../src/index.js';
-import { currentEpoch, pin, tryAdvance, unpin } from '../src/reclaim/epoch.js';
+import { currentEpoch, gracePassed, pin, tryAdvance, unpin } from '../src/reclaim/epoch.js';
 import { cacheRow, limboRow } from '../src/alloc/region.js';
 import { UNSTAMPED, stampRow } from '../src/alloc/limbo.js';
 import { A, K, L, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_FREE, ST_RETIRED } from '../src/shm/layout.js';
@@ -335,4 +335,13 @@ test('stampRow: a wrong count of fresh entries never leaves an unstamped entry b
     assert.equal(a.retiredObjects(), 0, `fresh ${fresh}: collected`);
     assert.deepEqual(heap.validate(), [], `fresh ${fresh}`);
   }
+});
+
+test('gracePassed counts advances, also across the wrap where the epoch skips 0', () => {
+  assert.equal(gracePassed(5, 6), false);
+  assert.equal(gracePassed(5, 7), true);
+  assert.equal(gracePassed(0xfffffffe, 0xffffffff), false);
+  assert.equal(gracePassed(0xfffffffe, 1), true, '0xfffffffe -> 0xffffffff -> 1: two advances');
+  assert.equal(gracePassed(0xffffffff, 1), false, '0xffffffff -> 1 is one advance');
+  assert.equal(gracePassed(0xffffffff, 2), true);
 });

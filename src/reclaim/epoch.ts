@@ -87,7 +87,11 @@ export function tryAdvance(h: EpochHost): number {
   return seen === e ? (e + 1) >>> 0 || 1 : seen;
 }
 
-/** True once an object retired at `retired` may be reused at global epoch `now`. */
+/**
+ * True once an object retired at `retired` may be reused at global epoch
+ * `now`: two advances since. The epoch skips 0 when it wraps, so an
+ * interval across the wrap is one advance shorter than its difference.
+ */
 export function gracePassed(retired: number, now: number): boolean {
-  return ((now - retired) >>> 0) >= 2;
+  return ((now - retired) >>> 0) - (now < retired ? 1 : 0) >= 2;
 }
