@@ -10,6 +10,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HashMap, Heap, MapFlag, MapStatus } from '../src/index.js';
 import { liveElements } from './util/map-checks.js';
+import { tryAdvance } from '../src/reclaim/epoch.js';
+import { S, SLOT_ROW_WORDS } from '../src/shm/layout.js';
 
 function k32(n: number, size = 8): Uint8Array {
   const k = new Uint8Array(size);
@@ -91,6 +93,70 @@ test('batch operations', () => {
   assert.equal(u32of(outVals.subarray(8 * 9)), 63);
   assert.equal(m.deleteBatch(keys), 10);
   assert.equal(m.count(), 0);
+});
+
+test('in place: a stamp newer than the epoch this writer read does not pass as old; a reader in read() keeps its copy', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
+  const m = HashMap.create(heap, { keySize: 8, valueSize: 16, maxEntries: 16 });
+  const other = Heap.attach(heap.handle);
+  const m2 = HashMap.attach(other, m.handle);
+  const val = (x: number): Uint8Array => Uint8Array.from({ length: 16 }, (_, i) => (x * 11 + i) & 255);
+  assert.equal(m.update(k32(9), val(1), MapFlag.NOEXIST), MapStatus.OK);
+  m.read(() => {
+    const at = m.lookupOffset(k32(9));
+    // The epoch moves past this agent's pin (allowed: the pin equals the
+    // epoch it leaves); the other agent then flips the key with the newer
+    // epoch as its stamp.
+    tryAdvance(heap);
+    assert.equal(m2.update(k32(9), val(2), MapFlag.EXIST), MapStatus.OK);
+    assert.deepEqual(m2.updateCounts, { inPlace: 1, replaced: 0 });
+    // This agent's update must not write the copy it may still be reading.
+    assert.equal(m.update(k32(9), val(3), MapFlag.EXIST), MapStatus.OK);
+    assert.deepEqual(m.updateCounts, { inPlace: 0, replaced: 1 });
+    assert.deepEqual(heap.u8.slice(at, at + 16), val(1), 'the copy read inside read() is intact');
+  });
+  const out = new Uint8Array(16);
+  assert.ok(m2.lookup(k32(9), out));
+  assert.deepEqual(out, val(3));
+  m2.detach();
+  other.detach();
+});
+
+test('read(): a lookup on another map of the same agent inside it does not end its read-side section', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20 });
+  const a = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: 16 });
+  const b = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: 16 });
+  assert.equal(a.update(k32(1), k32(10)), MapStatus.OK);
+  assert.equal(b.update(k32(2), k32(20)), MapStatus.OK);
+  const pinWord = heap.slotWord + heap.slot * SLOT_ROW_WORDS + S.PIN;
+  const out = new Uint8Array(8);
+  a.read(() => {
+    assert.notEqual(Atomics.load(heap.u32, pinWord), 0);
+    assert.ok(b.lookup(k32(2), out));
+    assert.notEqual(Atomics.load(heap.u32, pinWord), 0, 'still pinned after the other map\'s lookup');
+    b.read(() => assert.ok(a.lookup(k32(1), out)));
+    assert.notEqual(Atomics.load(heap.u32, pinWord), 0, 'and after a nested read() of the other map');
+  });
+  assert.equal(Atomics.load(heap.u32, pinWord), 0, 'unpinned once the outer read() returns');
+});
+
+test('in place by default, one copy for values too big for two in a page; inPlace: true then throws', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20 });
+  const big = Math.floor(heap.pageSize * 0.6);
+  const m = HashMap.create(heap, { keySize: 8, valueSize: big, maxEntries: 4 });
+  const v = new Uint8Array(big).fill(7);
+  assert.equal(m.update(k32(1), v), MapStatus.OK);
+  v.fill(8);
+  assert.equal(m.update(k32(1), v, MapFlag.EXIST), MapStatus.OK);
+  assert.deepEqual(m.updateCounts, { inPlace: 0, replaced: 0 }, 'one copy: updates replace the element');
+  const out = new Uint8Array(big);
+  assert.ok(m.lookup(k32(1), out));
+  assert.deepEqual(out, v);
+  assert.throws(() => HashMap.create(heap, { keySize: 8, valueSize: big, maxEntries: 4, inPlace: true }), (e: unknown) => e instanceof RangeError && /inPlace: false/.test(e.message));
+  const small = HashMap.create(heap, { keySize: 8, valueSize: 64, maxEntries: 4 });
+  assert.equal(small.update(k32(1), new Uint8Array(64)), MapStatus.OK);
+  assert.equal(small.update(k32(1), new Uint8Array(64), MapFlag.EXIST), MapStatus.OK);
+  assert.deepEqual(small.updateCounts, { inPlace: 1, replaced: 0 });
 });
 
 test('in place: an element left locked by a writer that died mid-update is read as before and replaced by the next update', () => {

@@ -182,6 +182,12 @@ export class Heap implements PageHeapHost, EpochHost {
   viewBytes = 0;
   /** Bumped each time this agent renews its views. */
   viewGeneration = 0;
+  /**
+   * @internal Read-side sections this agent is in (the maps' pin and
+   * unpin): one pin word per slot, so one depth per agent, whatever the
+   * map; only the outermost pin and unpin store it.
+   */
+  pinDepth = 0;
 
   readonly sab: SharedArrayBuffer | undefined;
   readonly memory: WebAssembly.Memory | undefined;

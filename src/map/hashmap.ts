@@ -14,7 +14,8 @@
  *   CAS; a bounded spin, then BUSY); in-place updates take only the
  *   element's (a CAS, never waited for: a writer that finds it taken
  *   replaces the element instead), so writers on different keys write no
- *   shared cache line but their own elements'.
+ *   bucket: only their elements (two to a cache line at 32 bytes) and,
+ *   now and then, the epoch word.
  * - Elements come from a fixed-size allocator: preallocated mode reserves
  *   every element at create (memory constant), dynamic mode takes them on
  *   insert (memory follows the element count). Both reuse freed elements
@@ -46,6 +47,7 @@ import {
   V_COPY_SHIFT,
   V_GRACE,
   V_LOCK,
+  V_STAMP_AHEAD,
   V_STAMP_MASK,
   V_STAMP_SHIFT,
 } from './layout.js';
@@ -98,7 +100,9 @@ export interface HashMapOptions {
    * no reader uses and flips, without the bucket lock or a new element,
    * so writers on different keys share no cache line they write. false:
    * every update builds a new element and frees the old one after a grace
-   * period (elements smaller by valueSize padded to 8).
+   * period (elements smaller by valueSize padded to 8). By default, a
+   * value too big for two copies in one heap page gets one copy, as with
+   * false; true then throws instead.
    */
   inPlace?: boolean;
 }
@@ -166,7 +170,6 @@ export class HashMap implements ViewClient {
   private u32: Uint32Array;
   private i32: Int32Array;
   private detached = false;
-  private pinDepth = 0;
   /** Entries a slot reserves at once (see takeEntry). */
   private readonly quotaBatch: number;
   /** Out-value of findLocked (kept in a field: no allocation). */
@@ -228,7 +231,6 @@ export class HashMap implements ViewClient {
     if (mode !== 'prealloc' && mode !== 'dynamic') throw new TypeError(`mode must be 'prealloc' or 'dynamic', got ${describe(mode)}`);
     const perWorker = options.perWorker === true;
     if (options.inPlace !== undefined && typeof options.inPlace !== 'boolean') throw new TypeError(`inPlace must be a boolean, got ${describe(options.inPlace)}`);
-    const copies = !perWorker && options.inPlace !== false ? 2 : 1;
     const seed = options.seed === undefined ? (Math.random() * 2 ** 32) >>> 0 : checkInt('seed', options.seed, 0, 0xffffffff);
     // Default: a quarter as many buckets as entries (chains of ~4 when
     // full), so the table costs ~1 byte per entry and a dynamic map's
@@ -237,6 +239,11 @@ export class HashMap implements ViewClient {
     const keyOff = E_KEY_OFF;
     const valueOff = keyOff + Math.ceil(keySize / 8) * 8;
     const padded = Math.ceil(valueSize / 8) * 8;
+    const fits = (bytes: number): boolean => Math.floor((heap.pageSize - heap.pageSize / 16) / (Math.ceil(bytes / 16) * 16)) >= 1;
+    // In place by default; with values too big for two copies in a page,
+    // one copy (updates replace the element) unless inPlace: true asks.
+    let copies = !perWorker && options.inPlace !== false ? 2 : 1;
+    if (copies === 2 && options.inPlace === undefined && !fits(valueOff + 2 * padded)) copies = 1;
     // Per-worker: bytes per slot record; in place: bytes per copy.
     const stride = perWorker ? 8 + padded : copies === 2 ? padded : valueSize;
     const elemSize = valueOff + (perWorker ? stride * heap.maxSlots : copies === 2 ? 2 * padded : valueSize);
@@ -247,7 +254,10 @@ export class HashMap implements ViewClient {
     const unit = Math.ceil(elemSize / 16) * 16;
     const perSlab = Math.floor((heap.pageSize - heap.pageSize / 16) / unit);
     const limitBytes = mode === 'prealloc' ? Math.ceil(capacity / perSlab) * heap.pageSize : undefined;
-    if (perSlab < 1) throw new RangeError(`elements of ${elemSize} bytes do not fit a ${heap.pageSize}-byte page`);
+    if (perSlab < 1) {
+      const hint = copies === 2 ? ' (in place: two copies of the value; inPlace: false keeps one)' : '';
+      throw new RangeError(`elements of ${elemSize} bytes do not fit a ${heap.pageSize}-byte page${hint}`);
+    }
     const elems = heap.createAllocator({ unitSize: elemSize, ...ELEM_MARKS, ...(limitBytes === undefined ? {} : { limitBytes }) });
     if (mode === 'prealloc' && !elems.reserve(capacity)) {
       elems.destroy();
@@ -372,11 +382,11 @@ export class HashMap implements ViewClient {
     // (tryAdvance lets an epoch go only past pins equal to it), never
     // lets one through early. The store is atomic: it must be visible
     // before this reader loads any shared pointer.
-    if (this.pinDepth++ === 0) store(this.u32, this.pinWord, this.u32[this.epochWord]!);
+    if (this.heap.pinDepth++ === 0) store(this.u32, this.pinWord, this.u32[this.epochWord]!);
   }
 
   private unpin(): void {
-    if (--this.pinDepth === 0) store(this.u32, this.pinWord, 0);
+    if (--this.heap.pinDepth === 0) store(this.u32, this.pinWord, 0);
   }
 
   /** Makes sure the views cover element e (allocated maybe by another agent after our last grow). */
@@ -650,9 +660,13 @@ export class HashMap implements ViewClient {
    * do its in-place work inside read().
    */
   lookupOffset(key: Uint8Array): number {
-    const e = this.locate(key, 'lookupOffset');
-    if (e === 0) return 0;
-    return this.perWorker ? e + this.valueOff + this.stride * this.heap.slot + 8 : this.valueAt(e);
+    this.takeKey(key, 'lookupOffset');
+    const h = this.hashKey();
+    this.pin();
+    const e = this.find(h & this.mask);
+    const at = e === 0 ? 0 : this.perWorker ? e + this.valueOff + this.stride * this.heap.slot + 8 : this.valueAt(e);
+    this.unpin();
+    return at;
   }
 
   /** Runs fn inside a read-side section: offsets from lookupOffset stay valid until it returns. */
@@ -773,26 +787,34 @@ export class HashMap implements ViewClient {
    */
   private updateInPlace(b: number, value: Uint8Array, flag: number): number {
     this.pin();
-    // The epoch this agent is pinned at (its own pin word): the epoch
-    // stays at most one past it until the unpin.
-    const pinned = this.u32[this.pinWord]!;
+    // The epoch now, read after the pin is visible: until the unpin the
+    // epoch stays at most one past it (a pin, whatever value it holds,
+    // is at most this epoch, and an advance needs every pin equal to the
+    // epoch it leaves). Not the pin word's value: a pin stored after a
+    // stall may be far behind the epoch.
+    const now = load(this.u32, this.epochWord);
     const e = this.find(b);
     let status: number = UPDATE_REPLACE;
     if (e !== 0) {
       const u32 = this.u32; // after find, which may have renewed the views
       const vw = (e >>> 2) + E_VER;
       const v = u32[vw]!;
-      if ((v & V_LOCK) === 0 && ((pinned - (v >>> V_STAMP_SHIFT)) & V_STAMP_MASK) >= V_GRACE && cas(u32, vw, v, v | V_LOCK) === v) {
+      // Epochs since the stamp, mod 2^30; a stamp ahead of `now` (by a
+      // writer that read the epoch later) wraps to a huge count, so
+      // counts of 2^29 or more are read as not passed.
+      const since = (now - (v >>> V_STAMP_SHIFT)) & V_STAMP_MASK;
+      if ((v & V_LOCK) === 0 && since >= V_GRACE && since < V_STAMP_AHEAD && cas(u32, vw, v, v | V_LOCK) === v) {
         const spare = ((v >>> V_COPY_SHIFT) & 1) ^ 1;
         this.copyIn(e + this.valueOff + spare * this.stride, value);
-        store(u32, vw, (((pinned & V_STAMP_MASK) << V_STAMP_SHIFT) | (spare << V_COPY_SHIFT)) >>> 0);
+        store(u32, vw, (((now & V_STAMP_MASK) << V_STAMP_SHIFT) | (spare << V_COPY_SHIFT)) >>> 0);
         status = MapStatus.OK;
       }
     } else if (flag === MapFlag.EXIST) {
       status = MapStatus.NOT_FOUND;
     }
     this.unpin();
-    if (flag === MapFlag.ANY) this.anyHits = e !== 0 ? 3 : this.anyHits - 1;
+    // A miss goes on to updateLocked, which counts it.
+    if (flag === MapFlag.ANY && e !== 0) this.anyHits = 3;
     if (status === MapStatus.OK) {
       this.inPlaceCount++;
       // Grace periods advance, and limbo rings are collected, with

@@ -64,9 +64,9 @@
  *          never changed while any reader may see it.
  *   ver    (in-place maps; unused else) bit 0: LOCK, held by the one
  *          writer of the spare copy; bit 1: which copy is current; bits
- *          2-31: STAMP,
- *          the epoch (mod 2^30) its writer was pinned at when it made the
- *          current copy current. Written with plain stores before the
+ *          2-31: STAMP, the epoch (mod 2^30) that its writer read (an
+ *          atomic load after its pin) before it made the current copy
+ *          current. Written with plain stores before the
  *          element is published, then only by cas (take LOCK) and
  *          Atomics.store (flip: new current copy, new STAMP, LOCK clear).
  *          Readers load it plainly and take the copy it names: the copy's
@@ -74,13 +74,18 @@
  *          after it, as with next.
  *   copies (in-place maps) the current copy is never written. A writer
  *          that holds LOCK writes the spare copy and flips. It may take
- *          LOCK only once the epoch, as it is pinned, is V_GRACE past the
- *          STAMP: the spare copy was current before the last flip, and a
- *          reader that loaded ver before that flip was pinned at an epoch
- *          at most STAMP + 1 (the flipping writer was pinned at STAMP, so
- *          the epoch could not pass STAMP + 1 before the flip); such a
- *          reader holds the epoch at or below STAMP + 2 until it leaves.
- *          So a reader never sees a torn value. A writer that finds LOCK
+ *          LOCK only once the epoch it read after pinning is V_GRACE past
+ *          the STAMP (and not behind it: counts of 2^29 or more mod 2^30
+ *          are a stamp ahead). Why that is enough: the spare copy was
+ *          current before the last flip. The flipping writer read the
+ *          epoch STAMP after its pin was visible; while it stays pinned
+ *          the epoch can pass STAMP + 1 only if its pin equals STAMP + 1,
+ *          which no pin read before that load can. So a reader that
+ *          loaded ver before the flip was pinned at STAMP + 1 at most,
+ *          and holds the epoch at or below STAMP + 2 until it leaves: at
+ *          STAMP + 3 it has left. (V_GRACE is 4 because the 32-bit epoch
+ *          skips 0 when it wraps, which a 30-bit count sees as one more
+ *          epoch.) So a reader never sees a torn value. A writer that finds LOCK
  *          taken, or the grace not passed, replaces the element instead
  *          (as inPlace: false maps always do); a writer that dies holding
  *          LOCK leaves a spare copy nobody reads, and the next update of
@@ -117,7 +122,7 @@ export const M = {
   KEY_OFF: 9,
   /** Byte offset of the value (or of slot 0's record) within an element. */
   VALUE_OFF: 10,
-  /** Per-worker: bytes per slot record. */
+  /** Per-worker: bytes per slot record; in-place maps: bytes per value copy. */
   VALUE_STRIDE: 11,
   /** atomic by any: entries reserved by all slots (counted + quota). */
   RESERVED: 12,
@@ -168,9 +173,11 @@ export const V_STAMP_MASK = 0x3fffffff;
 /**
  * Epochs that must pass, counted from the stamp, before the copy that the
  * stamped flip retired may be written again (3 by the argument above, one
- * more because the 30-bit stamp skips epoch 0 as the 32-bit epoch does).
+ * more because the 32-bit epoch skips 0 when it wraps).
  */
 export const V_GRACE = 4;
+/** Counts of epochs since a stamp at or above this are a stamp ahead of the reader's epoch (mod 2^30): not passed. */
+export const V_STAMP_AHEAD = 1 << 29;
 
 /** Element words. */
 export const E_NEXT = 0;
