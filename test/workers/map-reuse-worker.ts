@@ -60,10 +60,12 @@ function writer(): ReuseWriterResult {
     // has passed, else by a new element).
     for (let pass = 0; pass <= rewrites; pass++) {
       const flag = pass === 0 ? MapFlag.NOEXIST : MapFlag.EXIST;
-      // With several updates per round, move the epoch on between passes
-      // (as other agents' frees would), so that updates also meet copies
-      // that were current before and whose grace period may have passed.
-      if (pass > 1) for (let a = 0; a < V_GRACE; a++) tryAdvance(heap);
+      // With several updates per round, move the epoch on before every
+      // other pass (as other agents' frees would), so that those updates
+      // also meet copies that were current before and whose grace period
+      // may have passed; the passes between find the copy just retired
+      // (too few advances since) and replace the element.
+      if (pass > 1 && pass % 2 === 0) for (let a = 0; a < V_GRACE; a++) tryAdvance(heap);
       for (let i = 0; i < keys.length; i++) {
         writeReuseValue(vv, REUSE_KEYS[i]!, ++gen);
         const st = map.update(keys[i]!, value, flag);
