@@ -217,6 +217,24 @@ test('in place: an update by an agent whose views predate a grow by another agen
   other.detach();
 });
 
+test('per-worker values of a size that is not a multiple of 4 read back exactly, in every slot', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 2 });
+  const m = HashMap.create(heap, { keySize: 4, valueSize: 6, maxEntries: 8, perWorker: true });
+  const other = Heap.attach(heap.handle);
+  const m2 = HashMap.attach(other, m.handle);
+  // Longer arrays than valueSize: only the first 6 bytes count.
+  assert.equal(m.update(k32(1, 4), Uint8Array.of(1, 2, 3, 4, 5, 6, 99, 99)), MapStatus.OK);
+  assert.equal(m2.update(k32(1, 4), Uint8Array.of(250, 251, 252, 253, 254, 255, 77)), MapStatus.OK);
+  const out = new Uint8Array(8).fill(0xaa);
+  assert.ok(m.lookup(k32(1, 4), out));
+  assert.deepEqual([...out], [1, 2, 3, 4, 5, 6, 0xaa, 0xaa], 'six bytes, nothing past them');
+  const all = new Uint8Array(12);
+  assert.ok(m2.lookupAll(k32(1, 4), all));
+  assert.deepEqual([...all], [1, 2, 3, 4, 5, 6, 250, 251, 252, 253, 254, 255]);
+  m2.detach();
+  other.detach();
+});
+
 test('per-worker values: each agent writes its own slot; lookupAll lists, sum sums', () => {
   const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
   const m = HashMap.create(heap, { keySize: 4, valueSize: 4, maxEntries: 16, perWorker: true });

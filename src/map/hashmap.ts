@@ -682,12 +682,21 @@ export class HashMap implements ViewClient {
   /** Per-worker maps: copies slot `slot`'s value of e into out (seqlock read). */
   private readSlot(e: number, slot: number, out: Uint8Array, outOff = 0): void {
     const rec = e + this.valueOff + this.stride * slot;
-    const u8 = this.u8;
+    const n = this.valueSize;
     for (let tries = 0; tries < SEQ_RETRIES; tries++) {
-      const s1 = load(this.u32, rec >>> 2);
+      const u32 = this.u32;
+      const s1 = load(u32, rec >>> 2);
       if ((s1 & 1) !== 0) continue;
-      for (let i = 0; i < this.valueSize; i++) out[outOff + i] = u8[rec + 8 + i]!;
-      if (load(this.u32, rec >>> 2) === s1) return;
+      // Atomic loads: JS has no read fence, and plain loads could be
+      // performed after the second load of seq on a weakly ordered CPU.
+      for (let i = 0, w = (rec + 8) >>> 2; i < n; i += 4, w++) {
+        const x = load(u32, w);
+        out[outOff + i] = x & 255;
+        if (i + 1 < n) out[outOff + i + 1] = (x >>> 8) & 255;
+        if (i + 2 < n) out[outOff + i + 2] = (x >>> 16) & 255;
+        if (i + 3 < n) out[outOff + i + 3] = x >>> 24;
+      }
+      if (load(u32, rec >>> 2) === s1) return;
     }
     throw new RangeError(`per-worker value of slot ${slot} stays mid-write: its writer stalled or died`);
   }
@@ -854,7 +863,13 @@ export class HashMap implements ViewClient {
     }
     const s = u32[rec >>> 2]!;
     store(u32, rec >>> 2, (s + 1) >>> 0);
-    this.copyIn(rec + 8, v);
+    // Atomic stores, so that on a weakly ordered CPU no value word becomes
+    // visible before the odd seq or after the even one (readSlot).
+    const n = this.valueSize;
+    for (let i = 0, w = (rec + 8) >>> 2; i < n; i += 4, w++) {
+      const x = v[i]! | (i + 1 < n ? v[i + 1]! << 8 : 0) | (i + 2 < n ? v[i + 2]! << 16 : 0) | (i + 3 < n ? v[i + 3]! << 24 : 0);
+      store(u32, w, x >>> 0);
+    }
     store(u32, rec >>> 2, (s + 2) >>> 0);
     if (op === 0) i32[row + MS.OP] = 0;
   }

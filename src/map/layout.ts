@@ -95,7 +95,11 @@
  *          period.
  *   per-worker records: written in place by the owning slot only, inside
  *          a seqlock: seq odd while the owner writes; readers copy and
- *          retry while seq is odd or changed.
+ *          retry while seq is odd or changed. Seq and every value word
+ *          are stored and loaded with Atomics: JS has no fences, and on a
+ *          weakly ordered CPU plain value loads could be performed after
+ *          the reader's second load of seq (plain stores before the
+ *          writer's odd seq).
  *
  * Invariants (quiet map):
  *   sum(COUNT) = elements reachable from the buckets = count()
