@@ -217,6 +217,37 @@ test('in place: an update by an agent whose views predate a grow by another agen
   other.detach();
 });
 
+test('per-worker: a reader that gives up on a slot stuck mid-write throws with the agent unpinned; detach inside read() leaves the pin of the slot alone', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 2 });
+  const m = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 8, perWorker: true });
+  const other = Heap.attach(heap.handle);
+  const m2 = HashMap.attach(other, m.handle);
+  assert.equal(m2.update(k32(1, 4), k32(5)), MapStatus.OK);
+  // The other agent's slot record: its seq made odd, as by a writer that
+  // died mid-write and was not released.
+  const all = new Uint8Array(16);
+  assert.ok(m.lookupAll(k32(1, 4), all));
+  const at = m2.lookupOffset(k32(1, 4)) - 8;
+  Atomics.add(heap.u32, at >>> 2, 1);
+  const pinWord = heap.slotWord + heap.slot * SLOT_ROW_WORDS + S.PIN;
+  assert.throws(() => m.lookupAll(k32(1, 4), all), (e: unknown) => e instanceof RangeError && /mid-write/.test(e.message));
+  assert.equal(Atomics.load(heap.u32, pinWord), 0, 'not left pinned');
+  assert.equal(heap.pinDepth, 0);
+  Atomics.add(heap.u32, at >>> 2, 1);
+  assert.ok(m.lookupAll(k32(1, 4), all), 'readable once the seq is even again');
+  // Detach inside read(): the unpin that ends the section stores nothing.
+  const otherPin = other.slotWord + other.slot * SLOT_ROW_WORDS + S.PIN;
+  m2.read(() => {
+    assert.notEqual(Atomics.load(other.u32, otherPin), 0);
+    other.detach();
+    assert.equal(Atomics.load(heap.u32, otherPin), 0);
+    Atomics.store(heap.u32, otherPin, 77); // as if a new agent held the slot, pinned
+  });
+  assert.equal(Atomics.load(heap.u32, otherPin), 77, 'the ended section did not unpin a slot it no longer holds');
+  Atomics.store(heap.u32, otherPin, 0);
+  assert.throws(() => m2.read(() => 0), RangeError);
+});
+
 test('per-worker values of a size that is not a multiple of 4 read back exactly, in every slot', () => {
   const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 2 });
   const m = HashMap.create(heap, { keySize: 4, valueSize: 6, maxEntries: 8, perWorker: true });

@@ -455,11 +455,15 @@ export class Heap implements PageHeapHost, EpochHost {
       // The slot was released (and maybe taken again) while this agent
       // ran: leave it alone; the allocators see it too and only let go.
       for (const c of [...this.clients]) c.detachFromHeap();
+      this.pinDepth = 0;
       this.slot = -1;
       return;
     }
     for (const c of [...this.clients]) c.detachFromHeap();
     const w = this.slotWord + this.slot * SLOT_ROW_WORDS;
+    // Detached inside a read-side section (map.read): the unpin that ends
+    // it must not store into a slot another agent may hold by then.
+    this.pinDepth = 0;
     clearPin(this.u32, this.slotWord, this.slot);
     store(this.u32, w + S.STATE, SLOT_FREE);
     this.slot = -1;

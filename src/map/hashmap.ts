@@ -132,7 +132,12 @@ const UPDATE_REPLACE = 1;
  * instead of trimming and refilling through the depot.
  */
 const ELEM_MARKS = { lowWatermark: 16, highWatermark: 128, batch: 32, prefill: 16 };
-const SEQ_RETRIES = 1 << 20;
+/** How long a reader retries a per-worker value whose writer is mid-write. */
+const SEQ_WAIT_MS = 500;
+
+function midWrite(slot: number): RangeError {
+  return new RangeError(`per-worker value of slot ${slot} stays mid-write: its writer stalled or died (release its slot)`);
+}
 
 function pow2AtLeast(n: number): number {
   let p = 1;
@@ -629,11 +634,15 @@ export class HashMap implements ViewClient {
     const h = this.hashKey();
     this.pin();
     const e = this.find(h & this.mask);
+    let torn = false;
     if (e !== 0) {
-      if (this.perWorker) this.readSlot(e, this.heap.slot, out);
+      if (this.perWorker) torn = !this.readSlot(e, this.heap.slot, out);
       else this.copyOut(this.valueAt(e), out);
     }
+    // Unpinned before any throw: a pin left behind would hold every grace
+    // period in the heap back.
     this.unpin();
+    if (torn) throw midWrite(this.heap.slot);
     return e !== 0;
   }
 
@@ -671,6 +680,7 @@ export class HashMap implements ViewClient {
 
   /** Runs fn inside a read-side section: offsets from lookupOffset stay valid until it returns. */
   read<T>(fn: () => T): T {
+    if (this.detached) throw new RangeError('read: this map is detached in this agent');
     this.pin();
     try {
       return fn();
@@ -679,11 +689,22 @@ export class HashMap implements ViewClient {
     }
   }
 
-  /** Per-worker maps: copies slot `slot`'s value of e into out (seqlock read). */
-  private readSlot(e: number, slot: number, out: Uint8Array, outOff = 0): void {
+  /**
+   * Per-worker maps: copies slot `slot`'s value of e into out (seqlock
+   * read). false: the slot stayed mid-write for SEQ_WAIT_MS (its writer
+   * stalled, or died and was not released); the caller throws once it has
+   * unpinned.
+   */
+  private readSlot(e: number, slot: number, out: Uint8Array, outOff = 0): boolean {
     const rec = e + this.valueOff + this.stride * slot;
     const n = this.valueSize;
-    for (let tries = 0; tries < SEQ_RETRIES; tries++) {
+    let deadline = 0;
+    for (let tries = 1; ; tries++) {
+      if ((tries & 1023) === 0) {
+        const now = Date.now();
+        if (deadline === 0) deadline = now + SEQ_WAIT_MS;
+        else if (now > deadline) return false;
+      }
       const u32 = this.u32;
       const s1 = load(u32, rec >>> 2);
       if ((s1 & 1) !== 0) continue;
@@ -696,9 +717,8 @@ export class HashMap implements ViewClient {
         if (i + 2 < n) out[outOff + i + 2] = (x >>> 16) & 255;
         if (i + 3 < n) out[outOff + i + 3] = x >>> 24;
       }
-      if (load(u32, rec >>> 2) === s1) return;
+      if (load(u32, rec >>> 2) === s1) return true;
     }
-    throw new RangeError(`per-worker value of slot ${slot} stays mid-write: its writer stalled or died`);
   }
 
   /**
@@ -715,8 +735,17 @@ export class HashMap implements ViewClient {
     const h = this.hashKey();
     this.pin();
     const e = this.find(h & this.mask);
-    if (e !== 0) for (let s = 0; s < slots; s++) this.readSlot(e, s, out, s * this.valueSize);
+    let torn = -1;
+    if (e !== 0) {
+      for (let s = 0; s < slots; s++) {
+        if (!this.readSlot(e, s, out, s * this.valueSize)) {
+          torn = s;
+          break;
+        }
+      }
+    }
     this.unpin();
+    if (torn >= 0) throw midWrite(torn);
     return e !== 0;
   }
 
@@ -777,7 +806,9 @@ export class HashMap implements ViewClient {
     }
     // Writers need no pin: under the bucket lock every element of the
     // chain is live (retired ones are unlinked first), so the epoch is
-    // never held back by a writer waiting for a lock.
+    // never held back by a writer waiting for a lock (unless it writes
+    // inside read(): its own pin then also holds back what newElement
+    // may wait for).
     return this.updateLocked(b, value, flag);
   }
 
@@ -1005,6 +1036,7 @@ export class HashMap implements ViewClient {
    */
   getNextKey(key: Uint8Array | null, out: Uint8Array): boolean {
     if (!(out instanceof Uint8Array) || out.length < this.keySize) throw new TypeError(`getNextKey: out must hold keySize ${this.keySize} bytes`);
+    if (this.detached) throw new RangeError('getNextKey: this map is detached in this agent');
     let b = 0;
     this.pin();
     try {

@@ -81,9 +81,9 @@
  *          epoch STAMP after its pin was visible; while it stays pinned
  *          the epoch can pass STAMP + 1 only if its pin equals STAMP + 1,
  *          which no pin read before that load can. So a reader that
- *          loaded ver before the flip was pinned at STAMP + 1 at most,
- *          and holds the epoch at or below STAMP + 2 until it leaves: at
- *          STAMP + 3 it has left. (V_GRACE is 4 because the 32-bit epoch
+ *          loaded ver before the flip made its pin visible while the
+ *          epoch was STAMP + 1 at most, and holds the epoch at or below
+ *          STAMP + 2 until it leaves: at STAMP + 3 it has left. (V_GRACE is 4 because the 32-bit epoch
  *          skips 0 when it wraps, which a 30-bit count sees as one more
  *          epoch.) So a reader never sees a torn value. A writer that finds LOCK
  *          taken, or the grace not passed, replaces the element instead

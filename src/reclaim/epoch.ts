@@ -18,9 +18,13 @@
  *   is still reading.
  *
  * Invariants
- *   pin(s) in {0} U {E - 1, E}  for every attached slot s (a pin may lag
- *     by one: it was stored just as the epoch moved; it then holds the
- *     next advance back, never lets one through early).
+ *   pin(s) in {0} U [.., E]  for every attached slot s: a pin may lag (it
+ *     was stored just as the epoch moved, or, for a map's pin, which
+ *     stores a plain read of the epoch, by an agent descheduled between
+ *     the read and the store); a lagging pin holds the next advance back
+ *     until it is unpinned, never lets one through early. While a slot is
+ *     pinned, the epoch stays at most one past any value read after its
+ *     pin store became visible.
  *   limbo entries are in non-decreasing epoch order (epochs only grow).
  *
  * An idle agent is unpinned and never holds reclamation back; a released
