@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HashMap, Heap, MapFlag, MapStatus } from '../src/index.js';
+import { HashMap, Heap, MapFlag, MapStatus, type HashMapOptions } from '../src/index.js';
 import { liveElements } from './util/map-checks.js';
 import { tryAdvance } from '../src/reclaim/epoch.js';
 import { S, SLOT_ROW_WORDS } from '../src/shm/layout.js';
@@ -20,6 +20,14 @@ function k32(n: number, size = 8): Uint8Array {
 }
 function u32of(v: Uint8Array): number {
   return new DataView(v.buffer, v.byteOffset).getUint32(0, true);
+}
+
+/** A heap and a map, and a second agent (this thread again) attached to both. */
+function twoAgents(maxBytes: number, maxWorkers: number, options: HashMapOptions): { heap: Heap; m: HashMap; other: Heap; m2: HashMap } {
+  const heap = Heap.create({ maxBytes, maxWorkers });
+  const m = HashMap.create(heap, options);
+  const other = Heap.attach(heap.handle);
+  return { heap, m, other, m2: HashMap.attach(other, m.handle) };
 }
 
 for (const mode of ['prealloc', 'dynamic'] as const) {
@@ -96,10 +104,7 @@ test('batch operations', () => {
 });
 
 test('in place: a stamp newer than the epoch this writer read does not pass as old; a reader in read() keeps its copy', () => {
-  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
-  const m = HashMap.create(heap, { keySize: 8, valueSize: 16, maxEntries: 16 });
-  const other = Heap.attach(heap.handle);
-  const m2 = HashMap.attach(other, m.handle);
+  const { heap, m, other, m2 } = twoAgents(32 << 20, 4, { keySize: 8, valueSize: 16, maxEntries: 16 });
   const val = (x: number): Uint8Array => Uint8Array.from({ length: 16 }, (_, i) => (x * 11 + i) & 255);
   assert.equal(m.update(k32(9), val(1), MapFlag.NOEXIST), MapStatus.OK);
   m.read(() => {
@@ -193,10 +198,7 @@ test('in place: an element left locked by a writer that died mid-update is read 
 });
 
 test('in place: an update by an agent whose views predate a grow by another agent reaches the new element', () => {
-  const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 4 });
-  const m = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: 100_000 });
-  const other = Heap.attach(heap.handle);
-  const m2 = HashMap.attach(other, m.handle);
+  const { heap, m, other, m2 } = twoAgents(64 << 20, 4, { keySize: 8, valueSize: 8, maxEntries: 100_000 });
   const before = heap.viewBytes;
   // The other agent fills the map until the heap has grown past this
   // agent's views, then inserts the key this agent will update.
@@ -218,10 +220,7 @@ test('in place: an update by an agent whose views predate a grow by another agen
 });
 
 test('per-worker: a reader that gives up on a slot stuck mid-write throws with the agent unpinned; detach inside read() leaves the pin of the slot alone', () => {
-  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 2 });
-  const m = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 8, perWorker: true });
-  const other = Heap.attach(heap.handle);
-  const m2 = HashMap.attach(other, m.handle);
+  const { heap, m, other, m2 } = twoAgents(32 << 20, 2, { keySize: 4, valueSize: 8, maxEntries: 8, perWorker: true });
   assert.equal(m2.update(k32(1, 4), k32(5)), MapStatus.OK);
   // The other agent's slot record: its seq made odd, as by a writer that
   // died mid-write and was not released.
@@ -249,10 +248,7 @@ test('per-worker: a reader that gives up on a slot stuck mid-write throws with t
 });
 
 test('per-worker values of a size that is not a multiple of 4 read back exactly, in every slot', () => {
-  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 2 });
-  const m = HashMap.create(heap, { keySize: 4, valueSize: 6, maxEntries: 8, perWorker: true });
-  const other = Heap.attach(heap.handle);
-  const m2 = HashMap.attach(other, m.handle);
+  const { heap, m, other, m2 } = twoAgents(32 << 20, 2, { keySize: 4, valueSize: 6, maxEntries: 8, perWorker: true });
   // Longer arrays than valueSize: only the first 6 bytes count.
   assert.equal(m.update(k32(1, 4), Uint8Array.of(1, 2, 3, 4, 5, 6, 99, 99)), MapStatus.OK);
   assert.equal(m2.update(k32(1, 4), Uint8Array.of(250, 251, 252, 253, 254, 255, 77)), MapStatus.OK);
@@ -267,10 +263,7 @@ test('per-worker values of a size that is not a multiple of 4 read back exactly,
 });
 
 test('per-worker values: each agent writes its own slot; lookupAll lists, sum sums', () => {
-  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
-  const m = HashMap.create(heap, { keySize: 4, valueSize: 4, maxEntries: 16, perWorker: true });
-  const other = Heap.attach(heap.handle);
-  const m2 = HashMap.attach(other, m.handle);
+  const { heap, m, other, m2 } = twoAgents(32 << 20, 4, { keySize: 4, valueSize: 4, maxEntries: 16, perWorker: true });
   assert.equal(m.update(k32(1, 4), k32(5, 4)), MapStatus.OK);
   assert.equal(m2.update(k32(1, 4), k32(7, 4)), MapStatus.OK);
   assert.equal(m2.update(k32(1, 4), k32(9, 4), MapFlag.NOEXIST), MapStatus.EXISTS);
