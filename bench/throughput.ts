@@ -11,9 +11,9 @@
  */
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { THROUGHPUT_PEERS, loadThroughputPeer } from './peers/index.js';
 import { Unavailable } from './peers/types.js';
+import { startAtBarrier } from './barrier.js';
 import { BENCH_DIST, isEntry } from './paths.js';
 import { fmtPct, fmtRatio, fmtRate, markdownTable, summarize } from './stats.js';
 import { CTL_GO, CTL_READY, CTL_WORDS, type WorkerInput, type WorkerOutput } from './throughput-worker.js';
@@ -42,9 +42,8 @@ export async function measureThroughput(peerName: string, workers: number, opts:
   const { data, close } = await peer.setup(workers);
   const ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
   const ws: Worker[] = [];
-  const results: Promise<WorkerOutput>[] = [];
   try {
-    for (let i = 0; i < workers; i++) {
+    const { results } = await startAtBarrier<WorkerOutput>(WORKER_FILE, ctl, { ready: CTL_READY, go: CTL_GO, timeoutMs: 60_000 }, ws, workers, (i) => {
       const input: WorkerInput = {
         peer: peerName,
         data,
@@ -55,27 +54,8 @@ export async function measureThroughput(peerName: string, workers: number, opts:
         live: opts.live,
         seed: opts.seed,
       };
-      const w = new Worker(WORKER_FILE, { workerData: input });
-      ws.push(w);
-      results.push(
-        new Promise<WorkerOutput>((resolve, reject) => {
-          w.once('message', (m: WorkerOutput) => resolve(m));
-          w.once('error', reject);
-          w.once('exit', (code) => reject(new Error(`worker ${i} exited (${code}) before reporting`)));
-        }),
-      );
-    }
-    // Surface early failures while waiting at the barrier.
-    let failed: unknown;
-    for (const p of results) p.catch((e: unknown) => (failed ??= e));
-    const deadline = Date.now() + 60_000;
-    while (Atomics.load(ctl, CTL_READY) < workers) {
-      if (failed) throw failed;
-      if (Date.now() > deadline) throw new Error('workers did not reach the barrier within 60 s');
-      await sleep(1);
-    }
-    Atomics.store(ctl, CTL_GO, 1);
-    Atomics.notify(ctl, CTL_GO);
+      return { workerData: input };
+    });
     const outs = await Promise.all(results);
     const errors = outs.filter((o) => o.error);
     if (errors.length) throw new Error(`worker failed: ${errors[0].error}`);

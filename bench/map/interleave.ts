@@ -21,10 +21,10 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { isEntry } from '../paths.js';
-import { setup, startWorkers, type Setup } from './point.js';
-import { C_LINE, C_ROUNDS, C_STOP, C_WORDS, MAX_PAIR_WINDOW, MAX_WORKERS, opsPerRound } from './protocol.js';
+import { startAtBarrier } from '../barrier.js';
+import { MAP_BARRIER, setup, type Setup } from './point.js';
+import { C_LINE, C_ROUNDS, C_STOP, C_WORDS, MAX_PAIR_WINDOW, MAX_WORKERS, opsPerRound, type MapBenchResult } from './protocol.js';
 import { I_PHASE, type InterleaveJob, type InterleaveResult, type InterleaveSpec } from './interleave-protocol.js';
-
 
 export async function measureInterleaved(spec: InterleaveSpec): Promise<InterleaveResult> {
   if (!(spec.workers >= 1 && spec.workers <= MAX_WORKERS)) throw new RangeError(`workers must be 1..${MAX_WORKERS}`);
@@ -38,7 +38,7 @@ export async function measureInterleaved(spec: InterleaveSpec): Promise<Interlea
   const ctl = new Int32Array(control);
   try {
     for (const peer of spec.peers) setups.push(await setup({ peer, workers: spec.workers }));
-    const { results, failed } = await startWorkers(new URL('./interleave-worker.js', import.meta.url), ctl, workers, spec.workers, (index) => {
+    const { results, failed } = await startAtBarrier<MapBenchResult>(new URL('./interleave-worker.js', import.meta.url), ctl, MAP_BARRIER, workers, spec.workers, (index) => {
       const job: InterleaveJob = {
         peers: spec.peers,
         setups: setups.map((s) => ({ heap: s.job.heap, map: s.job.map, shared: s.job.shared })),

@@ -17,8 +17,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MessageChannel, Worker, type MessagePort, type WorkerOptions } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { HashMap, Heap } from '../../src/index.js';
+import { startAtBarrier, type BarrierWords } from '../barrier.js';
 import { isEntry } from '../paths.js';
 import { SharedMap } from '../peers/sharedmap-lib.js';
 import {
@@ -109,41 +110,8 @@ export async function setup(spec: Pick<PointSpec, 'peer' | 'workers'>): Promise<
   }
 }
 
-/**
- * Starts `n` workers from `url` (options from `job(index)`), each pushed to
- * `workers` at once so the caller can terminate them whatever happens;
- * waits until all have counted themselves in ctl[C_READY] (a failed
- * worker, or START_TIMEOUT_MS, throws), then raises C_GO. Returns each
- * worker's coming report, and the first failure of any so far.
- */
-export async function startWorkers(
-  url: URL,
-  ctl: Int32Array,
-  workers: Worker[],
-  n: number,
-  job: (index: number) => WorkerOptions,
-): Promise<{ results: Promise<MapBenchResult>[]; failed: () => unknown }> {
-  const results = Array.from({ length: n }, (_, index) => {
-    const w = new Worker(url, job(index));
-    workers.push(w);
-    return new Promise<MapBenchResult>((resolve, reject) => {
-      w.once('message', resolve);
-      w.once('error', reject);
-      w.once('exit', (code) => reject(new Error(`worker ${index} exited (${code}) before reporting`)));
-    });
-  });
-  let failed: unknown;
-  for (const p of results) p.catch((e: unknown) => (failed ??= e));
-  const startBy = Date.now() + START_TIMEOUT_MS;
-  while (Atomics.load(ctl, C_READY) < n) {
-    if (failed) throw failed;
-    if (Date.now() > startBy) throw new Error('workers did not get ready in time');
-    await sleep(1);
-  }
-  Atomics.store(ctl, C_GO, 1);
-  Atomics.notify(ctl, C_GO);
-  return { results, failed: () => failed };
-}
+/** Where the map benchmark's workers meet before they start (../barrier.ts). */
+export const MAP_BARRIER: BarrierWords = { ready: C_READY, go: C_GO, timeoutMs: START_TIMEOUT_MS };
 
 export async function measurePoint(spec: PointSpec): Promise<PointResult> {
   if (!(spec.workers >= 1 && spec.workers <= MAX_WORKERS)) throw new RangeError(`workers must be 1..${MAX_WORKERS}`);
@@ -157,7 +125,7 @@ export async function measurePoint(spec: PointSpec): Promise<PointResult> {
   const workers: Worker[] = [];
   let measured = false;
   try {
-    const { results } = await startWorkers(new URL('./worker.js', import.meta.url), ctl, workers, spec.workers, (index) => {
+    const { results } = await startAtBarrier<MapBenchResult>(new URL('./worker.js', import.meta.url), ctl, MAP_BARRIER, workers, spec.workers, (index) => {
       const job: MapBenchJob = {
         ...s.job,
         peer: spec.peer,
