@@ -244,11 +244,12 @@ export class HashMap implements ViewClient {
     const keyOff = E_KEY_OFF;
     const valueOff = keyOff + Math.ceil(keySize / 8) * 8;
     const padded = Math.ceil(valueSize / 8) * 8;
-    const fits = (bytes: number): boolean => Math.floor((heap.pageSize - heap.pageSize / 16) / (Math.ceil(bytes / 16) * 16)) >= 1;
+    // Elements of `bytes` a slab page holds (the page minus its state map).
+    const perSlabOf = (bytes: number): number => Math.floor((heap.pageSize - heap.pageSize / 16) / (Math.ceil(bytes / 16) * 16));
     // In place by default; with values too big for two copies in a page,
     // one copy (updates replace the element) unless inPlace: true asks.
     let copies = !perWorker && options.inPlace !== false ? 2 : 1;
-    if (copies === 2 && options.inPlace === undefined && !fits(valueOff + 2 * padded)) copies = 1;
+    if (copies === 2 && options.inPlace === undefined && perSlabOf(valueOff + 2 * padded) < 1) copies = 1;
     // Per-worker: bytes per slot record; in place: bytes per copy.
     const stride = perWorker ? 8 + padded : copies === 2 ? padded : valueSize;
     const elemSize = valueOff + (perWorker ? stride * heap.maxSlots : copies === 2 ? 2 * padded : valueSize);
@@ -256,8 +257,7 @@ export class HashMap implements ViewClient {
     // hold at any moment, so maxEntries live elements always fit.
     const slack = heap.maxSlots * (ELEM_MARKS.highWatermark + ELEM_MARKS.batch + 64);
     const capacity = maxEntries + slack;
-    const unit = Math.ceil(elemSize / 16) * 16;
-    const perSlab = Math.floor((heap.pageSize - heap.pageSize / 16) / unit);
+    const perSlab = perSlabOf(elemSize);
     const limitBytes = mode === 'prealloc' ? Math.ceil(capacity / perSlab) * heap.pageSize : undefined;
     if (perSlab < 1) {
       const hint = copies === 2 ? ' (in place: two copies of the value; inPlace: false keeps one)' : '';
@@ -597,14 +597,12 @@ export class HashMap implements ViewClient {
       const end = e + this.valueOff + this.stride * this.heap.maxSlots;
       this.u8.fill(0, e + this.valueOff, end);
       this.copyIn(e + this.valueOff + this.stride * this.heap.slot + 8, v);
-    } else if (this.copies === 2) {
-      // Copy 0 current; a stamp already V_GRACE old, since copy 1 was
-      // never current in this element's life (and readers of its previous
-      // life left before it was freed), so the first in-place update may
-      // write it at once.
-      this.u32[(e >>> 2) + E_VER] = (((this.u32[this.epochWord]! - V_GRACE) & V_STAMP_MASK) << V_STAMP_SHIFT) >>> 0;
-      this.copyIn(e + this.valueOff, v);
     } else {
+      // In-place maps: copy 0 current, and a stamp already V_GRACE old,
+      // since copy 1 was never current in this element's life (readers of
+      // its previous life left before it was freed), so the first in-place
+      // update may write it at once.
+      if (this.copies === 2) this.u32[(e >>> 2) + E_VER] = (((this.u32[this.epochWord]! - V_GRACE) & V_STAMP_MASK) << V_STAMP_SHIFT) >>> 0;
       this.copyIn(e + this.valueOff, v);
     }
     return e;

@@ -360,7 +360,9 @@ export const CLASS_WORDS = 16;
 
 /**
  * Cache row: one per (slot, class); all fields owner-written with plain
- * stores, read racily by stats() and by a survivor that releases a dead slot.
+ * stores (but releaseSlot, once the owner is gone, zeroes owner and high
+ * with plain stores too), read racily by stats() and by a survivor that
+ * releases a dead slot.
  *
  *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+
  *   | head | count | allocs | objsIn | objsOut | refills | trims | failures | inflight | low | high | trim | trim n | carve |
