@@ -75,10 +75,10 @@ for (const mode of ['prealloc', 'dynamic'] as const) {
   test(`htab_reuse (${mode}): readers never see a torn or foreign value`, async () => {
     const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 8 });
     const map = HashMap.create(heap, { keySize: 8, valueSize: 16, maxEntries: 16, mode });
-    const stop = new SharedArrayBuffer(4);
+    const stop = new SharedArrayBuffer(12);
     const base = { heap: heap.handle, map: map.handle, stop };
     const jobs: MapJob[] = [
-      { ...base, kind: 'reuse-writer', maxRounds: 60_000 },
+      { ...base, kind: 'reuse-writer', maxRounds: 60_000, readers: 3 },
       { ...base, kind: 'reuse-reader' },
       { ...base, kind: 'reuse-reader' },
       { ...base, kind: 'reuse-reader' },

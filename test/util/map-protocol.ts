@@ -11,7 +11,12 @@ interface Base {
 
 export type MapJob =
   | (Base & { kind: 'parallel-insert' | 'parallel-delete'; index: number; workers: number; keys: number })
-  | (Base & { kind: 'reuse-writer'; stop: SharedArrayBuffer; maxRounds: number })
+  /**
+   * stop: Int32Array words [stop flag, readers started, readers that found a key].
+   * The writer starts once `readers` readers have started, and goes on past
+   * maxRounds until each of them has found a key (or 10 s have passed).
+   */
+  | (Base & { kind: 'reuse-writer'; stop: SharedArrayBuffer; maxRounds: number; readers: number })
   | (Base & { kind: 'reuse-reader'; stop: SharedArrayBuffer })
   | (Base & { kind: 'linear'; clock: SharedArrayBuffer; seed: number; index: number; workers: number; ops: number })
   | (Base & { kind: 'churn'; seed: number; ops: number; keys: number })

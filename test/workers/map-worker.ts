@@ -53,9 +53,19 @@ function run(): unknown {
     }
     case 'reuse-writer': {
       const flag = new Int32Array(job.stop);
+      const deadline = performance.now() + 10_000;
+      // Readers start a worker start-up later than this one: without the wait
+      // and the rounds past maxRounds, a late reader could see only the
+      // rounds' ends, where both keys are deleted.
+      while (Atomics.load(flag, 1) < job.readers && performance.now() < deadline) {
+        /* bounded by the deadline */
+      }
       let gen = 0;
       let rounds = 0;
-      while (Atomics.load(flag, 0) === 0 && rounds < job.maxRounds) {
+      while (
+        Atomics.load(flag, 0) === 0 &&
+        (rounds < job.maxRounds || (Atomics.load(flag, 2) < job.readers && performance.now() < deadline))
+      ) {
         gen++;
         for (const k of [1, 2]) {
           setKey(k);
@@ -78,12 +88,13 @@ function run(): unknown {
       let lookups = 0;
       let hits = 0;
       const violations: string[] = [];
+      Atomics.add(flag, 1, 1);
       while (Atomics.load(flag, 0) === 0) {
         for (const k of [1, 2]) {
           setKey(k);
           lookups++;
           if (!map.lookup(key, out)) continue;
-          hits++;
+          if (hits++ === 0) Atomics.add(flag, 2, 1);
           const gotKey = ov.getUint32(0, true);
           const gen = ov.getUint32(4, true);
           const sum = ov.getUint32(8, true);
