@@ -48,7 +48,7 @@
  * ------------------------------------------------------------------------ */
 
 export const HEAP_MAGIC = 0x616e7941; // "Anya"
-export const LAYOUT_VERSION = 6;
+export const LAYOUT_VERSION = 7;
 
 /** Header words (index into the Uint32Array, relative to base/4). */
 export const H = {
@@ -365,13 +365,14 @@ export const CLASS_WORDS = 16;
  * releases a dead slot.
  *
  *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+
- *   | head | count | allocs | objsIn | objsOut | refills | trims | failures | inflight | low | high | trim | trim n | carve |
+ *   | head | count | frees  | objsIn | objsOut | refills | trims | failures | inflight | low | high | trim | trim n | carve |
  *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+
  *   (16 words, one 64-byte line; then owner; word 15 unused)
  *
  * head/count: the cache's free list (objects linked through word 0).
- * allocs: objects handed out. Frees are not counted on the fast path; they
- *   follow from  count = objsIn - objsOut - allocs + frees.
+ * frees: objects freed into this cache (by free, or after a grace period).
+ *   Allocs are not counted on the fast path; they follow from
+ *   count = objsIn - objsOut - allocs + frees.
  * objsIn/objsOut: objects moved in (refill, carve) and out (trim, flush).
  * inflight: head of a batch popped from the depot, from before the store
  *   that unlinks it until it is spliced into the cache (0 when none).
@@ -400,7 +401,7 @@ export const CLASS_WORDS = 16;
 export const K = {
   HEAD: 0,
   COUNT: 1,
-  ALLOCS: 2,
+  FREES: 2,
   OBJS_IN: 3,
   OBJS_OUT: 4,
   REFILLS: 5,
