@@ -223,6 +223,7 @@ const DEPOT_WAIT_MS = 200;
 // per alloc+free pair. Same values as ../shm/layout.ts and ./sizeclass.ts.
 const HOT_COUNT: number = K.COUNT;
 const HOT_FREES: number = K.FREES;
+const HOT_MAX_SMALL: number = MAX_SMALL;
 const HOT_LOW: number = K.LOW;
 const HOT_HIGH: number = K.HIGH;
 const HOT_OWNER: number = K.OWNER;
@@ -230,8 +231,6 @@ const HOT_KEY_RANGE: number = KEY_RANGE;
 const HOT_ROW: number = CACHE_WORDS;
 const HOT_ALLOCATED: number = ST_ALLOCATED;
 const HOT_FREE: number = ST_FREE;
-const HOT_MAX_SMALL: number = MAX_SMALL;
-const HOT_CLASS_BY_GRANULE: Uint8Array = CLASS_BY_GRANULE;
 const HOT_L_LOCK: number = L.LOCK;
 const HOT_L_RING: number = L.RING;
 const HOT_L_HEAD: number = L.HEAD;
@@ -240,6 +239,7 @@ const HOT_L_PENDING: number = L.PENDING;
 const HOT_L_HEADER: number = LIMBO_HEADER_WORDS;
 const HOT_UNSTAMPED: number = UNSTAMPED;
 const HOT_L_INLINE: number = LIMBO_INLINE;
+const HOT_CLASS_BY_GRANULE: Uint8Array = CLASS_BY_GRANULE;
 
 /**
  * An allocator as seen from one agent. Create with heap.createAllocator(),
@@ -466,12 +466,13 @@ export class Allocator implements ViewClient {
    */
   alloc(size?: number): number {
     let c = 0;
-    const sz = size as number;
     if (this.unitSize === 0) {
-      if (typeof size !== 'number' || (sz >>> 0) !== sz || ((sz - 1) >>> 0) >= HOT_MAX_SMALL) return this.allocOther(size);
+      const sz = size as number;
+      if (typeof size !== 'number' || (sz >>> 0) !== sz || ((sz - 1) >>> 0) >= HOT_MAX_SMALL) return this.allocMiss(size);
       c = HOT_CLASS_BY_GRANULE[(sz - 1) >>> 4]!;
-    } else if (size !== undefined && !(typeof size === 'number' && (sz >>> 0) === sz && ((sz - 1) >>> 0) < this.unitSize)) {
-      return this.allocOther(size);
+    } else if (size !== undefined) {
+      // Fixed-size mode: alloc() is the fast path; a size is checked there.
+      return this.allocMiss(size);
     }
     // Slab objects all lie below 2 GiB (see Heap.takePages), so the Int32
     // words hold them as non-negative small integers.
@@ -482,7 +483,8 @@ export class Allocator implements ViewClient {
     // One compare for "at or above the low watermark after this pop" and
     // "this row is keyed with our generation" (a stale handle's is not):
     // see the cache row in ../shm/layout.ts.
-    if (((n - i32[rec + HOT_LOW]! + this.key) >>> 0) >= HOT_KEY_RANGE || (p | 0) === 0) return this.allocSlow(c);
+    // (p | 0): a detached allocator's empty views read undefined.
+    if (((n - i32[rec + HOT_LOW]! + this.key) >>> 0) >= HOT_KEY_RANGE || (p | 0) === 0) return this.allocSlow(c, size);
     i32[rec] = i32[p >>> 2]!;
     i32[rec + HOT_COUNT] = n;
     const off = p & this.pageMask;
@@ -491,23 +493,68 @@ export class Allocator implements ViewClient {
   }
 
   /**
-   * alloc() off the fast path: an empty cache, a stale handle (both in
-   * allocEmpty), or a pop that takes the cache below its low watermark,
-   * which also asks for a refill. It repeats alloc's pop rather than
-   * sharing it: with this branch inside alloc, the inlined alloc grew and
-   * a pair got 1-2% slower (paired A/B).
+   * A pop that takes the cache below its low watermark: the pop, and a
+   * refill in a microtask. An empty cache or a stale handle goes on to
+   * allocMiss. It repeats alloc's pop rather than sharing it: with this
+   * branch inside alloc, the inlined alloc grew and a pair got 1-2% slower
+   * (paired A/B).
+   *
+   * Sizes matter here. V8 inlines a function into its caller only while
+   * the function's bytecode plus all it inlined into its own optimized
+   * code stays under 460 bytes. alloc (262 bytes on Node 20) with this
+   * method and kick inlined, as they are once a program's start-up fill
+   * ran them hot, is 454: alloc still inlines into the caller's loop.
+   * Before, at 490, it did not, and a pair in that loop ran 1.6x slower
+   * (13 ns vs 8.2 ns, same process). freeMiss is over 460 and never
+   * inlined into free. test/inline-budget.test.ts checks these sizes.
    */
-  private allocSlow(c: number): number {
+  private allocSlow(c: number, size: number | undefined): number {
     const rec = this.cacheRec + c * HOT_ROW;
     const i32 = this.i32;
     const p = i32[rec]!;
-    if ((p | 0) === 0 || i32[rec + HOT_OWNER] !== this.ownerGen) return this.allocEmpty(c);
+    if ((p | 0) === 0 || i32[rec + HOT_OWNER] !== this.ownerGen) return this.allocMiss(size);
     i32[rec] = i32[p >>> 2]!;
     i32[rec + HOT_COUNT]!--;
     const off = p & this.pageMask;
     this.u8[p - off + (off >>> 4)] = HOT_ALLOCATED;
     this.kick(c);
     return p;
+  }
+
+  /**
+   * Everything else alloc's fast path does not take: bad input, large
+   * runs, an empty cache (a synchronous refill of one batch, or 0 and a
+   * refill in a microtask with nowait), a stale handle.
+   */
+  private allocMiss(size: unknown): number {
+    this.checkAttached('alloc');
+    let c = 0;
+    if (this.unitSize === 0 || size !== undefined) {
+      if (typeof size !== 'number' || !Number.isSafeInteger(size)) {
+        throw new TypeError(`alloc size must be a positive safe integer, got ${describe(size)}`);
+      }
+      if (this.unitSize !== 0) {
+        if (size < 1 || size > this.unitSize) {
+          throw new RangeError(`alloc size must be in [1, ${this.unitSize}] for this fixed-size allocator, got ${size}`);
+        }
+        return this.alloc();
+      }
+      if (size < 1 || size > MAX_SMALL) {
+        const max = (this.heap.maxPages - this.heap.firstDataPage) * this.heap.pageSize;
+        if (size < 1 || size > max) throw new RangeError(`alloc size must be in [1, ${max}], got ${size}`);
+        return this.allocLarge(size);
+      }
+      c = CLASS_BY_GRANULE[(size - 1) >>> 4]!;
+    }
+    const rec = this.cacheRec + c * CACHE_WORDS;
+    const i32 = this.i32;
+    if (this.slotLost()) throw this.staleError('alloc');
+    if (i32[rec] === 0 && (this.nowait || !this.refill(c))) {
+      i32[rec + K.FAILURES]++;
+      this.kick(c);
+      return 0;
+    }
+    return this.alloc(size as number | undefined);
   }
 
   /**
@@ -519,7 +566,7 @@ export class Allocator implements ViewClient {
    * Fast path: plain reads and writes, no Atomics, no JS allocation, O(1).
    */
   free(p: number): void {
-    if (typeof p !== 'number') return this.freeOther(p);
+    if (typeof p !== 'number') return this.freeMiss(p);
     const d = this.tags[p >>> this.pageShift]!;
     // The cache row comes from the tag checked last when the page has the
     // same tag (same allocator, kind and class): a branch the CPU predicts,
@@ -527,7 +574,7 @@ export class Allocator implements ViewClient {
     // off a same-size alloc+free pair, 2% on a random mix of classes).
     let rec = this.freeRec;
     if ((p & 15) !== 0 || d !== this.freeTag) {
-      if ((p & 15) !== 0 || ((d & ~0xf0) >>> 0) !== this.slabTagBase) return this.freeOther(p);
+      if ((p & 15) !== 0 || ((d & ~0xf0) >>> 0) !== this.slabTagBase) return this.freeMiss(p);
       rec = this.cacheRec + ((d >>> 4) & 15) * HOT_ROW;
       this.freeTag = d;
       this.freeRec = rec;
@@ -535,12 +582,12 @@ export class Allocator implements ViewClient {
     const off = p & this.pageMask;
     const s = p - off + (off >>> 4);
     const u8 = this.u8;
-    if (u8[s] !== HOT_ALLOCATED) return this.freeOther(p);
+    if (u8[s] !== HOT_ALLOCATED) return this.freeMiss(p);
     const i32 = this.i32;
     const n = i32[rec + HOT_COUNT]! + 1;
     // At or below the high watermark after this push, and a row keyed with
     // our generation, in one compare (see alloc).
-    if (((i32[rec + HOT_HIGH]! - this.key - n) >>> 0) >= HOT_KEY_RANGE) return this.freeAboveHigh(p, s, (d >>> 4) & 15, n);
+    if (((i32[rec + HOT_HIGH]! - this.key - n) >>> 0) >= HOT_KEY_RANGE) return this.freeMiss(p);
     u8[s] = HOT_FREE;
     i32[p >>> 2] = i32[rec]!;
     i32[rec] = p;
@@ -549,24 +596,6 @@ export class Allocator implements ViewClient {
     // the row's counts (see the cache row in ../shm/layout.ts). Counting
     // here took 5-9% off a pair, counting in alloc did not (paired A/B).
     i32[rec + HOT_FREES]++;
-  }
-
-  /**
-   * free() of an object that takes its cache above the high watermark:
-   * the push, then a trim (now if far above, else in a microtask). Also
-   * where a stale handle is caught before anything changes: releaseSlot
-   * zeroes a released slot's high watermarks.
-   */
-  private freeAboveHigh(p: number, s: number, c: number, n: number): void {
-    if (this.slotLost()) throw this.staleError('free', p);
-    const rec = this.cacheRec + c * CACHE_WORDS;
-    const i32 = this.i32;
-    this.u8[s] = ST_FREE;
-    i32[p >>> 2] = i32[rec]!;
-    i32[rec] = p;
-    i32[rec + K.COUNT] = n;
-    i32[rec + K.FREES]++;
-    this.kickTrim(c, n);
   }
 
   /** The size class unit an allocation of `size` bytes gets (0 for a large run). */
@@ -887,35 +916,8 @@ export class Allocator implements ViewClient {
 
   /* ------------------------------ slow paths ----------------------------- */
 
-  /** Sizes the fast path does not take: bad input and large runs. */
-  private allocOther(size: unknown): number {
-    this.checkAttached('alloc');
-    if (typeof size !== 'number' || !Number.isSafeInteger(size)) {
-      throw new TypeError(`alloc size must be a positive safe integer, got ${describe(size)}`);
-    }
-    if (this.unitSize !== 0) {
-      throw new RangeError(`alloc size must be in [1, ${this.unitSize}] for this fixed-size allocator, got ${size}`);
-    }
-    const max = (this.heap.maxPages - this.heap.firstDataPage) * this.heap.pageSize;
-    if (size < 1 || size > max) throw new RangeError(`alloc size must be in [1, ${max}], got ${size}`);
-    return this.allocLarge(size);
-  }
-
   private checkAttached(op: string): void {
     if (this.detached) throw new RangeError(`${op}: allocator ${this.id} is detached in this agent`);
-  }
-
-  /** The cache of class c is empty. */
-  private allocEmpty(c: number): number {
-    this.checkAttached('alloc');
-    if (this.slotLost()) throw this.staleError('alloc');
-    const rec = this.cacheRec + c * CACHE_WORDS;
-    if (this.nowait || !this.refill(c)) {
-      this.u32[rec + K.FAILURES]++;
-      this.kick(c);
-      return 0;
-    }
-    return this.alloc(this.unitSize === 0 ? BUCKET_SIZES[c] : undefined);
   }
 
   private allocLarge(size: number): number {
@@ -961,8 +963,15 @@ export class Allocator implements ViewClient {
     return true;
   }
 
-  /** Free of something the fast path did not accept: diagnose, or a large run. */
-  private freeOther(p: unknown): void {
+  /**
+   * Everything free's fast path does not take, in one method too big to
+   * inline (see allocMiss): free(0), bad pointers (diagnosed, nothing
+   * changed), a push that takes the cache above its high watermark (the
+   * push, then a trim: now if far above, else in a microtask), a stale
+   * handle (caught before anything changes: releaseSlot zeroes a released
+   * slot's high watermarks), and large runs.
+   */
+  private freeMiss(p: unknown): void {
     if (p === 0) return;
     this.checkAttached('free');
     if (typeof p !== 'number' || !Number.isInteger(p)) {
@@ -989,7 +998,19 @@ export class Allocator implements ViewClient {
       if (st === ST_FREE) throw badPointer('free', p, 'double free');
       if (st === ST_RETIRED) throw badPointer('free', p, 'double free: already freed with freeDeferred, waiting for a grace period');
       if (st === ST_NONE) throw badPointer('free', p, 'not the start of an object');
-      return this.free(p); // state changed under us: ALLOCATED now
+      // ALLOCATED: above the high watermark, or a stale handle.
+      if (this.slotLost()) throw this.staleError('free', p);
+      const c = tagClass(tag);
+      const rec = this.cacheRec + c * CACHE_WORDS;
+      const i32 = this.i32;
+      const n = i32[rec + K.COUNT]! + 1;
+      this.u8[p - off + (off >>> 4)] = ST_FREE;
+      i32[p >>> 2] = i32[rec]!;
+      i32[rec] = p;
+      i32[rec + K.COUNT] = n;
+      i32[rec + K.FREES]++;
+      if (n > this.high[c]!) this.kickTrim(c, n);
+      return;
     }
     if (kind === KIND_LARGE) {
       if ((p & this.pageMask) !== 0) throw badPointer('free', p, 'not the start of an object (inside a large allocation)');
