@@ -505,8 +505,10 @@ export class Allocator implements ViewClient {
    * method and kick inlined, as they are once a program's start-up fill
    * ran them hot, is 454: alloc still inlines into the caller's loop.
    * Before, at 490, it did not, and a pair in that loop ran 1.6x slower
-   * (13 ns vs 8.2 ns, same process). freeMiss is over 460 and never
-   * inlined into free. test/inline-budget.test.ts checks these sizes.
+   * (13 ns vs 8.2 ns, same process). allocMiss and freeMiss are over 460,
+   * so never inlined: a fill that empties the caches again and again runs
+   * allocMiss hot, and inlined into alloc it took alloc over the limit
+   * too. test/inline-budget.test.ts checks these sizes.
    */
   private allocSlow(c: number, size: number | undefined): number {
     const rec = this.cacheRec + c * HOT_ROW;
@@ -542,7 +544,34 @@ export class Allocator implements ViewClient {
       if (size < 1 || size > MAX_SMALL) {
         const max = (this.heap.maxPages - this.heap.firstDataPage) * this.heap.pageSize;
         if (size < 1 || size > max) throw new RangeError(`alloc size must be in [1, ${max}], got ${size}`);
-        return this.allocLarge(size);
+        // A run of pages. (Here, not in a method of its own: this method
+        // must stay over V8's inlining limit, see allocSlow.)
+        const heap = this.heap;
+        const k = Math.ceil(size / heap.pageSize);
+        const R = this.R;
+        if (!this.charge(k)) {
+          add(this.u32, R + A.LARGE_FAILURES, 1);
+          return 0;
+        }
+        const first = heap.takePages(k);
+        if (first === 0) {
+          add(this.u32, R + A.CHARGED_PAGES, -k);
+          add(this.u32, R + A.LARGE_FAILURES, 1);
+          return 0;
+        }
+        const u32 = this.u32;
+        for (let p = first + 1; p < first + k; p++) {
+          store(u32, heap.argWord + p, first);
+          store(u32, heap.tagWord + p, pageTag(KIND_LARGE_TAIL, this.id, 0));
+        }
+        store(u32, heap.argWord + first, k);
+        store(u32, heap.tagWord + first, pageTag(KIND_LARGE, this.id, 0));
+        heap.claimDone();
+        add(u32, R + A.LARGE_LIVE, 1);
+        add(u32, R + A.LARGE_LIVE_PAGES, k);
+        add(u32, R + A.LARGE_ALLOCS, 1);
+        this.sampleOut(k * heap.pageSize);
+        return first * heap.pageSize;
       }
       c = CLASS_BY_GRANULE[(size - 1) >>> 4]!;
     }
@@ -918,35 +947,6 @@ export class Allocator implements ViewClient {
 
   private checkAttached(op: string): void {
     if (this.detached) throw new RangeError(`${op}: allocator ${this.id} is detached in this agent`);
-  }
-
-  private allocLarge(size: number): number {
-    const heap = this.heap;
-    const k = Math.ceil(size / heap.pageSize);
-    const R = this.R;
-    if (!this.charge(k)) {
-      add(this.u32, R + A.LARGE_FAILURES, 1);
-      return 0;
-    }
-    const first = heap.takePages(k);
-    if (first === 0) {
-      add(this.u32, R + A.CHARGED_PAGES, -k);
-      add(this.u32, R + A.LARGE_FAILURES, 1);
-      return 0;
-    }
-    const u32 = this.u32;
-    for (let p = first + 1; p < first + k; p++) {
-      store(u32, heap.argWord + p, first);
-      store(u32, heap.tagWord + p, pageTag(KIND_LARGE_TAIL, this.id, 0));
-    }
-    store(u32, heap.argWord + first, k);
-    store(u32, heap.tagWord + first, pageTag(KIND_LARGE, this.id, 0));
-    heap.claimDone();
-    add(u32, R + A.LARGE_LIVE, 1);
-    add(u32, R + A.LARGE_LIVE_PAGES, k);
-    add(u32, R + A.LARGE_ALLOCS, 1);
-    this.sampleOut(k * heap.pageSize);
-    return first * heap.pageSize;
   }
 
   /** Charges k pages to the limit; false (nothing charged) when over it. */
