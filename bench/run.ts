@@ -36,8 +36,9 @@
  *                           1..8 (default 8; 1: strict turns)
  *   --map-matched-cycles N  matched windows per map point (default 20, --quick 6; 0: none)
  *   --pair-matched-cycles N matched pair windows per size (default 30, --quick 10; 0: none):
- *                           floor, @thi.ng/malloc and both anyalloc modes take turns in one
- *                           process (bench/pair-matched.ts); ratios of the same cycles
+ *                           the groups of bench/pair-targets.ts (the pair; the churn; the pair
+ *                           after a start-up fill) take turns in one process per group and size
+ *                           (bench/pair-matched.ts); ratios of the same cycles, and the targets
  *   --no-pair / --no-throughput / --no-map
  *   --out FILE              JSON output (default bench/results/latest.json)
  */
@@ -51,14 +52,13 @@ import { buildSharedMemoryObjects } from './build-peers.js';
 import { mapIntro, mapOptions, mapReport, runMapBench, type MapOptions, type MapResults } from './map/run.js';
 import type { PairResult, PairUnavailable } from './pair.js';
 import type { MatchedPairs } from './pair-matched.js';
-import { cycleRatios, fmtNs, fmtPct, fmtRatio, markdownTable, summarize } from './stats.js';
+import { MATCHED_GROUPS, SPOT_SIZES, groupSizes, matchedGroupTable, pairTargets, type MatchedRow } from './pair-targets.js';
+import { fmtNs, fmtPct, fmtRatio, markdownTable, summarize } from './stats.js';
 import { DEFAULT_THROUGHPUT, parseList, throughputSuite, throughputTable, type ThroughputRow } from './throughput.js';
 
 const ALL_SIZES = [16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
 const QUICK_SIZES = [16, 256, 4096];
 const PAIR_TIMEOUT_MS = 120_000;
-/** The variants of the matched pair windows (those of --variants among them). */
-const MATCHED_PAIR_VARIANTS = ['floor', 'thing-malloc', 'anyalloc', 'anyalloc-fixed'];
 const MATCHED_PAIR_WINDOW_MS = 40;
 
 interface Args {
@@ -174,51 +174,26 @@ function runPairChild(variant: string, size: number, runs: number, targetMs: num
 }
 
 /** Matched pair windows at every size, each size in a fresh process. */
-async function matchedPairSuite(a: Args): Promise<(MatchedPairs | { size: number; error: string })[]> {
-  const names = MATCHED_PAIR_VARIANTS.filter((v) => a.variants.includes(v));
-  const out: (MatchedPairs | { size: number; error: string })[] = [];
-  for (const size of a.sizes) {
-    try {
-      out.push(await runJsonChild<MatchedPairs>('pair-matched.js', [String(size), String(a.pairMatchedCycles), String(MATCHED_PAIR_WINDOW_MS), names.join(',')], `matched pairs @ ${size} B`));
-    } catch (e) {
-      out.push({ size, error: (e as Error).message.split('\n')[0]! });
+/** Each matched group (bench/pair-targets.ts) at its sizes, in a process per group and size. */
+async function matchedPairSuite(a: Args): Promise<MatchedRow[]> {
+  const out: MatchedRow[] = [];
+  for (const g of MATCHED_GROUPS) {
+    const names = g.variants.filter((v) => a.variants.includes(v));
+    if (names.length < 2) continue;
+    for (const size of groupSizes(g, a.sizes)) {
+      try {
+        const m = await runJsonChild<MatchedPairs>(
+          'pair-matched.js',
+          [String(size), String(a.pairMatchedCycles), String(MATCHED_PAIR_WINDOW_MS), names.join(',')],
+          `matched pairs (${g.name}) @ ${size} B`,
+        );
+        out.push({ group: g.name, ...m, size });
+      } catch (e) {
+        out.push({ group: g.name, size, error: (e as Error).message.split('\n')[0]! });
+      }
     }
   }
   return out;
-}
-
-/** Per size: each variant's median ns, and the ratios of the same cycles (median, quartiles). */
-function matchedPairTable(rows: readonly (MatchedPairs | { size: number; error: string })[]): string {
-  const ratio = (m: MatchedPairs, num: string, den: string): string => {
-    const i = m.variants.indexOf(num);
-    const j = m.variants.indexOf(den);
-    if (i < 0 || j < 0) return '-';
-    const r = cycleRatios(m.ns[i]!, m.ns[j]!);
-    return `${r.median.toFixed(2)} (${r.q1.toFixed(2)}-${r.q3.toFixed(2)})`;
-  };
-  const ns = (m: MatchedPairs, v: string): string => {
-    const i = m.variants.indexOf(v);
-    return i < 0 ? '-' : fmtNs(summarize(m.ns[i]!).median);
-  };
-  const body = rows.map((m) =>
-    'error' in m
-      ? [`${m.size} B`, `failed: ${m.error}`, '', '', '', '', '', '']
-      : [
-          `${m.size} B`,
-          ns(m, 'floor'),
-          ns(m, 'thing-malloc'),
-          ns(m, 'anyalloc'),
-          ns(m, 'anyalloc-fixed'),
-          ratio(m, 'thing-malloc', 'anyalloc'),
-          ratio(m, 'thing-malloc', 'anyalloc-fixed'),
-          ratio(m, 'anyalloc', 'floor'),
-        ],
-  );
-  return markdownTable(
-    ['size', 'floor ns', 'thi.ng ns', 'anyalloc ns', 'fixed ns', 'thi.ng / anyalloc', 'thi.ng / fixed', 'anyalloc / floor'],
-    body,
-    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
-  );
 }
 
 interface PairRow extends Partial<PairResult> {
@@ -323,7 +298,7 @@ async function main(): Promise<void> {
   }
 
   let pair: PairRow[] = [];
-  let pairMatched: (MatchedPairs | { size: number; error: string })[] = [];
+  let pairMatched: MatchedRow[] = [];
   if (a.pair) {
     console.log(
       `\n## Single-threaded alloc+free pair\n\n` +
@@ -336,16 +311,22 @@ async function main(): Promise<void> {
     console.log(pairMatrix(pair, a.sizes, a.variants));
     const notes = PAIR_PEERS.filter((p) => a.variants.includes(p.name)).map((p) => `- \`${p.name}\`: ${p.note}`);
     console.log('\n' + notes.join('\n'));
-    if (a.pairMatchedCycles > 0 && MATCHED_PAIR_VARIANTS.filter((v) => a.variants.includes(v)).length >= 2) {
+    if (a.pairMatchedCycles > 0) {
       console.log(
         `\n### Matched windows\n\n` +
-          `${MATCHED_PAIR_VARIANTS.filter((v) => a.variants.includes(v)).join(', ')} in one process per size, ` +
-          `taking turns in ~${MATCHED_PAIR_WINDOW_MS} ms windows, ${a.pairMatchedCycles} cycles (order reversing each cycle). ` +
-          `ns: medians; ratios: median of the per-cycle ratios (quartiles). Both sides of a ratio ran within ` +
-          `milliseconds of each other, so the machine's speed changes cancel out of it.\n`,
+          `The variants of a group in one process per size, taking turns in ~${MATCHED_PAIR_WINDOW_MS} ms windows, ` +
+          `${a.pairMatchedCycles} cycles (order reversing each cycle). ns: medians; ratios: median of the per-cycle ` +
+          `ratios (quartiles). Both sides of a ratio ran within milliseconds of each other, so the machine's speed ` +
+          `changes cancel out of it. Groups: the pair at every size; the 1000-live-block churn and the pair after a ` +
+          `start-up fill (\`anyalloc-warm\`) at ${SPOT_SIZES.join(', ')} B, each in processes of their own (variants ` +
+          `of one allocator share V8's feedback within a process).\n`,
       );
       pairMatched = await matchedPairSuite(a);
-      console.log(matchedPairTable(pairMatched));
+      for (const g of MATCHED_GROUPS) {
+        if (!pairMatched.some((r) => r.group === g.name)) continue;
+        console.log(`\n#### ${g.name}\n`);
+        console.log(matchedGroupTable(pairMatched, g));
+      }
     }
   }
 
@@ -359,6 +340,10 @@ async function main(): Promise<void> {
     );
     throughput = await throughputSuite(a.peers, a.workers, a.tpRuns, opts, (l) => console.error(l));
     console.log(throughputTable(throughput));
+  }
+  if (pairMatched.length > 0) {
+    console.log('\n### Allocator targets\n');
+    console.log(pairTargets(pairMatched, throughput));
   }
 
   let map: MapResults | undefined;

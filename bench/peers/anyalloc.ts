@@ -8,6 +8,7 @@
  * Variants:
  * - `anyalloc`: size-bucketed allocator, `a.alloc(size)` / `a.free(ptr)`;
  * - `anyalloc-fixed`: fixed-size allocator with `unitSize = size`;
+ * - `anyalloc-warm`: `anyalloc` after a start-up fill ran the slow paths;
  * - `anyalloc-1000`: size-bucketed, 1000 live blocks, FIFO churn (the
  *   counterpart of `thing-malloc-1000`).
  * Throughput: one heap and one size-bucketed allocator; every worker
@@ -78,6 +79,56 @@ export async function bucketedFactory(): Promise<PairFactory> {
         release(heap);
         heap = Heap.create({ maxBytes: MAX_BYTES });
         a = heap.createAllocator();
+      },
+      run(size: number, iters: number): number {
+        const al = a!;
+        let acc = 0;
+        for (let i = 0; i < iters; i++) {
+          const p = al.alloc(size);
+          if (p === 0) throw new Error('anyalloc alloc failed');
+          acc = (acc + p) | 0;
+          al.free(p);
+        }
+        return acc;
+      },
+      dispose(): void {
+        release(heap);
+        heap = undefined;
+      },
+    };
+  };
+}
+
+/**
+ * The same pair as `anyalloc`, on an allocator whose slow paths have run
+ * hot first, as a program's start-up does: prepare() allocates 4000
+ * objects of every class (each cache empties and refills a batch at a
+ * time), frees them (the caches trim), and large runs in between. V8 then
+ * compiles alloc and free with those paths in their feedback; the pair
+ * loop is the same as `anyalloc`'s.
+ */
+export async function warmFactory(): Promise<PairFactory> {
+  const Heap = await loadHeap();
+  return (): PairVariant => {
+    let heap: AnyHeap | undefined;
+    let a: AnyAllocator | undefined;
+    return {
+      name: 'anyalloc-warm',
+      note: 'anyalloc size-bucketed, slow paths run hot before (start-up fill)',
+      prepare(): void {
+        release(heap);
+        heap = Heap.create({ maxBytes: MAX_BYTES });
+        a = heap.createAllocator();
+        const held: number[] = [];
+        for (let round = 0; round < 4; round++) {
+          for (let i = 0; i < 1000; i++) {
+            const p = a.alloc(16 + ((i * 37) % 4080));
+            if (p === 0) throw new Error('anyalloc alloc failed while warming');
+            held.push(p);
+            if (i % 100 === 0) a.free(a.alloc(70_000));
+          }
+          while (held.length > 0) a.free(held.pop()!);
+        }
       },
       run(size: number, iters: number): number {
         const al = a!;

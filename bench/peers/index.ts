@@ -61,6 +61,11 @@ export const PAIR_PEERS: readonly PairPeerEntry[] = [
     load: async () => (await import('./anyalloc.js')).fixedFactory(),
   },
   {
+    name: 'anyalloc-warm',
+    note: 'anyalloc size-bucketed, slow paths run hot first (a start-up fill)',
+    load: async () => (await import('./anyalloc.js')).warmFactory(),
+  },
+  {
     name: 'anyalloc-1000',
     note: 'anyalloc size-bucketed, 1000 live blocks, FIFO churn',
     load: async () => (await import('./anyalloc.js')).churnFactory(),

@@ -1,0 +1,180 @@
+/**
+ * The allocator's matched-window groups and its targets.
+ *
+ * Variants that share anyalloc's alloc and free share V8's feedback for
+ * them within a process: a FIFO churn or a start-up fill in the same
+ * process as the plain pair makes the pair's loop compile with the slow
+ * paths in it (measured: 8.3 ns alone, 13.2 ns beside the churn variant).
+ * So the pair, the churn and the warmed pair each get a process (a group)
+ * of their own, with the floor and the peer they are compared with.
+ *
+ * The targets are read from the matched ratios (both sides measured
+ * within milliseconds of each other), as for the map: a ratio is the
+ * median of the per-cycle ratios, and a target over sizes takes the worst
+ * size.
+ */
+import { cycleRatios, markdownTable, fmtNs, summarize } from './stats.js';
+import type { MatchedPairs } from './pair-matched.js';
+import type { ThroughputRow } from './throughput.js';
+
+export interface MatchedGroup {
+  name: string;
+  variants: readonly string[];
+  /** All sizes of the run (false: only those of SPOT_SIZES among them). */
+  allSizes: boolean;
+}
+
+export const MATCHED_GROUPS: readonly MatchedGroup[] = [
+  { name: 'pair', variants: ['floor', 'thing-malloc', 'anyalloc', 'anyalloc-fixed', 'uint8array'], allSizes: true },
+  { name: 'churn', variants: ['floor', 'thing-malloc-1000', 'anyalloc-1000'], allSizes: false },
+  { name: 'warm', variants: ['floor', 'thing-malloc', 'anyalloc-warm'], allSizes: false },
+];
+/** Sizes of the groups that do not run at every size. */
+export const SPOT_SIZES = [16, 256, 4096];
+
+export type MatchedRow = { group: string; size: number } & (MatchedPairs | { error: string });
+
+/** The sizes a group runs at, of those given. */
+export function groupSizes(g: MatchedGroup, sizes: readonly number[]): number[] {
+  if (g.allSizes) return [...sizes];
+  const spot = sizes.filter((s) => SPOT_SIZES.includes(s));
+  return spot.length > 0 ? spot : sizes.slice(0, 1);
+}
+
+/** Median (quartiles) of num/den per cycle, or undefined when either is missing. */
+export function matchedRatio(m: MatchedPairs, num: string, den: string): { median: number; q1: number; q3: number } | undefined {
+  const i = m.variants.indexOf(num);
+  const j = m.variants.indexOf(den);
+  if (i < 0 || j < 0) return undefined;
+  return cycleRatios(m.ns[i]!, m.ns[j]!);
+}
+
+const RATIO_COLUMNS: Record<string, [string, string, string][]> = {
+  pair: [
+    ['thi.ng / anyalloc', 'thing-malloc', 'anyalloc'],
+    ['thi.ng / fixed', 'thing-malloc', 'anyalloc-fixed'],
+    ['anyalloc / floor', 'anyalloc', 'floor'],
+    ['Uint8Array / anyalloc', 'uint8array', 'anyalloc'],
+  ],
+  churn: [
+    ['thi.ng 1000 / anyalloc 1000', 'thing-malloc-1000', 'anyalloc-1000'],
+    ['anyalloc 1000 / floor', 'anyalloc-1000', 'floor'],
+  ],
+  warm: [
+    ['thi.ng / warm', 'thing-malloc', 'anyalloc-warm'],
+    ['warm / floor', 'anyalloc-warm', 'floor'],
+  ],
+};
+
+/** One table per group: each variant's median ns, then the group's ratios. */
+export function matchedGroupTable(rows: readonly MatchedRow[], group: MatchedGroup): string {
+  const mine = rows.filter((r) => r.group === group.name);
+  const cols = RATIO_COLUMNS[group.name] ?? [];
+  const body = mine.map((r) => {
+    if ('error' in r) return [`${r.size} B`, `failed: ${r.error}`, ...group.variants.slice(1).map(() => ''), ...cols.map(() => '')];
+    const ns = group.variants.map((v) => {
+      const i = r.variants.indexOf(v);
+      return i < 0 ? 'n/a' : fmtNs(summarize(r.ns[i]!).median);
+    });
+    const ratios = cols.map(([, num, den]) => {
+      const q = matchedRatio(r, num, den);
+      return q === undefined ? '-' : `${fmtR(q.median)} (${fmtR(q.q1)}-${fmtR(q.q3)})`;
+    });
+    return [`${r.size} B`, ...ns, ...ratios];
+  });
+  return markdownTable(
+    ['size', ...group.variants.map((v) => `${v} ns`), ...cols.map(([h]) => h)],
+    body,
+    ['l', ...group.variants.map(() => 'r' as const), ...cols.map(() => 'r' as const)],
+  );
+}
+
+function fmtR(x: number): string {
+  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
+interface Target {
+  what: string;
+  line: string;
+  measured: string;
+  verdict: string;
+}
+
+/**
+ * The issue's allocator targets from this run. Over sizes the worst size
+ * decides (largest for "within", smallest for "faster than"); a target
+ * whose variants did not run reads n/a.
+ */
+export function pairTargets(rows: readonly MatchedRow[], throughput: readonly ThroughputRow[]): string {
+  const ok = rows.filter((r): r is { group: string; size: number } & MatchedPairs => !('error' in r));
+  const over = (group: string, num: string, den: string, onlySize?: number): { worst: number; best: number; at: string } | undefined => {
+    const vals: { size: number; median: number }[] = [];
+    for (const r of ok) {
+      if (r.group !== group || (onlySize !== undefined && r.size !== onlySize)) continue;
+      const q = matchedRatio(r, num, den);
+      if (q !== undefined && Number.isFinite(q.median)) vals.push({ size: r.size, median: q.median });
+    }
+    if (vals.length === 0) return undefined;
+    const ms = vals.map((v) => v.median);
+    return { worst: Math.min(...ms), best: Math.max(...ms), at: vals.length === 1 ? `${vals[0]!.size} B` : `${vals.length} sizes` };
+  };
+  const targets: Target[] = [];
+  const atLeast = (what: string, line: number, r: ReturnType<typeof over>): void => {
+    targets.push(
+      r === undefined
+        ? { what, line: `>= ${line}x`, measured: 'not run', verdict: 'n/a' }
+        : {
+            what,
+            line: `>= ${line}x`,
+            measured: r.worst === r.best ? `${fmtR(r.worst)}x (${r.at})` : `${fmtR(r.worst)}-${fmtR(r.best)}x (${r.at})`,
+            verdict: r.worst >= line ? 'PASS' : 'FAIL',
+          },
+    );
+  };
+  const floor = over('pair', 'anyalloc', 'floor');
+  targets.push(
+    floor === undefined
+      ? { what: 'cache-hit pair within 1.5x of the floor', line: '<= 1.5x', measured: 'not run', verdict: 'n/a' }
+      : {
+          what: 'cache-hit pair within 1.5x of the floor',
+          line: '<= 1.5x',
+          measured: `${fmtR(floor.worst)}-${fmtR(floor.best)}x (${floor.at})`,
+          verdict: floor.best <= 1.5 ? 'PASS' : 'FAIL',
+        },
+  );
+  atLeast('faster than @thi.ng/malloc, empty pool (bucketed)', 1.5, over('pair', 'thing-malloc', 'anyalloc'));
+  atLeast('faster than @thi.ng/malloc, empty pool (fixed size)', 1.5, over('pair', 'thing-malloc', 'anyalloc-fixed'));
+  atLeast('faster than @thi.ng/malloc, 1000 live blocks', 100, over('churn', 'thing-malloc-1000', 'anyalloc-1000'));
+  atLeast('faster than new Uint8Array(256)', 50, over('pair', 'uint8array', 'anyalloc', 256));
+  const rate = (peer: string, w: number): number | undefined => {
+    const r = throughput.find((x) => x.peer === peer && x.workers === w);
+    return r !== undefined && Number.isFinite(r.median) ? r.median : undefined;
+  };
+  const one = rate('anyalloc', 1);
+  const two = rate('anyalloc', 2);
+  if (one !== undefined && two !== undefined) {
+    const p1 = rate('private', 1);
+    const p2 = rate('private', 2);
+    const ref = p1 !== undefined && p2 !== undefined ? `; private lists ${fmtR(p2 / p1)}x in the same run` : '';
+    targets.push({
+      what: '2 workers vs 1 (throughput, separate runs)',
+      line: '>= 1.8x',
+      measured: `${fmtR(two / one)}x${ref}`,
+      verdict: two / one >= 1.8 ? 'PASS' : 'FAIL',
+    });
+  }
+  const warm = over('warm', 'thing-malloc', 'anyalloc-warm');
+  if (warm !== undefined) {
+    targets.push({
+      what: 'for reference, no target: @thi.ng/malloc empty pool vs a pair after a start-up fill',
+      line: '-',
+      measured: `${fmtR(warm.worst)}-${fmtR(warm.best)}x (${warm.at})`,
+      verdict: '-',
+    });
+  }
+  return markdownTable(
+    ['target', 'line', 'measured (matched windows)', 'verdict'],
+    targets.map((t) => [t.what, t.line, t.measured, t.verdict]),
+    ['l', 'r', 'l', 'l'],
+  );
+}
