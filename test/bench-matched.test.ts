@@ -11,6 +11,7 @@ import { measureInterleaved } from '../bench/map/interleave.js';
 import type { InterleaveSpec } from '../bench/map/interleave-protocol.js';
 import { DEFAULT_MAP, mapTargets, matchedRatio, type MapRow, type MatchedRow } from '../bench/map/run.js';
 import { measureMatchedPairs } from '../bench/pair-matched.js';
+import { pairTargets, type MatchedRow as PairMatchedRow } from '../bench/pair-targets.js';
 import { cycleRatios } from '../bench/stats.js';
 
 /** The tests' defaults (one worker, overwrite, three short cycles); each overrides what it is about. */
@@ -113,4 +114,41 @@ test('map targets: a separate-process ratio whose runs fall on both sides of the
   t = mapTargets([row('anyalloc-prealloc', [90, 110, 100]), row('anyalloc-dynamic', [120, 130, 125]), sm], o);
   assert.equal(verdictOf(t, 'anyalloc-prealloc / sharedmap ops/s >= 10'), 'unclear');
   assert.equal(verdictOf(t, 'anyalloc-dynamic / sharedmap ops/s >= 10'), 'PASS');
+});
+
+test('allocator targets: each verdict comes from the worst size of its group, in the direction of its line', () => {
+  // ns per cycle; ratios per cycle are exact here.
+  const row = (group: string, size: number, variants: string[], ns: number[]): PairMatchedRow => ({
+    group,
+    size,
+    variants,
+    ns: ns.map((x) => [x, x, x]),
+    unavailable: {},
+    checksum: 0,
+  });
+  const rows: PairMatchedRow[] = [
+    row('pair', 16, ['floor', 'thing-malloc', 'anyalloc', 'anyalloc-fixed', 'uint8array'], [2, 13, 8, 7, 20]),
+    row('pair', 256, ['floor', 'thing-malloc', 'anyalloc', 'anyalloc-fixed', 'uint8array'], [2, 13, 9.5, 7, 600]),
+    row('churn', 16, ['floor', 'thing-malloc-1000', 'anyalloc-1000'], [2, 3000, 15]),
+    row('churn', 256, ['floor', 'thing-malloc-1000', 'anyalloc-1000'], [2, 1400, 15]),
+  ];
+  const lines = pairTargets(rows, []).split('\n');
+  const verdict = (what: string): string => {
+    const l = lines.find((x) => x.includes(what));
+    assert.ok(l, `a line for ${what}`);
+    return l.split('|').map((c) => c.trim()).filter((c) => c !== '').at(-1)!;
+  };
+  // 256 B: 13 / 9.5 = 1.37 decides, though 16 B passes.
+  assert.equal(verdict('empty pool (bucketed)'), 'FAIL');
+  assert.equal(verdict('empty pool (fixed size)'), 'PASS');
+  // Within 1.5x of the floor: the largest multiple (4.75 at 256 B) decides.
+  assert.equal(verdict('within 1.5x of the floor'), 'FAIL');
+  // 1400 / 15 = 93 at 256 B.
+  assert.equal(verdict('1000 live blocks'), 'FAIL');
+  // Only the 256-byte row counts: 600 / 9.5 = 63 (16 B would say 2.5).
+  assert.equal(verdict('Uint8Array(256)'), 'PASS');
+  assert.ok(!lines.some((l) => l.includes('2 workers')), 'no throughput line without throughput rows');
+  const passing = pairTargets([row('pair', 64, ['floor', 'anyalloc'], [4, 5])], []).split('\n');
+  assert.ok(passing.some((l) => l.includes('within 1.5x of the floor') && l.includes('PASS')));
+  assert.ok(passing.some((l) => l.includes('empty pool (bucketed)') && l.includes('n/a')), 'a target whose variants did not run is n/a');
 });
