@@ -481,6 +481,31 @@ test('a stale handle whose slot another agent took since still throws, whatever 
   assert.deepEqual(heap.validate(), []);
 });
 
+test('attachAllocator on a stale heap handle throws before it writes to the slot\'s rows; the new owner keeps working', () => {
+  // The stale agent's attach used to key the slot's cache rows with its own
+  // generation first and refuse after: the new owner's alloc then found
+  // rows it did not own, and alloc -> allocSlow -> allocMiss -> alloc ran
+  // until the stack overflowed.
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
+  for (const options of [{}, { unitSize: 48 }]) {
+    const a = heap.createAllocator(options);
+    const zombie = Heap.attach(heap.handle);
+    assert.equal(heap.releaseSlot(zombie.slot, zombie.slotGen), true);
+    const next = Heap.attach(heap.handle);
+    assert.equal(next.slot, zombie.slot);
+    const n = next.attachAllocator(a.handle);
+    const before = JSON.stringify(a.stats());
+    assert.throws(() => zombie.attachAllocator(a.handle), { name: 'RangeError', message: /stale heap handle/ });
+    assert.equal(JSON.stringify(a.stats()), before, 'the refused attach changed nothing');
+    const ps = Array.from({ length: 200 }, () => n.alloc(48));
+    assert.ok(ps.every((p) => p > 0), 'the new owner allocates');
+    for (const p of ps) n.free(p);
+    n.detach();
+    next.detach();
+    assert.deepEqual(heap.validate(), []);
+  }
+});
+
 test('a stale handle (its slot released while the agent still runs) throws on alloc and free and changes nothing', () => {
   const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
   for (const options of [{}, { unitSize: 100 }]) {

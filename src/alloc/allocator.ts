@@ -314,6 +314,15 @@ export class Allocator implements ViewClient {
     const row = heap.allocatorRow(id);
     if (row.state !== ALLOC_LIVE) throw new RangeError(`allocator ${id} is not live (destroyed or never created)`);
     if (heap.slot < 0) throw new RangeError('attach the heap in this agent first (Heap.attach)');
+    // Checked before anything is written: the slot's rows may be another
+    // agent's (a released slot taken again, or this allocator attached).
+    if (!heap.ownsSlot()) {
+      throw new RangeError(
+        `allocator ${id}: stale heap handle: this agent's worker slot ${heap.slot} was released (releaseSlot) while the agent still ran; nothing was changed`,
+      );
+    }
+    const flag0 = (row.region >>> 2) + slotFlagWord(heap.u32[(row.region >>> 2) + A.CLASSES]!) + heap.slot;
+    if (heap.u32[flag0] !== 0) throw new RangeError(`allocator ${id} is already attached in this agent's slot ${heap.slot}`);
     this.heap = heap;
     this.id = id;
     this.R = row.region >>> 2;
@@ -357,9 +366,7 @@ export class Allocator implements ViewClient {
       this.collectScheduled = false;
       if (!this.detached) this.collectDeferred();
     };
-    const flag = this.R + slotFlagWord(this.classes) + heap.slot;
-    if (u32[flag] !== 0) throw new RangeError(`allocator ${id} is already attached in this agent's slot ${heap.slot}`);
-    u32[flag] = 1;
+    u32[flag0] = 1;
     add(u32, this.R + A.ATTACHED, 1);
     // Entries a previous agent of this slot left in the ring are ours to collect now.
     clearOrphan(u32, this.R, this.limboRow);
@@ -577,7 +584,9 @@ export class Allocator implements ViewClient {
     }
     const rec = this.cacheRec + c * CACHE_WORDS;
     const i32 = this.i32;
-    if (this.slotLost()) throw this.staleError('alloc');
+    // A row another agent keyed (its owner word is not ours) is not ours
+    // to use even while the slot looks owned: alloc would only come back.
+    if (this.slotLost() || i32[rec + K.OWNER] !== this.ownerGen) throw this.staleError('alloc');
     if (i32[rec] === 0 && (this.nowait || !this.refill(c))) {
       i32[rec + K.FAILURES]++;
       this.kick(c);
