@@ -241,6 +241,31 @@ test('refill and trim run in a microtask and respect the watermarks', async () =
   heap.assertValid();
 });
 
+test('a loop that never yields: batch frees above high trim the cache without the microtask', () => {
+  // A burst leaves the cache between high and high + batch with the trim
+  // waiting for a microtask; a loop that does not yield would otherwise
+  // take free's slow path on every free.
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const a = heap.createAllocator({ lowWatermark: 10, highWatermark: 30, batch: 12, prefill: 0 });
+  const row = () => a.stats().workers.find((w) => w.slot === heap.slot)!.classes[0]!;
+  const ps: number[] = [];
+  for (let i = 0; i < 80; i++) ps.push(a.alloc(16));
+  while (row().cached < 33) a.free(ps.pop()!);
+  const trims = row().trims;
+  // Each pair's free finds the cache at 33, above high; the 12th since
+  // the trim was asked for (the burst's 3 counted) trims it now.
+  let pairs = 0;
+  while (row().trims === trims && pairs < 100) {
+    a.free(a.alloc(16));
+    pairs++;
+  }
+  assert.equal(row().trims, trims + 1, 'trimmed without yielding');
+  assert.equal(pairs, 12 - 3, 'after batch frees above high in all');
+  assert.equal(row().cached, 20, 'trimmed to (low + high) / 2');
+  for (const p of ps) a.free(p);
+  heap.assertValid();
+});
+
 test('nowait: an empty cache returns 0 and is refilled in a microtask', async () => {
   const heap = Heap.create({ maxBytes: 16 << 20 });
   const a = heap.createAllocator({ nowait: true, lowWatermark: 4, highWatermark: 16, batch: 8, prefill: 2 });

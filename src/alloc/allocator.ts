@@ -269,6 +269,8 @@ export class Allocator implements ViewClient {
   private readonly batch: Uint32Array;
   private readonly units: Uint32Array;
   private readonly perSlab: Uint32Array;
+  /** Per class: frees that found the cache above high since the last trim or microtask (see kickTrim). */
+  private readonly aboveHigh: Uint32Array;
   /** Word index of the region. */
   private readonly R: number;
   private readonly mapBytes: number;
@@ -348,6 +350,7 @@ export class Allocator implements ViewClient {
     this.batch = new Uint32Array(this.classes);
     this.units = new Uint32Array(this.classes);
     this.perSlab = new Uint32Array(this.classes);
+    this.aboveHigh = new Uint32Array(this.classes);
     for (let c = 0; c < this.classes; c++) {
       const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
       this.low[c] = u32[cr + C.LOW]!;
@@ -1060,8 +1063,19 @@ export class Allocator implements ViewClient {
     }
   }
 
+  /**
+   * A free left the cache of class c above its high watermark, at n: a
+   * trim in the microtask (our irq_work); now instead when the cache has
+   * reached high + batch, or when `batch` frees have found it above high
+   * since the microtask was asked for and it has not run yet. Without the
+   * second rule a loop that never yields, after a burst of frees had left
+   * the cache between high and high + batch, took free's slow path on
+   * every free (measured: a pair at 4096 bytes after a start-up fill, 28
+   * ns instead of 10).
+   */
   private kickTrim(c: number, n: number): void {
-    if (n >= this.high[c]! + this.batch[c]!) this.trim(c);
+    const waited = ++this.aboveHigh[c]!;
+    if (n >= this.high[c]! + this.batch[c]! || waited >= this.batch[c]!) this.trim(c);
     else this.kick(c);
   }
 
@@ -1089,6 +1103,7 @@ export class Allocator implements ViewClient {
     this.scheduled = false;
     let pending = this.pending;
     this.pending = 0;
+    this.aboveHigh.fill(0);
     if (this.detached || this.slotLost()) return;
     this.heap.heartbeat();
     while (pending !== 0) {
@@ -1227,6 +1242,7 @@ export class Allocator implements ViewClient {
 
   /** Trims the cache of class c back to (low + high) / 2, in batches. */
   private trim(c: number): void {
+    this.aboveHigh[c] = 0;
     const rec = this.cacheRec + c * CACHE_WORDS;
     const u32 = this.u32;
     const target = (this.low[c]! + this.high[c]!) >>> 1;
