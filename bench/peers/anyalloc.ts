@@ -105,7 +105,9 @@ export async function bucketedFactory(): Promise<PairFactory> {
  * objects of every class (each cache empties and refills a batch at a
  * time), frees them (the caches trim), and large runs in between. V8 then
  * compiles alloc and free with those paths in their feedback; the pair
- * loop is the same as `anyalloc`'s.
+ * loop is the same as `anyalloc`'s, written again on purpose: each
+ * variant's loop is a function literal of its own, or the variants would
+ * share the loop's feedback too.
  */
 export async function warmFactory(): Promise<PairFactory> {
   const Heap = await loadHeap();
