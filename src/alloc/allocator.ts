@@ -678,8 +678,9 @@ export class Allocator implements ViewClient {
     if ((p & 15) !== 0 || ((d & ~0xf0) >>> 0) !== this.slabTagBase || this.u8[s] !== ST_ALLOCATED || this.i32[this.cacheRec + HOT_OWNER] !== this.ownerGen) {
       if (p === 0) return;
       this.checkAttached('freeDeferred');
-      // A stale handle must not append to a ring its slot's new agent owns.
-      if (this.slotLost()) throw this.staleError('freeDeferred', p);
+      // A stale handle must not append to a ring its slot's new agent owns;
+      // nor go round again on a row whose owner word is not ours.
+      if (this.slotLost() || this.i32[this.cacheRec + HOT_OWNER] !== this.ownerGen) throw this.staleError('freeDeferred', p);
       if (typeof p === 'number' && Number.isInteger(p) && p >= 0 && p < this.heap.viewBytes) {
         const t = this.tags[p >>> this.pageShift]!;
         if (tagKind(t) === KIND_LARGE && tagAllocator(t) === this.id) {
@@ -1066,8 +1067,9 @@ export class Allocator implements ViewClient {
   /**
    * A free left the cache of class c above its high watermark, at n: a
    * trim in the microtask (our irq_work); now instead when the cache has
-   * reached high + batch, or when `batch` frees have found it above high
-   * since the microtask was asked for and it has not run yet. Without the
+   * reached high + batch, or when `batch` frees (or collects that left it
+   * above high, see settleRetired) have found it above high since the
+   * last trim, microtask or flush. Without the
    * second rule a loop that never yields, after a burst of frees had left
    * the cache between high and high + batch, took free's slow path on
    * every free (measured: a pair at 4096 bytes after a start-up fill, 28
@@ -1255,8 +1257,9 @@ export class Allocator implements ViewClient {
     // cache, and the lock every refill and trim of the class needs is held
     // for ~100 ns a batch instead of a cache miss per object.
     for (let x = u32[rec]!, i = 0; i < excess && x !== 0; i++) x = u32[x >>> 2]!;
-    // Busy depot: keep the objects; the next free above the high
-    // watermark tries again. (Not a new microtask: a lock held by an agent
+    // Busy depot: keep the objects; a later free above the high watermark
+    // tries again (after `batch` of them, see kickTrim, or at once from
+    // high + batch on). (Not a new microtask: a lock held by an agent
     // that died would make that a loop that never yields.) A cache that is
     // far above its high watermark, because trims kept finding the depot
     // busy, tries as long as a refill does: preallocated maps size their
@@ -1351,6 +1354,7 @@ export class Allocator implements ViewClient {
   /** Moves every object of this agent's caches to the depots. */
   flushCaches(): void {
     this.checkAttached('flushCaches');
+    this.aboveHigh.fill(0);
     for (let c = 0; c < this.classes; c++) {
       flushCacheRow(this.u32, classRow(this.R, c), this.cacheRec + c * CACHE_WORDS, this.batch[c]!, this.lockId);
     }
