@@ -104,7 +104,7 @@ import {
   tryLockRow,
   unlockRow,
 } from './limbo.js';
-import { BUCKET_SIZES, CLASS_BY_GRANULE, MAX_SMALL, defaultWatermarks } from './sizeclass.js';
+import { BUCKET_SIZES, CLASS_BY_GRANULE, MAX_SMALL, defaultWatermarks, objectsPerSlab } from './sizeclass.js';
 
 /** Options of Heap.createAllocator. Watermark options override every class. */
 export interface AllocatorOptions {
@@ -438,7 +438,7 @@ export class Allocator implements ViewClient {
       u32[cr + C.HIGH] = m.high;
       u32[cr + C.BATCH] = m.batch;
       u32[cr + C.PREFILL] = m.prefill;
-      u32[cr + C.PER_SLAB] = Math.floor((heap.pageSize - mapBytes) / units[c]!);
+      u32[cr + C.PER_SLAB] = objectsPerSlab(heap.pageSize, units[c]!);
     }
     heap.publishAllocator(id, region);
     return id;

@@ -10,6 +10,8 @@
  * free), so alloc(16) really gets a 16-byte object.
  */
 
+import { GRANULE } from '../shm/layout.js';
+
 export const BUCKET_SIZES: readonly number[] = [16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
 export const NUM_BUCKETS = BUCKET_SIZES.length;
 /** Largest size served from a slab in bucketed mode; larger ones get page runs. */
@@ -56,4 +58,14 @@ export function defaultWatermarks(unit: number): Watermarks {
   const high = Math.max(Math.floor((96 * 256) / unit), 3);
   const batch = Math.max(Math.floor(((high - low) * 3) / 4), 1);
   return { low, high, batch, prefill: 1 };
+}
+
+/**
+ * Objects of `bytes` (rounded up to the 16-byte granule) a slab page
+ * holds: the page less its state map, one byte per granule. The
+ * allocator's per-slab count, and what the hash map sizes a preallocated
+ * map's pages and its elements' fit by.
+ */
+export function objectsPerSlab(pageSize: number, bytes: number): number {
+  return Math.floor((pageSize - pageSize / GRANULE) / (Math.ceil(bytes / GRANULE) * GRANULE));
 }

@@ -52,6 +52,7 @@ import {
   V_STAMP_SHIFT,
 } from './layout.js';
 import { tryAdvance } from '../reclaim/epoch.js';
+import { objectsPerSlab } from '../alloc/sizeclass.js';
 
 /** update() flags, as the kernel's BPF_ANY / BPF_NOEXIST / BPF_EXIST. */
 export const MapFlag = {
@@ -244,12 +245,10 @@ export class HashMap implements ViewClient {
     const keyOff = E_KEY_OFF;
     const valueOff = keyOff + Math.ceil(keySize / 8) * 8;
     const padded = Math.ceil(valueSize / 8) * 8;
-    // Elements of `bytes` a slab page holds (the page minus its state map).
-    const perSlabOf = (bytes: number): number => Math.floor((heap.pageSize - heap.pageSize / 16) / (Math.ceil(bytes / 16) * 16));
     // In place by default; with values too big for two copies in a page,
     // one copy (updates replace the element) unless inPlace: true asks.
     let copies = !perWorker && options.inPlace !== false ? 2 : 1;
-    if (copies === 2 && options.inPlace === undefined && perSlabOf(valueOff + 2 * padded) < 1) copies = 1;
+    if (copies === 2 && options.inPlace === undefined && objectsPerSlab(heap.pageSize, valueOff + 2 * padded) < 1) copies = 1;
     // Per-worker: bytes per slot record; in place: bytes per copy.
     const stride = perWorker ? 8 + padded : copies === 2 ? padded : valueSize;
     const elemSize = valueOff + (perWorker ? stride * heap.maxSlots : copies === 2 ? 2 * padded : valueSize);
@@ -257,7 +256,7 @@ export class HashMap implements ViewClient {
     // hold at any moment, so maxEntries live elements always fit.
     const slack = heap.maxSlots * (ELEM_MARKS.highWatermark + ELEM_MARKS.batch + 64);
     const capacity = maxEntries + slack;
-    const perSlab = perSlabOf(elemSize);
+    const perSlab = objectsPerSlab(heap.pageSize, elemSize);
     const limitBytes = mode === 'prealloc' ? Math.ceil(capacity / perSlab) * heap.pageSize : undefined;
     if (perSlab < 1) {
       const hint = copies === 2 ? ' (in place: two copies of the value; inPlace: false keeps one)' : '';
