@@ -13,7 +13,7 @@
  * median of the per-cycle ratios, and a target over sizes takes the worst
  * size.
  */
-import { cycleRatios, markdownTable, fmtNs, summarize } from './stats.js';
+import { fmtNs, fmtQuartiles, fmtRatio, markdownTable, namedCycleRatios, summarize } from './stats.js';
 import type { MatchedPairs } from './pair-matched.js';
 import type { ThroughputRow } from './throughput.js';
 
@@ -41,28 +41,26 @@ export function groupSizes(g: MatchedGroup, sizes: readonly number[]): number[] 
   return spot.length > 0 ? spot : sizes.slice(0, 1);
 }
 
-/** Median (quartiles) of num/den per cycle, or undefined when either is missing. */
-export function matchedRatio(m: MatchedPairs, num: string, den: string): { median: number; q1: number; q3: number } | undefined {
-  const i = m.variants.indexOf(num);
-  const j = m.variants.indexOf(den);
-  if (i < 0 || j < 0) return undefined;
-  return cycleRatios(m.ns[i]!, m.ns[j]!);
+/** Median (quartiles) of num/den per cycle (ns: num/den > 1 means den is faster); NaN when either is missing. */
+export function matchedRatio(m: MatchedPairs, num: string, den: string): { median: number; q1: number; q3: number; n: number } {
+  return namedCycleRatios(m.variants, m.ns, num, den);
 }
 
-const RATIO_COLUMNS: Record<string, [string, string, string][]> = {
+/** Per group: [heading, numerator, denominator, digits]. */
+const RATIO_COLUMNS: Record<string, [string, string, string, number][]> = {
   pair: [
-    ['thi.ng / anyalloc', 'thing-malloc', 'anyalloc'],
-    ['thi.ng / fixed', 'thing-malloc', 'anyalloc-fixed'],
-    ['anyalloc / floor', 'anyalloc', 'floor'],
-    ['Uint8Array / anyalloc', 'uint8array', 'anyalloc'],
+    ['thi.ng / anyalloc', 'thing-malloc', 'anyalloc', 2],
+    ['thi.ng / fixed', 'thing-malloc', 'anyalloc-fixed', 2],
+    ['anyalloc / floor', 'anyalloc', 'floor', 2],
+    ['Uint8Array / anyalloc', 'uint8array', 'anyalloc', 1],
   ],
   churn: [
-    ['thi.ng 1000 / anyalloc 1000', 'thing-malloc-1000', 'anyalloc-1000'],
-    ['anyalloc 1000 / floor', 'anyalloc-1000', 'floor'],
+    ['thi.ng 1000 / anyalloc 1000', 'thing-malloc-1000', 'anyalloc-1000', 0],
+    ['anyalloc 1000 / floor', 'anyalloc-1000', 'floor', 2],
   ],
   warm: [
-    ['thi.ng / warm', 'thing-malloc', 'anyalloc-warm'],
-    ['warm / floor', 'anyalloc-warm', 'floor'],
+    ['thi.ng / warm', 'thing-malloc', 'anyalloc-warm', 2],
+    ['warm / floor', 'anyalloc-warm', 'floor', 2],
   ],
 };
 
@@ -76,10 +74,7 @@ export function matchedGroupTable(rows: readonly MatchedRow[], group: MatchedGro
       const i = r.variants.indexOf(v);
       return i < 0 ? 'n/a' : fmtNs(summarize(r.ns[i]!).median);
     });
-    const ratios = cols.map(([, num, den]) => {
-      const q = matchedRatio(r, num, den);
-      return q === undefined ? '-' : `${fmtR(q.median)} (${fmtR(q.q1)}-${fmtR(q.q3)})`;
-    });
+    const ratios = cols.map(([, num, den, digits]) => fmtQuartiles(matchedRatio(r, num, den), digits));
     return [`${r.size} B`, ...ns, ...ratios];
   });
   return markdownTable(
@@ -87,10 +82,6 @@ export function matchedGroupTable(rows: readonly MatchedRow[], group: MatchedGro
     body,
     ['l', ...group.variants.map(() => 'r' as const), ...cols.map(() => 'r' as const)],
   );
-}
-
-function fmtR(x: number): string {
-  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
 }
 
 interface Target {
@@ -112,40 +103,26 @@ export function pairTargets(rows: readonly MatchedRow[], throughput: readonly Th
     for (const r of ok) {
       if (r.group !== group || (onlySize !== undefined && r.size !== onlySize)) continue;
       const q = matchedRatio(r, num, den);
-      if (q !== undefined && Number.isFinite(q.median)) vals.push({ size: r.size, median: q.median });
+      if (Number.isFinite(q.median)) vals.push({ size: r.size, median: q.median });
     }
     if (vals.length === 0) return undefined;
     const ms = vals.map((v) => v.median);
     return { worst: Math.min(...ms), best: Math.max(...ms), at: vals.length === 1 ? `${vals[0]!.size} B` : `${vals.length} sizes` };
   };
   const targets: Target[] = [];
-  const atLeast = (what: string, line: number, r: ReturnType<typeof over>): void => {
-    targets.push(
-      r === undefined
-        ? { what, line: `>= ${line}x`, measured: 'not run', verdict: 'n/a' }
-        : {
-            what,
-            line: `>= ${line}x`,
-            measured: r.worst === r.best ? `${fmtR(r.worst)}x (${r.at})` : `${fmtR(r.worst)}-${fmtR(r.best)}x (${r.at})`,
-            verdict: r.worst >= line ? 'PASS' : 'FAIL',
-          },
-    );
+  const range = (r: { worst: number; best: number; at: string }): string =>
+    r.worst === r.best ? `${fmtRatio(r.worst)} (${r.at})` : `${fmtRatio(r.worst)}-${fmtRatio(r.best)} (${r.at})`;
+  // "at most": the largest ratio over sizes decides; "at least": the smallest.
+  const judge = (what: string, line: number, atMost: boolean, r: ReturnType<typeof over>): void => {
+    const lineText = `${atMost ? '<=' : '>='} ${line}x`;
+    if (r === undefined) targets.push({ what, line: lineText, measured: 'not run', verdict: 'n/a' });
+    else targets.push({ what, line: lineText, measured: range(r), verdict: (atMost ? r.best <= line : r.worst >= line) ? 'PASS' : 'FAIL' });
   };
-  const floor = over('pair', 'anyalloc', 'floor');
-  targets.push(
-    floor === undefined
-      ? { what: 'cache-hit pair within 1.5x of the floor', line: '<= 1.5x', measured: 'not run', verdict: 'n/a' }
-      : {
-          what: 'cache-hit pair within 1.5x of the floor',
-          line: '<= 1.5x',
-          measured: `${fmtR(floor.worst)}-${fmtR(floor.best)}x (${floor.at})`,
-          verdict: floor.best <= 1.5 ? 'PASS' : 'FAIL',
-        },
-  );
-  atLeast('faster than @thi.ng/malloc, empty pool (bucketed)', 1.5, over('pair', 'thing-malloc', 'anyalloc'));
-  atLeast('faster than @thi.ng/malloc, empty pool (fixed size)', 1.5, over('pair', 'thing-malloc', 'anyalloc-fixed'));
-  atLeast('faster than @thi.ng/malloc, 1000 live blocks', 100, over('churn', 'thing-malloc-1000', 'anyalloc-1000'));
-  atLeast('faster than new Uint8Array(256)', 50, over('pair', 'uint8array', 'anyalloc', 256));
+  judge('cache-hit pair within 1.5x of the floor', 1.5, true, over('pair', 'anyalloc', 'floor'));
+  judge('faster than @thi.ng/malloc, empty pool (bucketed)', 1.5, false, over('pair', 'thing-malloc', 'anyalloc'));
+  judge('faster than @thi.ng/malloc, empty pool (fixed size)', 1.5, false, over('pair', 'thing-malloc', 'anyalloc-fixed'));
+  judge('faster than @thi.ng/malloc, 1000 live blocks', 100, false, over('churn', 'thing-malloc-1000', 'anyalloc-1000'));
+  judge('faster than new Uint8Array(256)', 50, false, over('pair', 'uint8array', 'anyalloc', 256));
   const rate = (peer: string, w: number): number | undefined => {
     const r = throughput.find((x) => x.peer === peer && x.workers === w);
     return r !== undefined && Number.isFinite(r.median) ? r.median : undefined;
@@ -155,11 +132,11 @@ export function pairTargets(rows: readonly MatchedRow[], throughput: readonly Th
   if (one !== undefined && two !== undefined) {
     const p1 = rate('private', 1);
     const p2 = rate('private', 2);
-    const ref = p1 !== undefined && p2 !== undefined ? `; private lists ${fmtR(p2 / p1)}x in the same run` : '';
+    const ref = p1 !== undefined && p2 !== undefined ? `; private lists ${fmtRatio(p2 / p1)} in the same run` : '';
     targets.push({
       what: '2 workers vs 1 (throughput, separate runs)',
       line: '>= 1.8x',
-      measured: `${fmtR(two / one)}x${ref}`,
+      measured: `${fmtRatio(two / one)}${ref}`,
       verdict: two / one >= 1.8 ? 'PASS' : 'FAIL',
     });
   }
@@ -168,7 +145,7 @@ export function pairTargets(rows: readonly MatchedRow[], throughput: readonly Th
     targets.push({
       what: 'for reference, no target: @thi.ng/malloc empty pool vs a pair after a start-up fill',
       line: '-',
-      measured: `${fmtR(warm.worst)}-${fmtR(warm.best)}x (${warm.at})`,
+      measured: range(warm),
       verdict: '-',
     });
   }

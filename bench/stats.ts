@@ -41,6 +41,22 @@ export function cycleRatios(a: readonly number[], b: readonly number[]): { media
   return { median: quantileSorted(rs, 0.5), q1: quantileSorted(rs, 0.25), q3: quantileSorted(rs, 0.75), n };
 }
 
+/**
+ * cycleRatios of the series named a and b among `names` (series[i] belongs
+ * to names[i]); NaN, n 0 when either is missing.
+ */
+export function namedCycleRatios(names: readonly string[], series: readonly (readonly number[])[], a: string, b: string): { median: number; q1: number; q3: number; n: number } {
+  const ia = names.indexOf(a);
+  const ib = names.indexOf(b);
+  if (ia < 0 || ib < 0) return { median: NaN, q1: NaN, q3: NaN, n: 0 };
+  return cycleRatios(series[ia]!, series[ib]!);
+}
+
+/** "median (q1-q3)" of a ratio's distribution, or "-" when there is none. */
+export function fmtQuartiles(r: { median: number; q1: number; q3: number }, digits = 2): string {
+  return Number.isFinite(r.median) ? `${r.median.toFixed(digits)} (${r.q1.toFixed(digits)}-${r.q3.toFixed(digits)})` : '-';
+}
+
 export function summarize(xs: readonly number[]): Summary {
   const s = sorted(xs);
   const n = s.length;

@@ -23,7 +23,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { formatMachine, machineInfo } from '../machine.js';
 import { BENCH_DIST, RESULTS_DIR, isEntry } from '../paths.js';
-import { cycleRatios, fmtPct, fmtRate, fmtRatio, markdownTable, summarize } from '../stats.js';
+import { fmtPct, fmtQuartiles, fmtRate, fmtRatio, markdownTable, namedCycleRatios, summarize } from '../stats.js';
 import {
   KEYS_PER_WORKER,
   MAX_ENTRIES,
@@ -189,14 +189,7 @@ export async function matchedSuite(o: MapOptions, log: (l: string) => void = () 
 
 /** Quartiles of the per-cycle ratios a / b of a matched row (NaN where a peer is missing). */
 export function matchedRatio(m: MatchedRow | undefined, a: Peer, b: Peer): { median: number; q1: number; q3: number; n: number } {
-  const ia = m ? m.peers.indexOf(a as InProcessPeer) : -1;
-  const ib = m ? m.peers.indexOf(b as InProcessPeer) : -1;
-  if (!m || ia < 0 || ib < 0) return { median: NaN, q1: NaN, q3: NaN, n: 0 };
-  return cycleRatios(m.rates[ia]!, m.rates[ib]!);
-}
-
-function fmtQuartiles(r: { median: number; q1: number; q3: number }, digits = 2): string {
-  return Number.isFinite(r.median) ? `${r.median.toFixed(digits)} (${r.q1.toFixed(digits)}-${r.q3.toFixed(digits)})` : '-';
+  return namedCycleRatios(m?.peers ?? [], m?.rates ?? [], a, b);
 }
 
 function findMatched(m: readonly MatchedRow[], scenario: Scenario, workers: number): MatchedRow | undefined {
