@@ -25,7 +25,7 @@ export interface MatchedGroup {
 }
 
 export const MATCHED_GROUPS: readonly MatchedGroup[] = [
-  { name: 'pair', variants: ['floor', 'thing-malloc', 'anyalloc', 'anyalloc-fixed', 'uint8array'], allSizes: true },
+  { name: 'pair', variants: ['floor', 'floor-checked', 'thing-malloc', 'anyalloc', 'anyalloc-fixed', 'uint8array'], allSizes: true },
   { name: 'churn', variants: ['floor', 'thing-malloc-1000', 'anyalloc-1000'], allSizes: false },
   { name: 'warm', variants: ['floor', 'thing-malloc', 'anyalloc-warm'], allSizes: false },
 ];
@@ -52,6 +52,8 @@ const RATIO_COLUMNS: Record<string, [string, string, string, number][]> = {
     ['thi.ng / anyalloc', 'thing-malloc', 'anyalloc', 2],
     ['thi.ng / fixed', 'thing-malloc', 'anyalloc-fixed', 2],
     ['anyalloc / floor', 'anyalloc', 'floor', 2],
+    ['checked / floor', 'floor-checked', 'floor', 2],
+    ['anyalloc / checked', 'anyalloc', 'floor-checked', 2],
     ['Uint8Array / anyalloc', 'uint8array', 'anyalloc', 1],
   ],
   churn: [
@@ -119,6 +121,14 @@ export function pairTargets(rows: readonly MatchedRow[], throughput: readonly Th
     else targets.push({ what, line: lineText, measured: range(r), verdict: (atMost ? r.best <= line : r.worst >= line) ? 'PASS' : 'FAIL' });
   };
   judge('cache-hit pair within 1.5x of the floor', 1.5, true, over('pair', 'anyalloc', 'floor'));
+  // What the checks the allocator must make cost by themselves (see
+  // peers/floor-checked.ts): the floor with them, against the floor, and
+  // anyalloc against the floor with them. Context for the line above.
+  const reference = (what: string, r: ReturnType<typeof over>): void => {
+    if (r !== undefined) targets.push({ what: `for reference, no target: ${what}`, line: '-', measured: range(r), verdict: '-' });
+  };
+  reference('the floor with the required checks vs the floor', over('pair', 'floor-checked', 'floor'));
+  reference('anyalloc vs the floor with the required checks', over('pair', 'anyalloc', 'floor-checked'));
   judge('faster than @thi.ng/malloc, empty pool (bucketed)', 1.5, false, over('pair', 'thing-malloc', 'anyalloc'));
   judge('faster than @thi.ng/malloc, empty pool (fixed size)', 1.5, false, over('pair', 'thing-malloc', 'anyalloc-fixed'));
   judge('faster than @thi.ng/malloc, 1000 live blocks', 100, false, over('churn', 'thing-malloc-1000', 'anyalloc-1000'));
@@ -140,15 +150,7 @@ export function pairTargets(rows: readonly MatchedRow[], throughput: readonly Th
       verdict: two / one >= 1.8 ? 'PASS' : 'FAIL',
     });
   }
-  const warm = over('warm', 'thing-malloc', 'anyalloc-warm');
-  if (warm !== undefined) {
-    targets.push({
-      what: 'for reference, no target: @thi.ng/malloc empty pool vs a pair after a start-up fill',
-      line: '-',
-      measured: range(warm),
-      verdict: '-',
-    });
-  }
+  reference('@thi.ng/malloc empty pool vs a pair after a start-up fill', over('warm', 'thing-malloc', 'anyalloc-warm'));
   return markdownTable(
     ['target', 'line', 'measured (matched windows)', 'verdict'],
     targets.map((t) => [t.what, t.line, t.measured, t.verdict]),

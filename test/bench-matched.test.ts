@@ -151,4 +151,34 @@ test('allocator targets: each verdict comes from the worst size of its group, in
   const passing = pairTargets([row('pair', 64, ['floor', 'anyalloc'], [4, 5])], []).split('\n');
   assert.ok(passing.some((l) => l.includes('within 1.5x of the floor') && l.includes('PASS')));
   assert.ok(passing.some((l) => l.includes('empty pool (bucketed)') && l.includes('n/a')), 'a target whose variants did not run is n/a');
+  assert.ok(!passing.some((l) => l.includes('required checks')), 'no reference lines without the checked floor');
+  // The checked floor's lines are references: no verdict, the range over sizes.
+  const checked = pairTargets(
+    [row('pair', 16, ['floor', 'floor-checked', 'anyalloc'], [2, 6, 8]), row('pair', 256, ['floor', 'floor-checked', 'anyalloc'], [2, 7, 9.1])],
+    [],
+  ).split('\n');
+  const ref = (what: string): string => checked.find((l) => l.includes(what)) ?? '';
+  assert.match(ref('the floor with the required checks vs the floor'), /\| 3\.00x-3\.50x \(2 sizes\) +\| - +\|$/);
+  assert.match(ref('anyalloc vs the floor with the required checks'), /\| 1\.30x-1\.33x \(2 sizes\) +\| - +\|$/);
+});
+
+test('the checked floor makes its checks: bad sizes, foreign and unaligned pointers and double frees throw, and nothing changes', async () => {
+  const { CheckedFloor } = await import('../bench/peers/floor-checked.js');
+  const f = new CheckedFloor();
+  const before = Int32Array.from(f.stacks);
+  for (const size of [0, -1, 1.5, 4097, NaN]) assert.throws(() => f.alloc(size), RangeError, `size ${size}`);
+  assert.throws(() => f.alloc('16' as unknown as number), RangeError);
+  const p = f.alloc(100);
+  const q = f.alloc(16);
+  assert.notEqual(p, q);
+  assert.equal(p & 15, 0);
+  assert.throws(() => f.free(p + 16 * 4096 * 64), RangeError, 'a page of no class');
+  assert.throws(() => f.free(p + 8), RangeError, 'not on a boundary');
+  assert.throws(() => f.free(1 << 30), RangeError, 'outside the heap');
+  assert.throws(() => f.free('0' as unknown as number), TypeError);
+  f.free(p);
+  assert.throws(() => f.free(p), RangeError, 'double free');
+  f.free(q);
+  assert.deepEqual(f.stacks, before, 'every stack as it was');
+  assert.deepEqual(Array.from(f.frees), [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0], 'one free counted in the 16-byte class and one in the 128-byte class');
 });

@@ -11,6 +11,11 @@ export const PAIR_PEERS: readonly PairPeerEntry[] = [
     load: async () => (await import('./floor.js')).create,
   },
   {
+    name: 'floor-checked',
+    note: 'the floor plus the checks every cache hit must make (size, class, owner, double free, watermarks, a counter)',
+    load: async () => (await import('./floor-checked.js')).create,
+  },
+  {
     name: 'floor-atomics',
     note: 'same stack, Atomics.load + compareExchange on the top word',
     load: async () => (await import('./floor-atomics.js')).create,
