@@ -8,13 +8,13 @@
  *   alloc  size is a number in [1, 4096]        bad sizes throw (TypeError/RangeError)
  *          size -> class by a table lookup      one cache per size class
  *          one stack per class                  (the class picks the stack)
- *          count - 1 >= low                     the low watermark (refill below it)
+ *          count - 1 >= low                     the class's low watermark (refill below it)
  *          state byte := allocated              double frees are detected
  *   free   a number, 16-byte aligned            not on an object boundary: RangeError
  *          the page's tag is this allocator's   outside the heap, or another allocator's
  *          the tag's class picks the stack      free(p) has no size
  *          state byte == allocated, := free     double free, or never allocated
- *          count + 1 <= high                    the high watermark (trim above it)
+ *          count + 1 <= high                    the class's high watermark (trim above it)
  *          frees counter += 1                   stats() per bucket
  *
  * What it leaves out, and anyalloc has: the cache rows live in shared
@@ -34,11 +34,14 @@ const PAGES = 2048;
 /** The specification's buckets. */
 const BUCKETS = [16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
 const CLASSES = BUCKETS.length;
-/** Objects per class stack; word 0 of a class's part is its count. */
+/**
+ * Objects per class stack. A class's part of `stacks`: its count, its low
+ * and high watermarks (configurable per class, so read, not constants),
+ * then the entries.
+ */
 const DEPTH = 1024;
-const STRIDE = DEPTH + 1;
-const LOW = 2;
-const HIGH = DEPTH;
+const HEADER = 3;
+const STRIDE = HEADER + DEPTH;
 /** A page's tag: the allocator's id above 4 bits of size class. */
 const MINE = 0x5a0;
 const ALLOCATED = 1;
@@ -66,8 +69,10 @@ export class CheckedFloor {
     for (let k = 0; k < CLASSES; k++) {
       const b = k * STRIDE;
       // 16 objects a page, 64 pages a class, from page 1 (0 stays null).
-      for (let i = 0; i < DEPTH; i++) this.stacks[b + 1 + i] = ((1 + k * 64 + (i >>> 4)) << PAGE_SHIFT) + (i & 15) * 16;
+      for (let i = 0; i < DEPTH; i++) this.stacks[b + HEADER + i] = ((1 + k * 64 + (i >>> 4)) << PAGE_SHIFT) + (i & 15) * 16;
       this.stacks[b] = DEPTH;
+      this.stacks[b + 1] = 2;
+      this.stacks[b + 2] = DEPTH;
       for (let pg = 0; pg < 64; pg++) this.tags[1 + k * 64 + pg] = MINE | k;
     }
   }
@@ -77,8 +82,8 @@ export class CheckedFloor {
     const st = this.stacks;
     const b = this.classOf[(size - 1) >>> 4]! * STRIDE;
     const n = st[b]!;
-    if (n - 1 < LOW) throw new Error('below the low watermark (the floor does not refill)');
-    const p = st[b + n]!;
+    if (n - 1 < st[b + 1]!) throw new Error('below the low watermark (the floor does not refill)');
+    const p = st[b + HEADER - 1 + n]!;
     st[b] = n - 1;
     this.state[p >>> 4] = ALLOCATED;
     return p;
@@ -92,9 +97,9 @@ export class CheckedFloor {
     const st = this.stacks;
     const b = (tag & 15) * STRIDE;
     const n = st[b]! + 1;
-    if (n > HIGH) throw new Error('above the high watermark (the floor does not trim)');
+    if (n > st[b + 2]!) throw new Error('above the high watermark (the floor does not trim)');
     this.state[p >>> 4] = FREE;
-    st[b + n] = p;
+    st[b + HEADER - 1 + n] = p;
     st[b] = n;
     this.frees[tag & 15]!++;
   }
