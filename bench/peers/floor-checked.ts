@@ -109,8 +109,10 @@ export class CheckedFloor {
 // `${p} is not ...` in the throw's own branch got its number-to-string
 // conversion scheduled ahead of the branch by V8's optimizing compiler:
 // a call on every free, 1.3x the pair's time.
-function badSize(size: unknown): RangeError {
-  return new RangeError(`size must be an integer in [1, 4096], got ${String(size)}`);
+function badSize(size: unknown): Error {
+  return typeof size === 'number'
+    ? new RangeError(`size must be an integer in [1, 4096], got ${size}`)
+    : new TypeError(`size must be a number, got ${typeof size}`);
 }
 
 function badPointer(p: unknown, why: string): Error {
