@@ -162,23 +162,47 @@ test('allocator targets: each verdict comes from the worst size of its group, in
   assert.match(ref('anyalloc vs the floor with the required checks'), /\| 1\.30x-1\.33x \(2 sizes\) +\| - +\|$/);
 });
 
-test('the checked floor makes its checks: bad sizes, foreign and unaligned pointers and double frees throw, and nothing changes', async () => {
+test('the checked floor makes its checks: bad sizes, foreign, unaligned, non-integer and never-allocated pointers, double frees and watermarks throw, and nothing changes', async () => {
   const { CheckedFloor } = await import('../bench/peers/floor-checked.js');
   const f = new CheckedFloor();
+  const STRIDE = f.stacks.length / 11;
+  const classOf = (p: number): number => Math.floor((Math.floor(p / 4096) - 1) / 64);
   const before = Int32Array.from(f.stacks);
-  for (const size of [0, -1, 1.5, 4097, NaN]) assert.throws(() => f.alloc(size), RangeError, `size ${size}`);
+  for (const size of [0, -1, 1.5, 4097, NaN, 2 ** 32 + 16]) assert.throws(() => f.alloc(size), RangeError, `size ${size}`);
   assert.throws(() => f.alloc('16' as unknown as number), TypeError);
+  // Each size lands in its bucket: 16 32 64 96 128 192 256 512 1024 2048 4096.
+  for (const [size, k] of [[1, 0], [16, 0], [17, 1], [96, 3], [97, 4], [192, 5], [193, 6], [4095, 10], [4096, 10]] as const) {
+    const p = f.alloc(size);
+    assert.equal(classOf(p), k, `size ${size}`);
+    f.free(p);
+  }
   const p = f.alloc(100);
   const q = f.alloc(16);
   assert.notEqual(p, q);
   assert.equal(p & 15, 0);
-  assert.throws(() => f.free(p + 16 * 4096 * 64), RangeError, 'a page of no class');
+  const snapshot = Int32Array.from(f.stacks);
+  assert.throws(() => f.free(1344 * 4096 + 256), RangeError, 'a page that is not this allocator\'s');
   assert.throws(() => f.free(p + 8), RangeError, 'not on a boundary');
+  assert.throws(() => f.free(p + 0.5), RangeError, 'not an integer');
+  assert.throws(() => f.free(p + 2 ** 32), RangeError, 'above 2^32');
   assert.throws(() => f.free(1 << 30), RangeError, 'outside the heap');
+  assert.throws(() => f.free(p + 16), RangeError, 'never allocated');
   assert.throws(() => f.free('0' as unknown as number), TypeError);
+  assert.deepEqual(f.stacks, snapshot, 'refused frees change nothing');
   f.free(p);
   assert.throws(() => f.free(p), RangeError, 'double free');
   f.free(q);
-  assert.deepEqual(f.stacks, before, 'every stack as it was');
-  assert.deepEqual(Array.from(f.frees), [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0], 'one free counted in the 16-byte class and one in the 128-byte class');
+  const frees = (k: number): number => f.stacks[k * STRIDE + 3]!;
+  assert.equal(frees(0), 1 + 2, 'the 16-byte class counted its frees (two from the bucket walk)');
+  assert.equal(frees(4), 1 + 1, 'and the 128-byte class its');
+  // Every count and entry as it was; only the frees counters moved.
+  const skip = (_: number, i: number): boolean => i % STRIDE !== 3;
+  assert.deepEqual(Array.from(f.stacks).filter(skip), Array.from(before).filter(skip), 'every stack as it was');
+  // The watermarks are read from each class's header.
+  f.stacks[4 * STRIDE + 1] = f.stacks[4 * STRIDE]!;
+  assert.throws(() => f.alloc(100), /low watermark/);
+  f.stacks[4 * STRIDE + 1] = 2;
+  const r = f.alloc(100);
+  f.stacks[4 * STRIDE + 2] = f.stacks[4 * STRIDE]!;
+  assert.throws(() => f.free(r), /high watermark/);
 });

@@ -10,12 +10,15 @@
  *          one stack per class                  (the class picks the stack)
  *          count - 1 >= low                     the class's low watermark (refill below it)
  *          state byte := allocated              double frees are detected
- *   free   a number, 16-byte aligned            not on an object boundary: RangeError
+ *   free   a number, 16-byte aligned, an        not on an object boundary: RangeError
+ *          integer below 2^32 (by the state
+ *          byte's index, as anyalloc's)
  *          the page's tag is this allocator's   outside the heap, or another allocator's
  *          the tag's class picks the stack      free(p) has no size
  *          state byte == allocated, := free     double free, or never allocated
  *          count + 1 <= high                    the class's high watermark (trim above it)
- *          frees counter += 1                   stats() per bucket
+ *          frees counter += 1                   stats() per bucket (in the stack's header,
+ *                                               as anyalloc's is in its cache row)
  *
  * What it leaves out, and anyalloc has: the cache rows live in shared
  * memory at a per-worker offset, keyed with the worker slot's generation
@@ -25,22 +28,27 @@
  *
  * It has anyalloc's shape: a class whose fields are typed arrays and
  * whose alloc and free are small methods that V8 inlines into the loop.
- * Its state is local to the variant (plain ArrayBuffers), not shared.
+ * Its arrays are on SharedArrayBuffers, as the floor's and anyalloc's are,
+ * but only this variant uses them. The state byte sits where anyalloc
+ * keeps it, in a per-page map at the page's start, and is found by the
+ * same arithmetic (a pointer that is not an integer below 2^32 gives an
+ * index with no byte, and is refused with the rest).
  */
 import type { PairFactory, PairVariant } from './types.js';
 
 const PAGE_SHIFT = 12;
+const PAGE_MASK = (1 << PAGE_SHIFT) - 1;
 const PAGES = 2048;
 /** The specification's buckets. */
 const BUCKETS = [16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
 const CLASSES = BUCKETS.length;
 /**
  * Objects per class stack. A class's part of `stacks`: its count, its low
- * and high watermarks (configurable per class, so read, not constants),
- * then the entries.
+ * and high watermarks (configurable per class, so read, not constants;
+ * high at most DEPTH), its frees counter, then the entries.
  */
 const DEPTH = 1024;
-const HEADER = 3;
+const HEADER = 4;
 const STRIDE = HEADER + DEPTH;
 /** A page's tag: the allocator's id above 4 bits of size class. */
 const MINE = 0x5a0;
@@ -50,26 +58,24 @@ const FREE = 0;
 /** A bucketed allocator's cache hit and nothing else: full class stacks, no refill, no trim. */
 export class CheckedFloor {
   readonly stacks: Int32Array;
-  /** Frees per class. */
-  readonly frees: Int32Array;
   readonly classOf: Uint8Array;
   /** Per page: MINE | class for the pages of the stacks' objects, 0 elsewhere. */
   readonly tags: Int32Array;
-  /** One byte per 16-byte granule of the (imaginary) heap. */
+  /** The heap's bytes, of which only the state maps are used: byte k of page n is the state of the page's k-th granule. */
   readonly state: Uint8Array;
 
   /** Every class stack full of 16-byte aligned offsets on pages tagged as this allocator's. */
   constructor() {
-    this.stacks = new Int32Array(CLASSES * STRIDE);
-    this.frees = new Int32Array(CLASSES);
-    this.classOf = new Uint8Array(256);
+    this.stacks = new Int32Array(new SharedArrayBuffer(CLASSES * STRIDE * 4));
+    this.classOf = new Uint8Array(new SharedArrayBuffer(256));
     for (let g = 0; g < 256; g++) this.classOf[g] = BUCKETS.findIndex((u) => u >= (g + 1) * 16);
-    this.tags = new Int32Array(PAGES);
-    this.state = new Uint8Array(PAGES << (PAGE_SHIFT - 4));
+    this.tags = new Int32Array(new SharedArrayBuffer(PAGES * 4));
+    this.state = new Uint8Array(new SharedArrayBuffer(PAGES << PAGE_SHIFT));
     for (let k = 0; k < CLASSES; k++) {
       const b = k * STRIDE;
-      // 16 objects a page, 64 pages a class, from page 1 (0 stays null).
-      for (let i = 0; i < DEPTH; i++) this.stacks[b + HEADER + i] = ((1 + k * 64 + (i >>> 4)) << PAGE_SHIFT) + (i & 15) * 16;
+      // 16 objects a page at 16-byte steps past the page's state map, 64
+      // pages a class, from page 1 (0 stays null).
+      for (let i = 0; i < DEPTH; i++) this.stacks[b + HEADER + i] = ((1 + k * 64 + (i >>> 4)) << PAGE_SHIFT) + 256 + (i & 15) * 16;
       this.stacks[b] = DEPTH;
       this.stacks[b + 1] = 2;
       this.stacks[b + 2] = DEPTH;
@@ -85,7 +91,8 @@ export class CheckedFloor {
     if (n - 1 < st[b + 1]!) throw new Error('below the low watermark (the floor does not refill)');
     const p = st[b + HEADER - 1 + n]!;
     st[b] = n - 1;
-    this.state[p >>> 4] = ALLOCATED;
+    const off = p & PAGE_MASK;
+    this.state[p - off + (off >>> 4)] = ALLOCATED;
     return p;
   }
 
@@ -93,15 +100,17 @@ export class CheckedFloor {
     if (typeof p !== 'number') throw badPointer(p, 'not a number');
     const tag = this.tags[p >>> PAGE_SHIFT]!;
     if ((p & 15) !== 0 || (tag & ~15) !== MINE) throw badPointer(p, 'not an object of this allocator');
-    if (this.state[p >>> 4] !== ALLOCATED) throw badPointer(p, 'not allocated (double free?)');
+    const off = p & PAGE_MASK;
+    const s = p - off + (off >>> 4);
+    if (this.state[s] !== ALLOCATED) throw badPointer(p, 'not allocated (double free?)');
     const st = this.stacks;
     const b = (tag & 15) * STRIDE;
     const n = st[b]! + 1;
     if (n > st[b + 2]!) throw new Error('above the high watermark (the floor does not trim)');
-    this.state[p >>> 4] = FREE;
+    this.state[s] = FREE;
     st[b + HEADER - 1 + n] = p;
     st[b] = n;
-    this.frees[tag & 15]!++;
+    st[b + 3]!++;
   }
 }
 
