@@ -25,6 +25,9 @@
  *   --peers a,b             throughput peers (default: all)
  *   --tp-runs N             runs per throughput point (default 3)
  *   --duration-ms N         throughput measuring time per run (default 500)
+ *   --scaling-pairs N       back-to-back 1-worker / n-worker run pairs per worker count
+ *                           above 1, for anyalloc and the private lists (default 7, --quick 3;
+ *                           0: none); the scaling targets read these
  *   --map                   the hash map section only (same as --no-pair --no-throughput)
  *   --map-workers 1,2,4     worker counts for the map section, 1..16 (default: --workers)
  *   --map-runs N            runs per map point (default 5, --quick 1)
@@ -54,7 +57,16 @@ import type { PairResult, PairUnavailable } from './pair.js';
 import type { MatchedPairs } from './pair-matched.js';
 import { MATCHED_GROUPS, SPOT_SIZES, groupSizes, matchedGroupTable, pairTargets, type MatchedRow } from './pair-targets.js';
 import { fmtNs, fmtPct, fmtRatio, markdownTable, summarize } from './stats.js';
-import { DEFAULT_THROUGHPUT, parseList, throughputSuite, throughputTable, type ThroughputRow } from './throughput.js';
+import {
+  DEFAULT_THROUGHPUT,
+  parseList,
+  scalingMatched,
+  scalingTable,
+  throughputSuite,
+  throughputTable,
+  type ScalingRow,
+  type ThroughputRow,
+} from './throughput.js';
 
 const ALL_SIZES = [16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
 const QUICK_SIZES = [16, 256, 4096];
@@ -72,6 +84,7 @@ interface Args {
   peers: string[];
   tpRuns: number;
   durationMs: number;
+  scalingPairs: number;
   pair: boolean;
   pairMatchedCycles: number;
   throughput: boolean;
@@ -91,7 +104,7 @@ function parseArgs(argv: string[]): Args {
   };
   const known = new Set([
     '--quick', '--sizes', '--variants', '--runs', '--procs', '--target-ms', '--workers', '--peers',
-    '--tp-runs', '--duration-ms', '--no-pair', '--no-throughput', '--no-map', '--out',
+    '--tp-runs', '--duration-ms', '--scaling-pairs', '--no-pair', '--no-throughput', '--no-map', '--out',
     '--map', '--map-workers', '--map-runs', '--map-duration-ms', '--map-scenarios', '--map-peers', '--number-keys',
     '--pair-window', '--map-matched-cycles', '--pair-matched-cycles',
   ]);
@@ -124,6 +137,7 @@ function parseArgs(argv: string[]): Args {
     peers,
     tpRuns: Number(val('--tp-runs') ?? (quick ? 2 : 3)),
     durationMs: Number(val('--duration-ms') ?? (quick ? 250 : DEFAULT_THROUGHPUT.durationMs)),
+    scalingPairs: Number(val('--scaling-pairs') ?? (quick ? 3 : 7)),
     pair: !has('--no-pair') && !mapOnly,
     pairMatchedCycles: Number(val('--pair-matched-cycles') ?? (quick ? 10 : 30)),
     throughput: !has('--no-throughput') && !mapOnly,
@@ -331,6 +345,7 @@ async function main(): Promise<void> {
   }
 
   let throughput: ThroughputRow[] = [];
+  const scaling: ScalingRow[] = [];
   if (a.throughput) {
     const opts = { ...DEFAULT_THROUGHPUT, durationMs: a.durationMs };
     console.log(
@@ -340,10 +355,24 @@ async function main(): Promise<void> {
     );
     throughput = await throughputSuite(a.peers, a.workers, a.tpRuns, opts, (l) => console.error(l));
     console.log(throughputTable(throughput));
+    const counts = a.workers.includes(1) ? a.workers.filter((n) => n > 1) : [];
+    const peers = ['private', 'anyalloc'].filter((p) => a.peers.includes(p));
+    if (a.scalingPairs > 0 && counts.length > 0 && peers.length > 0) {
+      console.log(
+        `\n### Scaling, back-to-back runs\n\n` +
+          `${a.scalingPairs} pairs of runs per point, one with 1 worker and one with n, the order alternating; ` +
+          `the ratio of each pair, median and quartiles. The suite above measures all 1-worker runs first and the ` +
+          `others many seconds later, across the machine's speed changes; the two runs of a pair are a second apart.\n`,
+      );
+      for (const n of counts) {
+        for (const p of peers) scaling.push(await scalingMatched(p, n, a.scalingPairs, opts, (l) => console.error(l)));
+      }
+      console.log(scalingTable(scaling));
+    }
   }
   if (pairMatched.length > 0) {
     console.log('\n### Allocator targets\n');
-    console.log(pairTargets(pairMatched, throughput));
+    console.log(pairTargets(pairMatched, throughput, scaling, machine.availableParallelism));
   }
 
   let map: MapResults | undefined;
@@ -367,6 +396,7 @@ async function main(): Promise<void> {
         pair,
         pairMatched,
         throughput,
+        scaling,
         map,
         seconds,
       },

@@ -15,7 +15,7 @@ import { THROUGHPUT_PEERS, loadThroughputPeer } from './peers/index.js';
 import { Unavailable } from './peers/types.js';
 import { startAtBarrier } from './barrier.js';
 import { BENCH_DIST, isEntry } from './paths.js';
-import { fmtPct, fmtRatio, fmtRate, markdownTable, summarize } from './stats.js';
+import { cycleRatios, fmtPct, fmtQuartiles, fmtRatio, fmtRate, markdownTable, summarize } from './stats.js';
 import { CTL_GO, CTL_READY, CTL_WORDS, type WorkerInput, type WorkerOutput } from './throughput-worker.js';
 
 export interface ThroughputOptions {
@@ -120,6 +120,55 @@ export async function throughputSuite(
     }
   }
   return rows;
+}
+
+/**
+ * Scaling from back-to-back runs: `pairs` times, one run with 1 worker and
+ * one with `workers`, the order alternating, and the ratio of each pair.
+ * The machine's speed changes every few seconds, so the suite's medians
+ * (all 1-worker runs first, the others many seconds later) can land in
+ * different states; two runs a second apart mostly share one.
+ */
+export interface ScalingRow {
+  peer: string;
+  workers: number;
+  /** Rates with 1 worker and with `workers`, pair by pair. */
+  one: number[];
+  many: number[];
+  /** Median and quartiles of many[i] / one[i]. */
+  median: number;
+  q1: number;
+  q3: number;
+}
+
+export async function scalingMatched(
+  peer: string,
+  workers: number,
+  pairs: number,
+  opts: ThroughputOptions,
+  log: (line: string) => void = () => {},
+): Promise<ScalingRow> {
+  if (!(workers > 1) || !(pairs >= 1)) throw new RangeError(`scaling needs workers > 1 and pairs >= 1, got ${workers} and ${pairs}`);
+  const one: number[] = [];
+  const many: number[] = [];
+  for (let i = 0; i < pairs; i++) {
+    const order = i % 2 === 0 ? [1, workers] : [workers, 1];
+    for (const n of order) {
+      const r = (await measureThroughput(peer, n, opts)).opsPerSec;
+      (n === 1 ? one : many).push(r);
+    }
+  }
+  const q = cycleRatios(many, one);
+  log(`  ${peer} x${workers} / x1, back to back: ${fmtQuartiles(q)} of ${pairs}`);
+  return { peer, workers, one, many, median: q.median, q1: q.q1, q3: q.q3 };
+}
+
+export function scalingTable(rows: readonly ScalingRow[]): string {
+  return markdownTable(
+    ['peer', 'workers', 'x 1 worker (median of pairs, quartiles)', 'pairs', `1 worker (median)`, 'n workers (median)'],
+    rows.map((r) => [r.peer, r.workers, fmtQuartiles(r), r.one.length, fmtRate(summarize(r.one).median), fmtRate(summarize(r.many).median)]),
+    ['l', 'r', 'r', 'r', 'r', 'r'],
+  );
 }
 
 export function throughputTable(rows: readonly ThroughputRow[]): string {

@@ -13,6 +13,7 @@ import { DEFAULT_MAP, mapTargets, matchedRatio, type MapRow, type MatchedRow } f
 import { measureMatchedPairs } from '../bench/pair-matched.js';
 import { pairTargets, type MatchedRow as PairMatchedRow } from '../bench/pair-targets.js';
 import { cycleRatios } from '../bench/stats.js';
+import { DEFAULT_THROUGHPUT, scalingMatched, type ScalingRow, type ThroughputRow } from '../bench/throughput.js';
 
 /** The tests' defaults (one worker, overwrite, three short cycles); each overrides what it is about. */
 function spec(o: Partial<InterleaveSpec>): InterleaveSpec {
@@ -160,6 +161,40 @@ test('allocator targets: each verdict comes from the worst size of its group, in
   const ref = (what: string): string => checked.find((l) => l.includes(what)) ?? '';
   assert.match(ref('the floor with the required checks vs the floor'), /\| 3\.00x-3\.50x \(2 sizes\) +\| - +\|$/);
   assert.match(ref('anyalloc vs the floor with the required checks'), /\| 1\.30x-1\.33x \(2 sizes\) +\| - +\|$/);
+});
+
+test('allocator targets: scaling comes from the back-to-back pairs when there are any, and 16 workers only counts on 16 cores', () => {
+  const rows: PairMatchedRow[] = [];
+  const tp = (peer: string, workers: number, median: number): ThroughputRow => ({ peer, workers, runs: [median], median, spread: 0, fails: 0 });
+  const sc = (peer: string, workers: number, ratios: number[]): ScalingRow => {
+    const one = ratios.map(() => 10);
+    const many = ratios.map((r) => 10 * r);
+    const s = [...ratios].sort((a, b) => a - b);
+    return { peer, workers, one, many, median: s[Math.floor(s.length / 2)]!, q1: s[0]!, q3: s[s.length - 1]! };
+  };
+  const line = (out: string, what: string): string => out.split('\n').find((l) => l.includes(what)) ?? '';
+  // Separate runs only: 1.7x, FAIL.
+  const separate = pairTargets(rows, [tp('anyalloc', 1, 10), tp('anyalloc', 2, 17)]);
+  assert.match(line(separate, '2 workers vs 1'), /1\.70x \(separate runs\).*FAIL/);
+  // The back-to-back pairs decide when present: 1.9 (1.85-1.95), PASS, whatever the suite's medians say.
+  const both = pairTargets(rows, [tp('anyalloc', 1, 10), tp('anyalloc', 2, 17)], [sc('anyalloc', 2, [1.85, 1.9, 1.95]), sc('private', 2, [1.9, 2, 2.1])]);
+  assert.match(line(both, '2 workers vs 1'), /1\.90 \(1\.85-1\.95\) back to back; private lists 2\.00 \(1\.90-2\.10\).*PASS/);
+  // 16 workers: not judged on 2 cores, judged on 16.
+  const sixteen = [sc('anyalloc', 16, [11, 12.5, 13])];
+  assert.match(line(pairTargets(rows, [], sixteen, 2), '16 workers vs 1'), /n\/a \(2 cores\)/);
+  assert.match(line(pairTargets(rows, [], sixteen, 16), '16 workers vs 1'), /12\.50 \(11\.00-13\.00\).*PASS/);
+  assert.match(line(pairTargets(rows, [], [sc('anyalloc', 16, [9, 10, 11])], 16), '16 workers vs 1'), /FAIL/);
+});
+
+test('back-to-back scaling: every pair has one run of each count, and the ratios are of the same pairs', async () => {
+  const r = await scalingMatched('private', 2, 2, { ...DEFAULT_THROUGHPUT, durationMs: 20, warmupMs: 5 });
+  assert.equal(r.one.length, 2);
+  assert.equal(r.many.length, 2);
+  assert.ok(r.one.every((x) => x > 0) && r.many.every((x) => x > 0));
+  const ratios = r.many.map((m, i) => m / r.one[i]!).sort((a, b) => a - b);
+  // Two pairs: the median is the mean of the two per-pair ratios (not a ratio of medians).
+  assert.ok(Math.abs(r.median - (ratios[0]! + ratios[1]!) / 2) < 1e-12, 'median of the per-pair ratios');
+  await assert.rejects(scalingMatched('private', 1, 2, DEFAULT_THROUGHPUT), RangeError);
 });
 
 test('the checked floor makes its checks: bad sizes, foreign, unaligned, non-integer and never-allocated pointers, double frees and watermarks throw, and nothing changes', async () => {
