@@ -27,7 +27,8 @@
  *   --duration-ms N         throughput measuring time per run (default 500)
  *   --scaling-pairs N       back-to-back 1-worker / n-worker run pairs per worker count
  *                           above 1, for anyalloc and the private lists (default 7, --quick 3;
- *                           0: none); the scaling targets read these
+ *                           0: none; only when --workers includes 1); the scaling targets
+ *                           read these
  *   --map                   the hash map section only (same as --no-pair --no-throughput)
  *   --map-workers 1,2,4     worker counts for the map section, 1..16 (default: --workers)
  *   --map-runs N            runs per map point (default 5, --quick 1)
@@ -93,6 +94,13 @@ interface Args {
   mapOptions: MapOptions;
 }
 
+/** A whole number >= 0 from an option's text, or an error that names the option. */
+function wholeNumber(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} must be a whole number >= 0, got ${text}`);
+  return n;
+}
+
 function parseArgs(argv: string[]): Args {
   const has = (f: string): boolean => argv.includes(f);
   const val = (f: string): string | undefined => {
@@ -137,7 +145,7 @@ function parseArgs(argv: string[]): Args {
     peers,
     tpRuns: Number(val('--tp-runs') ?? (quick ? 2 : 3)),
     durationMs: Number(val('--duration-ms') ?? (quick ? 250 : DEFAULT_THROUGHPUT.durationMs)),
-    scalingPairs: Number(val('--scaling-pairs') ?? (quick ? 3 : 7)),
+    scalingPairs: wholeNumber('--scaling-pairs', val('--scaling-pairs') ?? String(quick ? 3 : 7)),
     pair: !has('--no-pair') && !mapOnly,
     pairMatchedCycles: Number(val('--pair-matched-cycles') ?? (quick ? 10 : 30)),
     throughput: !has('--no-throughput') && !mapOnly,
@@ -356,7 +364,8 @@ async function main(): Promise<void> {
     throughput = await throughputSuite(a.peers, a.workers, a.tpRuns, opts, (l) => console.error(l));
     console.log(throughputTable(throughput));
     const counts = a.workers.includes(1) ? a.workers.filter((n) => n > 1) : [];
-    const peers = ['private', 'anyalloc'].filter((p) => a.peers.includes(p));
+    // Peers the suite could not load are left out (their rows say why).
+    const peers = ['private', 'anyalloc'].filter((p) => a.peers.includes(p) && !throughput.some((r) => r.peer === p && r.unavailable !== undefined));
     if (a.scalingPairs > 0 && counts.length > 0 && peers.length > 0) {
       console.log(
         `\n### Scaling, back-to-back runs\n\n` +
@@ -370,7 +379,7 @@ async function main(): Promise<void> {
       console.log(scalingTable(scaling));
     }
   }
-  if (pairMatched.length > 0) {
+  if (pairMatched.length > 0 || throughput.length > 0) {
     console.log('\n### Allocator targets\n');
     console.log(pairTargets(pairMatched, throughput, scaling, machine.availableParallelism));
   }

@@ -122,13 +122,7 @@ export async function throughputSuite(
   return rows;
 }
 
-/**
- * Scaling from back-to-back runs: `pairs` times, one run with 1 worker and
- * one with `workers`, the order alternating, and the ratio of each pair.
- * The machine's speed changes every few seconds, so the suite's medians
- * (all 1-worker runs first, the others many seconds later) can land in
- * different states; two runs a second apart mostly share one.
- */
+/** Scaling of one peer at one worker count, from back-to-back runs (see scalingMatched). */
 export interface ScalingRow {
   peer: string;
   workers: number;
@@ -139,35 +133,49 @@ export interface ScalingRow {
   median: number;
   q1: number;
   q3: number;
+  /** Failed allocations over all the runs. */
+  fails: number;
 }
 
+/**
+ * Scaling from back-to-back runs: `pairs` times, one run with 1 worker and
+ * one with `workers`, the order alternating (1 first in pairs 0, 2, ...),
+ * and the ratio of each pair. The machine's speed changes every few
+ * seconds, so the suite's medians (all 1-worker runs first, the others
+ * many seconds later) can land in different states; two runs a second
+ * apart mostly share one. `measure` is the run (the tests replace it).
+ */
 export async function scalingMatched(
   peer: string,
   workers: number,
   pairs: number,
   opts: ThroughputOptions,
   log: (line: string) => void = () => {},
+  measure: (peer: string, workers: number, opts: ThroughputOptions) => Promise<ThroughputRun> = measureThroughput,
 ): Promise<ScalingRow> {
-  if (!(workers > 1) || !(pairs >= 1)) throw new RangeError(`scaling needs workers > 1 and pairs >= 1, got ${workers} and ${pairs}`);
+  if (!Number.isInteger(workers) || workers < 2) throw new RangeError(`scaling needs an integer worker count above 1, got ${workers}`);
+  if (!Number.isInteger(pairs) || pairs < 1) throw new RangeError(`scaling needs a whole number of pairs, at least 1, got ${pairs}`);
   const one: number[] = [];
   const many: number[] = [];
+  let fails = 0;
   for (let i = 0; i < pairs; i++) {
     const order = i % 2 === 0 ? [1, workers] : [workers, 1];
     for (const n of order) {
-      const r = (await measureThroughput(peer, n, opts)).opsPerSec;
-      (n === 1 ? one : many).push(r);
+      const m = await measure(peer, n, opts);
+      fails += m.fails;
+      (n === 1 ? one : many).push(m.opsPerSec);
     }
   }
   const q = cycleRatios(many, one);
-  log(`  ${peer} x${workers} / x1, back to back: ${fmtQuartiles(q)} of ${pairs}`);
-  return { peer, workers, one, many, median: q.median, q1: q.q1, q3: q.q3 };
+  log(`  ${peer} x${workers} / x1, back to back: ${fmtQuartiles(q)}x of ${pairs}`);
+  return { peer, workers, one, many, median: q.median, q1: q.q1, q3: q.q3, fails };
 }
 
 export function scalingTable(rows: readonly ScalingRow[]): string {
   return markdownTable(
-    ['peer', 'workers', 'x 1 worker (median of pairs, quartiles)', 'pairs', `1 worker (median)`, 'n workers (median)'],
-    rows.map((r) => [r.peer, r.workers, fmtQuartiles(r), r.one.length, fmtRate(summarize(r.one).median), fmtRate(summarize(r.many).median)]),
-    ['l', 'r', 'r', 'r', 'r', 'r'],
+    ['peer', 'workers', 'x 1 worker (median of pairs, quartiles)', 'pairs', '1 worker (median)', 'n workers (median)', 'failed allocs'],
+    rows.map((r) => [r.peer, r.workers, `${fmtQuartiles(r)}x`, r.one.length, fmtRate(summarize(r.one).median), fmtRate(summarize(r.many).median), r.fails]),
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
   );
 }
 

@@ -13,7 +13,7 @@ import { DEFAULT_MAP, mapTargets, matchedRatio, type MapRow, type MatchedRow } f
 import { measureMatchedPairs } from '../bench/pair-matched.js';
 import { pairTargets, type MatchedRow as PairMatchedRow } from '../bench/pair-targets.js';
 import { cycleRatios } from '../bench/stats.js';
-import { DEFAULT_THROUGHPUT, scalingMatched, type ScalingRow, type ThroughputRow } from '../bench/throughput.js';
+import { DEFAULT_THROUGHPUT, scalingMatched, type ScalingRow, type ThroughputRow, type ThroughputRun } from '../bench/throughput.js';
 
 /** The tests' defaults (one worker, overwrite, three short cycles); each overrides what it is about. */
 function spec(o: Partial<InterleaveSpec>): InterleaveSpec {
@@ -148,7 +148,7 @@ test('allocator targets: each verdict comes from the worst size of its group, in
   assert.equal(verdict('1000 live blocks'), 'FAIL');
   // Only the 256-byte row counts: 600 / 9.5 = 63 (16 B would say 2.5).
   assert.equal(verdict('Uint8Array(256)'), 'PASS');
-  assert.ok(!lines.some((l) => l.includes('2 workers')), 'no throughput line without throughput rows');
+  assert.ok(lines.some((l) => l.includes('2 workers vs 1') && l.includes('not run') && l.includes('n/a')), 'a scaling target without runs says so');
   const passing = pairTargets([row('pair', 64, ['floor', 'anyalloc'], [4, 5])], []).split('\n');
   assert.ok(passing.some((l) => l.includes('within 1.5x of the floor') && l.includes('PASS')));
   assert.ok(passing.some((l) => l.includes('empty pool (bucketed)') && l.includes('n/a')), 'a target whose variants did not run is n/a');
@@ -170,23 +170,46 @@ test('allocator targets: scaling comes from the back-to-back pairs when there ar
     const one = ratios.map(() => 10);
     const many = ratios.map((r) => 10 * r);
     const s = [...ratios].sort((a, b) => a - b);
-    return { peer, workers, one, many, median: s[Math.floor(s.length / 2)]!, q1: s[0]!, q3: s[s.length - 1]! };
+    return { peer, workers, one, many, median: s[Math.floor(s.length / 2)]!, q1: s[0]!, q3: s[s.length - 1]!, fails: 0 };
   };
   const line = (out: string, what: string): string => out.split('\n').find((l) => l.includes(what)) ?? '';
   // Separate runs only: 1.7x, FAIL.
   const separate = pairTargets(rows, [tp('anyalloc', 1, 10), tp('anyalloc', 2, 17)]);
   assert.match(line(separate, '2 workers vs 1'), /1\.70x \(separate runs\).*FAIL/);
+  // On the line passes.
+  assert.match(line(pairTargets(rows, [tp('anyalloc', 1, 10), tp('anyalloc', 2, 18)]), '2 workers vs 1'), /1\.80x \(separate runs\).*PASS/);
+  // The 16-worker line is there when 16 workers did not run, and says so.
+  assert.match(line(separate, '16 workers vs 1'), /not run.*n\/a/);
   // The back-to-back pairs decide when present: 1.9 (1.85-1.95), PASS, whatever the suite's medians say.
   const both = pairTargets(rows, [tp('anyalloc', 1, 10), tp('anyalloc', 2, 17)], [sc('anyalloc', 2, [1.85, 1.9, 1.95]), sc('private', 2, [1.9, 2, 2.1])]);
-  assert.match(line(both, '2 workers vs 1'), /1\.90 \(1\.85-1\.95\) back to back; private lists 2\.00 \(1\.90-2\.10\).*PASS/);
+  assert.match(line(both, '2 workers vs 1'), /1\.90 \(1\.85-1\.95\)x back to back; private lists 2\.00 \(1\.90-2\.10\)x back to back.*PASS/);
   // 16 workers: not judged on 2 cores, judged on 16.
   const sixteen = [sc('anyalloc', 16, [11, 12.5, 13])];
-  assert.match(line(pairTargets(rows, [], sixteen, 2), '16 workers vs 1'), /n\/a \(2 cores\)/);
+  assert.match(line(pairTargets(rows, [], sixteen, 2), '16 workers vs 1'), /n\/a \(needs 16 cores, this machine has 2\)/);
   assert.match(line(pairTargets(rows, [], sixteen, 16), '16 workers vs 1'), /12\.50 \(11\.00-13\.00\).*PASS/);
   assert.match(line(pairTargets(rows, [], [sc('anyalloc', 16, [9, 10, 11])], 16), '16 workers vs 1'), /FAIL/);
 });
 
-test('back-to-back scaling: every pair has one run of each count, and the ratios are of the same pairs', async () => {
+test('back-to-back scaling: the order alternates, each rate goes to its count, the ratio is n workers over 1, failures add up', async () => {
+  const calls: number[] = [];
+  // Rates tell the runs apart: run k (0-based) with n workers gives n * 1000 + k.
+  const fake = async (_peer: string, n: number): Promise<ThroughputRun> => {
+    const k = calls.length;
+    calls.push(n);
+    return { opsPerSec: n * 1000 + k, perWorker: [], fails: n === 4 ? 1 : 0 };
+  };
+  const r = await scalingMatched('anyalloc', 4, 3, DEFAULT_THROUGHPUT, () => {}, fake);
+  assert.deepEqual(calls, [1, 4, 4, 1, 1, 4], '1 first, then n first, then 1 first');
+  assert.deepEqual(r.one, [1000, 1003, 1004]);
+  assert.deepEqual(r.many, [4001, 4002, 4005]);
+  const ratios = [4001 / 1000, 4002 / 1003, 4005 / 1004].sort((a, b) => a - b);
+  assert.equal(r.median, ratios[1]);
+  assert.equal(r.fails, 3);
+  await assert.rejects(scalingMatched('anyalloc', 4, 1.5, DEFAULT_THROUGHPUT, () => {}, fake), RangeError);
+  await assert.rejects(scalingMatched('anyalloc', 2.5, 2, DEFAULT_THROUGHPUT, () => {}, fake), RangeError);
+});
+
+test('back-to-back scaling with real workers: every pair has one run of each count, and the ratios are of the same pairs', async () => {
   const r = await scalingMatched('private', 2, 2, { ...DEFAULT_THROUGHPUT, durationMs: 20, warmupMs: 5 });
   assert.equal(r.one.length, 2);
   assert.equal(r.many.length, 2);

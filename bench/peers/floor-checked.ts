@@ -32,7 +32,9 @@
  * but only this variant uses them. The state byte sits where anyalloc
  * keeps it, in a per-page map at the page's start, and is found by the
  * same arithmetic (a pointer that is not an integer below 2^32 gives an
- * index with no byte, and is refused with the rest).
+ * index with no byte, and is refused with the rest); pages are 4 KiB
+ * here (anyalloc's default is 64 KiB). The objects are offsets only,
+ * never written, so every class places its 16 a page at 16-byte steps.
  */
 import type { PairFactory, PairVariant } from './types.js';
 
