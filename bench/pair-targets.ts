@@ -144,33 +144,24 @@ export function pairTargets(
     const r = throughput.find((x) => x.peer === peer && x.workers === w);
     return r !== undefined && Number.isFinite(r.median) ? r.median : undefined;
   };
-  const scaled = (peer: string, w: number): ScalingRow | undefined => scaling.find((x) => x.peer === peer && x.workers === w && Number.isFinite(x.median));
+  // A peer's n-vs-1 scaling: the back-to-back runs when there are any, else the suite's medians.
+  const scalingOf = (peer: string, w: number): { value: number; text: string } | undefined => {
+    const m = scaling.find((x) => x.peer === peer && x.workers === w && Number.isFinite(x.median));
+    if (m !== undefined) return { value: m.median, text: `${fmtQuartiles(m)}x back to back` };
+    const one = rate(peer, 1);
+    const many = rate(peer, w);
+    return one !== undefined && many !== undefined ? { value: many / one, text: `${fmtRatio(many / one)} (separate runs)` } : undefined;
+  };
   const scalingTarget = (w: number, line: number): void => {
     const what = `${w} workers vs 1 (throughput${w > 2 ? `, ${w} cores` : ''})`;
-    const privateBackToBack = scaled('private', w);
-    const privateSeparate = (): string => {
-      const p1 = rate('private', 1);
-      const pw = rate('private', w);
-      return p1 !== undefined && pw !== undefined ? `; private lists ${fmtRatio(pw / p1)} (separate runs)` : '';
-    };
-    const privateText = privateBackToBack !== undefined ? `; private lists ${fmtQuartiles(privateBackToBack)}x back to back` : privateSeparate();
-    const m = scaled('anyalloc', w);
-    const one = rate('anyalloc', 1);
-    const many = rate('anyalloc', w);
-    let value: number;
-    let measured: string;
-    if (m !== undefined) {
-      value = m.median;
-      measured = `${fmtQuartiles(m)}x back to back${privateText}`;
-    } else if (one !== undefined && many !== undefined) {
-      value = many / one;
-      measured = `${fmtRatio(value)} (separate runs)${privateText}`;
-    } else {
+    const a = scalingOf('anyalloc', w);
+    if (a === undefined) {
       targets.push({ what, line: `>= ${line}x`, measured: 'not run', verdict: 'n/a' });
       return;
     }
-    const verdict = w > cores ? `n/a (needs ${w} cores, this machine has ${cores})` : value >= line ? 'PASS' : 'FAIL';
-    targets.push({ what, line: `>= ${line}x`, measured, verdict });
+    const p = scalingOf('private', w);
+    const verdict = w > cores ? `n/a (needs ${w} cores, this machine has ${cores})` : a.value >= line ? 'PASS' : 'FAIL';
+    targets.push({ what, line: `>= ${line}x`, measured: `${a.text}${p !== undefined ? `; private lists ${p.text}` : ''}`, verdict });
   };
   scalingTarget(2, 1.8);
   scalingTarget(16, 12);

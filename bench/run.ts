@@ -94,13 +94,6 @@ interface Args {
   mapOptions: MapOptions;
 }
 
-/** A whole number >= 0 from an option's text, or an error that names the option. */
-function wholeNumber(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} must be a whole number >= 0, got ${text}`);
-  return n;
-}
-
 function parseArgs(argv: string[]): Args {
   const has = (f: string): boolean => argv.includes(f);
   const val = (f: string): string | undefined => {
@@ -145,7 +138,7 @@ function parseArgs(argv: string[]): Args {
     peers,
     tpRuns: Number(val('--tp-runs') ?? (quick ? 2 : 3)),
     durationMs: Number(val('--duration-ms') ?? (quick ? 250 : DEFAULT_THROUGHPUT.durationMs)),
-    scalingPairs: wholeNumber('--scaling-pairs', val('--scaling-pairs') ?? String(quick ? 3 : 7)),
+    scalingPairs: Number(val('--scaling-pairs') ?? (quick ? 3 : 7)),
     pair: !has('--no-pair') && !mapOnly,
     pairMatchedCycles: Number(val('--pair-matched-cycles') ?? (quick ? 10 : 30)),
     throughput: !has('--no-throughput') && !mapOnly,
@@ -163,9 +156,12 @@ function parseArgs(argv: string[]): Args {
       matchedCycles: num('--map-matched-cycles'),
     }),
   };
-  if (!Number.isInteger(args.pairMatchedCycles) || args.pairMatchedCycles < 0) throw new Error('--pair-matched-cycles must be an integer >= 0');
+  const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`;
+  for (const k of ['pairMatchedCycles', 'scalingPairs'] as const) {
+    if (!Number.isInteger(args[k]) || args[k] < 0) throw new Error(`${flag(k)} must be an integer >= 0`);
+  }
   for (const k of ['runs', 'procs', 'targetMs', 'tpRuns', 'durationMs'] as const) {
-    if (!(args[k] > 0)) throw new Error(`--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} must be a positive number`);
+    if (!(args[k] > 0)) throw new Error(`${flag(k)} must be a positive number`);
   }
   return args;
 }
