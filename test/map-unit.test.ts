@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { HashMap, Heap, MapFlag, MapStatus, type HashMapOptions } from '../src/index.js';
 import { liveElements } from './util/map-checks.js';
 import { tryAdvance } from '../src/reclaim/epoch.js';
-import { S, SLOT_ROW_WORDS } from '../src/shm/layout.js';
+import { SlotRow, SLOT_ROW_WORDS } from '../src/shm/layout.js';
 
 function k32(n: number, size = 8): Uint8Array {
   const k = new Uint8Array(size);
@@ -133,7 +133,7 @@ test('read(): a lookup on another map of the same agent inside it does not end i
   const b = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: 16 });
   assert.equal(a.update(k32(1), k32(10)), MapStatus.OK);
   assert.equal(b.update(k32(2), k32(20)), MapStatus.OK);
-  const pinWord = heap.slotWord + heap.slot * SLOT_ROW_WORDS + S.PIN;
+  const pinWord = heap.slotWord + heap.slot * SLOT_ROW_WORDS + SlotRow.PIN;
   const out = new Uint8Array(8);
   a.read(() => {
     assert.notEqual(Atomics.load(heap.u32, pinWord), 0);
@@ -228,14 +228,14 @@ test('per-worker: a reader that gives up on a slot stuck mid-write throws with t
   assert.ok(m.lookupAll(k32(1, 4), all));
   const at = m2.lookupOffset(k32(1, 4)) - 8;
   Atomics.add(heap.u32, at >>> 2, 1);
-  const pinWord = heap.slotWord + heap.slot * SLOT_ROW_WORDS + S.PIN;
+  const pinWord = heap.slotWord + heap.slot * SLOT_ROW_WORDS + SlotRow.PIN;
   assert.throws(() => m.lookupAll(k32(1, 4), all), (e: unknown) => e instanceof RangeError && /mid-write/.test(e.message));
   assert.equal(Atomics.load(heap.u32, pinWord), 0, 'not left pinned');
   assert.equal(heap.pinDepth, 0);
   Atomics.add(heap.u32, at >>> 2, 1);
   assert.ok(m.lookupAll(k32(1, 4), all), 'readable once the seq is even again');
   // Detach inside read(): the unpin that ends the section stores nothing.
-  const otherPin = other.slotWord + other.slot * SLOT_ROW_WORDS + S.PIN;
+  const otherPin = other.slotWord + other.slot * SLOT_ROW_WORDS + SlotRow.PIN;
   m2.read(() => {
     assert.notEqual(Atomics.load(other.u32, otherPin), 0);
     other.detach();
@@ -367,7 +367,7 @@ test('number keys are the little-endian bytes of the key, zero-extended', () => 
 });
 
 test('releaseSlot unlocks a bucket a dead writer held and returns its entry quota', async () => {
-  const { MAP_HEADER_WORDS, MAP_SLOT_WORDS, MS, M } = await import('../src/map/layout.js');
+  const { MAP_HEADER_WORDS, MAP_SLOT_WORDS, MapSlotRow, MapHeader } = await import('../src/map/layout.js');
   const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
   const m = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: 4096, buckets: 1 });
   const h = heap.reserveSlot();
@@ -379,14 +379,14 @@ test('releaseSlot unlocks a bucket a dead writer held and returns its entry quot
   const bucket = W + MAP_HEADER_WORDS + heap.maxSlots * MAP_SLOT_WORDS;
   const row = W + MAP_HEADER_WORDS + h.slot * MAP_SLOT_WORDS;
   Atomics.or(heap.u32, bucket, 1);
-  heap.i32[row + MS.INTENT] = 1;
-  const reservedBefore = Atomics.load(heap.u32, W + M.RESERVED);
-  assert.ok(heap.i32[row + MS.QUOTA]! > 0, 'the dead writer held unused quota');
+  heap.i32[row + MapSlotRow.INTENT] = 1;
+  const reservedBefore = Atomics.load(heap.u32, W + MapHeader.RESERVED);
+  assert.ok(heap.i32[row + MapSlotRow.QUOTA]! > 0, 'the dead writer held unused quota');
   const out = new Uint8Array(8);
   assert.ok(m.lookupNumber(3, out), 'readers ignore the lock');
   assert.equal(heap.releaseSlot(h.slot, h.gen), true);
   assert.equal(Atomics.load(heap.u32, bucket) & 1, 0, 'unlocked');
-  assert.ok(Atomics.load(heap.u32, W + M.RESERVED) < reservedBefore, 'quota returned');
+  assert.ok(Atomics.load(heap.u32, W + MapHeader.RESERVED) < reservedBefore, 'quota returned');
   assert.equal(m.updateNumber(9, k32(9)), MapStatus.OK, 'writers go on');
   assert.equal(m.count(), 6);
   assert.deepEqual(m.validate(), []);

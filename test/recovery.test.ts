@@ -100,7 +100,7 @@ test('liveness check: slots() shows how long each agent has been silent; heartbe
 });
 
 test('pages a dead agent was claiming or giving back, found from its claim record', async () => {
-  const { S, SLOT_ROW_WORDS } = await import('../src/shm/layout.js');
+  const { SlotRow, SLOT_ROW_WORDS } = await import('../src/shm/layout.js');
   for (const stage of ['claimed, never tagged', 'tagged FREE, bits not yet released'] as const) {
     const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
     const dead = Heap.attach(heap.handle);
@@ -115,8 +115,8 @@ test('pages a dead agent was claiming or giving back, found from its claim recor
       // ... as if it died before releasing the bits: claim them again.
       for (let p = first; p < first + 3; p++) heap.u32[heap.bitmapWord + (p >>> 5)] &= ~(1 << (p & 31));
     }
-    Atomics.store(heap.u32, row + S.CLAIM_FIRST, first);
-    Atomics.store(heap.u32, row + S.CLAIM_K, 3);
+    Atomics.store(heap.u32, row + SlotRow.CLAIM_FIRST, first);
+    Atomics.store(heap.u32, row + SlotRow.CLAIM_K, 3);
     assert.ok(heap.validatePages().some((e) => /lost page/.test(e)), `${stage}: the pages look lost before the release`);
     assert.equal(heap.releaseSlot(dead.slot, dead.slotGen), true);
     assert.deepEqual(heap.validate(), [], `${stage}: given back by the release`);

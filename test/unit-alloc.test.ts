@@ -429,8 +429,8 @@ test('a heap in a shared WebAssembly.Memory leaves the reserved bytes alone', ()
 });
 
 test('releaseSlot repairs a depot pop lock held by a dead agent', async () => {
-  const { A, C, K, O_NEXT_BATCH } = await import('../src/shm/layout.js');
-  const { cacheRow, classRow } = await import('../src/alloc/region.js');
+  const { AllocatorHeader, ClassRow, CacheRow, O_NEXT_BATCH } = await import('../src/shm/layout.js');
+  const { cacheRowAt, classRowAt } = await import('../src/alloc/region.js');
   const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
   const a = heap.createAllocator({ unitSize: 64, batch: 8, lowWatermark: 2, highWatermark: 16 });
   const h = heap.reserveSlot();
@@ -438,19 +438,19 @@ test('releaseSlot repairs a depot pop lock held by a dead agent', async () => {
   dying.attachAllocator(a.handle);
   const R = heap.allocatorRow(a.id).region >>> 2;
   const u32 = heap.u32;
-  const cr = classRow(R, 0);
-  const rec = cacheRow(R, u32[R + A.CLASSES]!, heap.maxSlots, h.slot, 0);
+  const cr = classRowAt(R, 0);
+  const rec = cacheRowAt(R, u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, h.slot, 0);
   const depotBefore = a.stats().classes[0]!.depot;
   assert.ok(depotBefore > 0);
   // The agent takes the lock, records the batch, pops it with its CAS...
-  const head = Atomics.load(u32, cr + C.DEPOT_HEAD);
-  Atomics.store(u32, cr + C.DEPOT_LOCK, h.slot + 1);
-  u32[rec + K.INFLIGHT] = head;
-  Atomics.store(u32, cr + C.DEPOT_HEAD, u32[(head >>> 2) + O_NEXT_BATCH]!);
+  const head = Atomics.load(u32, cr + ClassRow.DEPOT_HEAD);
+  Atomics.store(u32, cr + ClassRow.DEPOT_LOCK, h.slot + 1);
+  u32[rec + CacheRow.INFLIGHT] = head;
+  Atomics.store(u32, cr + ClassRow.DEPOT_HEAD, u32[(head >>> 2) + O_NEXT_BATCH]!);
   // ...and dies before unlocking.
   assert.ok(heap.validate().some((e) => /in no list/.test(e)), 'the batch is lost until repaired');
   assert.equal(heap.releaseSlot(h.slot, h.gen), true);
-  assert.equal(Atomics.load(u32, cr + C.DEPOT_LOCK), 0, 'lock released');
+  assert.equal(Atomics.load(u32, cr + ClassRow.DEPOT_LOCK), 0, 'lock released');
   assert.deepEqual(heap.validate(), []);
   assert.equal(a.destroy().leakedObjects, 0);
 });

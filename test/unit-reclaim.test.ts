@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Heap } from '../src/index.js';
 import { currentEpoch, gracePassed, pin, tryAdvance, unpin } from '../src/reclaim/epoch.js';
-import { cacheRow, limboRow } from '../src/alloc/region.js';
-import { UNSTAMPED, stampRow } from '../src/alloc/limbo.js';
-import { A, K, L, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_FREE, ST_RETIRED } from '../src/shm/layout.js';
+import { cacheRowAt, limboRowAt } from '../src/alloc/region.js';
+import { UNSTAMPED, stampRow } from '../src/reclaim/limbo.js';
+import { AllocatorHeader, CacheRow, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_FREE, ST_RETIRED } from '../src/shm/layout.js';
 
 function tick(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
@@ -92,7 +92,7 @@ test('deferred frees are collected in a microtask and memory stays bounded under
 /** The limbo row of `agent`'s slot for allocator `a` (white-box: src/alloc/region.ts). */
 function rowOf(heap: Heap, a: { handle: { id: number } }, slot: number): number {
   const R = heap.allocatorRow(a.handle.id).region >>> 2;
-  return limboRow(R, heap.u32[R + A.CLASSES]!, heap.maxSlots, slot);
+  return limboRowAt(R, heap.u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, slot);
 }
 
 test('a released slot leaves its waiting deferred frees to the others; none is lost or freed early', () => {
@@ -141,13 +141,13 @@ test('an agent that died in the middle of retiring: the releaser records the obj
     // the row locked by its slot, the object in `pending`, and its state
     // byte RETIRED (marked) or not yet (still ALLOCATED).
     const row = rowOf(heap, a, dead.slot);
-    heap.u32[row + L.LOCK] = dead.slot + 1;
-    heap.u32[row + L.PENDING] = p;
+    heap.u32[row + LimboRow.LOCK] = dead.slot + 1;
+    heap.u32[row + LimboRow.PENDING] = p;
     const off = p & (heap.pageSize - 1);
     if (marked) heap.u8[p - off + (off >>> 4)] = ST_RETIRED;
     assert.equal(heap.releaseSlot(dead.slot, dead.slotGen), true);
-    assert.equal(heap.u32[row + L.LOCK], 0, 'lock released');
-    assert.equal(heap.u32[row + L.PENDING], 0);
+    assert.equal(heap.u32[row + LimboRow.LOCK], 0, 'lock released');
+    assert.equal(heap.u32[row + LimboRow.PENDING], 0);
     assert.deepEqual(heap.validate(), [], `marked ${marked}`);
     assert.equal(a.retiredObjects(), marked ? 1 : 0);
     for (let i = 0; i < 4; i++) a.collectDeferred();
@@ -163,16 +163,16 @@ test('an append that finds its ring locked by a collector spills and catches up 
   const reader = Heap.attach(heap.handle);
   pin(reader);
   const row = rowOf(heap, a, heap.slot);
-  heap.u32[row + L.LOCK] = reader.slot + 1; // a collector in the middle of its work
+  heap.u32[row + LimboRow.LOCK] = reader.slot + 1; // a collector in the middle of its work
   const p = a.alloc();
   const q = a.alloc();
   a.freeDeferred(p);
-  assert.equal(heap.u32[row + L.COUNT], 0, 'not in the ring');
+  assert.equal(heap.u32[row + LimboRow.COUNT], 0, 'not in the ring');
   assert.equal(a.deferredPending, 1, 'but counted as waiting');
   assert.throws(() => a.free(p), { name: 'RangeError', message: /double free/ });
-  heap.u32[row + L.LOCK] = 0;
+  heap.u32[row + LimboRow.LOCK] = 0;
   a.freeDeferred(q);
-  assert.equal(heap.u32[row + L.COUNT], 2, 'the spilled entry went in first');
+  assert.equal(heap.u32[row + LimboRow.COUNT], 2, 'the spilled entry went in first');
   assert.deepEqual(heap.validate(), []);
   unpin(reader);
   assert.equal(a.collectDeferred(), 0);
@@ -216,14 +216,14 @@ test('a slot released while its agent held its limbo ring between collects: the 
   const ps = Array.from({ length: 5 }, () => b.alloc());
   for (const p of ps) b.freeDeferred(p);
   const row = rowOf(heap, a, gone.slot);
-  assert.equal(heap.u32[row + L.LOCK], gone.slot + 1, 'the agent holds its ring between collects');
-  assert.equal(heap.u32[row + L.COUNT], 5);
+  assert.equal(heap.u32[row + LimboRow.LOCK], gone.slot + 1, 'the agent holds its ring between collects');
+  assert.equal(heap.u32[row + LimboRow.COUNT], 5);
   assert.ok(heap.releaseSlot(gone.slot, gone.slotGen));
-  assert.equal(heap.u32[row + L.LOCK], 0, 'the releaser let go of the lock');
+  assert.equal(heap.u32[row + LimboRow.LOCK], 0, 'the releaser let go of the lock');
   // The released agent's collect microtask runs (it was not dead, only
   // released): it must leave the ring alone.
   await Promise.resolve();
-  assert.equal(heap.u32[row + L.COUNT], 5, 'the stale agent did not collect');
+  assert.equal(heap.u32[row + LimboRow.COUNT], 5, 'the stale agent did not collect');
   for (let i = 0; i < 4 && a.retiredObjects() > 0; i++) a.collectDeferred();
   assert.equal(a.retiredObjects(), 0, 'the orphaned entries were collected by a survivor');
   assert.equal(a.stats().classes[0]!.live, 0, 'every object came back');
@@ -253,44 +253,44 @@ test('a collector that died inside a take: the releaser makes head and count agr
         for (const p of ps) o.freeDeferred(p);
         await Promise.resolve(); // the owner's job ends: it lets go of its ring
         const row = rowOf(heap, a, owner.slot);
-        assert.equal(heap.u32[row + L.LOCK], 0, `${note}: precondition`);
-        assert.equal(heap.u32[row + L.RING], 0, `${note}: the ring is inline`);
+        assert.equal(heap.u32[row + LimboRow.LOCK], 0, `${note}: precondition`);
+        assert.equal(heap.u32[row + LimboRow.RING], 0, `${note}: the ring is inline`);
         const dead = whose === 'own' ? owner : Heap.attach(heap.handle);
         const d = whose === 'own' ? o : dead.attachAllocator(a.handle);
-        const head = heap.u32[row + L.HEAD]!;
-        const count = heap.u32[row + L.COUNT]!;
+        const head = heap.u32[row + LimboRow.HEAD]!;
+        const count = heap.u32[row + LimboRow.COUNT]!;
         assert.equal(count, n, `${note}: precondition`);
         const k = full ? n : 2;
         const cap = LIMBO_INLINE;
         const ring = row + LIMBO_HEADER_WORDS;
         const taken = Array.from({ length: k }, (_, m) => heap.u32[ring + 2 * ((head + m) % cap)]!);
-        heap.u32[row + L.LOCK] = dead.slot + 1;
-        heap.u32[row + L.TAKE_HEAD] = head;
-        heap.u32[row + L.TAKE_COUNT] = count;
-        heap.u32[row + L.TAKING] = k;
+        heap.u32[row + LimboRow.LOCK] = dead.slot + 1;
+        heap.u32[row + LimboRow.TAKE_HEAD] = head;
+        heap.u32[row + LimboRow.TAKE_COUNT] = count;
+        heap.u32[row + LimboRow.TAKING] = k;
         const at = steps.indexOf(stopAfter);
-        if (at >= 1) heap.u32[row + L.HEAD] = (head + k) % cap;
-        if (at >= 2) heap.u32[row + L.COUNT] = count - k;
+        if (at >= 1) heap.u32[row + LimboRow.HEAD] = (head + k) % cap;
+        if (at >= 2) heap.u32[row + LimboRow.COUNT] = count - k;
         const pushed = at === 3 ? 1 : at === 4 ? k : 0;
         // The dead collector's cache row for this allocator's only class.
         const R = heap.allocatorRow(a.handle.id).region >>> 2;
-        const rec = cacheRow(R, heap.u32[R + A.CLASSES]!, heap.maxSlots, dead.slot, 0);
+        const rec = cacheRowAt(R, heap.u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, dead.slot, 0);
         for (let m = 0; m < pushed; m++) {
           const p = taken[m]!;
           const off = p & (heap.pageSize - 1);
           heap.u8[p - off + (off >>> 4)] = ST_FREE;
           heap.u32[p >>> 2] = heap.u32[rec]!;
           heap.u32[rec] = p;
-          heap.u32[rec + K.COUNT]!++;
+          heap.u32[rec + CacheRow.COUNT]!++;
         }
         assert.equal(heap.releaseSlot(dead.slot, dead.slotGen), true);
-        assert.equal(heap.u32[row + L.LOCK], 0, `${note}: lock released`);
-        assert.equal(heap.u32[row + L.TAKING], 0, `${note}: take settled`);
-        assert.equal(heap.u32[row + L.COUNT], n - pushed, `${note}: what had not reached the cache is in the ring`);
+        assert.equal(heap.u32[row + LimboRow.LOCK], 0, `${note}: lock released`);
+        assert.equal(heap.u32[row + LimboRow.TAKING], 0, `${note}: take settled`);
+        assert.equal(heap.u32[row + LimboRow.COUNT], n - pushed, `${note}: what had not reached the cache is in the ring`);
         // Each object exactly once: in the ring, or (pushed) back in the pool.
         const inRing = new Set<number>();
-        const c = heap.u32[row + L.COUNT]!;
-        const h = heap.u32[row + L.HEAD]!;
+        const c = heap.u32[row + LimboRow.COUNT]!;
+        const h = heap.u32[row + LimboRow.HEAD]!;
         for (let m = 0; m < c; m++) inRing.add(heap.u32[ring + 2 * ((h + m) % cap)]!);
         assert.equal(inRing.size, c, `${note}: no entry twice`);
         for (let m = 0; m < k; m++) assert.equal(inRing.has(taken[m]!), m >= pushed, `${note}: object ${m} of the take`);
@@ -317,8 +317,8 @@ test('stampRow: a wrong count of fresh entries never leaves an unstamped entry b
     for (let i = 0; i < 5; i++) a.freeDeferred(a.alloc());
     const row = rowOf(heap, a, heap.slot);
     const ring = row + LIMBO_HEADER_WORDS;
-    const head = heap.u32[row + L.HEAD]!;
-    const epochs = (): number[] => Array.from({ length: heap.u32[row + L.COUNT]! }, (_, i) => heap.u32[ring + 2 * ((head + i) % LIMBO_INLINE) + 1]!);
+    const head = heap.u32[row + LimboRow.HEAD]!;
+    const epochs = (): number[] => Array.from({ length: heap.u32[row + LimboRow.COUNT]! }, (_, i) => heap.u32[ring + 2 * ((head + i) % LIMBO_INLINE) + 1]!);
     const before = epochs();
     assert.equal(before.length, 8);
     assert.ok(before.slice(0, 3).every((e) => e !== UNSTAMPED) && before.slice(3).every((e) => e === UNSTAMPED), `fresh ${fresh}: precondition`);

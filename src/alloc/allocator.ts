@@ -42,22 +42,22 @@
  *   ALLOCATED (else: not an object start, or a double free).
  */
 import {
-  A,
+  AllocatorHeader,
   AF_DEBUG,
-  H,
-  L,
+  HeapHeader,
+  LimboRow,
   LIMBO_HEADER_WORDS,
   LIMBO_INLINE,
-  S,
+  SlotRow,
   SLOT_ATTACHED,
   SLOT_ROW_WORDS,
   ALLOC_LIVE,
   ALLOC_WORDS,
-  C,
+  ClassRow,
   CACHE_WORDS,
   CLASS_WORDS,
   GRANULE,
-  K,
+  CacheRow,
   KEY_RANGE,
   KIND_LARGE,
   KIND_LARGE_TAIL,
@@ -81,10 +81,10 @@ import type { Heap, ViewClient } from '../heap/heap.js';
 import {
   CARVE_BUILDING,
   CARVE_LINKING,
-  cacheRow,
-  classRow,
+  cacheRowAt,
+  classRowAt,
   flushCacheRow,
-  limboRow,
+  limboRowAt,
   linkLocked,
   lockDepot,
   moveToDepot,
@@ -103,7 +103,7 @@ import {
   UNSTAMPED,
   tryLockRow,
   unlockRow,
-} from './limbo.js';
+} from '../reclaim/limbo.js';
 import { BUCKET_SIZES, CLASS_BY_GRANULE, MAX_SMALL, defaultWatermarks, objectsPerSlab } from './sizeclass.js';
 
 /** Options of Heap.createAllocator. Watermark options override every class. */
@@ -221,21 +221,21 @@ const DEPOT_WAIT_MS = 200;
 // Hot-path copies of layout constants. V8 reads an imported binding through
 // a cell on every use; a module-local const it folds, which is worth ~2 ns
 // per alloc+free pair. Same values as ../shm/layout.ts and ./sizeclass.ts.
-const HOT_COUNT: number = K.COUNT;
-const HOT_FREES: number = K.FREES;
+const HOT_COUNT: number = CacheRow.COUNT;
+const HOT_FREES: number = CacheRow.FREES;
 const HOT_MAX_SMALL: number = MAX_SMALL;
-const HOT_LOW: number = K.LOW;
-const HOT_HIGH: number = K.HIGH;
-const HOT_OWNER: number = K.OWNER;
+const HOT_LOW: number = CacheRow.LOW;
+const HOT_HIGH: number = CacheRow.HIGH;
+const HOT_OWNER: number = CacheRow.OWNER;
 const HOT_KEY_RANGE: number = KEY_RANGE;
 const HOT_ROW: number = CACHE_WORDS;
 const HOT_ALLOCATED: number = ST_ALLOCATED;
 const HOT_FREE: number = ST_FREE;
-const HOT_L_LOCK: number = L.LOCK;
-const HOT_L_RING: number = L.RING;
-const HOT_L_HEAD: number = L.HEAD;
-const HOT_L_COUNT: number = L.COUNT;
-const HOT_L_PENDING: number = L.PENDING;
+const HOT_L_LOCK: number = LimboRow.LOCK;
+const HOT_L_RING: number = LimboRow.RING;
+const HOT_L_HEAD: number = LimboRow.HEAD;
+const HOT_L_COUNT: number = LimboRow.COUNT;
+const HOT_L_PENDING: number = LimboRow.PENDING;
 const HOT_L_HEADER: number = LIMBO_HEADER_WORDS;
 const HOT_UNSTAMPED: number = UNSTAMPED;
 const HOT_L_INLINE: number = LIMBO_INLINE;
@@ -323,7 +323,7 @@ export class Allocator implements ViewClient {
         `allocator ${id}: stale heap handle: this agent's worker slot ${heap.slot} was released (releaseSlot) while the agent still ran; nothing was changed`,
       );
     }
-    const flag0 = (row.region >>> 2) + slotFlagWord(heap.u32[(row.region >>> 2) + A.CLASSES]!) + heap.slot;
+    const flag0 = (row.region >>> 2) + slotFlagWord(heap.u32[(row.region >>> 2) + AllocatorHeader.CLASSES]!) + heap.slot;
     if (heap.u32[flag0] !== 0) throw new RangeError(`allocator ${id} is already attached in this agent's slot ${heap.slot}`);
     this.heap = heap;
     this.id = id;
@@ -332,16 +332,16 @@ export class Allocator implements ViewClient {
     this.u32 = heap.u32;
     this.i32 = heap.i32;
     const u32 = this.u32;
-    this.classes = u32[this.R + A.CLASSES]!;
-    this.unitSize = u32[this.R + A.UNIT]!;
+    this.classes = u32[this.R + AllocatorHeader.CLASSES]!;
+    this.unitSize = u32[this.R + AllocatorHeader.UNIT]!;
     this.nowait = options.nowait === true;
     this.tags = new Uint32Array(heap.u32.buffer, heap.tagWord * 4, heap.maxPages);
     this.pageShift = heap.pageShift;
     this.pageMask = heap.pageSize - 1;
     this.mapBytes = heap.pageSize / GRANULE;
     this.slabTagBase = pageTag(KIND_SLAB, id, 0);
-    this.cacheRec = cacheRow(this.R, this.classes, heap.maxSlots, heap.slot, 0);
-    this.limboRow = limboRow(this.R, this.classes, heap.maxSlots, heap.slot);
+    this.cacheRec = cacheRowAt(this.R, this.classes, heap.maxSlots, heap.slot, 0);
+    this.limboRow = limboRowAt(this.R, this.classes, heap.maxSlots, heap.slot);
     this.lockId = heap.slot + 1;
     this.ownerGen = heap.slotGen | 0;
     this.key = ownerKey(heap.slotGen);
@@ -353,16 +353,16 @@ export class Allocator implements ViewClient {
     this.aboveHigh = new Uint32Array(this.classes);
     for (let c = 0; c < this.classes; c++) {
       const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
-      this.low[c] = u32[cr + C.LOW]!;
-      this.high[c] = u32[cr + C.HIGH]!;
-      this.batch[c] = u32[cr + C.BATCH]!;
-      this.units[c] = u32[cr + C.UNIT]!;
-      this.perSlab[c] = u32[cr + C.PER_SLAB]!;
+      this.low[c] = u32[cr + ClassRow.LOW]!;
+      this.high[c] = u32[cr + ClassRow.HIGH]!;
+      this.batch[c] = u32[cr + ClassRow.BATCH]!;
+      this.units[c] = u32[cr + ClassRow.UNIT]!;
+      this.perSlab[c] = u32[cr + ClassRow.PER_SLAB]!;
     }
     for (let c = 0; c < this.classes; c++) {
-      u32[this.cacheRec + c * CACHE_WORDS + K.LOW] = this.low[c]! + this.key;
-      u32[this.cacheRec + c * CACHE_WORDS + K.HIGH] = this.high[c]! + this.key;
-      u32[this.cacheRec + c * CACHE_WORDS + K.OWNER] = heap.slotGen;
+      u32[this.cacheRec + c * CACHE_WORDS + CacheRow.LOW] = this.low[c]! + this.key;
+      u32[this.cacheRec + c * CACHE_WORDS + CacheRow.HIGH] = this.high[c]! + this.key;
+      u32[this.cacheRec + c * CACHE_WORDS + CacheRow.OWNER] = heap.slotGen;
     }
     this.deferred = () => this.runDeferred();
     this.collector = () => {
@@ -370,14 +370,14 @@ export class Allocator implements ViewClient {
       if (!this.detached) this.collectDeferred();
     };
     u32[flag0] = 1;
-    add(u32, this.R + A.ATTACHED, 1);
+    add(u32, this.R + AllocatorHeader.ATTACHED, 1);
     // Entries a previous agent of this slot left in the ring are ours to collect now.
     clearOrphan(u32, this.R, this.limboRow);
     heap.addClient(this);
     // Prefill: the kernel's first program run should not find empty caches.
     for (let c = 0; c < this.classes; c++) {
-      const want = u32[this.R + ALLOC_WORDS + c * CLASS_WORDS + C.PREFILL]!;
-      while (this.u32[this.cacheRec + c * CACHE_WORDS + K.COUNT]! < want) {
+      const want = u32[this.R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.PREFILL]!;
+      while (this.u32[this.cacheRec + c * CACHE_WORDS + CacheRow.COUNT]! < want) {
         if (!this.refill(c)) break;
       }
     }
@@ -424,21 +424,21 @@ export class Allocator implements ViewClient {
     }
     const u32 = heap.u32;
     const R = region >>> 2;
-    u32[R + A.ID] = id;
-    u32[R + A.CLASSES] = classes;
-    u32[R + A.UNIT] = unit;
-    u32[R + A.LIMIT_PAGES] = limit === 0 ? 0 : Math.max(1, Math.floor(limit / heap.pageSize));
-    u32[R + A.REGION_PAGES] = pages;
-    u32[R + A.FLAGS] = options.debug === true ? AF_DEBUG : 0;
+    u32[R + AllocatorHeader.ID] = id;
+    u32[R + AllocatorHeader.CLASSES] = classes;
+    u32[R + AllocatorHeader.UNIT] = unit;
+    u32[R + AllocatorHeader.LIMIT_PAGES] = limit === 0 ? 0 : Math.max(1, Math.floor(limit / heap.pageSize));
+    u32[R + AllocatorHeader.REGION_PAGES] = pages;
+    u32[R + AllocatorHeader.FLAGS] = options.debug === true ? AF_DEBUG : 0;
     for (let c = 0; c < classes; c++) {
       const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
       const m = marks[c]!;
-      u32[cr + C.UNIT] = units[c]!;
-      u32[cr + C.LOW] = m.low;
-      u32[cr + C.HIGH] = m.high;
-      u32[cr + C.BATCH] = m.batch;
-      u32[cr + C.PREFILL] = m.prefill;
-      u32[cr + C.PER_SLAB] = objectsPerSlab(heap.pageSize, units[c]!);
+      u32[cr + ClassRow.UNIT] = units[c]!;
+      u32[cr + ClassRow.LOW] = m.low;
+      u32[cr + ClassRow.HIGH] = m.high;
+      u32[cr + ClassRow.BATCH] = m.batch;
+      u32[cr + ClassRow.PREFILL] = m.prefill;
+      u32[cr + ClassRow.PER_SLAB] = objectsPerSlab(heap.pageSize, units[c]!);
     }
     heap.publishAllocator(id, region);
     return id;
@@ -451,12 +451,12 @@ export class Allocator implements ViewClient {
 
   /** Agents that have this allocator attached now (racy while agents attach or detach). */
   get attachedAgents(): number {
-    return load(this.u32, this.R + A.ATTACHED);
+    return load(this.u32, this.R + AllocatorHeader.ATTACHED);
   }
 
   /** True when created with `debug: true` (see src/alloc/debug.ts). */
   get debug(): boolean {
-    return (this.u32[this.R + A.FLAGS]! & AF_DEBUG) !== 0;
+    return (this.u32[this.R + AllocatorHeader.FLAGS]! & AF_DEBUG) !== 0;
   }
 
   /** True in fixed-size mode. */
@@ -560,13 +560,13 @@ export class Allocator implements ViewClient {
         const k = Math.ceil(size / heap.pageSize);
         const R = this.R;
         if (!this.charge(k)) {
-          add(this.u32, R + A.LARGE_FAILURES, 1);
+          add(this.u32, R + AllocatorHeader.LARGE_FAILURES, 1);
           return 0;
         }
         const first = heap.takePages(k);
         if (first === 0) {
-          add(this.u32, R + A.CHARGED_PAGES, -k);
-          add(this.u32, R + A.LARGE_FAILURES, 1);
+          add(this.u32, R + AllocatorHeader.CHARGED_PAGES, -k);
+          add(this.u32, R + AllocatorHeader.LARGE_FAILURES, 1);
           return 0;
         }
         const u32 = this.u32;
@@ -577,9 +577,9 @@ export class Allocator implements ViewClient {
         store(u32, heap.argWord + first, k);
         store(u32, heap.tagWord + first, pageTag(KIND_LARGE, this.id, 0));
         heap.claimDone();
-        add(u32, R + A.LARGE_LIVE, 1);
-        add(u32, R + A.LARGE_LIVE_PAGES, k);
-        add(u32, R + A.LARGE_ALLOCS, 1);
+        add(u32, R + AllocatorHeader.LARGE_LIVE, 1);
+        add(u32, R + AllocatorHeader.LARGE_LIVE_PAGES, k);
+        add(u32, R + AllocatorHeader.LARGE_ALLOCS, 1);
         this.sampleOut(k * heap.pageSize);
         return first * heap.pageSize;
       }
@@ -589,9 +589,9 @@ export class Allocator implements ViewClient {
     const i32 = this.i32;
     // A row another agent keyed (its owner word is not ours) is not ours
     // to use even while the slot looks owned: alloc would only come back.
-    if (this.slotLost() || i32[rec + K.OWNER] !== this.ownerGen) throw this.staleError('alloc');
+    if (this.slotLost() || i32[rec + CacheRow.OWNER] !== this.ownerGen) throw this.staleError('alloc');
     if (i32[rec] === 0 && (this.nowait || !this.refill(c))) {
-      i32[rec + K.FAILURES]++;
+      i32[rec + CacheRow.FAILURES]++;
       this.kick(c);
       return 0;
     }
@@ -789,7 +789,7 @@ export class Allocator implements ViewClient {
   retiredObjects(): number {
     const u32 = this.heap.u32;
     let n = this.spill.length;
-    for (let s = 0; s < this.heap.maxSlots; s++) n += rowCount(u32, limboRow(this.R, this.classes, this.heap.maxSlots, s));
+    for (let s = 0; s < this.heap.maxSlots; s++) n += rowCount(u32, limboRowAt(this.R, this.classes, this.heap.maxSlots, s));
     return n;
   }
 
@@ -828,7 +828,7 @@ export class Allocator implements ViewClient {
     }
     const heap = this.heap;
     const row = this.limboRow;
-    const orphans = load(this.u32, this.R + A.LIMBO_ORPHANS) !== 0;
+    const orphans = load(this.u32, this.R + AllocatorHeader.LIMBO_ORPHANS) !== 0;
     if (!everyAgent && !orphans && rowCount(this.u32, row) === 0 && this.spill.length === 0) {
       this.releaseRing();
       return 0;
@@ -851,10 +851,10 @@ export class Allocator implements ViewClient {
     const me = heap.slot + 1;
     for (let s = 0; s < heap.maxSlots; s++) {
       if (s === heap.slot) continue;
-      const row = limboRow(this.R, this.classes, heap.maxSlots, s);
+      const row = limboRowAt(this.R, this.classes, heap.maxSlots, s);
       const u32 = heap.u32;
-      if (rowCount(u32, row) === 0 && u32[row + L.ORPHAN] === 0) continue;
-      if (!every && u32[row + L.ORPHAN] === 0) continue;
+      if (rowCount(u32, row) === 0 && u32[row + LimboRow.ORPHAN] === 0) continue;
+      if (!every && u32[row + LimboRow.ORPHAN] === 0) continue;
       if (!tryLockRow(heap, row, me)) continue;
       collectLocked(heap, row, this.pushRetired, 2);
       if (rowCount(heap.u32, row) === 0) clearOrphan(heap.u32, this.R, row);
@@ -950,7 +950,7 @@ export class Allocator implements ViewClient {
     checkInt('objects', objects, 0, 2 ** 32);
     if (this.unitSize === 0) throw new RangeError('reserve needs a fixed-size allocator (unitSize)');
     const cr = this.R + ALLOC_WORDS;
-    while (load(this.u32, cr + C.SLAB_PAGES) * this.perSlab[0]! < objects) {
+    while (load(this.u32, cr + ClassRow.SLAB_PAGES) * this.perSlab[0]! < objects) {
       if (!this.carve(0, -1)) return false;
     }
     return true;
@@ -966,13 +966,13 @@ export class Allocator implements ViewClient {
   private charge(k: number): boolean {
     const u32 = this.u32;
     const R = this.R;
-    const limit = u32[R + A.LIMIT_PAGES]!;
-    const now = add(u32, R + A.CHARGED_PAGES, k) + k;
+    const limit = u32[R + AllocatorHeader.LIMIT_PAGES]!;
+    const now = add(u32, R + AllocatorHeader.CHARGED_PAGES, k) + k;
     if (limit !== 0 && now > limit) {
-      add(u32, R + A.CHARGED_PAGES, -k);
+      add(u32, R + AllocatorHeader.CHARGED_PAGES, -k);
       return false;
     }
-    maxTo(u32, R + A.PEAK_CHARGED_PAGES, now);
+    maxTo(u32, R + AllocatorHeader.PEAK_CHARGED_PAGES, now);
     return true;
   }
 
@@ -1016,12 +1016,12 @@ export class Allocator implements ViewClient {
       const c = tagClass(tag);
       const rec = this.cacheRec + c * CACHE_WORDS;
       const i32 = this.i32;
-      const n = i32[rec + K.COUNT]! + 1;
+      const n = i32[rec + CacheRow.COUNT]! + 1;
       this.u8[p - off + (off >>> 4)] = ST_FREE;
       i32[p >>> 2] = i32[rec]!;
       i32[rec] = p;
-      i32[rec + K.COUNT] = n;
-      i32[rec + K.FREES]++;
+      i32[rec + CacheRow.COUNT] = n;
+      i32[rec + CacheRow.FREES]++;
       if (n > this.high[c]!) this.kickTrim(c, n);
       return;
     }
@@ -1047,10 +1047,10 @@ export class Allocator implements ViewClient {
     }
     heap.givePages(page, k);
     heap.claimDone();
-    add(u32, this.R + A.CHARGED_PAGES, -k);
-    add(u32, this.R + A.LARGE_LIVE, -1);
-    add(u32, this.R + A.LARGE_LIVE_PAGES, -k);
-    add(u32, this.R + A.LARGE_FREES, 1);
+    add(u32, this.R + AllocatorHeader.CHARGED_PAGES, -k);
+    add(u32, this.R + AllocatorHeader.LARGE_LIVE, -1);
+    add(u32, this.R + AllocatorHeader.LARGE_LIVE_PAGES, -k);
+    add(u32, this.R + AllocatorHeader.LARGE_FREES, 1);
   }
 
   /* ---------------------------- batch movement --------------------------- */
@@ -1111,7 +1111,7 @@ export class Allocator implements ViewClient {
     while (pending !== 0) {
       const c = 31 - Math.clz32(pending);
       pending &= ~(1 << c);
-      const countWord = this.cacheRec + c * CACHE_WORDS + K.COUNT;
+      const countWord = this.cacheRec + c * CACHE_WORDS + CacheRow.COUNT;
       if (this.u32[countWord]! < this.low[c]!) {
         this.refill(c);
       } else if (this.u32[countWord]! > this.high[c]!) {
@@ -1131,13 +1131,13 @@ export class Allocator implements ViewClient {
     const head = this.depotPop(c, rec, LOCK_TRIES);
     if (head !== 0) return this.spliceBatch(rec, head);
     if (this.carve(c, rec)) {
-      this.u32[rec + K.REFILLS]++;
+      this.u32[rec + CacheRow.REFILLS]++;
       return true;
     }
     // No new memory: the depot is the only source left; if it was only
     // busy, wait longer for its lock (bounded in time: its holder may be
     // descheduled for a time slice) before reporting failure.
-    const headWord = this.R + ALLOC_WORDS + c * CLASS_WORDS + C.DEPOT_HEAD;
+    const headWord = this.R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.DEPOT_HEAD;
     const deadline = Date.now() + DEPOT_WAIT_MS;
     while (load(this.u32, headWord) !== 0 && Date.now() < deadline) {
       const last = this.depotPop(c, rec, LOCK_TRIES);
@@ -1157,10 +1157,10 @@ export class Allocator implements ViewClient {
     const tail = u32[(head >>> 2) + O_TAIL]!;
     u32[tail >>> 2] = u32[rec]!;
     u32[rec] = head;
-    u32[rec + K.COUNT] += n;
-    u32[rec + K.OBJS_IN] += n;
-    u32[rec + K.INFLIGHT] = 0;
-    u32[rec + K.REFILLS]++;
+    u32[rec + CacheRow.COUNT] += n;
+    u32[rec + CacheRow.OBJS_IN] += n;
+    u32[rec + CacheRow.INFLIGHT] = 0;
+    u32[rec + CacheRow.REFILLS]++;
     this.sampleOut(0);
     return true;
   }
@@ -1169,17 +1169,17 @@ export class Allocator implements ViewClient {
   private depotPop(c: number, rec: number, tries: number): number {
     const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
     let u32 = this.u32;
-    if (load(u32, cr + C.DEPOT_HEAD) === 0) return 0;
+    if (load(u32, cr + ClassRow.DEPOT_HEAD) === 0) return 0;
     if (!lockDepot(u32, cr, this.lockId, tries)) return 0;
-    const h = load(u32, cr + C.DEPOT_HEAD);
+    const h = load(u32, cr + ClassRow.DEPOT_HEAD);
     if (h !== 0) {
       if (h >= this.heap.viewBytes) {
         this.heap.refresh();
         u32 = this.u32;
       }
-      u32[rec + K.INFLIGHT] = h;
-      store(u32, cr + C.DEPOT_HEAD, u32[(h >>> 2) + O_NEXT_BATCH]!);
-      store(u32, cr + C.DEPOT_OBJECTS, load(u32, cr + C.DEPOT_OBJECTS) - u32[(h >>> 2) + O_COUNT]!);
+      u32[rec + CacheRow.INFLIGHT] = h;
+      store(u32, cr + ClassRow.DEPOT_HEAD, u32[(h >>> 2) + O_NEXT_BATCH]!);
+      store(u32, cr + ClassRow.DEPOT_OBJECTS, load(u32, cr + ClassRow.DEPOT_OBJECTS) - u32[(h >>> 2) + O_COUNT]!);
     }
     unlockDepot(u32, cr);
     return h;
@@ -1193,7 +1193,7 @@ export class Allocator implements ViewClient {
     const heap = this.heap;
     const page = heap.takePages(1, true);
     if (page === 0) {
-      add(this.u32, this.R + A.CHARGED_PAGES, -1);
+      add(this.u32, this.R + AllocatorHeader.CHARGED_PAGES, -1);
       return false;
     }
     const u32 = this.u32;
@@ -1202,7 +1202,7 @@ export class Allocator implements ViewClient {
     // The record a survivor needs if we die before every object of the
     // slab is in a list (the row of class c, even for a reserve).
     const row = this.cacheRec + c * CACHE_WORDS;
-    u32[row + K.CARVE] = base | CARVE_BUILDING;
+    u32[row + CacheRow.CARVE] = base | CARVE_BUILDING;
     store(u32, heap.argWord + page, 0);
     store(u32, heap.tagWord + page, (this.slabTagBase | (c << 4)) >>> 0);
     heap.claimDone();
@@ -1213,12 +1213,12 @@ export class Allocator implements ViewClient {
     const first = base + this.mapBytes;
     for (let i = 0; i < perSlab; i++) u8[base + ((this.mapBytes + i * unit) >>> 4)] = ST_FREE;
     const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
-    add(u32, cr + C.SLAB_PAGES, 1);
+    add(u32, cr + ClassRow.SLAB_PAGES, 1);
     // The first batch goes to our cache, the others to the depot (into
     // our cache too when the depot's lock is busy: a trim moves them on).
     let locked = lockDepot(u32, cr, this.lockId, TRIM_LOCK_TRIES);
     while (!locked && rec < 0) locked = lockDepot(u32, cr, this.lockId, 1 << 20);
-    if (locked) u32[row + K.CARVE] = base | CARVE_LINKING;
+    if (locked) u32[row + CacheRow.CARVE] = base | CARVE_LINKING;
     for (let i = 0; i < perSlab; i += batch) {
       const n = Math.min(batch, perSlab - i);
       const head = first + i * unit;
@@ -1227,8 +1227,8 @@ export class Allocator implements ViewClient {
       if ((i === 0 || !locked) && rec >= 0) {
         u32[tail >>> 2] = u32[rec]!;
         u32[rec] = head;
-        u32[rec + K.COUNT] += n;
-        u32[rec + K.OBJS_IN] += n;
+        u32[rec + CacheRow.COUNT] += n;
+        u32[rec + CacheRow.OBJS_IN] += n;
       } else {
         u32[tail >>> 2] = 0;
         u32[(head >>> 2) + O_COUNT] = n;
@@ -1236,7 +1236,7 @@ export class Allocator implements ViewClient {
         linkLocked(u32, cr, head, n);
       }
     }
-    u32[row + K.CARVE] = 0;
+    u32[row + CacheRow.CARVE] = 0;
     if (locked) unlockDepot(u32, cr);
     this.sampleOut(0);
     return true;
@@ -1249,7 +1249,7 @@ export class Allocator implements ViewClient {
     const u32 = this.u32;
     const target = (this.low[c]! + this.high[c]!) >>> 1;
     const batch = this.batch[c]!;
-    let excess = u32[rec + K.COUNT]! - target;
+    let excess = u32[rec + CacheRow.COUNT]! - target;
     if (excess <= 0) return;
     const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
     // Walk the objects to move before taking the lock (the list is this
@@ -1272,18 +1272,18 @@ export class Allocator implements ViewClient {
       excess -= n;
     }
     unlockDepot(u32, cr);
-    u32[rec + K.TRIMS]++;
+    u32[rec + CacheRow.TRIMS]++;
   }
 
   /** Samples bytes outside the depots for the peak statistic (batch moves only). */
   private sampleOut(extra: number): void {
     const u32 = this.u32;
-    let out = extra + load(u32, this.R + A.LARGE_LIVE_PAGES) * this.heap.pageSize;
+    let out = extra + load(u32, this.R + AllocatorHeader.LARGE_LIVE_PAGES) * this.heap.pageSize;
     for (let c = 0; c < this.classes; c++) {
       const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
-      out += (load(u32, cr + C.SLAB_PAGES) * this.perSlab[c]! - load(u32, cr + C.DEPOT_OBJECTS)) * this.units[c]!;
+      out += (load(u32, cr + ClassRow.SLAB_PAGES) * this.perSlab[c]! - load(u32, cr + ClassRow.DEPOT_OBJECTS)) * this.units[c]!;
     }
-    maxTo(u32, this.R + A.PEAK_OUT_BYTES_LO, Math.min(out, 0xffffffff));
+    maxTo(u32, this.R + AllocatorHeader.PEAK_OUT_BYTES_LO, Math.min(out, 0xffffffff));
   }
 
   /* ------------------------------ lifecycle ------------------------------ */
@@ -1312,7 +1312,7 @@ export class Allocator implements ViewClient {
     this.flushCaches();
     const u32 = this.u32;
     u32[this.R + slotFlagWord(this.classes) + this.heap.slot] = 0;
-    add(u32, this.R + A.ATTACHED, -1);
+    add(u32, this.R + AllocatorHeader.ATTACHED, -1);
     this.heap.removeClient(this);
     this.kill();
   }
@@ -1356,7 +1356,7 @@ export class Allocator implements ViewClient {
     this.checkAttached('flushCaches');
     this.aboveHigh.fill(0);
     for (let c = 0; c < this.classes; c++) {
-      flushCacheRow(this.u32, classRow(this.R, c), this.cacheRec + c * CACHE_WORDS, this.batch[c]!, this.lockId);
+      flushCacheRow(this.u32, classRowAt(this.R, c), this.cacheRec + c * CACHE_WORDS, this.batch[c]!, this.lockId);
     }
   }
 
@@ -1372,13 +1372,13 @@ export class Allocator implements ViewClient {
     const heap = this.heap;
     let u32 = this.u32;
     const R = this.R;
-    const others = load(u32, R + A.ATTACHED) - 1;
+    const others = load(u32, R + AllocatorHeader.ATTACHED) - 1;
     if (others > 0) throw new RangeError(`destroy: allocator ${this.id} is still attached in ${others} other agent(s); detach them or releaseSlot() the dead ones first`);
     // Every other agent is gone: collect from every ring (grace periods are
     // short; a bounded number of attempts), then give back region rings.
     for (let i = 0; i < 100_000 && (this.collectDeferred(true), this.retiredObjects() > 0); i++);
     for (let s = 0; s < heap.maxSlots; s++) {
-      const row = limboRow(R, this.classes, heap.maxSlots, s);
+      const row = limboRowAt(R, this.classes, heap.maxSlots, s);
       if (rowCount(heap.u32, row) === 0) {
         dropRing(heap, row);
         clearOrphan(heap.u32, R, row);
@@ -1441,13 +1441,13 @@ export class Allocator implements ViewClient {
 
 function allocatorStats(heap: Heap, R: number): AllocatorStats {
   const u32 = heap.u32;
-  const classes = u32[R + A.CLASSES]!;
-  const unitSize = u32[R + A.UNIT]!;
+  const classes = u32[R + AllocatorHeader.CLASSES]!;
+  const unitSize = u32[R + AllocatorHeader.UNIT]!;
   const ps = heap.pageSize;
   // Slab pages and live large runs come from the page tags: the counters
   // (SLAB_PAGES, LARGE_LIVE) can be off by one page or run that an agent
   // was tagging or freeing when it died.
-  const id = u32[R + A.ID]!;
+  const id = u32[R + AllocatorHeader.ID]!;
   const slabPages = new Array<number>(classes).fill(0);
   let largeLive = 0;
   let largePages = 0;
@@ -1462,23 +1462,23 @@ function allocatorStats(heap: Heap, R: number): AllocatorStats {
     }
   }
   const out: AllocatorStats = {
-    id: u32[R + A.ID]!,
+    id: u32[R + AllocatorHeader.ID]!,
     mode: unitSize === 0 ? 'bucketed' : 'fixed',
     unitSize,
-    limitBytes: u32[R + A.LIMIT_PAGES]! * ps,
-    chargedBytes: load(u32, R + A.CHARGED_PAGES) * ps,
-    peakChargedBytes: load(u32, R + A.PEAK_CHARGED_PAGES) * ps,
+    limitBytes: u32[R + AllocatorHeader.LIMIT_PAGES]! * ps,
+    chargedBytes: load(u32, R + AllocatorHeader.CHARGED_PAGES) * ps,
+    peakChargedBytes: load(u32, R + AllocatorHeader.PEAK_CHARGED_PAGES) * ps,
     bytesInUse: 0,
-    peakBytesOut: load(u32, R + A.PEAK_OUT_BYTES_LO),
-    failures: load(u32, R + A.LARGE_FAILURES),
+    peakBytesOut: load(u32, R + AllocatorHeader.PEAK_OUT_BYTES_LO),
+    failures: load(u32, R + AllocatorHeader.LARGE_FAILURES),
     classes: [],
     workers: [],
     large: {
       live: largeLive,
       liveBytes: largePages * ps,
-      allocs: load(u32, R + A.LARGE_ALLOCS),
-      frees: load(u32, R + A.LARGE_FREES),
-      failures: load(u32, R + A.LARGE_FAILURES),
+      allocs: load(u32, R + AllocatorHeader.LARGE_ALLOCS),
+      frees: load(u32, R + AllocatorHeader.LARGE_FREES),
+      failures: load(u32, R + AllocatorHeader.LARGE_FAILURES),
     },
   };
   const cached = new Array<number>(classes).fill(0);
@@ -1487,15 +1487,15 @@ function allocatorStats(heap: Heap, R: number): AllocatorStats {
     const rows: CacheStats[] = [];
     let any = attached;
     for (let c = 0; c < classes; c++) {
-      const rec = cacheRow(R, classes, heap.maxSlots, s, c);
+      const rec = cacheRowAt(R, classes, heap.maxSlots, s, c);
       const row: CacheStats = {
-        unit: u32[R + ALLOC_WORDS + c * CLASS_WORDS + C.UNIT]!,
-        cached: u32[rec + K.COUNT]!,
-        allocs: (u32[rec + K.OBJS_IN]! - u32[rec + K.OBJS_OUT]! - u32[rec + K.COUNT]! + u32[rec + K.FREES]!) >>> 0,
-        frees: u32[rec + K.FREES]!,
-        refills: u32[rec + K.REFILLS]!,
-        trims: u32[rec + K.TRIMS]!,
-        failures: u32[rec + K.FAILURES]!,
+        unit: u32[R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.UNIT]!,
+        cached: u32[rec + CacheRow.COUNT]!,
+        allocs: (u32[rec + CacheRow.OBJS_IN]! - u32[rec + CacheRow.OBJS_OUT]! - u32[rec + CacheRow.COUNT]! + u32[rec + CacheRow.FREES]!) >>> 0,
+        frees: u32[rec + CacheRow.FREES]!,
+        refills: u32[rec + CacheRow.REFILLS]!,
+        trims: u32[rec + CacheRow.TRIMS]!,
+        failures: u32[rec + CacheRow.FAILURES]!,
       };
       if (row.allocs !== 0 || row.frees !== 0 || row.cached !== 0) any = true;
       cached[c]! += row.cached;
@@ -1506,9 +1506,9 @@ function allocatorStats(heap: Heap, R: number): AllocatorStats {
   }
   for (let c = 0; c < classes; c++) {
     const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
-    const unit = u32[cr + C.UNIT]!;
-    const objects = slabPages[c]! * u32[cr + C.PER_SLAB]!;
-    const depot = load(u32, cr + C.DEPOT_OBJECTS);
+    const unit = u32[cr + ClassRow.UNIT]!;
+    const objects = slabPages[c]! * u32[cr + ClassRow.PER_SLAB]!;
+    const depot = load(u32, cr + ClassRow.DEPOT_OBJECTS);
     const live = objects - depot - cached[c]!;
     out.classes.push({ unit, slabPages: slabPages[c]!, objects, depot, cached: cached[c]!, live, liveBytes: live * unit });
     out.bytesInUse += live * unit;
@@ -1533,7 +1533,7 @@ export function validateAllocator(heap: Heap, id: number): string[] {
   const u32 = heap.u32;
   const u8 = heap.u8;
   const R = row.region >>> 2;
-  const classes = u32[R + A.CLASSES]!;
+  const classes = u32[R + AllocatorHeader.CLASSES]!;
   const mapBytes = heap.pageSize / GRANULE;
   const pageMask = heap.pageSize - 1;
   const seen = new Set<number>();
@@ -1559,7 +1559,7 @@ export function validateAllocator(heap: Heap, id: number): string[] {
   for (let c = 0; c < classes; c++) {
     const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
     let depotCount = 0;
-    for (let b = load(u32, cr + C.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
+    for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
       const n = u32[(b >>> 2) + O_COUNT]!;
       let p = b;
       let walked = 0;
@@ -1575,12 +1575,12 @@ export function validateAllocator(heap: Heap, id: number): string[] {
       depotCount += n;
       if (depotCount > 1e9) break;
     }
-    if (depotCount !== load(u32, cr + C.DEPOT_OBJECTS)) {
-      errors.push(`depot ${c}: counter says ${load(u32, cr + C.DEPOT_OBJECTS)}, batches hold ${depotCount}`);
+    if (depotCount !== load(u32, cr + ClassRow.DEPOT_OBJECTS)) {
+      errors.push(`depot ${c}: counter says ${load(u32, cr + ClassRow.DEPOT_OBJECTS)}, batches hold ${depotCount}`);
     }
     for (let s = 0; s < heap.maxSlots; s++) {
-      const rec = cacheRow(R, classes, heap.maxSlots, s, c);
-      const n = u32[rec + K.COUNT]!;
+      const rec = cacheRowAt(R, classes, heap.maxSlots, s, c);
+      const n = u32[rec + CacheRow.COUNT]!;
       let walked = 0;
       for (let p = u32[rec]!; p !== 0 && walked <= n; p = u32[p >>> 2]!) {
         if (!check(p, c, `slot ${s} cache ${c}`)) break;
@@ -1592,10 +1592,10 @@ export function validateAllocator(heap: Heap, id: number): string[] {
   // Every RETIRED object is in exactly one limbo ring (or a row's pending word).
   const waiting = new Set<number>();
   for (let s = 0; s < heap.maxSlots; s++) {
-    const row = limboRow(R, classes, heap.maxSlots, s);
-    if (load(u32, row + L.LOCK) !== 0) errors.push(`slot ${s} limbo ring: locked by slot ${load(u32, row + L.LOCK) - 1} in a quiet heap`);
-    if (u32[row + L.TAKING] !== 0) errors.push(`slot ${s} limbo ring: a take of ${u32[row + L.TAKING]} was left unfinished`);
-    const pending = u32[row + L.PENDING]!;
+    const row = limboRowAt(R, classes, heap.maxSlots, s);
+    if (load(u32, row + LimboRow.LOCK) !== 0) errors.push(`slot ${s} limbo ring: locked by slot ${load(u32, row + LimboRow.LOCK) - 1} in a quiet heap`);
+    if (u32[row + LimboRow.TAKING] !== 0) errors.push(`slot ${s} limbo ring: a take of ${u32[row + LimboRow.TAKING]} was left unfinished`);
+    const pending = u32[row + LimboRow.PENDING]!;
     for (const p of pending === 0 ? rowEntries(u32, row) : [...rowEntries(u32, row), pending]) {
       const tag = load(u32, heap.tagWord + (p >>> heap.pageShift));
       const off = p & pageMask;
@@ -1615,8 +1615,8 @@ export function validateAllocator(heap: Heap, id: number): string[] {
     if (tagKind(tag) !== KIND_SLAB || tagAllocator(tag) !== id) continue;
     const c = tagClass(tag);
     slabPages[c]!++;
-    const unit = u32[R + ALLOC_WORDS + c * CLASS_WORDS + C.UNIT]!;
-    const per = u32[R + ALLOC_WORDS + c * CLASS_WORDS + C.PER_SLAB]!;
+    const unit = u32[R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.UNIT]!;
+    const per = u32[R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.PER_SLAB]!;
     const base = p * heap.pageSize;
     for (let i = 0; i < per; i++) {
       const obj = base + mapBytes + i * unit;

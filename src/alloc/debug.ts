@@ -136,16 +136,16 @@
 import { Allocator, type AllocatorStats, type AttachOptions, type LeakReport } from './allocator.js';
 import type { Heap } from '../heap/heap.js';
 import {
-  A,
+  AllocatorHeader,
   AF_DEBUG,
   ALLOC_WORDS,
-  C,
+  ClassRow,
   CLASS_MASK,
   CLASS_WORDS,
   KIND_LARGE,
   KIND_LARGE_TAIL,
   KIND_SLAB,
-  S,
+  SlotRow,
   SLOT_ATTACHED,
   SLOT_ROW_WORDS,
   ST_ALLOCATED,
@@ -158,7 +158,7 @@ import {
   tagKind,
 } from '../shm/layout.js';
 import { describe, hex } from '../errors.js';
-import { cacheRow, slotFlagWord } from './region.js';
+import { cacheRowAt, slotFlagWord } from './region.js';
 import { CLASS_BY_GRANULE, MAX_SMALL } from './sizeclass.js';
 
 /** The exact texts of the errors of debug mode (and of release mode's pointer checks). */
@@ -309,9 +309,9 @@ export class DebugAllocator extends Allocator {
     this.perSlabOf = new Uint32Array(this.classes);
     this.rowOf = new Uint32Array(this.classes);
     for (let c = 0; c < this.classes; c++) {
-      this.unitOf[c] = u32[R + ALLOC_WORDS + c * CLASS_WORDS + C.UNIT]!;
-      this.perSlabOf[c] = u32[R + ALLOC_WORDS + c * CLASS_WORDS + C.PER_SLAB]!;
-      this.rowOf[c] = cacheRow(R, this.classes, heap.maxSlots, heap.slot, c);
+      this.unitOf[c] = u32[R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.UNIT]!;
+      this.perSlabOf[c] = u32[R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.PER_SLAB]!;
+      this.rowOf[c] = cacheRowAt(R, this.classes, heap.maxSlots, heap.slot, c);
     }
   }
 
@@ -691,8 +691,8 @@ export class DebugAllocator extends Allocator {
     const w = heap.slotWord + this.mySlot * SLOT_ROW_WORDS;
     return (
       heap.slot === this.mySlot &&
-      u32[w + S.STATE] === SLOT_ATTACHED &&
-      u32[w + S.GEN] === this.myGen &&
+      u32[w + SlotRow.STATE] === SLOT_ATTACHED &&
+      u32[w + SlotRow.GEN] === this.myGen &&
       u32[this.flagWord] === 1
     );
   }
@@ -1070,7 +1070,7 @@ export class DebugAllocator extends Allocator {
         const gen = u32[w]!;
         if (!all && slot < heap.maxSlots) {
           const sw = heap.slotWord + slot * SLOT_ROW_WORDS;
-          if (u32[sw + S.STATE] === SLOT_ATTACHED && u32[sw + S.GEN] === gen) return;
+          if (u32[sw + SlotRow.STATE] === SLOT_ATTACHED && u32[sw + SlotRow.GEN] === gen) return;
         }
         orphans.push({ base, unit });
       };
@@ -1175,6 +1175,6 @@ export class DebugAllocator extends Allocator {
 export function openAllocator(heap: Heap, id: number, options: AttachOptions): Allocator {
   heap.refresh();
   const region = heap.allocatorRow(id).region >>> 2;
-  const debug = region !== 0 && (heap.u32[region + A.FLAGS]! & AF_DEBUG) !== 0;
+  const debug = region !== 0 && (heap.u32[region + AllocatorHeader.FLAGS]! & AF_DEBUG) !== 0;
   return debug ? new DebugAllocator(heap, id, options) : new Allocator(heap, id, options);
 }

@@ -13,7 +13,6 @@
 import { GRANULE } from '../shm/layout.js';
 
 export const BUCKET_SIZES: readonly number[] = [16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
-export const NUM_BUCKETS = BUCKET_SIZES.length;
 /** Largest size served from a slab in bucketed mode; larger ones get page runs. */
 export const MAX_SMALL = 4096;
 
@@ -30,11 +29,6 @@ export const CLASS_BY_GRANULE: Uint8Array = (() => {
   }
   return t;
 })();
-
-/** Class index for a size in 1..4096 (the fast path inlines this). */
-export function classOf(size: number): number {
-  return CLASS_BY_GRANULE[(size - 1) >>> 4]!;
-}
 
 export interface Watermarks {
   /** Below this many cached objects a refill is scheduled. */

@@ -16,15 +16,15 @@
  * The layout of everything in the buffer is in ../shm/layout.ts.
  */
 import {
-  A,
-  L,
+  AllocatorHeader,
+  LimboRow,
   ALLOC_CREATING,
   ALLOC_DESTROYED,
   ALLOC_FREE,
   ALLOC_LIVE,
   ALLOC_ROW_WORDS,
-  AT,
-  H,
+  AllocatorEntry,
+  HeapHeader,
   HEADER_BYTES,
   HEAP_MAGIC,
   KIND_FREE,
@@ -34,7 +34,7 @@ import {
   KIND_RESERVED,
   LAYOUT_VERSION,
   MAX_ALLOCATOR_ID,
-  S,
+  SlotRow,
   SLOT_ATTACHED,
   SLOT_FREE,
   SLOT_RELEASING,
@@ -45,9 +45,9 @@ import {
 } from '../shm/layout.js';
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { checkInt, describe } from '../errors.js';
-import { limboRow, releaseSlotCaches } from '../alloc/region.js';
-import { markOrphan, releaseDeadCollector, repairLimboRow } from '../alloc/limbo.js';
-import { releaseMapSlot } from '../map/release.js';
+import { limboRowAt, releaseSlotCaches } from '../alloc/region.js';
+import { markOrphan, releaseDeadCollector, repairLimboRow } from '../reclaim/limbo.js';
+import { releaseMapSlot } from '../recovery/map-slot.js';
 import { clearPin, currentEpoch, type EpochHost } from '../reclaim/epoch.js';
 import { Allocator, validateAllocator, type AllocatorHandle, type AllocatorOptions, type AttachOptions } from '../alloc/allocator.js';
 import { openAllocator } from '../alloc/debug.js';
@@ -219,20 +219,20 @@ export class Heap implements PageHeapHost, EpochHost {
     this.hdr = base >>> 2;
     this.renewViews();
     const u32 = this.u32;
-    if (u32[this.hdr + H.MAGIC] !== HEAP_MAGIC) {
+    if (u32[this.hdr + HeapHeader.MAGIC] !== HEAP_MAGIC) {
       throw new TypeError(`no anyalloc heap at byte ${base} of this buffer (bad magic)`);
     }
-    if (u32[this.hdr + H.VERSION] !== LAYOUT_VERSION) {
-      throw new TypeError(`heap layout version ${u32[this.hdr + H.VERSION]} is not supported (want ${LAYOUT_VERSION})`);
+    if (u32[this.hdr + HeapHeader.VERSION] !== LAYOUT_VERSION) {
+      throw new TypeError(`heap layout version ${u32[this.hdr + HeapHeader.VERSION]} is not supported (want ${LAYOUT_VERSION})`);
     }
-    this.pageShift = u32[this.hdr + H.PAGE_SHIFT]!;
+    this.pageShift = u32[this.hdr + HeapHeader.PAGE_SHIFT]!;
     // A shift, not 2 ** n: V8 keeps the field (and every mask derived from it)
     // a small integer instead of a boxed double.
     this.pageSize = 1 << this.pageShift;
-    this.maxPages = u32[this.hdr + H.MAX_PAGES]!;
-    this.maxSlots = u32[this.hdr + H.MAX_SLOTS]!;
-    this.maxAllocators = u32[this.hdr + H.MAX_ALLOCATORS]!;
-    this.firstDataPage = u32[this.hdr + H.FIRST_DATA_PAGE]!;
+    this.maxPages = u32[this.hdr + HeapHeader.MAX_PAGES]!;
+    this.maxSlots = u32[this.hdr + HeapHeader.MAX_SLOTS]!;
+    this.maxAllocators = u32[this.hdr + HeapHeader.MAX_ALLOCATORS]!;
+    this.firstDataPage = u32[this.hdr + HeapHeader.FIRST_DATA_PAGE]!;
     const m = metaLayout(base, this.maxSlots, this.maxAllocators, this.maxPages);
     this.slotWord = m.slotTable >>> 2;
     this.allocWord = m.allocTable >>> 2;
@@ -291,31 +291,31 @@ export class Heap implements PageHeapHost, EpochHost {
     const hdr = base >>> 2;
     // Zero the meta area (a wasm memory may hold anything there).
     new Uint8Array(buf, base, metaEnd - base).fill(0);
-    u32[hdr + H.PAGE_SHIFT] = Math.log2(pageSize);
-    u32[hdr + H.MAX_PAGES] = maxPages;
+    u32[hdr + HeapHeader.PAGE_SHIFT] = Math.log2(pageSize);
+    u32[hdr + HeapHeader.MAX_PAGES] = maxPages;
     const committed = Math.floor(buf.byteLength / pageSize);
-    u32[hdr + H.COMMITTED_PAGES] = Math.min(committed, maxPages);
-    u32[hdr + H.FIRST_DATA_PAGE] = firstDataPage;
-    u32[hdr + H.MAX_SLOTS] = maxSlots;
-    u32[hdr + H.MAX_ALLOCATORS] = maxAllocators;
-    u32[hdr + H.SLOT_TABLE] = m.slotTable;
-    u32[hdr + H.ALLOC_TABLE] = m.allocTable;
-    u32[hdr + H.PAGE_TAGS] = m.pageTags;
-    u32[hdr + H.PAGE_ARGS] = m.pageArgs;
-    u32[hdr + H.FREE_BITMAP] = m.freeBitmap;
-    u32[hdr + H.BASE] = base;
+    u32[hdr + HeapHeader.COMMITTED_PAGES] = Math.min(committed, maxPages);
+    u32[hdr + HeapHeader.FIRST_DATA_PAGE] = firstDataPage;
+    u32[hdr + HeapHeader.MAX_SLOTS] = maxSlots;
+    u32[hdr + HeapHeader.MAX_ALLOCATORS] = maxAllocators;
+    u32[hdr + HeapHeader.SLOT_TABLE] = m.slotTable;
+    u32[hdr + HeapHeader.ALLOC_TABLE] = m.allocTable;
+    u32[hdr + HeapHeader.PAGE_TAGS] = m.pageTags;
+    u32[hdr + HeapHeader.PAGE_ARGS] = m.pageArgs;
+    u32[hdr + HeapHeader.FREE_BITMAP] = m.freeBitmap;
+    u32[hdr + HeapHeader.BASE] = base;
     const tags = m.pageTags >>> 2;
     const reservedPages = base / pageSize;
     for (let p = 0; p < firstDataPage; p++) u32[tags + p] = pageTag(p < reservedPages ? KIND_RESERVED : KIND_META, 0, 0);
     // Pages already committed beyond the meta pages start out free.
     const bitmap = m.freeBitmap >>> 2;
-    for (let p = firstDataPage; p < u32[hdr + H.COMMITTED_PAGES]!; p++) {
+    for (let p = firstDataPage; p < u32[hdr + HeapHeader.COMMITTED_PAGES]!; p++) {
       u32[bitmap + (p >>> 5)] = (u32[bitmap + (p >>> 5)]! | (1 << (p & 31))) >>> 0;
     }
-    u32[hdr + H.EPOCH] = 1;
-    u32[hdr + H.VERSION] = LAYOUT_VERSION;
+    u32[hdr + HeapHeader.EPOCH] = 1;
+    u32[hdr + HeapHeader.VERSION] = LAYOUT_VERSION;
     // Publish: an agent that sees the magic sees everything above.
-    store(u32, hdr + H.MAGIC, HEAP_MAGIC);
+    store(u32, hdr + HeapHeader.MAGIC, HEAP_MAGIC);
     const heap = new Heap(sab, memory, base);
     heap.claimSlot(-1, 0);
     return heap;
@@ -354,14 +354,14 @@ export class Heap implements PageHeapHost, EpochHost {
     const u32 = this.u32;
     for (let s = 0; s < this.maxSlots; s++) {
       const w = this.slotWord + s * SLOT_ROW_WORDS;
-      if (load(u32, w + S.STATE) !== SLOT_FREE) continue;
-      if (cas(u32, w + S.STATE, SLOT_FREE, SLOT_RELEASING) !== SLOT_FREE) continue;
-      const gen = (add(u32, this.hdr + H.SLOT_GEN, 1) + 1) >>> 0;
-      store(u32, w + S.GEN, gen);
-      store(u32, w + S.BEAT, Date.now() >>> 0);
+      if (load(u32, w + SlotRow.STATE) !== SLOT_FREE) continue;
+      if (cas(u32, w + SlotRow.STATE, SLOT_FREE, SLOT_RELEASING) !== SLOT_FREE) continue;
+      const gen = (add(u32, this.hdr + HeapHeader.SLOT_GEN, 1) + 1) >>> 0;
+      store(u32, w + SlotRow.GEN, gen);
+      store(u32, w + SlotRow.BEAT, Date.now() >>> 0);
       clearPin(u32, this.slotWord, s);
-      maxTo(u32, this.hdr + H.SLOTS_USED, s + 1);
-      store(u32, w + S.STATE, state);
+      maxTo(u32, this.hdr + HeapHeader.SLOTS_USED, s + 1);
+      store(u32, w + SlotRow.STATE, state);
       return { slot: s, gen };
     }
     throw new RangeError(`no free worker slot: all ${this.maxSlots} are taken (maxWorkers)`);
@@ -371,7 +371,7 @@ export class Heap implements PageHeapHost, EpochHost {
     if (wanted >= 0) {
       checkInt('slot', wanted, 0, this.maxSlots - 1);
       const w = this.slotWord + wanted * SLOT_ROW_WORDS;
-      if (load(this.u32, w + S.GEN) !== gen || cas(this.u32, w + S.STATE, SLOT_RESERVED, SLOT_ATTACHED) !== SLOT_RESERVED) {
+      if (load(this.u32, w + SlotRow.GEN) !== gen || cas(this.u32, w + SlotRow.STATE, SLOT_RESERVED, SLOT_ATTACHED) !== SLOT_RESERVED) {
         throw new RangeError(`slot ${wanted} is no longer reserved for this handle (released or already attached)`);
       }
       this.slot = wanted;
@@ -392,7 +392,7 @@ export class Heap implements PageHeapHost, EpochHost {
    * slots() calls this from its loop. One Date.now() and one atomic store.
    */
   heartbeat(): void {
-    if (this.slot >= 0) store(this.u32, this.slotWord + this.slot * SLOT_ROW_WORDS + S.BEAT, Date.now() >>> 0);
+    if (this.slot >= 0) store(this.u32, this.slotWord + this.slot * SLOT_ROW_WORDS + SlotRow.BEAT, Date.now() >>> 0);
   }
 
   /**
@@ -407,17 +407,17 @@ export class Heap implements PageHeapHost, EpochHost {
   slots(): SlotInfo[] {
     const out: SlotInfo[] = [];
     const now = Date.now() >>> 0;
-    const used = load(this.u32, this.hdr + H.SLOTS_USED);
+    const used = load(this.u32, this.hdr + HeapHeader.SLOTS_USED);
     for (let s = 0; s < used; s++) {
       const w = this.slotWord + s * SLOT_ROW_WORDS;
-      const st = load(this.u32, w + S.STATE);
+      const st = load(this.u32, w + SlotRow.STATE);
       if (st !== SLOT_ATTACHED && st !== SLOT_RESERVED) continue;
       out.push({
         slot: s,
-        gen: load(this.u32, w + S.GEN),
+        gen: load(this.u32, w + SlotRow.GEN),
         state: st === SLOT_ATTACHED ? 'attached' : 'reserved',
         self: s === this.slot,
-        silentMs: (now - load(this.u32, w + S.BEAT)) >>> 0,
+        silentMs: (now - load(this.u32, w + SlotRow.BEAT)) >>> 0,
       });
     }
     return out;
@@ -431,7 +431,7 @@ export class Heap implements PageHeapHost, EpochHost {
   ownsSlot(): boolean {
     if (this.slot < 0) return false;
     const row = this.slotWord + this.slot * SLOT_ROW_WORDS;
-    return this.u32[row + S.GEN] === this.slotGen && this.u32[row + S.STATE] === SLOT_ATTACHED;
+    return this.u32[row + SlotRow.GEN] === this.slotGen && this.u32[row + SlotRow.STATE] === SLOT_ATTACHED;
   }
 
   /** True while this agent is attached. */
@@ -442,7 +442,7 @@ export class Heap implements PageHeapHost, EpochHost {
   /** State of a slot (SLOT_* from the layout) and its generation. */
   slotState(slot: number): { state: number; gen: number } {
     const w = this.slotWord + slot * SLOT_ROW_WORDS;
-    return { state: load(this.u32, w + S.STATE), gen: load(this.u32, w + S.GEN) };
+    return { state: load(this.u32, w + SlotRow.STATE), gen: load(this.u32, w + SlotRow.GEN) };
   }
 
   /**
@@ -465,7 +465,7 @@ export class Heap implements PageHeapHost, EpochHost {
     // it must not store into a slot another agent may hold by then.
     this.pinDepth = 0;
     clearPin(this.u32, this.slotWord, this.slot);
-    store(this.u32, w + S.STATE, SLOT_FREE);
+    store(this.u32, w + SlotRow.STATE, SLOT_FREE);
     this.slot = -1;
   }
 
@@ -484,28 +484,28 @@ export class Heap implements PageHeapHost, EpochHost {
     if (slot === this.slot) throw new RangeError(`releaseSlot(${slot}): that is this agent's own slot; use detach()`);
     const u32 = this.u32;
     const w = this.slotWord + slot * SLOT_ROW_WORDS;
-    let st = load(u32, w + S.STATE);
+    let st = load(u32, w + SlotRow.STATE);
     for (;;) {
       if (st !== SLOT_ATTACHED && st !== SLOT_RESERVED) return false;
-      if (gen !== undefined && load(u32, w + S.GEN) !== gen) return false;
-      const seen = cas(u32, w + S.STATE, st, SLOT_RELEASING);
+      if (gen !== undefined && load(u32, w + SlotRow.GEN) !== gen) return false;
+      const seen = cas(u32, w + SlotRow.STATE, st, SLOT_RELEASING);
       if (seen === st) break;
       st = seen;
     }
     for (let id = 1; id <= this.maxAllocators; id++) {
       const row = this.allocWord + id * ALLOC_ROW_WORDS;
-      if (load(u32, row + AT.STATE) !== ALLOC_LIVE) continue;
+      if (load(u32, row + AllocatorEntry.STATE) !== ALLOC_LIVE) continue;
       this.refresh();
-      const map = load(this.u32, row + AT.MAP);
-      const R = load(this.u32, row + AT.REGION) >>> 2;
-      const limbo = limboRow(R, this.u32[R + A.CLASSES]!, this.maxSlots, slot);
+      const map = load(this.u32, row + AllocatorEntry.MAP);
+      const R = load(this.u32, row + AllocatorEntry.REGION) >>> 2;
+      const limbo = limboRowAt(R, this.u32[R + AllocatorHeader.CLASSES]!, this.maxSlots, slot);
       // Limbo first (frees its lock), then the map (which may retire the
       // elements a dead writer had in its hands into that ring), then the
       // caches (after the map: a logged element is still the writer's).
       repairLimboRow(this, R, limbo, slot);
       // It may have died collecting from another slot's ring.
       for (let s = 0; s < this.maxSlots; s++) {
-        const other = limboRow(R, this.u32[R + A.CLASSES]!, this.maxSlots, s);
+        const other = limboRowAt(R, this.u32[R + AllocatorHeader.CLASSES]!, this.maxSlots, s);
         if (s !== slot) releaseDeadCollector(this, other, slot);
       }
       if (map !== 0) releaseMapSlot({ heap: this, map, slot, allocId: id, limboRow: limbo });
@@ -514,8 +514,8 @@ export class Heap implements PageHeapHost, EpochHost {
     }
     this.recoverClaim(slot);
     clearPin(u32, this.slotWord, slot);
-    add(u32, this.hdr + H.SLOTS_RELEASED, 1);
-    store(u32, w + S.STATE, SLOT_FREE);
+    add(u32, this.hdr + HeapHeader.SLOTS_RELEASED, 1);
+    store(u32, w + SlotRow.STATE, SLOT_FREE);
     return true;
   }
 
@@ -565,7 +565,7 @@ export class Heap implements PageHeapHost, EpochHost {
         // Another agent may have grown it past `bytes` meanwhile (grow to a
         // smaller size throws); only a buffer still too short is a failure.
         if (this.currentBuffer().byteLength < bytes) {
-          add(this.u32, this.hdr + H.GROW_FAILURES, 1);
+          add(this.u32, this.hdr + HeapHeader.GROW_FAILURES, 1);
           return false;
         }
       }
@@ -591,13 +591,13 @@ export class Heap implements PageHeapHost, EpochHost {
    */
   takePages(k: number, low = false): number {
     const limit = low ? Math.min(this.maxPages, LOW_PAGES_BYTES / this.pageSize) : this.maxPages;
-    const p = takePages(this, k, limit, this.hdr + H.FREE_CURSOR, this.hdr + H.COMMITTED_PAGES);
+    const p = takePages(this, k, limit, this.hdr + HeapHeader.FREE_CURSOR, this.hdr + HeapHeader.COMMITTED_PAGES);
     if (p === 0) {
       this.claimDone();
       return 0;
     }
-    const used = add(this.u32, this.hdr + H.USED_PAGES, k) + k;
-    maxTo(this.u32, this.hdr + H.PEAK_USED_PAGES, used);
+    const used = add(this.u32, this.hdr + HeapHeader.USED_PAGES, k) + k;
+    maxTo(this.u32, this.hdr + HeapHeader.PEAK_USED_PAGES, used);
     if ((p + k) * this.pageSize > this.viewBytes) this.refresh();
     return p;
   }
@@ -607,7 +607,7 @@ export class Heap implements PageHeapHost, EpochHost {
    * claim record is cleared (a survivor would otherwise look at them).
    */
   claimDone(): void {
-    if (this.slot >= 0) store(this.u32, this.slotWord + this.slot * SLOT_ROW_WORDS + S.CLAIM_K, 0);
+    if (this.slot >= 0) store(this.u32, this.slotWord + this.slot * SLOT_ROW_WORDS + SlotRow.CLAIM_K, 0);
   }
 
   /** @internal Names a run this agent is about to free (see recoverClaim). */
@@ -620,7 +620,7 @@ export class Heap implements PageHeapHost, EpochHost {
 
   /** Word index of this agent's claim record (pages.ts), -1 when detached. */
   get claimWord(): number {
-    return this.slot < 0 ? -1 : this.slotWord + this.slot * SLOT_ROW_WORDS + S.CLAIM_FIRST;
+    return this.slot < 0 ? -1 : this.slotWord + this.slot * SLOT_ROW_WORDS + SlotRow.CLAIM_FIRST;
   }
 
   /**
@@ -634,11 +634,11 @@ export class Heap implements PageHeapHost, EpochHost {
   private recoverClaim(dead: number): number {
     const u32 = this.u32;
     const row = this.slotWord + dead * SLOT_ROW_WORDS;
-    const first = load(u32, row + S.CLAIM_FIRST);
-    const k = load(u32, row + S.CLAIM_K);
-    store(u32, row + S.CLAIM_K, 0);
+    const first = load(u32, row + SlotRow.CLAIM_FIRST);
+    const k = load(u32, row + SlotRow.CLAIM_K);
+    store(u32, row + SlotRow.CLAIM_K, 0);
     let given = 0;
-    const committed = load(u32, this.hdr + H.COMMITTED_PAGES);
+    const committed = load(u32, this.hdr + HeapHeader.COMMITTED_PAGES);
     // A run whose head is not (or no longer) a live LARGE head was being
     // tagged or freed: its tails (LARGE_TAIL, arg = first) and a head
     // marked LARGE_TAIL with arg k (a free in progress) are the dead one's.
@@ -657,7 +657,7 @@ export class Heap implements PageHeapHost, EpochHost {
       // its claim until after its tags.
       if (this.namedByLive(p, dead) || tagKind(load(u32, this.tagWord + p)) !== KIND_FREE) continue;
       store(u32, this.argWord + p, 0);
-      add(u32, this.hdr + H.USED_PAGES, -1);
+      add(u32, this.hdr + HeapHeader.USED_PAGES, -1);
       releaseBits(this, p, 1);
       given++;
     }
@@ -670,9 +670,9 @@ export class Heap implements PageHeapHost, EpochHost {
     for (let s = 0; s < this.maxSlots; s++) {
       if (s === dead) continue;
       const w = this.slotWord + s * SLOT_ROW_WORDS;
-      if (load(u32, w + S.STATE) !== SLOT_ATTACHED) continue;
-      const f = load(u32, w + S.CLAIM_FIRST);
-      const n = load(u32, w + S.CLAIM_K);
+      if (load(u32, w + SlotRow.STATE) !== SLOT_ATTACHED) continue;
+      const f = load(u32, w + SlotRow.CLAIM_FIRST);
+      const n = load(u32, w + SlotRow.CLAIM_K);
       if (n !== 0 && p >= f && p < f + n) return true;
     }
     return false;
@@ -683,13 +683,13 @@ export class Heap implements PageHeapHost, EpochHost {
     const u32 = this.u32;
     // Named while its tags say FREE and its bits do not yet: a survivor
     // gives back what a death in between leaves (recoverClaim).
-    const outer = this.slot >= 0 ? load(u32, this.slotWord + this.slot * SLOT_ROW_WORDS + S.CLAIM_K) : 0;
+    const outer = this.slot >= 0 ? load(u32, this.slotWord + this.slot * SLOT_ROW_WORDS + SlotRow.CLAIM_K) : 0;
     this.nameRun(first, k);
     for (let p = first + k - 1; p >= first; p--) {
       store(u32, this.tagWord + p, pageTag(KIND_FREE, 0, 0));
       store(u32, this.argWord + p, 0);
     }
-    add(u32, this.hdr + H.USED_PAGES, -k);
+    add(u32, this.hdr + HeapHeader.USED_PAGES, -k);
     releaseBits(this, first, k);
     if (outer === 0) this.claimDone();
   }
@@ -722,7 +722,7 @@ export class Heap implements PageHeapHost, EpochHost {
   }
 
   committedPages(): number {
-    return load(this.u32, this.hdr + H.COMMITTED_PAGES);
+    return load(this.u32, this.hdr + HeapHeader.COMMITTED_PAGES);
   }
 
   /* -------------------------- allocator table --------------------------- */
@@ -732,9 +732,9 @@ export class Heap implements PageHeapHost, EpochHost {
     const u32 = this.u32;
     for (let id = 1; id <= this.maxAllocators; id++) {
       const row = this.allocWord + id * ALLOC_ROW_WORDS;
-      if (load(u32, row + AT.STATE) !== ALLOC_FREE) continue;
-      if (cas(u32, row + AT.STATE, ALLOC_FREE, ALLOC_CREATING) !== ALLOC_FREE) continue;
-      store(u32, row + AT.UNIT, unit);
+      if (load(u32, row + AllocatorEntry.STATE) !== ALLOC_FREE) continue;
+      if (cas(u32, row + AllocatorEntry.STATE, ALLOC_FREE, ALLOC_CREATING) !== ALLOC_FREE) continue;
+      store(u32, row + AllocatorEntry.UNIT, unit);
       return id;
     }
     throw new RangeError(`no free allocator id: all ${this.maxAllocators} are in use (maxAllocators)`);
@@ -742,26 +742,26 @@ export class Heap implements PageHeapHost, EpochHost {
 
   /** Records that allocator `id` holds the elements of the map at byte `map`. */
   setAllocatorMap(id: number, map: number): void {
-    store(this.u32, this.allocWord + id * ALLOC_ROW_WORDS + AT.MAP, map);
+    store(this.u32, this.allocWord + id * ALLOC_ROW_WORDS + AllocatorEntry.MAP, map);
   }
 
   publishAllocator(id: number, region: number): void {
     const row = this.allocWord + id * ALLOC_ROW_WORDS;
-    store(this.u32, row + AT.REGION, region);
-    store(this.u32, row + AT.STATE, ALLOC_LIVE);
+    store(this.u32, row + AllocatorEntry.REGION, region);
+    store(this.u32, row + AllocatorEntry.STATE, ALLOC_LIVE);
   }
 
   /** Marks an allocator destroyed; `reusable` frees the id at once (no pages left tagged with it). */
   retireAllocator(id: number, reusable: boolean): void {
     const row = this.allocWord + id * ALLOC_ROW_WORDS;
-    store(this.u32, row + AT.REGION, 0);
-    store(this.u32, row + AT.MAP, 0);
-    store(this.u32, row + AT.STATE, reusable ? ALLOC_FREE : ALLOC_DESTROYED);
+    store(this.u32, row + AllocatorEntry.REGION, 0);
+    store(this.u32, row + AllocatorEntry.MAP, 0);
+    store(this.u32, row + AllocatorEntry.STATE, reusable ? ALLOC_FREE : ALLOC_DESTROYED);
   }
 
   allocatorRow(id: number): { state: number; region: number; unit: number } {
     const row = this.allocWord + id * ALLOC_ROW_WORDS;
-    return { state: load(this.u32, row + AT.STATE), region: load(this.u32, row + AT.REGION), unit: load(this.u32, row + AT.UNIT) };
+    return { state: load(this.u32, row + AllocatorEntry.STATE), region: load(this.u32, row + AllocatorEntry.REGION), unit: load(this.u32, row + AllocatorEntry.UNIT) };
   }
 
   /* ----------------------------- allocators ----------------------------- */
@@ -820,20 +820,20 @@ export class Heap implements PageHeapHost, EpochHost {
     let attached = 0;
     let reserved = 0;
     for (let s = 0; s < this.maxSlots; s++) {
-      const st = load(u32, this.slotWord + s * SLOT_ROW_WORDS + S.STATE);
+      const st = load(u32, this.slotWord + s * SLOT_ROW_WORDS + SlotRow.STATE);
       if (st === SLOT_ATTACHED) attached++;
       else if (st === SLOT_RESERVED) reserved++;
     }
     let live = 0;
     for (let id = 1; id <= this.maxAllocators; id++) {
-      if (load(u32, this.allocWord + id * ALLOC_ROW_WORDS + AT.STATE) === ALLOC_LIVE) live++;
+      if (load(u32, this.allocWord + id * ALLOC_ROW_WORDS + AllocatorEntry.STATE) === ALLOC_LIVE) live++;
     }
-    const committedPages = load(u32, this.hdr + H.COMMITTED_PAGES);
+    const committedPages = load(u32, this.hdr + HeapHeader.COMMITTED_PAGES);
     // Counted from the tags: the USED_PAGES counter (kept for the peak)
     // can be off by the pages an agent was claiming when it died.
     let usedPages = 0;
     for (let p = this.firstDataPage; p < committedPages; p++) if (tagKind(load(u32, this.tagWord + p)) !== KIND_FREE) usedPages++;
-    const peakUsedPages = load(u32, this.hdr + H.PEAK_USED_PAGES);
+    const peakUsedPages = load(u32, this.hdr + HeapHeader.PEAK_USED_PAGES);
     return {
       pageSize: this.pageSize,
       maxPages: this.maxPages,
@@ -849,8 +849,8 @@ export class Heap implements PageHeapHost, EpochHost {
       slotsReserved: reserved,
       maxWorkers: this.maxSlots,
       allocatorsLive: live,
-      growFailures: load(u32, this.hdr + H.GROW_FAILURES),
-      slotsReleased: load(u32, this.hdr + H.SLOTS_RELEASED),
+      growFailures: load(u32, this.hdr + HeapHeader.GROW_FAILURES),
+      slotsReleased: load(u32, this.hdr + HeapHeader.SLOTS_RELEASED),
     };
   }
 
@@ -887,7 +887,7 @@ export class Heap implements PageHeapHost, EpochHost {
   allocatorIds(state: number = ALLOC_LIVE): number[] {
     const ids: number[] = [];
     for (let id = 1; id <= this.maxAllocators; id++) {
-      if (load(this.u32, this.allocWord + id * ALLOC_ROW_WORDS + AT.STATE) === state) ids.push(id);
+      if (load(this.u32, this.allocWord + id * ALLOC_ROW_WORDS + AllocatorEntry.STATE) === state) ids.push(id);
     }
     return ids;
   }

@@ -24,7 +24,7 @@
  *   inserts and deletes, and reserves entries against maxEntries from a
  *   shared counter in batches (the kernel's per-CPU counter).
  */
-import { H, S, SLOT_ROW_WORDS } from '../shm/layout.js';
+import { HeapHeader, SlotRow, SLOT_ROW_WORDS } from '../shm/layout.js';
 import { add, cas, load, store } from '../shm/atomic.js';
 import { checkInt, describe } from '../errors.js';
 import type { Heap, ViewClient } from '../heap/heap.js';
@@ -33,13 +33,13 @@ import {
   E_KEY_OFF,
   E_NEXT,
   E_VER,
-  M,
+  MapHeader,
   MAP_DESTROYED,
   MAP_HEADER_WORDS,
   MAP_LIVE,
   MAP_MAGIC,
   MAP_SLOT_WORDS,
-  MS,
+  MapSlotRow,
   OP_DELETE,
   OP_INSERT,
   OP_REPLACE,
@@ -205,25 +205,25 @@ export class HashMap implements ViewClient {
     this.i32 = heap.i32;
     const W = (this.W = region >>> 2);
     const u32 = this.u32;
-    this.keySize = u32[W + M.KEY_SIZE]!;
-    this.valueSize = u32[W + M.VALUE_SIZE]!;
-    this.maxEntries = u32[W + M.MAX_ENTRIES]!;
-    this.perWorker = u32[W + M.PER_WORKER] === 1;
-    this.mode = u32[W + M.MODE] === 0 ? 'prealloc' : 'dynamic';
-    this.mask = u32[W + M.BUCKETS]! - 1;
+    this.keySize = u32[W + MapHeader.KEY_SIZE]!;
+    this.valueSize = u32[W + MapHeader.VALUE_SIZE]!;
+    this.maxEntries = u32[W + MapHeader.MAX_ENTRIES]!;
+    this.perWorker = u32[W + MapHeader.PER_WORKER] === 1;
+    this.mode = u32[W + MapHeader.MODE] === 0 ? 'prealloc' : 'dynamic';
+    this.mask = u32[W + MapHeader.BUCKETS]! - 1;
     // As int32: a uint32 above 2^31 would make the field a boxed double.
-    this.seed = u32[W + M.SEED]! | 0;
-    this.keyOff = u32[W + M.KEY_OFF]!;
-    this.valueOff = u32[W + M.VALUE_OFF]!;
-    this.stride = u32[W + M.VALUE_STRIDE]!;
-    this.copies = u32[W + M.VALUE_COPIES] === 2 ? 2 : 1;
+    this.seed = u32[W + MapHeader.SEED]! | 0;
+    this.keyOff = u32[W + MapHeader.KEY_OFF]!;
+    this.valueOff = u32[W + MapHeader.VALUE_OFF]!;
+    this.stride = u32[W + MapHeader.VALUE_STRIDE]!;
+    this.copies = u32[W + MapHeader.VALUE_COPIES] === 2 ? 2 : 1;
     this.quotaBatch = Math.min(QUOTA_BATCH_MAX, Math.floor(this.maxEntries / (4 * heap.maxSlots)));
     this.kw = new Uint32Array(Math.ceil(this.keySize / 4));
     this.kb = new Uint8Array(this.kw.buffer);
     this.bucketWord = W + MAP_HEADER_WORDS + heap.maxSlots * MAP_SLOT_WORDS;
     this.rowWord = W + MAP_HEADER_WORDS + heap.slot * MAP_SLOT_WORDS;
-    this.pinWord = heap.slotWord + heap.slot * SLOT_ROW_WORDS + S.PIN;
-    this.epochWord = heap.hdr + H.EPOCH;
+    this.pinWord = heap.slotWord + heap.slot * SLOT_ROW_WORDS + SlotRow.PIN;
+    this.epochWord = heap.hdr + HeapHeader.EPOCH;
     heap.addClient(this);
   }
 
@@ -275,22 +275,22 @@ export class HashMap implements ViewClient {
     }
     const u32 = heap.u32;
     const W = region >>> 2;
-    u32[W + M.KEY_SIZE] = keySize;
-    u32[W + M.VALUE_SIZE] = valueSize;
-    u32[W + M.MAX_ENTRIES] = maxEntries;
-    u32[W + M.BUCKETS] = buckets;
-    u32[W + M.SEED] = seed;
-    u32[W + M.MODE] = mode === 'prealloc' ? 0 : 1;
-    u32[W + M.PER_WORKER] = perWorker ? 1 : 0;
-    u32[W + M.ELEM_ALLOC] = elems.id;
-    u32[W + M.KEY_OFF] = keyOff;
-    u32[W + M.VALUE_OFF] = valueOff;
-    u32[W + M.VALUE_STRIDE] = stride;
-    u32[W + M.VALUE_COPIES] = copies;
-    u32[W + M.ELEM_SIZE] = elems.unitSize;
-    u32[W + M.CAPACITY] = mode === 'prealloc' ? capacity : 0;
-    store(u32, W + M.STATE, MAP_LIVE);
-    store(u32, W + M.MAGIC, MAP_MAGIC);
+    u32[W + MapHeader.KEY_SIZE] = keySize;
+    u32[W + MapHeader.VALUE_SIZE] = valueSize;
+    u32[W + MapHeader.MAX_ENTRIES] = maxEntries;
+    u32[W + MapHeader.BUCKETS] = buckets;
+    u32[W + MapHeader.SEED] = seed;
+    u32[W + MapHeader.MODE] = mode === 'prealloc' ? 0 : 1;
+    u32[W + MapHeader.PER_WORKER] = perWorker ? 1 : 0;
+    u32[W + MapHeader.ELEM_ALLOC] = elems.id;
+    u32[W + MapHeader.KEY_OFF] = keyOff;
+    u32[W + MapHeader.VALUE_OFF] = valueOff;
+    u32[W + MapHeader.VALUE_STRIDE] = stride;
+    u32[W + MapHeader.VALUE_COPIES] = copies;
+    u32[W + MapHeader.ELEM_SIZE] = elems.unitSize;
+    u32[W + MapHeader.CAPACITY] = mode === 'prealloc' ? capacity : 0;
+    store(u32, W + MapHeader.STATE, MAP_LIVE);
+    store(u32, W + MapHeader.MAGIC, MAP_MAGIC);
     heap.setAllocatorMap(elems.id, region);
     return new HashMap(heap, region, elems);
   }
@@ -302,10 +302,10 @@ export class HashMap implements ViewClient {
     }
     heap.refresh();
     const W = handle.region >>> 2;
-    if (load(heap.u32, W + M.MAGIC) !== MAP_MAGIC || load(heap.u32, W + M.STATE) !== MAP_LIVE) {
+    if (load(heap.u32, W + MapHeader.MAGIC) !== MAP_MAGIC || load(heap.u32, W + MapHeader.STATE) !== MAP_LIVE) {
       throw new RangeError(`no live map at byte ${handle.region}`);
     }
-    const elems = heap.attachAllocator({ kind: 'anyalloc.allocator', id: heap.u32[W + M.ELEM_ALLOC]! });
+    const elems = heap.attachAllocator({ kind: 'anyalloc.allocator', id: heap.u32[W + MapHeader.ELEM_ALLOC]! });
     return new HashMap(heap, handle.region, elems);
   }
 
@@ -469,9 +469,9 @@ export class HashMap implements ViewClient {
         // Named before the cas and until after the unlock: a survivor that
         // finds the bucket locked and named by no live slot knows the dead
         // one held it (release.ts).
-        this.i32[this.rowWord + MS.INTENT] = b + 1;
+        this.i32[this.rowWord + MapSlotRow.INTENT] = b + 1;
         if (cas(u32, w, v, v | LOCKED) === v) return v;
-        this.i32[this.rowWord + MS.INTENT] = 0;
+        this.i32[this.rowWord + MapSlotRow.INTENT] = 0;
       }
       if ((i & 1023) === 1023) {
         const now = Date.now();
@@ -484,7 +484,7 @@ export class HashMap implements ViewClient {
   /** Releases bucket b's lock, publishing `head` as its first element in the same store. */
   private unlock(b: number, head: number): void {
     store(this.u32, this.bucketWord + b, head);
-    this.i32[this.rowWord + MS.INTENT] = 0;
+    this.i32[this.rowWord + MapSlotRow.INTENT] = 0;
   }
 
   /**
@@ -499,27 +499,27 @@ export class HashMap implements ViewClient {
   private takeEntry(): boolean {
     const i32 = this.i32;
     const row = this.rowWord;
-    if (i32[row + MS.QUOTA]! === 0) {
+    if (i32[row + MapSlotRow.QUOTA]! === 0) {
       const u32 = this.u32;
-      const r = this.W + M.RESERVED;
+      const r = this.W + MapHeader.RESERVED;
       const B = this.quotaBatch;
       for (;;) {
         const n = load(u32, r);
         const take = B > 0 && n + B <= this.maxEntries ? B : 1;
         if (n + take > this.maxEntries) return false;
         // MOVING brackets the atomic step, for a survivor (layout.ts).
-        i32[row + MS.MOVING] = take;
+        i32[row + MapSlotRow.MOVING] = take;
         if (cas(u32, r, n, n + take) === n) {
-          i32[row + MS.QUOTA] = take;
-          i32[row + MS.MOVING] = 0;
+          i32[row + MapSlotRow.QUOTA] = take;
+          i32[row + MapSlotRow.MOVING] = 0;
           break;
         }
-        i32[row + MS.MOVING] = 0;
+        i32[row + MapSlotRow.MOVING] = 0;
       }
     }
     // Taken iff QUOTA = OP_QUOTA - 1 (release.ts).
-    i32[row + MS.OP_QUOTA] = i32[row + MS.QUOTA]!;
-    i32[row + MS.QUOTA]!--;
+    i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
+    i32[row + MapSlotRow.QUOTA]!--;
     return true;
   }
 
@@ -529,18 +529,18 @@ export class HashMap implements ViewClient {
     const row = this.rowWord;
     const B = this.quotaBatch;
     // Given back iff QUOTA = OP_QUOTA + 1, or MOVING is set (release.ts).
-    const n = i32[row + MS.QUOTA]! + 1;
-    i32[row + MS.OP_QUOTA] = n - 1;
-    i32[row + MS.QUOTA] = n;
+    const n = i32[row + MapSlotRow.QUOTA]! + 1;
+    i32[row + MapSlotRow.OP_QUOTA] = n - 1;
+    i32[row + MapSlotRow.QUOTA] = n;
     if (n >= 2 * B) {
       const back = B > 0 ? B : 1;
       // Out of QUOTA before RESERVED: a death in between overcounts
       // RESERVED (FULL a little early), never undercounts it.
-      i32[row + MS.MOVING] = back;
-      i32[row + MS.QUOTA] = n - back;
-      i32[row + MS.OP_QUOTA] = n - back - 1;
-      add(this.u32, this.W + M.RESERVED, -back);
-      i32[row + MS.MOVING] = 0;
+      i32[row + MapSlotRow.MOVING] = back;
+      i32[row + MapSlotRow.QUOTA] = n - back;
+      i32[row + MapSlotRow.OP_QUOTA] = n - back - 1;
+      add(this.u32, this.W + MapHeader.RESERVED, -back);
+      i32[row + MapSlotRow.MOVING] = 0;
     }
   }
 
@@ -884,10 +884,10 @@ export class HashMap implements ViewClient {
     const u32 = this.u32;
     const i32 = this.i32;
     const row = this.rowWord;
-    const op = i32[row + MS.OP]!;
+    const op = i32[row + MapSlotRow.OP]!;
     if (op === 0) {
-      i32[row + MS.OP_ELEM] = e;
-      i32[row + MS.OP] = OP_SLOT_WRITE;
+      i32[row + MapSlotRow.OP_ELEM] = e;
+      i32[row + MapSlotRow.OP] = OP_SLOT_WRITE;
     }
     const s = u32[rec >>> 2]!;
     store(u32, rec >>> 2, (s + 1) >>> 0);
@@ -899,7 +899,7 @@ export class HashMap implements ViewClient {
       store(u32, w, x >>> 0);
     }
     store(u32, rec >>> 2, (s + 2) >>> 0);
-    if (op === 0) i32[row + MS.OP] = 0;
+    if (op === 0) i32[row + MapSlotRow.OP] = 0;
   }
 
   private updateLocked(b: number, value: Uint8Array, flag: number): number {
@@ -910,16 +910,16 @@ export class HashMap implements ViewClient {
     const row = this.rowWord;
     if (fresh !== 0) {
       // The write-ahead record (layout.ts): OP goes last.
-      i32[row + MS.OP_BUCKET] = b + 1;
-      i32[row + MS.OP_ELEM] = fresh;
-      i32[row + MS.OP_OLD] = 0;
-      i32[row + MS.OP_COUNT] = i32[row + MS.COUNT]!;
-      i32[row + MS.OP_QUOTA] = i32[row + MS.QUOTA]!;
-      i32[row + MS.OP] = OP_INSERT;
+      i32[row + MapSlotRow.OP_BUCKET] = b + 1;
+      i32[row + MapSlotRow.OP_ELEM] = fresh;
+      i32[row + MapSlotRow.OP_OLD] = 0;
+      i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
+      i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
+      i32[row + MapSlotRow.OP] = OP_INSERT;
     }
     let head = this.lock(b);
     if (head < 0) {
-      i32[row + MS.OP] = 0;
+      i32[row + MapSlotRow.OP] = 0;
       if (fresh !== 0) this.elems.free(fresh);
       return MapStatus.BUSY;
     }
@@ -940,22 +940,22 @@ export class HashMap implements ViewClient {
       if (e !== 0) {
         // Replace: readers see the old element or the new one, never a mix.
         if (this.copies === 2) this.replacedCount++;
-        i32[row + MS.OP_OLD] = e;
-        i32[row + MS.OP] = OP_REPLACE;
+        i32[row + MapSlotRow.OP_OLD] = e;
+        i32[row + MapSlotRow.OP] = OP_REPLACE;
         this.u32[(fresh >>> 2) + E_NEXT] = this.u32[(e >>> 2) + E_NEXT]!;
         if (pred === 0) head = fresh;
         else store(this.u32, (pred >>> 2) + E_NEXT, fresh);
       } else {
         this.u32[(fresh >>> 2) + E_NEXT] = head;
         head = fresh;
-        this.i32[this.rowWord + MS.COUNT]!++;
+        this.i32[this.rowWord + MapSlotRow.COUNT]!++;
       }
       fresh = 0;
     }
     this.unlock(b, head);
     // Done: the record goes before any free, so that a survivor never acts
     // on an element that may have been reused.
-    i32[row + MS.OP] = 0;
+    i32[row + MapSlotRow.OP] = 0;
     if (fresh !== 0) this.elems.free(fresh);
     if (status === MapStatus.OK && e !== 0 && !this.perWorker) this.elems.freeDeferred(e);
     return status;
@@ -983,20 +983,20 @@ export class HashMap implements ViewClient {
     const i32 = this.i32;
     const row = this.rowWord;
     if (e !== 0) {
-      i32[row + MS.OP_BUCKET] = b + 1;
-      i32[row + MS.OP_ELEM] = e;
-      i32[row + MS.OP_COUNT] = i32[row + MS.COUNT]!;
-      i32[row + MS.OP_QUOTA] = i32[row + MS.QUOTA]!;
-      i32[row + MS.OP] = OP_DELETE;
+      i32[row + MapSlotRow.OP_BUCKET] = b + 1;
+      i32[row + MapSlotRow.OP_ELEM] = e;
+      i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
+      i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
+      i32[row + MapSlotRow.OP] = OP_DELETE;
       const next = this.u32[(e >>> 2) + E_NEXT]!;
       if (pred === 0) head = next;
       else store(this.u32, (pred >>> 2) + E_NEXT, next);
-      i32[row + MS.COUNT]!--;
+      i32[row + MapSlotRow.COUNT]!--;
     }
     this.unlock(b, head);
     if (e === 0) return MapStatus.NOT_FOUND;
     this.giveEntry();
-    i32[row + MS.OP] = 0;
+    i32[row + MapSlotRow.OP] = 0;
     this.elems.freeDeferred(e);
     return MapStatus.OK;
   }
@@ -1013,7 +1013,7 @@ export class HashMap implements ViewClient {
       while (e !== 0) {
         this.reach(e);
         const next = load(this.u32, (e >>> 2) + E_NEXT);
-        this.i32[this.rowWord + MS.COUNT]!--;
+        this.i32[this.rowWord + MapSlotRow.COUNT]!--;
         this.giveEntry();
         this.elems.freeDeferred(e);
         n++;
@@ -1158,7 +1158,7 @@ export class HashMap implements ViewClient {
   count(): number {
     let n = 0;
     const base = this.W + MAP_HEADER_WORDS;
-    for (let s = 0; s < this.heap.maxSlots; s++) n += this.i32[base + s * MAP_SLOT_WORDS + MS.COUNT]!;
+    for (let s = 0; s < this.heap.maxSlots; s++) n += this.i32[base + s * MAP_SLOT_WORDS + MapSlotRow.COUNT]!;
     return n;
   }
 
@@ -1215,9 +1215,9 @@ export class HashMap implements ViewClient {
       this.elems.detach();
       return;
     }
-    const q = this.rowWord + MS.QUOTA;
+    const q = this.rowWord + MapSlotRow.QUOTA;
     const quota = this.i32[q]!;
-    if (quota !== 0) add(this.u32, this.W + M.RESERVED, -quota);
+    if (quota !== 0) add(this.u32, this.W + MapHeader.RESERVED, -quota);
     this.i32[q] = 0;
     this.detached = true;
     this.heap.removeClient(this);
@@ -1235,8 +1235,8 @@ export class HashMap implements ViewClient {
     const others = this.elems.attachedAgents - 1;
     if (others > 0) throw new RangeError(`destroy: the map is still attached in ${others} other agent(s)`);
     const n = this.clear();
-    store(this.u32, this.W + M.STATE, MAP_DESTROYED);
-    const q = this.rowWord + MS.QUOTA;
+    store(this.u32, this.W + MapHeader.STATE, MAP_DESTROYED);
+    const q = this.rowWord + MapSlotRow.QUOTA;
     this.i32[q] = 0;
     this.detached = true;
     this.heap.removeClient(this);
@@ -1277,16 +1277,16 @@ export class HashMap implements ViewClient {
     const counted = this.count();
     if (counted !== reachable) errors.push(`per-slot counts sum to ${counted}, ${reachable} elements reachable`);
     let quota = 0;
-    for (let s = 0; s < this.heap.maxSlots; s++) quota += this.i32[this.W + MAP_HEADER_WORDS + s * MAP_SLOT_WORDS + MS.QUOTA]!;
-    const reserved = load(u32, this.W + M.RESERVED);
-    const slack = load(u32, this.W + M.RESERVED_SLACK);
+    for (let s = 0; s < this.heap.maxSlots; s++) quota += this.i32[this.W + MAP_HEADER_WORDS + s * MAP_SLOT_WORDS + MapSlotRow.QUOTA]!;
+    const reserved = load(u32, this.W + MapHeader.RESERVED);
+    const slack = load(u32, this.W + MapHeader.RESERVED_SLACK);
     if (reserved < counted + quota || reserved > counted + quota + slack) {
       errors.push(`reserved ${reserved} is not count ${counted} + quota ${quota} (+ up to ${slack} from writers that died mid-reservation)`);
     }
     for (let s = 0; s < this.heap.maxSlots; s++) {
       const row = this.W + MAP_HEADER_WORDS + s * MAP_SLOT_WORDS;
-      if (this.i32[row + MS.OP] !== 0) errors.push(`slot ${s}: a write is in flight in a quiet map (op ${this.i32[row + MS.OP]})`);
-      if (this.i32[row + MS.INTENT] !== 0) errors.push(`slot ${s}: names bucket ${this.i32[row + MS.INTENT]! - 1} as locked in a quiet map`);
+      if (this.i32[row + MapSlotRow.OP] !== 0) errors.push(`slot ${s}: a write is in flight in a quiet map (op ${this.i32[row + MapSlotRow.OP]})`);
+      if (this.i32[row + MapSlotRow.INTENT] !== 0) errors.push(`slot ${s}: names bucket ${this.i32[row + MapSlotRow.INTENT]! - 1} as locked in a quiet map`);
     }
     if (reserved > this.maxEntries) errors.push(`reserved ${reserved} > maxEntries ${this.maxEntries}`);
     return errors;

@@ -109,7 +109,7 @@
  */
 export const MAP_MAGIC = 0x6d617041; // "Apam"
 
-export const M = {
+export const MapHeader = {
   MAGIC: 0,
   KEY_SIZE: 1,
   VALUE_SIZE: 2,
@@ -150,7 +150,7 @@ export const M = {
 } as const;
 export const MAP_HEADER_WORDS = 32;
 export const MAP_SLOT_WORDS = 16;
-export const MS = {
+export const MapSlotRow = {
   COUNT: 0,
   QUOTA: 1,
   INTENT: 2,

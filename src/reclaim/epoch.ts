@@ -32,7 +32,7 @@
  * for a long time holds every free back: keep pinned sections short (the
  * map pins for one operation).
  */
-import { H, S, SLOT_ATTACHED, SLOT_ROW_WORDS } from '../shm/layout.js';
+import { HeapHeader, SlotRow, SLOT_ATTACHED, SLOT_ROW_WORDS } from '../shm/layout.js';
 import { cas, load, store } from '../shm/atomic.js';
 
 /** What the epoch code needs from the heap. */
@@ -45,29 +45,29 @@ export interface EpochHost {
 }
 
 export function currentEpoch(h: EpochHost): number {
-  return load(h.u32, h.hdr + H.EPOCH);
+  return load(h.u32, h.hdr + HeapHeader.EPOCH);
 }
 
 /** Announces that this agent reads shared pointers from now on. */
 export function pin(h: EpochHost): void {
   const u32 = h.u32;
-  const w = h.slotWord + h.slot * SLOT_ROW_WORDS + S.PIN;
-  const e = load(u32, h.hdr + H.EPOCH);
+  const w = h.slotWord + h.slot * SLOT_ROW_WORDS + SlotRow.PIN;
+  const e = load(u32, h.hdr + HeapHeader.EPOCH);
   store(u32, w, e);
   // If the epoch moved between the load and the store, take the new one so
   // this reader does not hold the next advance back needlessly.
-  const now = load(u32, h.hdr + H.EPOCH);
+  const now = load(u32, h.hdr + HeapHeader.EPOCH);
   if (now !== e) store(u32, w, now);
 }
 
 /** Announces that this agent holds no shared pointer any more. */
 export function unpin(h: EpochHost): void {
-  store(h.u32, h.slotWord + h.slot * SLOT_ROW_WORDS + S.PIN, 0);
+  store(h.u32, h.slotWord + h.slot * SLOT_ROW_WORDS + SlotRow.PIN, 0);
 }
 
 /** Clears the pin of a slot (attach, release). */
 export function clearPin(u32: Uint32Array, slotWord: number, slot: number): void {
-  store(u32, slotWord + slot * SLOT_ROW_WORDS + S.PIN, 0);
+  store(u32, slotWord + slot * SLOT_ROW_WORDS + SlotRow.PIN, 0);
 }
 
 /**
@@ -77,17 +77,17 @@ export function clearPin(u32: Uint32Array, slotWord: number, slot: number): void
  */
 export function tryAdvance(h: EpochHost): number {
   const u32 = h.u32;
-  const e = load(u32, h.hdr + H.EPOCH);
+  const e = load(u32, h.hdr + HeapHeader.EPOCH);
   // Slots above the highest ever used were never pinned.
-  const used = load(u32, h.hdr + H.SLOTS_USED);
+  const used = load(u32, h.hdr + HeapHeader.SLOTS_USED);
   for (let s = 0; s < used; s++) {
     const row = h.slotWord + s * SLOT_ROW_WORDS;
-    const p = load(u32, row + S.PIN);
+    const p = load(u32, row + SlotRow.PIN);
     if (p === 0 || p === e) continue;
-    if (load(u32, row + S.STATE) !== SLOT_ATTACHED) continue;
+    if (load(u32, row + SlotRow.STATE) !== SLOT_ATTACHED) continue;
     return e;
   }
-  const seen = cas(u32, h.hdr + H.EPOCH, e, (e + 1) >>> 0 || 1);
+  const seen = cas(u32, h.hdr + HeapHeader.EPOCH, e, (e + 1) >>> 0 || 1);
   return seen === e ? (e + 1) >>> 0 || 1 : seen;
 }
 

@@ -30,10 +30,6 @@ export function or(u32: Uint32Array, i: number, bits: number): number {
   return Atomics.or(u32, i, bits);
 }
 
-export function exchange(u32: Uint32Array, i: number, v: number): number {
-  return Atomics.exchange(u32, i, v);
-}
-
 /** Raises word i to at least v (a racy-free running maximum). */
 export function maxTo(u32: Uint32Array, i: number, v: number): void {
   let cur = Atomics.load(u32, i);

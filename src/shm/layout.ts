@@ -51,7 +51,7 @@ export const HEAP_MAGIC = 0x616e7941; // "Anya"
 export const LAYOUT_VERSION = 7;
 
 /** Header words (index into the Uint32Array, relative to base/4). */
-export const H = {
+export const HeapHeader = {
   /** once: HEAP_MAGIC. */
   MAGIC: 0,
   /** once: LAYOUT_VERSION. */
@@ -131,7 +131,7 @@ export const HEADER_BYTES = 128;
  *   was claimed by a dead one: releaseSlot gives it back.
  * ------------------------------------------------------------------------ */
 export const SLOT_ROW_WORDS = 16;
-export const S = { STATE: 0, GEN: 1, PIN: 2, BEAT: 3, CLAIM_FIRST: 4, CLAIM_K: 5 } as const;
+export const SlotRow = { STATE: 0, GEN: 1, PIN: 2, BEAT: 3, CLAIM_FIRST: 4, CLAIM_K: 5 } as const;
 export const SLOT_FREE = 0;
 export const SLOT_RESERVED = 1;
 export const SLOT_ATTACHED = 2;
@@ -154,7 +154,7 @@ export const SLOT_RELEASING = 3;
  *   for none): written once by the map's creator, read by releaseSlot().
  * ------------------------------------------------------------------------ */
 export const ALLOC_ROW_WORDS = 4;
-export const AT = { STATE: 0, REGION: 1, UNIT: 2, MAP: 3 } as const;
+export const AllocatorEntry = { STATE: 0, REGION: 1, UNIT: 2, MAP: 3 } as const;
 export const ALLOC_FREE = 0;
 export const ALLOC_CREATING = 1;
 export const ALLOC_LIVE = 2;
@@ -256,7 +256,6 @@ export const ST_RETIRED = 3;
  *   publishes it; read by the popper after the load that found it.
  * Objects are at least 16 bytes, so the four words always fit.
  * ------------------------------------------------------------------------ */
-export const O_NEXT = 0;
 export const O_NEXT_BATCH = 1;
 export const O_COUNT = 2;
 export const O_TAIL = 3;
@@ -279,7 +278,7 @@ export const O_TAIL = 3;
  * Memory budget: a bucketed allocator with 64 slots needs
  *   (32 + 11*16 + 64 + 64*11*16) * 4 = 46 KiB  -> one 64 KiB page.
  * ------------------------------------------------------------------------ */
-export const A = {
+export const AllocatorHeader = {
   /** once: allocator id. */
   ID: 0,
   /** once: number of classes (11 bucketed, 1 fixed). */
@@ -344,7 +343,7 @@ export const ALLOC_WORDS = 32;
  * Invariant (quiescent heap), per class:
  *   slabPages * perSlab = depotObjects + sum(cache counts) + live objects
  */
-export const C = {
+export const ClassRow = {
   UNIT: 0,
   DEPOT_HEAD: 1,
   DEPOT_LOCK: 2,
@@ -398,7 +397,7 @@ export const CLASS_WORDS = 16;
  *   KEY_RANGE: watermarks and batches are at most 65536 objects (a cache
  *   that still grew past it would only take slow paths).
  */
-export const K = {
+export const CacheRow = {
   HEAD: 0,
   COUNT: 1,
   FREES: 2,
@@ -476,7 +475,7 @@ export function ownerKey(gen: number): number {
  * rings, or in its retiring agent's spill list, or is the pending object
  * of a row.
  */
-export const L = {
+export const LimboRow = {
   LOCK: 0,
   RING: 1,
   CAP: 2,

@@ -31,22 +31,22 @@
  * it was emptying allocated; the bucket itself is consistent).
  */
 import { add, cas, load, store } from '../shm/atomic.js';
-import { appendRetired, tryLockRow, unlockRow } from '../alloc/limbo.js';
+import { appendRetired, tryLockRow, unlockRow } from '../reclaim/limbo.js';
 import { currentEpoch } from '../reclaim/epoch.js';
-import { GRANULE_SHIFT, S, SLOT_ATTACHED, SLOT_ROW_WORDS, ST_ALLOCATED } from '../shm/layout.js';
+import { GRANULE_SHIFT, SlotRow, SLOT_ATTACHED, SLOT_ROW_WORDS, ST_ALLOCATED } from '../shm/layout.js';
 import type { Heap } from '../heap/heap.js';
 import {
   E_NEXT,
-  M,
+  MapHeader,
   MAP_HEADER_WORDS,
   MAP_LIVE,
   MAP_SLOT_WORDS,
-  MS,
+  MapSlotRow,
   OP_DELETE,
   OP_INSERT,
   OP_REPLACE,
   OP_SLOT_WRITE,
-} from './layout.js';
+} from '../map/layout.js';
 
 /** How long a survivor watches for a live writer that names a locked bucket. */
 const ALIEN_WAIT_MS = 100;
@@ -70,41 +70,41 @@ export function releaseMapSlot(r: MapRelease): void {
   const { heap, slot } = r;
   const u32 = heap.u32;
   const W = r.map >>> 2;
-  if (load(u32, W + M.STATE) !== MAP_LIVE) return;
+  if (load(u32, W + MapHeader.STATE) !== MAP_LIVE) return;
   const maxSlots = heap.maxSlots;
   const row = W + MAP_HEADER_WORDS + slot * MAP_SLOT_WORDS;
   const buckets = W + MAP_HEADER_WORDS + maxSlots * MAP_SLOT_WORDS;
-  const intent = u32[row + MS.INTENT]!;
+  const intent = u32[row + MapSlotRow.INTENT]!;
   let held = -1; // bucket whose lock we hold now
   if (intent !== 0 && deadHolds(heap, W, buckets, intent - 1, slot)) held = intent - 1;
-  u32[row + MS.INTENT] = 0;
+  u32[row + MapSlotRow.INTENT] = 0;
 
-  const op = u32[row + MS.OP]!;
+  const op = u32[row + MapSlotRow.OP]!;
   if (op === OP_SLOT_WRITE) {
-    const e = u32[row + MS.OP_ELEM]!;
-    const rec = e + u32[W + M.VALUE_OFF]! + u32[W + M.VALUE_STRIDE]! * slot;
+    const e = u32[row + MapSlotRow.OP_ELEM]!;
+    const rec = e + u32[W + MapHeader.VALUE_OFF]! + u32[W + MapHeader.VALUE_STRIDE]! * slot;
     const seq = load(u32, rec >>> 2);
     if ((seq & 1) !== 0) {
-      heap.u8.fill(0, rec + 8, rec + 8 + u32[W + M.VALUE_SIZE]!);
+      heap.u8.fill(0, rec + 8, rec + 8 + u32[W + MapHeader.VALUE_SIZE]!);
       store(u32, rec >>> 2, (seq + 1) >>> 0);
     }
   } else if (op !== 0) {
-    const b = u32[row + MS.OP_BUCKET]! - 1;
+    const b = u32[row + MapSlotRow.OP_BUCKET]! - 1;
     if (held !== b && held >= 0) unlockBucket(u32, buckets + held);
     if (held !== b) held = lockBucket(u32, buckets + b) ? b : -1;
     if (held === b) {
       redoOrUndo(r, W, row, buckets + b, op);
     }
   }
-  u32[row + MS.OP] = 0;
+  u32[row + MapSlotRow.OP] = 0;
   if (held >= 0) unlockBucket(u32, buckets + held);
 
-  const moving = u32[row + MS.MOVING]!;
-  if (moving !== 0) add(u32, W + M.RESERVED_SLACK, moving);
-  u32[row + MS.MOVING] = 0;
-  const quota = u32[row + MS.QUOTA]! | 0;
-  if (quota !== 0) add(u32, W + M.RESERVED, -quota);
-  u32[row + MS.QUOTA] = 0;
+  const moving = u32[row + MapSlotRow.MOVING]!;
+  if (moving !== 0) add(u32, W + MapHeader.RESERVED_SLACK, moving);
+  u32[row + MapSlotRow.MOVING] = 0;
+  const quota = u32[row + MapSlotRow.QUOTA]! | 0;
+  if (quota !== 0) add(u32, W + MapHeader.RESERVED, -quota);
+  u32[row + MapSlotRow.QUOTA] = 0;
 }
 
 /** True when the dead slot holds bucket b's lock (see 1. above). */
@@ -121,8 +121,8 @@ function deadHolds(heap: Heap, W: number, buckets: number, b: number, dead: numb
     let named = false;
     for (let s = 0; s < heap.maxSlots && !named; s++) {
       if (s === dead) continue;
-      if (load(u32, heap.slotWord + s * SLOT_ROW_WORDS + S.STATE) !== SLOT_ATTACHED) continue;
-      if (load(u32, W + MAP_HEADER_WORDS + s * MAP_SLOT_WORDS + MS.INTENT) === b + 1) named = true;
+      if (load(u32, heap.slotWord + s * SLOT_ROW_WORDS + SlotRow.STATE) !== SLOT_ATTACHED) continue;
+      if (load(u32, W + MAP_HEADER_WORDS + s * MAP_SLOT_WORDS + MapSlotRow.INTENT) === b + 1) named = true;
     }
     const now = Date.now();
     if (named) quietSince = -1;
@@ -163,34 +163,34 @@ function reachable(heap: Heap, bucketWord: number, e: number): boolean {
 function redoOrUndo(r: MapRelease, W: number, row: number, bucketWord: number, op: number): void {
   const heap = r.heap;
   const u32 = heap.u32;
-  const e = u32[row + MS.OP_ELEM]!;
-  const count0 = u32[row + MS.OP_COUNT]! | 0;
-  const quota0 = u32[row + MS.OP_QUOTA]! | 0;
-  const quota = u32[row + MS.QUOTA]! | 0;
-  const moving = u32[row + MS.MOVING]! !== 0;
+  const e = u32[row + MapSlotRow.OP_ELEM]!;
+  const count0 = u32[row + MapSlotRow.OP_COUNT]! | 0;
+  const quota0 = u32[row + MapSlotRow.OP_QUOTA]! | 0;
+  const quota = u32[row + MapSlotRow.QUOTA]! | 0;
+  const moving = u32[row + MapSlotRow.MOVING]! !== 0;
   const linked = reachable(heap, bucketWord, e);
   if (op === OP_INSERT) {
     if (linked) {
-      u32[row + MS.COUNT] = count0 + 1;
+      u32[row + MapSlotRow.COUNT] = count0 + 1;
     } else {
-      u32[row + MS.COUNT] = count0;
+      u32[row + MapSlotRow.COUNT] = count0;
       // Took an entry for it (QUOTA one down since the record) but never
       // linked it: give the entry back.
-      if (!moving && quota === quota0 - 1) u32[row + MS.QUOTA] = quota + 1;
+      if (!moving && quota === quota0 - 1) u32[row + MapSlotRow.QUOTA] = quota + 1;
       retire(r, e);
     }
   } else if (op === OP_REPLACE) {
-    if (linked) retire(r, u32[row + MS.OP_OLD]!);
+    if (linked) retire(r, u32[row + MapSlotRow.OP_OLD]!);
     else retire(r, e);
   } else if (op === OP_DELETE) {
     if (!linked) {
-      u32[row + MS.COUNT] = count0 - 1;
+      u32[row + MapSlotRow.COUNT] = count0 - 1;
       // The entry goes back unless giveEntry already did it.
       const given = moving || quota === quota0 + 1;
-      if (!given) u32[row + MS.QUOTA] = quota + 1;
+      if (!given) u32[row + MapSlotRow.QUOTA] = quota + 1;
       retire(r, e);
     } else {
-      u32[row + MS.COUNT] = count0;
+      u32[row + MapSlotRow.COUNT] = count0;
     }
   }
 }

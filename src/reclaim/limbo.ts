@@ -15,9 +15,9 @@
  * heap.u8) at each step: a ring region or a waiting object may lie in
  * pages another agent committed, and refresh() renews the views.
  */
-import { A, GRANULE_SHIFT, L, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_RETIRED } from '../shm/layout.js';
+import { AllocatorHeader, GRANULE_SHIFT, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_RETIRED } from '../shm/layout.js';
 import { add, cas, load, store } from '../shm/atomic.js';
-import { currentEpoch, gracePassed, tryAdvance } from '../reclaim/epoch.js';
+import { currentEpoch, gracePassed, tryAdvance } from './epoch.js';
 import type { Heap } from '../heap/heap.js';
 
 /** The epoch word of an entry no collector has stamped yet (no epoch is 0). */
@@ -25,11 +25,11 @@ export const UNSTAMPED = 0;
 
 /** Byte offset of the row's ring entries (the inline ring until it overflows). */
 function ringAt(u32: Uint32Array, row: number): number {
-  return u32[row + L.RING]! || (row + LIMBO_HEADER_WORDS) * 4;
+  return u32[row + LimboRow.RING]! || (row + LIMBO_HEADER_WORDS) * 4;
 }
 
 function capOf(u32: Uint32Array, row: number): number {
-  return u32[row + L.CAP]! || LIMBO_INLINE;
+  return u32[row + LimboRow.CAP]! || LIMBO_INLINE;
 }
 
 /** State byte index of object p. */
@@ -45,16 +45,16 @@ function reach(heap: Heap, end: number): void {
 
 export function tryLockRow(heap: Heap, row: number, me: number): boolean {
   const u32 = heap.u32;
-  return u32[row + L.LOCK] === 0 && cas(u32, row + L.LOCK, 0, me) === 0;
+  return u32[row + LimboRow.LOCK] === 0 && cas(u32, row + LimboRow.LOCK, 0, me) === 0;
 }
 
 export function unlockRow(heap: Heap, row: number): void {
-  store(heap.u32, row + L.LOCK, 0);
+  store(heap.u32, row + LimboRow.LOCK, 0);
 }
 
 /** Entries waiting in the ring (racy unless the lock is held). */
 export function rowCount(u32: Uint32Array, row: number): number {
-  return u32[row + L.COUNT]!;
+  return u32[row + LimboRow.COUNT]!;
 }
 
 /**
@@ -65,7 +65,7 @@ export function rowCount(u32: Uint32Array, row: number): number {
 function ensureRoom(heap: Heap, row: number, owner: number): boolean {
   let u32 = heap.u32;
   const cap = capOf(u32, row);
-  const count = u32[row + L.COUNT]!;
+  const count = u32[row + LimboRow.COUNT]!;
   if (count < cap) return true;
   const newCap = Math.max(cap * 2, heap.pageSize / 8);
   const at = heap.takeRegion(newCap * 8, owner);
@@ -80,8 +80,8 @@ function ensureRoom(heap: Heap, row: number, owner: number): boolean {
 function moveRing(u32: Uint32Array, row: number, to: number, newCap: number): number {
   const from = ringAt(u32, row);
   const cap = capOf(u32, row);
-  const head = u32[row + L.HEAD]!;
-  const count = u32[row + L.COUNT]!;
+  const head = u32[row + LimboRow.HEAD]!;
+  const count = u32[row + LimboRow.COUNT]!;
   const src = from >>> 2;
   const dst = to >>> 2;
   for (let i = 0; i < count; i++) {
@@ -90,9 +90,9 @@ function moveRing(u32: Uint32Array, row: number, to: number, newCap: number): nu
     u32[dst + 2 * i + 1] = u32[src + 2 * j + 1]!;
   }
   const inline = (row + LIMBO_HEADER_WORDS) * 4;
-  u32[row + L.RING] = to === inline ? 0 : to;
-  u32[row + L.CAP] = to === inline ? 0 : newCap;
-  u32[row + L.HEAD] = 0;
+  u32[row + LimboRow.RING] = to === inline ? 0 : to;
+  u32[row + LimboRow.CAP] = to === inline ? 0 : newCap;
+  u32[row + LimboRow.HEAD] = 0;
   return from === inline ? 0 : from;
 }
 
@@ -108,15 +108,15 @@ export function appendRetired(heap: Heap, row: number, p: number, owner: number)
   const ring = ringAt(u32, row);
   const cap = capOf(u32, row);
   reach(heap, ring + cap * 8);
-  u32[row + L.PENDING] = p;
+  u32[row + LimboRow.PENDING] = p;
   heap.u8[stateIndex(p, heap.pageSize - 1)] = ST_RETIRED;
-  const head = u32[row + L.HEAD]!;
-  const count = u32[row + L.COUNT]!;
+  const head = u32[row + LimboRow.HEAD]!;
+  const count = u32[row + LimboRow.COUNT]!;
   const i = head + count < cap ? head + count : head + count - cap;
   u32[(ring >>> 2) + 2 * i] = p;
   u32[(ring >>> 2) + 2 * i + 1] = UNSTAMPED;
-  u32[row + L.COUNT] = count + 1;
-  u32[row + L.PENDING] = 0;
+  u32[row + LimboRow.COUNT] = count + 1;
+  u32[row + LimboRow.PENDING] = 0;
   return true;
 }
 
@@ -146,8 +146,8 @@ export function stampRow(heap: Heap, row: number, now: number, fresh = -1): void
   const u32 = heap.u32;
   const cap = capOf(u32, row);
   const ring = ringAt(u32, row) >>> 2;
-  const head = u32[row + L.HEAD]!;
-  const count = u32[row + L.COUNT]!;
+  const head = u32[row + LimboRow.HEAD]!;
+  const count = u32[row + LimboRow.COUNT]!;
   let k = count - fresh;
   if (fresh < 0 || k < 0 || (k > 0 && epochAt(u32, ring, cap, head, k - 1) === UNSTAMPED)) {
     // Walk back over the unstamped suffix.
@@ -164,7 +164,7 @@ export function stampRow(heap: Heap, row: number, now: number, fresh = -1): void
 export function newestEpoch(heap: Heap, row: number): number {
   const u32 = heap.u32;
   const cap = capOf(u32, row);
-  const last = u32[row + L.HEAD]! + u32[row + L.COUNT]! - 1;
+  const last = u32[row + LimboRow.HEAD]! + u32[row + LimboRow.COUNT]! - 1;
   return u32[(ringAt(u32, row) >>> 2) + 2 * (last < cap ? last : last - cap) + 1]!;
 }
 
@@ -199,8 +199,8 @@ export function collectRow(heap: Heap, row: number, now: number, push: PushRetir
   let taken = 0;
   for (;;) {
     u32 = heap.u32;
-    const head = u32[row + L.HEAD]!;
-    const count = u32[row + L.COUNT]!;
+    const head = u32[row + LimboRow.HEAD]!;
+    const count = u32[row + LimboRow.COUNT]!;
     let k = 0;
     let end = 0;
     for (let j = head; k < count && k < TAKE_MAX; k++) {
@@ -216,18 +216,18 @@ export function collectRow(heap: Heap, row: number, now: number, push: PushRetir
     u32 = heap.u32;
     // Recorded first: a collector that dies inside the take leaves its
     // releaser enough to finish it or put the objects back (repairTake).
-    u32[row + L.TAKE_HEAD] = head;
-    u32[row + L.TAKE_COUNT] = count;
-    u32[row + L.TAKING] = k;
-    u32[row + L.HEAD] = head + k < cap ? head + k : head + k - cap;
-    u32[row + L.COUNT] = count - k;
+    u32[row + LimboRow.TAKE_HEAD] = head;
+    u32[row + LimboRow.TAKE_COUNT] = count;
+    u32[row + LimboRow.TAKING] = k;
+    u32[row + LimboRow.HEAD] = head + k < cap ? head + k : head + k - cap;
+    u32[row + LimboRow.COUNT] = count - k;
     push(ring, head, cap, k);
-    heap.u32[row + L.TAKING] = 0;
+    heap.u32[row + LimboRow.TAKING] = 0;
     taken += k;
     if (k < TAKE_MAX) break;
   }
   u32 = heap.u32;
-  if (u32[row + L.RING] !== 0 && u32[row + L.COUNT]! <= LIMBO_INLINE / 2) {
+  if (u32[row + LimboRow.RING] !== 0 && u32[row + LimboRow.COUNT]! <= LIMBO_INLINE / 2) {
     const old = moveRing(u32, row, (row + LIMBO_HEADER_WORDS) * 4, LIMBO_INLINE);
     if (old !== 0) heap.giveRegion(old);
   }
@@ -255,12 +255,12 @@ export function collectLocked(heap: Heap, row: number, push: PushRetired, advanc
 
 /** Marks the row ORPHAN (its agent is gone, entries remain) once, counting it in A.LIMBO_ORPHANS. */
 export function markOrphan(u32: Uint32Array, R: number, row: number): void {
-  if (u32[row + L.COUNT]! > 0 && cas(u32, row + L.ORPHAN, 0, 1) === 0) add(u32, R + A.LIMBO_ORPHANS, 1);
+  if (u32[row + LimboRow.COUNT]! > 0 && cas(u32, row + LimboRow.ORPHAN, 0, 1) === 0) add(u32, R + AllocatorHeader.LIMBO_ORPHANS, 1);
 }
 
 /** Clears the ORPHAN mark (the row has drained, or a new agent owns it). */
 export function clearOrphan(u32: Uint32Array, R: number, row: number): void {
-  if (load(u32, row + L.ORPHAN) === 1 && cas(u32, row + L.ORPHAN, 1, 0) === 1) add(u32, R + A.LIMBO_ORPHANS, -1);
+  if (load(u32, row + LimboRow.ORPHAN) === 1 && cas(u32, row + LimboRow.ORPHAN, 1, 0) === 1) add(u32, R + AllocatorHeader.LIMBO_ORPHANS, -1);
 }
 
 /**
@@ -271,26 +271,26 @@ export function clearOrphan(u32: Uint32Array, R: number, row: number): void {
  */
 export function repairLimboRow(heap: Heap, R: number, row: number, slot: number): void {
   const u32 = heap.u32;
-  if (load(u32, row + L.LOCK) === slot + 1) {
+  if (load(u32, row + LimboRow.LOCK) === slot + 1) {
     repairTake(heap, row);
-    const p = u32[row + L.PENDING]!;
+    const p = u32[row + LimboRow.PENDING]!;
     if (p !== 0) {
       reach(heap, p + 16);
       const ring = ringAt(u32, row);
       const cap = capOf(u32, row);
-      const count = u32[row + L.COUNT]!;
-      const last = u32[row + L.HEAD]! + count - 1;
+      const count = u32[row + LimboRow.COUNT]!;
+      const last = u32[row + LimboRow.HEAD]! + count - 1;
       const inRing = count > 0 && u32[(ring >>> 2) + 2 * (last < cap ? last : last - cap)] === p;
       if (!inRing && heap.u8[stateIndex(p, heap.pageSize - 1)] === ST_RETIRED) {
         // The owner grew the ring before it set pending: there is room.
         const i = last + 1 < cap ? last + 1 : last + 1 - cap;
         u32[(ring >>> 2) + 2 * i] = p;
         u32[(ring >>> 2) + 2 * i + 1] = UNSTAMPED;
-        u32[row + L.COUNT] = count + 1;
+        u32[row + LimboRow.COUNT] = count + 1;
       }
-      u32[row + L.PENDING] = 0;
+      u32[row + LimboRow.PENDING] = 0;
     }
-    store(u32, row + L.LOCK, 0);
+    store(u32, row + LimboRow.LOCK, 0);
   }
   markOrphan(u32, R, row);
 }
@@ -307,17 +307,17 @@ export function repairLimboRow(heap: Heap, R: number, row: number, slot: number)
  */
 function repairTake(heap: Heap, row: number): void {
   let u32 = heap.u32;
-  const k = u32[row + L.TAKING]!;
+  const k = u32[row + LimboRow.TAKING]!;
   if (k === 0) return;
-  const th = u32[row + L.TAKE_HEAD]!;
-  const tc = u32[row + L.TAKE_COUNT]!;
-  if (u32[row + L.HEAD] !== th || u32[row + L.COUNT] !== tc) {
+  const th = u32[row + LimboRow.TAKE_HEAD]!;
+  const tc = u32[row + LimboRow.TAKE_COUNT]!;
+  if (u32[row + LimboRow.HEAD] !== th || u32[row + LimboRow.COUNT] !== tc) {
     const ring = ringAt(u32, row) >>> 2;
     const cap = capOf(u32, row);
     const head = th + k < cap ? th + k : th + k - cap;
     let count = tc - k;
-    u32[row + L.HEAD] = head;
-    u32[row + L.COUNT] = count;
+    u32[row + LimboRow.HEAD] = head;
+    u32[row + LimboRow.COUNT] = count;
     const pageMask = heap.pageSize - 1;
     for (let m = 0, j = th; m < k; m++) {
       const p = u32[ring + 2 * j]!;
@@ -330,25 +330,25 @@ function repairTake(heap: Heap, row: number): void {
       const tail = head + count < cap ? head + count : head + count - cap;
       u32[ring + 2 * tail] = p;
       u32[ring + 2 * tail + 1] = UNSTAMPED;
-      u32[row + L.COUNT] = ++count;
+      u32[row + LimboRow.COUNT] = ++count;
     }
   }
-  u32[row + L.TAKING] = 0;
+  u32[row + LimboRow.TAKING] = 0;
 }
 
 /** Releaser of a dead slot: a lock it held on another slot's row (it was collecting there) is repaired and released. */
 export function releaseDeadCollector(heap: Heap, row: number, slot: number): void {
-  if (load(heap.u32, row + L.LOCK) !== slot + 1) return;
+  if (load(heap.u32, row + LimboRow.LOCK) !== slot + 1) return;
   repairTake(heap, row);
-  store(heap.u32, row + L.LOCK, 0);
+  store(heap.u32, row + LimboRow.LOCK, 0);
 }
 
 /** Gives back the region ring of a row (destroy; the ring must be empty). */
 export function dropRing(heap: Heap, row: number): void {
-  const at = heap.u32[row + L.RING]!;
+  const at = heap.u32[row + LimboRow.RING]!;
   if (at !== 0) {
-    heap.u32[row + L.RING] = 0;
-    heap.u32[row + L.CAP] = 0;
+    heap.u32[row + LimboRow.RING] = 0;
+    heap.u32[row + LimboRow.CAP] = 0;
     heap.giveRegion(at);
   }
 }
@@ -358,8 +358,8 @@ export function rowEntries(u32: Uint32Array, row: number): number[] {
   const out: number[] = [];
   const ring = ringAt(u32, row) >>> 2;
   const cap = capOf(u32, row);
-  const head = u32[row + L.HEAD]!;
-  const count = Math.min(u32[row + L.COUNT]!, cap);
+  const head = u32[row + LimboRow.HEAD]!;
+  const count = Math.min(u32[row + LimboRow.COUNT]!, cap);
   for (let i = 0; i < count; i++) {
     const j = head + i < cap ? head + i : head + i - cap;
     out.push(u32[ring + 2 * j]!);
