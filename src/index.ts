@@ -10,8 +10,9 @@
  * Post heap.handle and a.handle to a worker; there:
  *   const heap = Heap.attach(handle); const a = heap.attachAllocator(allocHandle);
  */
-export { Heap } from './heap/heap.js';
-export type { HeapHandle, HeapOptions, HeapStats, SlotInfo } from './heap/heap.js';
+export { Heap } from './anyalloc.js';
+export type { HeapCore, HeapHandle, HeapStats, SlotInfo } from './heap/core.js';
+export type { HeapOptions } from './heap/format.js';
 export { Allocator } from './alloc/allocator.js';
 export type {
   AllocatorHandle,

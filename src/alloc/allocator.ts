@@ -77,21 +77,16 @@ import {
 } from '../shm/layout.js';
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { badPointer, checkInt, describe } from '../errors.js';
-import type { Heap, ViewClient } from '../heap/heap.js';
+import type { HeapCore, ViewClient } from '../heap/core.js';
+import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
 import {
-  CARVE_BUILDING,
-  CARVE_LINKING,
   cacheRowAt,
   classRowAt,
-  flushCacheRow,
   limboRowAt,
-  linkLocked,
-  lockDepot,
-  moveToDepot,
   regionWords,
   slotFlagWord,
-  unlockDepot,
 } from './region.js';
+import { CARVE_BUILDING, CARVE_LINKING, flushCacheRow, linkLocked, lockDepot, moveToDepot, unlockDepot } from './depot.js';
 import {
   appendRetired,
   clearOrphan,
@@ -246,7 +241,7 @@ const HOT_CLASS_BY_GRANULE: Uint8Array = CLASS_BY_GRANULE;
  * attach in another agent with heap.attachAllocator(handle).
  */
 export class Allocator implements ViewClient {
-  readonly heap: Heap;
+  readonly heap: HeapCore;
   readonly id: number;
   /** 0 in bucketed mode, else the fixed object size. */
   readonly unitSize: number;
@@ -312,7 +307,7 @@ export class Allocator implements ViewClient {
   private freeRec = 0;
 
   /** @internal use Heap.createAllocator / Heap.attachAllocator. */
-  constructor(heap: Heap, id: number, options: AttachOptions) {
+  constructor(heap: HeapCore, id: number, options: AttachOptions) {
     const row = heap.allocatorRow(id);
     if (row.state !== ALLOC_LIVE) throw new RangeError(`allocator ${id} is not live (destroyed or never created)`);
     if (heap.slot < 0) throw new RangeError('attach the heap in this agent first (Heap.attach)');
@@ -384,7 +379,7 @@ export class Allocator implements ViewClient {
   }
 
   /** Initialises the shared region of a new allocator; returns its id. */
-  static create(heap: Heap, options: AllocatorOptions): number {
+  static create(heap: HeapCore, options: AllocatorOptions): number {
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
     const mapBytes = heap.pageSize / GRANULE;
     const maxUnit = heap.pageSize - mapBytes;
@@ -570,13 +565,7 @@ export class Allocator implements ViewClient {
           return 0;
         }
         const u32 = this.u32;
-        for (let p = first + 1; p < first + k; p++) {
-          store(u32, heap.argWord + p, first);
-          store(u32, heap.tagWord + p, pageTag(KIND_LARGE_TAIL, this.id, 0));
-        }
-        store(u32, heap.argWord + first, k);
-        store(u32, heap.tagWord + first, pageTag(KIND_LARGE, this.id, 0));
-        heap.claimDone();
+        tagLargeRun(heap, first, k, pageTag(KIND_LARGE, this.id, 0), pageTag(KIND_LARGE_TAIL, this.id, 0));
         add(u32, R + AllocatorHeader.LARGE_LIVE, 1);
         add(u32, R + AllocatorHeader.LARGE_LIVE_PAGES, k);
         add(u32, R + AllocatorHeader.LARGE_ALLOCS, 1);
@@ -1036,17 +1025,9 @@ export class Allocator implements ViewClient {
   private freeLarge(page: number, tag: number): void {
     const heap = this.heap;
     const u32 = this.u32;
-    const k = load(u32, heap.argWord + page);
-    // Named first, so that a survivor can finish the free if we die in it
-    // (Heap.recoverClaim). The CAS on the head tag decides which of two
-    // racing frees wins; the head then reads LARGE_TAIL with arg k.
-    heap.nameRun(page, k);
-    if (cas(u32, heap.tagWord + page, tag, pageTag(KIND_LARGE_TAIL, this.id, 0)) !== tag) {
-      heap.claimDone();
-      throw badPointer('free', page * heap.pageSize, 'double free');
-    }
-    heap.givePages(page, k);
-    heap.claimDone();
+    // Of two racing frees of one run, one gets k, the other 0 (runs.ts).
+    const k = freeLargeRun(heap, page, tag, pageTag(KIND_LARGE_TAIL, this.id, 0));
+    if (k === 0) throw badPointer('free', page * heap.pageSize, 'double free');
     add(u32, this.R + AllocatorHeader.CHARGED_PAGES, -k);
     add(u32, this.R + AllocatorHeader.LARGE_LIVE, -1);
     add(u32, this.R + AllocatorHeader.LARGE_LIVE_PAGES, -k);
@@ -1439,7 +1420,7 @@ export class Allocator implements ViewClient {
   }
 }
 
-function allocatorStats(heap: Heap, R: number): AllocatorStats {
+function allocatorStats(heap: HeapCore, R: number): AllocatorStats {
   const u32 = heap.u32;
   const classes = u32[R + AllocatorHeader.CLASSES]!;
   const unitSize = u32[R + AllocatorHeader.UNIT]!;
@@ -1525,7 +1506,21 @@ function allocatorStats(heap: Heap, R: number): AllocatorStats {
  *   this class, at an object start, and in exactly one list;
  *   every FREE object of a slab is in some list (nothing lost).
  */
-export function validateAllocator(heap: Heap, id: number): string[] {
+/**
+ * Checks the heap's pages and every live allocator (see Heap.validate);
+ * the caller's agent must be quiet. Returns the problems found.
+ */
+export function validateHeap(heap: HeapCore): string[] {
+  heap.refresh();
+  // This agent is quiet while it validates: its allocators let go of
+  // their limbo rings (held between deferred frees, see freeDeferred).
+  heap.settleClients();
+  const errors = heap.validatePages();
+  for (const id of heap.allocatorIds()) errors.push(...validateAllocator(heap, id).map((e) => `allocator ${id}: ${e}`));
+  return errors;
+}
+
+export function validateAllocator(heap: HeapCore, id: number): string[] {
   heap.refresh();
   const errors: string[] = [];
   const row = heap.allocatorRow(id);

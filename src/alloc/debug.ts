@@ -133,8 +133,8 @@
  * plainly: like the release checks, a double free is caught when the two
  * frees are ordered. validate() and reclaimOrphans() want a quiet heap.
  */
-import { Allocator, type AllocatorStats, type AttachOptions, type LeakReport } from './allocator.js';
-import type { Heap } from '../heap/heap.js';
+import { Allocator, validateHeap, type AllocatorStats, type AttachOptions, type LeakReport } from './allocator.js';
+import type { HeapCore } from '../heap/core.js';
 import {
   AllocatorHeader,
   AF_DEBUG,
@@ -289,7 +289,7 @@ export class DebugAllocator extends Allocator {
   private qBytes = 0;
 
   /** @internal use Heap.createAllocator / Heap.attachAllocator. */
-  constructor(heap: Heap, id: number, options: AttachOptions) {
+  constructor(heap: HeapCore, id: number, options: AttachOptions) {
     super(heap, id, options);
     this.retireThroughFree = true;
     const u32 = heap.u32;
@@ -580,7 +580,7 @@ export class DebugAllocator extends Allocator {
    */
   validate(): string[] {
     const heap = this.heap;
-    const errors = heap.validate();
+    const errors = validateHeap(heap);
     if (this.gone || heap.allocatorRow(this.id).region >>> 2 !== this.dR) return errors;
     const u8 = heap.u8;
     const u32 = heap.u32;
@@ -1172,7 +1172,7 @@ export class DebugAllocator extends Allocator {
 }
 
 /** @internal Attaches allocator `id` in this agent, in debug mode when it was created so. */
-export function openAllocator(heap: Heap, id: number, options: AttachOptions): Allocator {
+export function openAllocator(heap: HeapCore, id: number, options: AttachOptions): Allocator {
   heap.refresh();
   const region = heap.allocatorRow(id).region >>> 2;
   const debug = region !== 0 && (heap.u32[region + AllocatorHeader.FLAGS]! & AF_DEBUG) !== 0;

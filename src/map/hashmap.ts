@@ -27,8 +27,9 @@
 import { HeapHeader, SlotRow, SLOT_ROW_WORDS } from '../shm/layout.js';
 import { add, cas, load, store } from '../shm/atomic.js';
 import { checkInt, describe } from '../errors.js';
-import type { Heap, ViewClient } from '../heap/heap.js';
-import type { Allocator } from '../alloc/allocator.js';
+import type { HeapCore, ViewClient } from '../heap/core.js';
+import { Allocator } from '../alloc/allocator.js';
+import { openAllocator } from '../alloc/debug.js';
 import {
   E_KEY_OFF,
   E_NEXT,
@@ -51,7 +52,7 @@ import {
   V_STAMP_MASK,
   V_STAMP_SHIFT,
 } from './layout.js';
-import { tryAdvance } from '../reclaim/epoch.js';
+import { enterRead, leaveRead, pinWordOf, tryAdvance } from '../reclaim/epoch.js';
 import { objectsPerSlab } from '../alloc/sizeclass.js';
 
 /** update() flags, as the kernel's BPF_ANY / BPF_NOEXIST / BPF_EXIST. */
@@ -151,7 +152,7 @@ function rotl(x: number, r: number): number {
 }
 
 export class HashMap implements ViewClient {
-  readonly heap: Heap;
+  readonly heap: HeapCore;
   readonly keySize: number;
   readonly valueSize: number;
   readonly maxEntries: number;
@@ -196,7 +197,7 @@ export class HashMap implements ViewClient {
    */
   private anyHits = 2;
 
-  private constructor(heap: Heap, region: number, elems: Allocator) {
+  private constructor(heap: HeapCore, region: number, elems: Allocator) {
     this.heap = heap;
     this.region = region;
     this.elems = elems;
@@ -222,13 +223,13 @@ export class HashMap implements ViewClient {
     this.kb = new Uint8Array(this.kw.buffer);
     this.bucketWord = W + MAP_HEADER_WORDS + heap.maxSlots * MAP_SLOT_WORDS;
     this.rowWord = W + MAP_HEADER_WORDS + heap.slot * MAP_SLOT_WORDS;
-    this.pinWord = heap.slotWord + heap.slot * SLOT_ROW_WORDS + SlotRow.PIN;
+    this.pinWord = pinWordOf(heap);
     this.epochWord = heap.hdr + HeapHeader.EPOCH;
     heap.addClient(this);
   }
 
   /** Creates a map in the heap and attaches it in this agent. */
-  static create(heap: Heap, options: HashMapOptions): HashMap {
+  static create(heap: HeapCore, options: HashMapOptions): HashMap {
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
     const keySize = checkInt('keySize', options.keySize, 1, 512);
     const valueSize = checkInt('valueSize', options.valueSize, 1, 65536);
@@ -262,7 +263,8 @@ export class HashMap implements ViewClient {
       const hint = copies === 2 ? ' (in place: two copies of the value; inPlace: false keeps one)' : '';
       throw new RangeError(`elements of ${elemSize} bytes do not fit a ${heap.pageSize}-byte page${hint}`);
     }
-    const elems = heap.createAllocator({ unitSize: elemSize, ...ELEM_MARKS, ...(limitBytes === undefined ? {} : { limitBytes }) });
+    const elemsId = Allocator.create(heap, { unitSize: elemSize, ...ELEM_MARKS, ...(limitBytes === undefined ? {} : { limitBytes }) });
+    const elems = openAllocator(heap, elemsId, {});
     if (mode === 'prealloc' && !elems.reserve(capacity)) {
       elems.destroy();
       throw new RangeError(`heap is full: no room to preallocate ${capacity} elements of ${elems.unitSize} bytes`);
@@ -296,7 +298,7 @@ export class HashMap implements ViewClient {
   }
 
   /** Attaches, in this agent, a map created elsewhere. */
-  static attach(heap: Heap, handle: HashMapHandle): HashMap {
+  static attach(heap: HeapCore, handle: HashMapHandle): HashMap {
     if (handle === null || typeof handle !== 'object' || handle.kind !== 'anyalloc.map') {
       throw new TypeError(`HashMap.attach needs a map handle (map.handle), got ${describe(handle)}`);
     }
@@ -305,7 +307,7 @@ export class HashMap implements ViewClient {
     if (load(heap.u32, W + MapHeader.MAGIC) !== MAP_MAGIC || load(heap.u32, W + MapHeader.STATE) !== MAP_LIVE) {
       throw new RangeError(`no live map at byte ${handle.region}`);
     }
-    const elems = heap.attachAllocator({ kind: 'anyalloc.allocator', id: heap.u32[W + MapHeader.ELEM_ALLOC]! });
+    const elems = openAllocator(heap, heap.u32[W + MapHeader.ELEM_ALLOC]!, {});
     return new HashMap(heap, handle.region, elems);
   }
 
@@ -376,21 +378,16 @@ export class HashMap implements ViewClient {
   }
 
   /**
-   * Read-side section (see ../reclaim/epoch.ts). Nests: only the outer
-   * pin/unpin touch shared memory (one atomic load and two atomic stores),
-   * so read() around a loop of lookups pins once.
+   * Read-side section (enterRead in ../reclaim/epoch.ts). Nests: only the
+   * outer pin/unpin touch shared memory, so read() around a loop of
+   * lookups pins once.
    */
   private pin(): void {
-    // A plain read of the epoch: a stale value is an older epoch, and a
-    // pin older than the current epoch only holds the next advance back
-    // (tryAdvance lets an epoch go only past pins equal to it), never
-    // lets one through early. The store is atomic: it must be visible
-    // before this reader loads any shared pointer.
-    if (this.heap.pinDepth++ === 0) store(this.u32, this.pinWord, this.u32[this.epochWord]!);
+    enterRead(this.heap, this.u32, this.pinWord);
   }
 
   private unpin(): void {
-    if (--this.heap.pinDepth === 0) store(this.u32, this.pinWord, 0);
+    leaveRead(this.heap, this.u32, this.pinWord);
   }
 
   /** Makes sure the views cover element e (allocated maybe by another agent after our last grow). */

@@ -12,7 +12,7 @@
  * waiting deferred frees are reclaimed by the others.
  */
 import { Worker, type WorkerOptions } from 'node:worker_threads';
-import type { Heap, HeapHandle } from '../heap/heap.js';
+import type { Heap, HeapHandle } from '../index.js';
 
 /** A reserved slot: what heap.reserveSlot() returns. */
 export type SlotHandle = HeapHandle & { slot: number; gen: number };

@@ -5,7 +5,8 @@
  * Algorithm (epoch-based reclamation over the heap's worker slots):
  * - A reader pins before it follows shared pointers: it stores the global
  *   epoch E into its slot's pin word, and unpins (stores 0) when done.
- *   Pin and unpin are one Atomics.load and two Atomics.store; nobody waits.
+ *   Sections nest (one depth per agent); pin and unpin are one plain read
+ *   and one Atomics.store each; nobody waits.
  * - An object unlinked from every shared structure is retired into the
  *   retiring agent's limbo ring, and stamped with an epoch r read at or
  *   after the unlink (by the ring's next collector, in one batch: a later
@@ -19,9 +20,8 @@
  *
  * Invariants
  *   pin(s) in {0} U [.., E]  for every attached slot s: a pin may lag (it
- *     was stored just as the epoch moved, or, for a map's pin, which
- *     stores a plain read of the epoch, by an agent descheduled between
- *     the read and the store); a lagging pin holds the next advance back
+ *     stores a plain read of the epoch, and the agent may be descheduled
+ *     between the read and the store); a lagging pin holds the next advance back
  *     until it is unpinned, never lets one through early. While a slot is
  *     pinned, the epoch stays at most one past any value read after its
  *     pin store became visible.
@@ -48,26 +48,47 @@ export function currentEpoch(h: EpochHost): number {
   return load(h.u32, h.hdr + HeapHeader.EPOCH);
 }
 
-/** Announces that this agent reads shared pointers from now on. */
-export function pin(h: EpochHost): void {
-  const u32 = h.u32;
-  const w = h.slotWord + h.slot * SLOT_ROW_WORDS + SlotRow.PIN;
-  const e = load(u32, h.hdr + HeapHeader.EPOCH);
-  store(u32, w, e);
-  // If the epoch moved between the load and the store, take the new one so
-  // this reader does not hold the next advance back needlessly.
-  const now = load(u32, h.hdr + HeapHeader.EPOCH);
-  if (now !== e) store(u32, w, now);
+/** What pinning needs: the epoch host and this agent's nesting depth. */
+export interface PinHost extends EpochHost {
+  /**
+   * Read-side sections this agent is in: one pin word per slot, so one
+   * depth per agent, whatever the map; only the outermost enter and leave
+   * store the pin.
+   */
+  pinDepth: number;
 }
 
-/** Announces that this agent holds no shared pointer any more. */
-export function unpin(h: EpochHost): void {
-  store(h.u32, h.slotWord + h.slot * SLOT_ROW_WORDS + SlotRow.PIN, 0);
+/** Word index of this agent's pin word. */
+export function pinWordOf(h: EpochHost): number {
+  return h.slotWord + h.slot * SLOT_ROW_WORDS + SlotRow.PIN;
 }
 
-/** Clears the pin of a slot (attach, release). */
-export function clearPin(u32: Uint32Array, slotWord: number, slot: number): void {
-  store(u32, slotWord + slot * SLOT_ROW_WORDS + SlotRow.PIN, 0);
+/**
+ * Enters a read-side section: from now on this agent may hold shared
+ * pointers that others retire. The outermost one stores the current epoch
+ * into the pin word. A plain read of the epoch: a stale value is an older
+ * epoch, and a pin older than the current epoch only holds the next
+ * advance back (tryAdvance lets an epoch go only past pins equal to it),
+ * never lets one through early. The store is atomic: it must be visible
+ * before this reader loads any shared pointer. No allocation.
+ */
+export function enterRead(h: PinHost, u32: Uint32Array, pinWord: number): void {
+  if (h.pinDepth++ === 0) store(u32, pinWord, u32[h.hdr + HeapHeader.EPOCH]!);
+}
+
+/** Leaves a read-side section; the outermost one clears the pin word. No allocation. */
+export function leaveRead(h: PinHost, u32: Uint32Array, pinWord: number): void {
+  if (--h.pinDepth === 0) store(u32, pinWord, 0);
+}
+
+/** enterRead for this agent's own pin word. */
+export function pin(h: PinHost): void {
+  enterRead(h, h.u32, pinWordOf(h));
+}
+
+/** leaveRead for this agent's own pin word. */
+export function unpin(h: PinHost): void {
+  leaveRead(h, h.u32, pinWordOf(h));
 }
 
 /**

@@ -18,7 +18,7 @@
 import { AllocatorHeader, GRANULE_SHIFT, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_RETIRED } from '../shm/layout.js';
 import { add, cas, load, store } from '../shm/atomic.js';
 import { currentEpoch, gracePassed, tryAdvance } from './epoch.js';
-import type { Heap } from '../heap/heap.js';
+import type { HeapCore } from '../heap/core.js';
 
 /** The epoch word of an entry no collector has stamped yet (no epoch is 0). */
 export const UNSTAMPED = 0;
@@ -39,16 +39,16 @@ function stateIndex(p: number, pageMask: number): number {
 }
 
 /** Makes sure this agent's views cover [0, end). */
-function reach(heap: Heap, end: number): void {
+function reach(heap: HeapCore, end: number): void {
   if (end > heap.viewBytes) heap.refresh();
 }
 
-export function tryLockRow(heap: Heap, row: number, me: number): boolean {
+export function tryLockRow(heap: HeapCore, row: number, me: number): boolean {
   const u32 = heap.u32;
   return u32[row + LimboRow.LOCK] === 0 && cas(u32, row + LimboRow.LOCK, 0, me) === 0;
 }
 
-export function unlockRow(heap: Heap, row: number): void {
+export function unlockRow(heap: HeapCore, row: number): void {
   store(heap.u32, row + LimboRow.LOCK, 0);
 }
 
@@ -62,7 +62,7 @@ export function rowCount(u32: Uint32Array, row: number): number {
  * the capacity when it is full. Lock held. False when the heap has no
  * page for it.
  */
-function ensureRoom(heap: Heap, row: number, owner: number): boolean {
+function ensureRoom(heap: HeapCore, row: number, owner: number): boolean {
   let u32 = heap.u32;
   const cap = capOf(u32, row);
   const count = u32[row + LimboRow.COUNT]!;
@@ -102,7 +102,7 @@ function moveRing(u32: Uint32Array, row: number, to: number, newCap: number): nu
  * Lock held. False (and nothing changed) when the ring is full and cannot
  * grow.
  */
-export function appendRetired(heap: Heap, row: number, p: number, owner: number): boolean {
+export function appendRetired(heap: HeapCore, row: number, p: number, owner: number): boolean {
   if (!ensureRoom(heap, row, owner)) return false;
   const u32 = heap.u32;
   const ring = ringAt(u32, row);
@@ -142,7 +142,7 @@ function epochAt(u32: Uint32Array, ring: number, cap: number, head: number, i: n
  * back from the tail. (Too large a hint only stamps some entries again,
  * later: they wait longer.)
  */
-export function stampRow(heap: Heap, row: number, now: number, fresh = -1): void {
+export function stampRow(heap: HeapCore, row: number, now: number, fresh = -1): void {
   const u32 = heap.u32;
   const cap = capOf(u32, row);
   const ring = ringAt(u32, row) >>> 2;
@@ -161,7 +161,7 @@ export function stampRow(heap: Heap, row: number, now: number, fresh = -1): void
 }
 
 /** Epoch of the newest entry (the ring must not be empty). */
-export function newestEpoch(heap: Heap, row: number): number {
+export function newestEpoch(heap: HeapCore, row: number): number {
   const u32 = heap.u32;
   const cap = capOf(u32, row);
   const last = u32[row + LimboRow.HEAD]! + u32[row + LimboRow.COUNT]! - 1;
@@ -191,7 +191,7 @@ const TAKE_MAX = 64;
  * cleared. Lock held. A region ring that has shrunk to half the inline
  * capacity moves back inline. Returns the entries taken.
  */
-export function collectRow(heap: Heap, row: number, now: number, push: PushRetired): number {
+export function collectRow(heap: HeapCore, row: number, now: number, push: PushRetired): number {
   let u32 = heap.u32;
   const ring = ringAt(u32, row) >>> 2;
   const cap = capOf(u32, row);
@@ -242,7 +242,7 @@ export function collectRow(heap: Heap, row: number, now: number, push: PushRetir
  * now), then frees every entry whose grace period has passed. Returns how
  * many it freed.
  */
-export function collectLocked(heap: Heap, row: number, push: PushRetired, advances: number, fresh = -1): number {
+export function collectLocked(heap: HeapCore, row: number, push: PushRetired, advances: number, fresh = -1): number {
   let now = currentEpoch(heap);
   stampRow(heap, row, now, fresh);
   for (let round = 0; round < advances && !gracePassed(newestEpoch(heap, row), now); round++) {
@@ -269,7 +269,7 @@ export function clearOrphan(u32: Uint32Array, R: number, row: number): void {
  * not yet into the ring) and releases the lock; then marks the row ORPHAN
  * if anything waits in it. The caller makes sure the agent no longer runs.
  */
-export function repairLimboRow(heap: Heap, R: number, row: number, slot: number): void {
+export function repairLimboRow(heap: HeapCore, R: number, row: number, slot: number): void {
   const u32 = heap.u32;
   if (load(u32, row + LimboRow.LOCK) === slot + 1) {
     repairTake(heap, row);
@@ -305,7 +305,7 @@ export function repairLimboRow(heap: Heap, R: number, row: number, slot: number)
  * only the count tells). The caller holds the dead collector's lock on the
  * row, before the dead slot's caches are flushed.
  */
-function repairTake(heap: Heap, row: number): void {
+function repairTake(heap: HeapCore, row: number): void {
   let u32 = heap.u32;
   const k = u32[row + LimboRow.TAKING]!;
   if (k === 0) return;
@@ -337,14 +337,14 @@ function repairTake(heap: Heap, row: number): void {
 }
 
 /** Releaser of a dead slot: a lock it held on another slot's row (it was collecting there) is repaired and released. */
-export function releaseDeadCollector(heap: Heap, row: number, slot: number): void {
+export function releaseDeadCollector(heap: HeapCore, row: number, slot: number): void {
   if (load(heap.u32, row + LimboRow.LOCK) !== slot + 1) return;
   repairTake(heap, row);
   store(heap.u32, row + LimboRow.LOCK, 0);
 }
 
 /** Gives back the region ring of a row (destroy; the ring must be empty). */
-export function dropRing(heap: Heap, row: number): void {
+export function dropRing(heap: HeapCore, row: number): void {
   const at = heap.u32[row + LimboRow.RING]!;
   if (at !== 0) {
     heap.u32[row + LimboRow.RING] = 0;

@@ -34,7 +34,7 @@ import { add, cas, load, store } from '../shm/atomic.js';
 import { appendRetired, tryLockRow, unlockRow } from '../reclaim/limbo.js';
 import { currentEpoch } from '../reclaim/epoch.js';
 import { GRANULE_SHIFT, SlotRow, SLOT_ATTACHED, SLOT_ROW_WORDS, ST_ALLOCATED } from '../shm/layout.js';
-import type { Heap } from '../heap/heap.js';
+import type { HeapCore } from '../heap/core.js';
 import {
   E_NEXT,
   MapHeader,
@@ -57,7 +57,7 @@ const LOCK_WAIT_MS = 2000;
 
 /** What releaseMapSlot needs besides the heap: the element allocator and the dead slot's limbo row for it. */
 export interface MapRelease {
-  heap: Heap;
+  heap: HeapCore;
   /** Byte offset of the map region. */
   map: number;
   slot: number;
@@ -108,7 +108,7 @@ export function releaseMapSlot(r: MapRelease): void {
 }
 
 /** True when the dead slot holds bucket b's lock (see 1. above). */
-function deadHolds(heap: Heap, W: number, buckets: number, b: number, dead: number): boolean {
+function deadHolds(heap: HeapCore, W: number, buckets: number, b: number, dead: number): boolean {
   const u32 = heap.u32;
   // A lock can be released and taken again between two looks, so one
   // look is not enough: the bucket must stay locked and unnamed by any
@@ -145,7 +145,7 @@ function unlockBucket(u32: Uint32Array, w: number): void {
   store(u32, w, (load(u32, w) & ~1) >>> 0);
 }
 
-function reachable(heap: Heap, bucketWord: number, e: number): boolean {
+function reachable(heap: HeapCore, bucketWord: number, e: number): boolean {
   let u32 = heap.u32;
   let p = (load(u32, bucketWord) & ~1) >>> 0;
   for (let n = 0; p !== 0 && n < 1 << 24; n++) {

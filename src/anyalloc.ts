@@ -1,0 +1,88 @@
+/**
+ * The public heap: HeapCore (buffer, views, slots, pages) plus what sits on
+ * it: creating and attaching allocators, checking every invariant, and
+ * releasing the slot of an agent that is gone.
+ */
+import { checkInt, describe } from './errors.js';
+import { HeapCore, type HeapHandle } from './heap/core.js';
+import { formatHeap, type HeapOptions } from './heap/format.js';
+import { Allocator, validateHeap, type AllocatorHandle, type AllocatorOptions, type AttachOptions } from './alloc/allocator.js';
+import { openAllocator } from './alloc/debug.js';
+import { releaseSlot } from './recovery/release-slot.js';
+
+export class Heap extends HeapCore {
+  /** Creates a heap in a new growable SharedArrayBuffer (or in `memory`) and attaches this agent. */
+  static create(options: HeapOptions = {}): Heap {
+    const { sab, memory, base } = formatHeap(options);
+    const heap = new Heap(sab, memory, base);
+    heap.claimSlot(-1, 0);
+    return heap;
+  }
+
+  /** Attaches this agent to a heap made elsewhere; takes a worker slot. */
+  static attach(handle: HeapHandle): Heap {
+    if (handle === null || typeof handle !== 'object' || handle.kind !== 'anyalloc.heap') {
+      throw new TypeError(`attach needs a heap handle (heap.handle), got ${describe(handle)}`);
+    }
+    const heap = new Heap(handle.buffer, handle.memory, handle.base);
+    heap.claimSlot(handle.slot ?? -1, handle.gen ?? 0);
+    return heap;
+  }
+
+  /**
+   * Creates an allocator in this heap and attaches it in this agent.
+   * Size-bucketed by default; fixed-size with `unitSize`.
+   */
+  createAllocator(options: AllocatorOptions = {}): Allocator {
+    this.checkAttached('createAllocator');
+    const id = Allocator.create(this, options);
+    return openAllocator(this, id, { nowait: options.nowait === true });
+  }
+
+  /** Attaches, in this agent, an allocator created elsewhere (from its handle). */
+  attachAllocator(handle: AllocatorHandle, options: AttachOptions = {}): Allocator {
+    this.checkAttached('attachAllocator');
+    if (handle === null || typeof handle !== 'object' || handle.kind !== 'anyalloc.allocator') {
+      throw new TypeError(`attachAllocator needs an allocator handle (allocator.handle), got ${describe(handle)}`);
+    }
+    checkInt('allocator id', handle.id, 1, this.maxAllocators);
+    return openAllocator(this, handle.id, options);
+  }
+
+  private checkAttached(op: string): void {
+    if (this.slot < 0) throw new RangeError(`${op}: this agent has detached from the heap`);
+  }
+
+  /**
+   * Checks every invariant of the heap and its live allocators. Call it
+   * when no agent is allocating or freeing (between rounds of work; an
+   * agent that used freeDeferred is quiet once it returned to its event
+   * loop or called collectDeferred()).
+   * Returns the list of problems; empty means consistent.
+   */
+  validate(): string[] {
+    return validateHeap(this);
+  }
+
+  /** validate(), throwing an Error that lists the problems. */
+  assertValid(): void {
+    const errors = this.validate();
+    if (errors.length > 0) throw new Error(`heap is inconsistent:\n  ${errors.slice(0, 20).join('\n  ')}`);
+  }
+
+  /**
+   * Releases the slot of an agent that is gone (worker.terminate() runs no
+   * cleanup in the worker): its cached objects in every live allocator go
+   * back to the global pool and the slot becomes free. The caller must be
+   * sure the agent no longer runs. Pass the generation from the handle
+   * (reserveSlot().gen) so a slot that was meanwhile detached and taken by
+   * another agent is left alone. Returns false if there was nothing to
+   * release. The steps, in order, are in ./recovery/release-slot.ts.
+   */
+  releaseSlot(slot: number, gen?: number): boolean {
+    checkInt('slot', slot, 0, this.maxSlots - 1);
+    if (gen !== undefined) checkInt('gen', gen, 0, 0xffffffff);
+    if (slot === this.slot) throw new RangeError(`releaseSlot(${slot}): that is this agent's own slot; use detach()`);
+    return releaseSlot(this, slot, gen);
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Laying out a new heap: the options of Heap.create, where the heap's
+ * tables go, and the one-time writes that make a buffer a heap. The
+ * layout itself (header fields, slot rows, allocator entries, page tags)
+ * is described in ../shm/layout.ts.
+ */
+import {
+  HeapHeader,
+  HEADER_BYTES,
+  HEAP_MAGIC,
+  KIND_META,
+  KIND_RESERVED,
+  LAYOUT_VERSION,
+  MAX_ALLOCATOR_ID,
+  ALLOC_ROW_WORDS,
+  SLOT_ROW_WORDS,
+  pageTag,
+} from '../shm/layout.js';
+import { store } from '../shm/atomic.js';
+import { checkInt } from '../errors.js';
+
+/** Options of Heap.create. */
+export interface HeapOptions {
+  /**
+   * Bytes the buffer may grow to. Default 1 GiB; at most 4 GiB; rounded up
+   * to a multiple of pageSize. Pointers above 2 GiB are not small integers
+   * in V8, so hot paths may box them: keep heaps at or below 2 GiB where
+   * that matters.
+   */
+  maxBytes?: number;
+  /** Bytes to commit at creation. Default: the meta pages plus 16 pages. */
+  initialBytes?: number;
+  /** Page size, a power of two from 8 KiB to 1 MiB. Default 64 KiB. */
+  pageSize?: number;
+  /** Worker slots: how many agents may be attached at once. Default 64, at most 1024. */
+  maxWorkers?: number;
+  /** Allocators that may exist at once in the heap. Default 64, at most 4095. */
+  maxAllocators?: number;
+  /**
+   * Use this shared WebAssembly.Memory instead of a new SharedArrayBuffer,
+   * so wasm code can read and write the objects. The heap takes over the
+   * memory from `reserveBytes` on. Give `maxBytes` as the memory's
+   * maximum in bytes (default 4 GiB).
+   */
+  memory?: WebAssembly.Memory;
+  /** With `memory`: bytes at the start left to the wasm module (rounded up to pageSize). Default 0. */
+  reserveBytes?: number;
+}
+
+const GiB = 1024 * 1024 * 1024;
+const MAX_BUFFER = 4 * GiB;
+/** Bytes in one page of a WebAssembly.Memory (its unit of growth). */
+export const WASM_PAGE = 65536;
+
+function isPow2(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
+function roundUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+/** Where the tables go, computed from the parameters (same in every agent). */
+export interface MetaLayout {
+  slotTable: number;
+  allocTable: number;
+  pageTags: number;
+  pageArgs: number;
+  freeBitmap: number;
+  bitmapWords: number;
+  end: number;
+}
+
+export function metaLayout(base: number, maxSlots: number, maxAllocators: number, maxPages: number): MetaLayout {
+  const slotTable = base + HEADER_BYTES;
+  const allocTable = slotTable + maxSlots * SLOT_ROW_WORDS * 4;
+  const pageTags = allocTable + (maxAllocators + 1) * ALLOC_ROW_WORDS * 4;
+  const pageArgs = pageTags + maxPages * 4;
+  const freeBitmap = pageArgs + maxPages * 4;
+  const bitmapWords = Math.ceil(maxPages / 32);
+  return { slotTable, allocTable, pageTags, pageArgs, freeBitmap, bitmapWords, end: freeBitmap + bitmapWords * 4 };
+}
+
+/** The memory a new heap lives in: a SharedArrayBuffer, or a shared wasm memory from `base` on. */
+export interface HeapMemory {
+  sab: SharedArrayBuffer | undefined;
+  memory: WebAssembly.Memory | undefined;
+  base: number;
+}
+
+/**
+ * Checks the options, makes (or grows) the buffer and writes an empty
+ * heap into it: header, zeroed tables, meta pages tagged, the committed
+ * data pages free. The magic word is stored last: an agent that sees it
+ * sees everything else.
+ */
+export function formatHeap(options: HeapOptions): HeapMemory {
+  const pageSize = options.pageSize === undefined ? 65536 : checkInt('pageSize', options.pageSize, 8192, 1 << 20);
+  if (!isPow2(pageSize)) throw new RangeError(`pageSize must be a power of two, got ${pageSize}`);
+  const maxSlots = options.maxWorkers === undefined ? 64 : checkInt('maxWorkers', options.maxWorkers, 1, 1024);
+  const maxAllocators =
+    options.maxAllocators === undefined ? 64 : checkInt('maxAllocators', options.maxAllocators, 1, MAX_ALLOCATOR_ID);
+  const memory = options.memory;
+  let maxBytes: number;
+  let base = 0;
+  if (memory !== undefined) {
+    if (!(memory instanceof WebAssembly.Memory) || !(memory.buffer instanceof SharedArrayBuffer)) {
+      throw new TypeError('memory must be a shared WebAssembly.Memory (created with shared: true)');
+    }
+    const reserve = options.reserveBytes === undefined ? 0 : checkInt('reserveBytes', options.reserveBytes, 0, MAX_BUFFER);
+    base = roundUp(reserve, pageSize);
+    // WebAssembly.Memory does not expose its maximum: the creator states
+    // it (the `maximum` it gave, in bytes); growth past the real maximum
+    // just fails cleanly (alloc returns 0).
+    maxBytes = options.maxBytes === undefined ? MAX_BUFFER : checkInt('maxBytes', options.maxBytes, 1, MAX_BUFFER);
+  } else {
+    if (options.reserveBytes !== undefined) throw new TypeError('reserveBytes needs memory');
+    maxBytes = options.maxBytes === undefined ? GiB : checkInt('maxBytes', options.maxBytes, 1, MAX_BUFFER);
+  }
+  maxBytes = Math.min(Math.floor(maxBytes / pageSize) * pageSize, MAX_BUFFER);
+  const maxPages = maxBytes / pageSize;
+  const m = metaLayout(base, maxSlots, maxAllocators, maxPages);
+  const metaEnd = roundUp(m.end, pageSize);
+  const firstDataPage = metaEnd / pageSize;
+  if (firstDataPage + 1 > maxPages) {
+    throw new RangeError(`maxBytes ${maxBytes} leaves no room for data pages (the tables need ${metaEnd} bytes)`);
+  }
+  let initial = options.initialBytes === undefined ? metaEnd + 16 * pageSize : checkInt('initialBytes', options.initialBytes, 0, maxBytes);
+  initial = Math.min(maxBytes, Math.max(metaEnd, roundUp(initial, pageSize)));
+
+  let sab: SharedArrayBuffer | undefined;
+  if (memory !== undefined) {
+    const have = memory.buffer.byteLength;
+    if (have < initial) memory.grow(Math.ceil((initial - have) / WASM_PAGE));
+  } else {
+    sab = new SharedArrayBuffer(initial, { maxByteLength: maxBytes });
+  }
+  const buf = memory !== undefined ? (memory.buffer as unknown as SharedArrayBuffer) : sab!;
+  const u32 = new Uint32Array(buf, 0, buf.byteLength >>> 2);
+  const hdr = base >>> 2;
+  // Zero the meta area (a wasm memory may hold anything there).
+  new Uint8Array(buf, base, metaEnd - base).fill(0);
+  u32[hdr + HeapHeader.PAGE_SHIFT] = Math.log2(pageSize);
+  u32[hdr + HeapHeader.MAX_PAGES] = maxPages;
+  const committed = Math.floor(buf.byteLength / pageSize);
+  u32[hdr + HeapHeader.COMMITTED_PAGES] = Math.min(committed, maxPages);
+  u32[hdr + HeapHeader.FIRST_DATA_PAGE] = firstDataPage;
+  u32[hdr + HeapHeader.MAX_SLOTS] = maxSlots;
+  u32[hdr + HeapHeader.MAX_ALLOCATORS] = maxAllocators;
+  u32[hdr + HeapHeader.SLOT_TABLE] = m.slotTable;
+  u32[hdr + HeapHeader.ALLOC_TABLE] = m.allocTable;
+  u32[hdr + HeapHeader.PAGE_TAGS] = m.pageTags;
+  u32[hdr + HeapHeader.PAGE_ARGS] = m.pageArgs;
+  u32[hdr + HeapHeader.FREE_BITMAP] = m.freeBitmap;
+  u32[hdr + HeapHeader.BASE] = base;
+  const tags = m.pageTags >>> 2;
+  const reservedPages = base / pageSize;
+  for (let p = 0; p < firstDataPage; p++) u32[tags + p] = pageTag(p < reservedPages ? KIND_RESERVED : KIND_META, 0, 0);
+  // Pages already committed beyond the meta pages start out free.
+  const bitmap = m.freeBitmap >>> 2;
+  for (let p = firstDataPage; p < u32[hdr + HeapHeader.COMMITTED_PAGES]!; p++) {
+    u32[bitmap + (p >>> 5)] = (u32[bitmap + (p >>> 5)]! | (1 << (p & 31))) >>> 0;
+  }
+  u32[hdr + HeapHeader.EPOCH] = 1;
+  u32[hdr + HeapHeader.VERSION] = LAYOUT_VERSION;
+  // Publish: an agent that sees the magic sees everything above.
+  store(u32, hdr + HeapHeader.MAGIC, HEAP_MAGIC);
+  return { sab, memory, base };
+}

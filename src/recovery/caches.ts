@@ -1,0 +1,151 @@
+/**
+ * Recovery of a dead agent's caches in one allocator: the depot lock it may
+ * have held, the batch it was moving, the slab it was carving, and the
+ * objects in its cache rows, all put back into the depot.
+ */
+import { AllocatorHeader, CacheRow, ClassRow, GRANULE_SHIFT, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE } from '../shm/layout.js';
+import { add, load, store } from '../shm/atomic.js';
+import { cacheRowAt, classRowAt, slotFlagWord } from '../alloc/region.js';
+import { CARVE_LINKING, DEPOT_FLUSH_MS, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
+
+/** What releaseRow needs to see a slab's objects. */
+export interface SlabGeometry {
+  u8: Uint8Array;
+  pageSize: number;
+}
+
+/**
+ * A carve the dead agent did not finish: every FREE object of the slab
+ * that is in no list (neither the depot, which nobody popped since the
+ * dead agent took its lock, nor the dead row) is linked into the depot in
+ * batches. Depot lock held.
+ */
+function finishCarve(u32: Uint32Array, g: SlabGeometry, cr: number, rec: number, base: number): void {
+  const inList = new Set<number>();
+  for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
+    let x = b;
+    for (let i = u32[(b >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) inList.add(x);
+  }
+  for (let x = u32[rec]!, i = 0; x !== 0 && i < 1 << 26; x = u32[x >>> 2]!, i++) inList.add(x);
+  const unit = u32[cr + ClassRow.UNIT]!;
+  const per = u32[cr + ClassRow.PER_SLAB]!;
+  const batch = u32[cr + ClassRow.BATCH]!;
+  const mapBytes = g.pageSize >>> GRANULE_SHIFT;
+  let head = 0;
+  let tail = 0;
+  let n = 0;
+  for (let i = 0; i < per; i++) {
+    const p = base + mapBytes + i * unit;
+    if (g.u8[base + ((mapBytes + i * unit) >>> GRANULE_SHIFT)] !== ST_FREE || inList.has(p)) continue;
+    if (n === 0) head = p;
+    else u32[tail >>> 2] = p;
+    tail = p;
+    if (++n === batch) {
+      u32[tail >>> 2] = 0;
+      u32[(head >>> 2) + O_COUNT] = n;
+      u32[(head >>> 2) + O_TAIL] = tail;
+      linkLocked(u32, cr, head, n);
+      n = 0;
+    }
+  }
+  if (n > 0) {
+    u32[tail >>> 2] = 0;
+    u32[(head >>> 2) + O_COUNT] = n;
+    u32[(head >>> 2) + O_TAIL] = tail;
+    linkLocked(u32, cr, head, n);
+  }
+}
+
+function inStack(u32: Uint32Array, cr: number, b: number): boolean {
+  let n = 0;
+  for (let x = load(u32, cr + ClassRow.DEPOT_HEAD); x !== 0 && n < 1 << 26; x = u32[(x >>> 2) + O_NEXT_BATCH]!, n++) {
+    if (x === b) return true;
+  }
+  return false;
+}
+
+/**
+ * Releasing a dead slot's row of class row cr: takes the depot lock (it is
+ * the dead agent's, or taken for the purpose), settles the batch the agent
+ * was moving, recounts the depot, recounts the row's list, flushes it.
+ *
+ * - A trim/flush batch (K.TRIM): in the stack, it was linked; else if the
+ *   row still starts with it, it was never cut; else it is cut and in no
+ *   list: link it.
+ * - A popped batch (K.INFLIGHT): if it is still in the stack (the agent
+ *   died holding the lock, before its store), nothing moved; else if the
+ *   row starts with it, it was spliced; else it is in no list: link it.
+ *
+ * Returns false (and leaves the row alone) if the lock stays held by a
+ * live agent for DEPOT_FLUSH_MS.
+ */
+function releaseRow(u32: Uint32Array, g: SlabGeometry, cr: number, rec: number, slot: number, me: number): boolean {
+  const dead = slot + 1;
+  const deadHeld = load(u32, cr + ClassRow.DEPOT_LOCK) === dead;
+  if (deadHeld) {
+    store(u32, cr + ClassRow.DEPOT_LOCK, me);
+  } else {
+    const deadline = Date.now() + DEPOT_FLUSH_MS;
+    while (!lockDepot(u32, cr, me, 1024)) if (Date.now() > deadline) return false;
+  }
+  const trim = u32[rec + CacheRow.TRIM]!;
+  if (trim !== 0 && !inStack(u32, cr, trim) && u32[rec] !== trim) {
+    const n = u32[rec + CacheRow.TRIM_N]!;
+    let tail = trim;
+    for (let i = 1; i < n; i++) tail = u32[tail >>> 2]!;
+    u32[tail >>> 2] = 0;
+    u32[(trim >>> 2) + O_COUNT] = n;
+    u32[(trim >>> 2) + O_TAIL] = tail;
+    linkLocked(u32, cr, trim, n);
+  }
+  u32[rec + CacheRow.TRIM] = 0;
+  const popped = u32[rec + CacheRow.INFLIGHT]!;
+  if (popped !== 0 && !inStack(u32, cr, popped) && u32[rec] !== popped) {
+    const tail = u32[(popped >>> 2) + O_TAIL]!;
+    u32[tail >>> 2] = 0;
+    linkLocked(u32, cr, popped, u32[(popped >>> 2) + O_COUNT]!);
+  }
+  u32[rec + CacheRow.INFLIGHT] = 0;
+  const carve = u32[rec + CacheRow.CARVE]!;
+  // Batches of a carve that got the lock went to the depot only while the
+  // dead agent held it (it clears the record first): then nobody can have
+  // popped them since. Without the lock, everything went to its row.
+  if (carve !== 0 && ((carve & CARVE_LINKING) === 0 || deadHeld)) finishCarve(u32, g, cr, rec, (carve & ~15) >>> 0);
+  u32[rec + CacheRow.CARVE] = 0;
+  // Recount: nobody changes the stack or its counter without the lock.
+  let total = 0;
+  for (let x = load(u32, cr + ClassRow.DEPOT_HEAD), i = 0; x !== 0 && i < 1 << 26; x = u32[(x >>> 2) + O_NEXT_BATCH]!, i++) {
+    total += u32[(x >>> 2) + O_COUNT]!;
+  }
+  store(u32, cr + ClassRow.DEPOT_OBJECTS, total);
+  // The row's count may be a store behind its list.
+  let count = 0;
+  for (let x = u32[rec]!; x !== 0 && count < 1 << 26; x = u32[x >>> 2]!) count++;
+  u32[rec + CacheRow.COUNT] = count;
+  flushCacheRow(u32, cr, rec, u32[cr + ClassRow.BATCH]!, me, true);
+  unlockDepot(u32, cr);
+  return true;
+}
+
+/**
+ * Flushes every cache of `slot` in the allocator region at word R (see
+ * releaseRow) and clears its attach flag. `me` is the releasing agent's
+ * slot + 1.
+ */
+export function releaseSlotCaches(u32: Uint32Array, g: SlabGeometry, R: number, maxSlots: number, slot: number, me: number): void {
+  const classes = u32[R + AllocatorHeader.CLASSES]!;
+  for (let c = 0; c < classes; c++) {
+    const cr = classRowAt(R, c);
+    const rec = cacheRowAt(R, classes, maxSlots, slot, c);
+    releaseRow(u32, g, cr, rec, slot, me);
+    // Should the agent still run after all (a stale handle), its next free
+    // goes to the slow path, which finds the slot released and throws.
+    u32[rec + CacheRow.HIGH] = 0;
+    u32[rec + CacheRow.OWNER] = 0;
+  }
+  const flag = R + slotFlagWord(classes) + slot;
+  if (u32[flag] !== 0) {
+    u32[flag] = 0;
+    add(u32, R + AllocatorHeader.ATTACHED, -1);
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The survivor protocol: what an agent does for a slot whose agent is gone
+ * (worker.terminate() runs no cleanup in the worker), in order.
+ *
+ *   0. Take the slot: ATTACHED or RESERVED -> RELEASING (a CAS; the
+ *      generation must match the caller's, if given).
+ *   For every live allocator:
+ *   1. its limbo row of the dead slot: the ring lock and a take in flight
+ *      are repaired (the lock is freed first: step 2 may retire into it);
+ *   2. every other slot's limbo row the dead agent was collecting from;
+ *   3. the map the allocator holds elements of, if any: the bucket lock
+ *      and the write in flight, its entry quota (map-slot.ts); elements it
+ *      had in its hands are retired into the dead slot's ring;
+ *   4. its caches: the depot lock, the batch in flight, an unfinished
+ *      carve, and every cached object back to the depot (caches.ts); after
+ *      the map, since a logged element is still the writer's;
+ *   5. its limbo row is marked orphaned: live agents collect it.
+ *   Then for the heap:
+ *   6. the run its claim record names (pages it was taking or freeing);
+ *   7. its pin word cleared (it no longer holds grace periods back);
+ *   8. the slot counted as released and made FREE (the final store).
+ *
+ * The objects the dead agent held live stay allocated (counted as live by
+ * their allocators' stats() and listed by destroy()'s leak report).
+ */
+import { AllocatorEntry, AllocatorHeader, ALLOC_LIVE, ALLOC_ROW_WORDS, HeapHeader, SLOT_ATTACHED, SLOT_FREE, SLOT_RELEASING, SLOT_RESERVED, SLOT_ROW_WORDS, SlotRow } from '../shm/layout.js';
+import { add, cas, load, store } from '../shm/atomic.js';
+import type { HeapCore } from '../heap/core.js';
+import { recoverClaim } from '../heap/runs.js';
+import { markOrphan, releaseDeadCollector, repairLimboRow } from '../reclaim/limbo.js';
+import { limboRowAt } from '../alloc/region.js';
+import { releaseMapSlot } from './map-slot.js';
+import { releaseSlotCaches } from './caches.js';
+
+/**
+ * Releases `slot` (see the steps above). The caller must be sure the
+ * agent no longer runs. Returns false when the slot was not ATTACHED or
+ * RESERVED, or when `gen` is given and the slot's generation differs.
+ */
+export function releaseSlot(heap: HeapCore, slot: number, gen: number | undefined): boolean {
+  const u32 = heap.u32;
+  const w = heap.slotWord + slot * SLOT_ROW_WORDS;
+  let st = load(u32, w + SlotRow.STATE);
+  for (;;) {
+    if (st !== SLOT_ATTACHED && st !== SLOT_RESERVED) return false;
+    if (gen !== undefined && load(u32, w + SlotRow.GEN) !== gen) return false;
+    const seen = cas(u32, w + SlotRow.STATE, st, SLOT_RELEASING);
+    if (seen === st) break;
+    st = seen;
+  }
+  for (let id = 1; id <= heap.maxAllocators; id++) {
+    const row = heap.allocWord + id * ALLOC_ROW_WORDS;
+    if (load(heap.u32, row + AllocatorEntry.STATE) !== ALLOC_LIVE) continue;
+    heap.refresh();
+    const map = load(heap.u32, row + AllocatorEntry.MAP);
+    const R = load(heap.u32, row + AllocatorEntry.REGION) >>> 2;
+    const classes = heap.u32[R + AllocatorHeader.CLASSES]!;
+    const limbo = limboRowAt(R, classes, heap.maxSlots, slot);
+    repairLimboRow(heap, R, limbo, slot);
+    for (let s = 0; s < heap.maxSlots; s++) {
+      if (s !== slot) releaseDeadCollector(heap, limboRowAt(R, classes, heap.maxSlots, s), slot);
+    }
+    if (map !== 0) releaseMapSlot({ heap, map, slot, allocId: id, limboRow: limbo });
+    releaseSlotCaches(heap.u32, heap, R, heap.maxSlots, slot, heap.slot + 1);
+    markOrphan(heap.u32, R, limbo);
+  }
+  recoverClaim(heap, slot);
+  heap.clearPin(slot);
+  add(heap.u32, heap.hdr + HeapHeader.SLOTS_RELEASED, 1);
+  store(heap.u32, w + SlotRow.STATE, SLOT_FREE);
+  return true;
+}
