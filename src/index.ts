@@ -22,10 +22,11 @@ export type {
   CacheStats,
   ClassStats,
   LeakReport,
-} from './alloc/allocator.js';
+} from './alloc/types.js';
 export { BUCKET_SIZES, MAX_SMALL, defaultWatermarks } from './alloc/sizeclass.js';
 export type { Watermarks } from './alloc/sizeclass.js';
 export { HashMap, MapFlag, MapStatus } from './map/hashmap.js';
 export type { HashMapHandle, HashMapOptions } from './map/hashmap.js';
-export { AllocatorMisuseError, DebugAllocator, MISUSE, DEBUG_OVERHEAD, POISON_BYTE } from './alloc/debug.js';
-export type { MisuseCode } from './alloc/debug.js';
+export { DebugAllocator, DEBUG_OVERHEAD, POISON_BYTE } from './alloc/debug.js';
+export { AllocatorMisuseError, MISUSE } from './alloc/misuse.js';
+export type { MisuseCode } from './alloc/misuse.js';

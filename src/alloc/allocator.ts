@@ -100,102 +100,9 @@ import {
   unlockRow,
 } from '../reclaim/limbo.js';
 import { BUCKET_SIZES, CLASS_BY_GRANULE, MAX_SMALL, defaultWatermarks, objectsPerSlab } from './sizeclass.js';
+import type { AllocatorHandle, AllocatorOptions, AllocatorStats, AttachOptions, CacheStats, ClassStats, LeakReport } from './types.js';
+import { MISUSE } from './misuse.js';
 
-/** Options of Heap.createAllocator. Watermark options override every class. */
-export interface AllocatorOptions {
-  /**
-   * Fixed-size mode (the kernel's kmem_cache flavour): every object has
-   * this size, rounded up to a multiple of 16. Omit for size-bucketed mode.
-   * At most pageSize - pageSize/16 (61440 with 64 KiB pages).
-   */
-  unitSize?: number;
-  /**
-   * Memory limit in bytes for slabs and large runs (the kernel charges a
-   * memory cgroup). Cached objects count: they sit in pages the allocator
-   * holds. Past it alloc returns 0 and counts a failure. Default: none.
-   */
-  limitBytes?: number;
-  /** Cache refill threshold, 0..65536. Default: the kernel's (32 for units <= 256 B). */
-  lowWatermark?: number;
-  /** Cache trim threshold, 1..65536. Default: the kernel's (96 for units <= 256 B). */
-  highWatermark?: number;
-  /** Objects per batch, 1..65536. Default: the kernel's (48 for units <= 256 B). */
-  batch?: number;
-  /** Objects placed in each cache when an agent attaches. Default 4 (1 above 256 B). */
-  prefill?: number;
-  /** For the creating agent: see AttachOptions.nowait. */
-  nowait?: boolean;
-  /**
-   * Debug mode (src/alloc/debug.ts): poisoned free objects, canaries,
-   * a quarantine. Slower; every agent that attaches gets it. Default off.
-   */
-  debug?: boolean;
-}
-
-export interface AttachOptions {
-  /**
-   * Never refill synchronously: an empty cache makes alloc return 0 while
-   * a refill is scheduled for the next microtask. For real-time callers
-   * (an AudioWorklet's process()). Large allocations always go to the page
-   * heap directly (a few atomic operations, never a wait).
-   */
-  nowait?: boolean;
-}
-
-/** A structured-cloneable reference to an allocator, to post to other agents. */
-export interface AllocatorHandle {
-  readonly kind: 'anyalloc.allocator';
-  readonly id: number;
-}
-
-export interface CacheStats {
-  unit: number;
-  cached: number;
-  allocs: number;
-  frees: number;
-  refills: number;
-  trims: number;
-  failures: number;
-}
-
-export interface ClassStats {
-  unit: number;
-  slabPages: number;
-  objects: number;
-  depot: number;
-  cached: number;
-  live: number;
-  liveBytes: number;
-}
-
-export interface AllocatorStats {
-  id: number;
-  mode: 'bucketed' | 'fixed';
-  unitSize: number;
-  limitBytes: number;
-  chargedBytes: number;
-  peakChargedBytes: number;
-  /** Bytes of live objects (slab objects not cached nor in the depot) plus live large runs. */
-  bytesInUse: number;
-  /** Peak bytes outside the depots (live + cached + large), sampled at batch moves. */
-  peakBytesOut: number;
-  failures: number;
-  classes: ClassStats[];
-  workers: { slot: number; attached: boolean; classes: CacheStats[] }[];
-  large: { live: number; liveBytes: number; allocs: number; frees: number; failures: number };
-}
-
-export interface LeakReport {
-  /** Objects still allocated when the allocator was destroyed. */
-  leakedObjects: number;
-  leakedBytes: number;
-  /** Per class (unit size) leaked counts, only classes with leaks. */
-  classes: { unit: number; objects: number }[];
-  /** Large allocations still live. */
-  largeRuns: number;
-  /** Pages kept because they still hold leaked objects. */
-  pagesKept: number;
-}
 
 /**
  * Tries at a depot's pop lock before a refill carves a new slab instead.
@@ -538,17 +445,17 @@ export class Allocator implements ViewClient {
     let c = 0;
     if (this.unitSize === 0 || size !== undefined) {
       if (typeof size !== 'number' || !Number.isSafeInteger(size)) {
-        throw new TypeError(`alloc size must be a positive safe integer, got ${describe(size)}`);
+        throw new TypeError(`${MISUSE.badSize} a positive safe integer, got ${describe(size)}`);
       }
       if (this.unitSize !== 0) {
         if (size < 1 || size > this.unitSize) {
-          throw new RangeError(`alloc size must be in [1, ${this.unitSize}] for this fixed-size allocator, got ${size}`);
+          throw new RangeError(`${MISUSE.badSize} in [1, ${this.unitSize}] for this fixed-size allocator, got ${size}`);
         }
         return this.alloc();
       }
       if (size < 1 || size > MAX_SMALL) {
         const max = (this.heap.maxPages - this.heap.firstDataPage) * this.heap.pageSize;
-        if (size < 1 || size > max) throw new RangeError(`alloc size must be in [1, ${max}], got ${size}`);
+        if (size < 1 || size > max) throw new RangeError(`${MISUSE.badSize} in [1, ${max}], got ${size}`);
         // A run of pages. (Here, not in a method of its own: this method
         // must stay over V8's inlining limit, see allocSlow.)
         const heap = this.heap;
@@ -673,7 +580,7 @@ export class Allocator implements ViewClient {
       if (typeof p === 'number' && Number.isInteger(p) && p >= 0 && p < this.heap.viewBytes) {
         const t = this.tags[p >>> this.pageShift]!;
         if (tagKind(t) === KIND_LARGE && tagAllocator(t) === this.id) {
-          throw badPointer('freeDeferred', p, 'large allocations cannot be freed deferred; free them directly');
+          throw badPointer('freeDeferred', p, `${MISUSE.largeDeferred}; free them directly`);
         }
       }
       // Same diagnosis as free; an ALLOCATED object past stale views retries.
@@ -908,24 +815,24 @@ export class Allocator implements ViewClient {
 
   private checkFreeable(p: unknown): void {
     if (typeof p !== 'number' || !Number.isInteger(p)) {
-      throw new TypeError(`freeDeferred(${describe(p)}): pointer must be an integer byte offset`);
+      throw new TypeError(`freeDeferred(${describe(p)}): ${MISUSE.notInteger}`);
     }
     const heap = this.heap;
-    if (p < 0 || p >= heap.maxPages * heap.pageSize) throw badPointer('freeDeferred', p, 'outside the heap');
+    if (p < 0 || p >= heap.maxPages * heap.pageSize) throw badPointer('freeDeferred', p, MISUSE.outsideHeap);
     if (p >= heap.viewBytes) heap.refresh();
-    if (p >= heap.viewBytes) throw badPointer('freeDeferred', p, 'outside the heap (beyond its committed pages)');
+    if (p >= heap.viewBytes) throw badPointer('freeDeferred', p, `${MISUSE.outsideHeap} (beyond its committed pages)`);
     const tag = this.tags[p >>> this.pageShift]!;
     const kind = tagKind(tag);
     if (kind !== KIND_SLAB) throw badPointer('freeDeferred', p, 'not allocated: not a slab object');
     if (tagAllocator(tag) !== this.id) {
-      throw badPointer('freeDeferred', p, `wrong allocator: the object belongs to allocator ${tagAllocator(tag)}, not ${this.id}`);
+      throw badPointer('freeDeferred', p, `${MISUSE.wrongAllocator}: the object belongs to allocator ${tagAllocator(tag)}, not ${this.id}`);
     }
-    if ((p & 15) !== 0) throw badPointer('freeDeferred', p, 'invalid unaligned free: objects are 16-byte aligned');
+    if ((p & 15) !== 0) throw badPointer('freeDeferred', p, `${MISUSE.unalignedFree}: objects are 16-byte aligned`);
     const off = p & this.pageMask;
     const st = this.u8[p - off + (off >>> 4)];
-    if (st === ST_FREE) throw badPointer('freeDeferred', p, 'double free');
-    if (st === ST_RETIRED) throw badPointer('freeDeferred', p, 'double free: already freed with freeDeferred, waiting for a grace period');
-    if (st === ST_NONE) throw badPointer('freeDeferred', p, 'not the start of an object');
+    if (st === ST_FREE) throw badPointer('freeDeferred', p, MISUSE.doubleFree);
+    if (st === ST_RETIRED) throw badPointer('freeDeferred', p, `${MISUSE.doubleFree}: already freed with freeDeferred, waiting for a grace period`);
+    if (st === ST_NONE) throw badPointer('freeDeferred', p, MISUSE.notObjectStart);
   }
 
   /**
@@ -948,7 +855,7 @@ export class Allocator implements ViewClient {
   /* ------------------------------ slow paths ----------------------------- */
 
   private checkAttached(op: string): void {
-    if (this.detached) throw new RangeError(`${op}: allocator ${this.id} is detached in this agent`);
+    if (this.detached) throw new RangeError(`${op}: allocator ${this.id} ${MISUSE.detached}`);
   }
 
   /** Charges k pages to the limit; false (nothing charged) when over it. */
@@ -977,13 +884,13 @@ export class Allocator implements ViewClient {
     if (p === 0) return;
     this.checkAttached('free');
     if (typeof p !== 'number' || !Number.isInteger(p)) {
-      throw new TypeError(`free(${describe(p)}): pointer must be an integer byte offset`);
+      throw new TypeError(`free(${describe(p)}): ${MISUSE.notInteger}`);
     }
     const heap = this.heap;
-    if (p < 0 || p >= heap.maxPages * heap.pageSize) throw badPointer('free', p, 'outside the heap');
+    if (p < 0 || p >= heap.maxPages * heap.pageSize) throw badPointer('free', p, MISUSE.outsideHeap);
     if (p >= heap.viewBytes) {
       heap.refresh();
-      if (p >= heap.viewBytes) throw badPointer('free', p, 'outside the heap (beyond its committed pages)');
+      if (p >= heap.viewBytes) throw badPointer('free', p, `${MISUSE.outsideHeap} (beyond its committed pages)`);
       return this.free(p);
     }
     const page = p >>> this.pageShift;
@@ -991,15 +898,15 @@ export class Allocator implements ViewClient {
     const kind = tagKind(tag);
     const owner = tagAllocator(tag);
     if (kind === KIND_SLAB || kind === KIND_LARGE || kind === KIND_LARGE_TAIL) {
-      if (owner !== this.id) throw badPointer('free', p, `wrong allocator: the object belongs to allocator ${owner}, not ${this.id}`);
+      if (owner !== this.id) throw badPointer('free', p, `${MISUSE.wrongAllocator}: the object belongs to allocator ${owner}, not ${this.id}`);
     }
     if (kind === KIND_SLAB) {
-      if ((p & 15) !== 0) throw badPointer('free', p, 'invalid unaligned free: objects are 16-byte aligned');
+      if ((p & 15) !== 0) throw badPointer('free', p, `${MISUSE.unalignedFree}: objects are 16-byte aligned`);
       const off = p & this.pageMask;
       const st = this.u8[p - off + (off >>> 4)];
-      if (st === ST_FREE) throw badPointer('free', p, 'double free');
-      if (st === ST_RETIRED) throw badPointer('free', p, 'double free: already freed with freeDeferred, waiting for a grace period');
-      if (st === ST_NONE) throw badPointer('free', p, 'not the start of an object');
+      if (st === ST_FREE) throw badPointer('free', p, MISUSE.doubleFree);
+      if (st === ST_RETIRED) throw badPointer('free', p, `${MISUSE.doubleFree}: already freed with freeDeferred, waiting for a grace period`);
+      if (st === ST_NONE) throw badPointer('free', p, MISUSE.notObjectStart);
       // ALLOCATED: above the high watermark, or a stale handle.
       if (this.slotLost()) throw this.staleError('free', p);
       const c = tagClass(tag);
@@ -1015,11 +922,11 @@ export class Allocator implements ViewClient {
       return;
     }
     if (kind === KIND_LARGE) {
-      if ((p & this.pageMask) !== 0) throw badPointer('free', p, 'not the start of an object (inside a large allocation)');
+      if ((p & this.pageMask) !== 0) throw badPointer('free', p, `${MISUSE.notObjectStart} (inside a large allocation)`);
       return this.freeLarge(page, tag);
     }
-    if (kind === KIND_LARGE_TAIL) throw badPointer('free', p, 'not the start of an object (inside a large allocation)');
-    throw badPointer('free', p, 'not allocated: the page holds no objects (never allocated, or freed twice)');
+    if (kind === KIND_LARGE_TAIL) throw badPointer('free', p, `${MISUSE.notObjectStart} (inside a large allocation)`);
+    throw badPointer('free', p, `${MISUSE.notAllocated}: the page holds no objects (never allocated, or freed twice)`);
   }
 
   private freeLarge(page: number, tag: number): void {
@@ -1027,7 +934,7 @@ export class Allocator implements ViewClient {
     const u32 = this.u32;
     // Of two racing frees of one run, one gets k, the other 0 (runs.ts).
     const k = freeLargeRun(heap, page, tag, pageTag(KIND_LARGE_TAIL, this.id, 0));
-    if (k === 0) throw badPointer('free', page * heap.pageSize, 'double free');
+    if (k === 0) throw badPointer('free', page * heap.pageSize, MISUSE.doubleFree);
     add(u32, this.R + AllocatorHeader.CHARGED_PAGES, -k);
     add(u32, this.R + AllocatorHeader.LARGE_LIVE, -1);
     add(u32, this.R + AllocatorHeader.LARGE_LIVE_PAGES, -k);
@@ -1077,7 +984,7 @@ export class Allocator implements ViewClient {
   private staleError(op: string, p?: number): RangeError {
     const what = p === undefined ? op : `${op}(${p})`;
     return new RangeError(
-      `${what}: stale handle: this agent's worker slot ${this.heap.slot} was released (releaseSlot) while the agent still ran; nothing was changed`,
+      `${what}: ${MISUSE.stale}: this agent's worker slot ${this.heap.slot} was released (releaseSlot) while the agent still ran; nothing was changed`,
     );
   }
 

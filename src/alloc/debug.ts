@@ -133,7 +133,9 @@
  * plainly: like the release checks, a double free is caught when the two
  * frees are ordered. validate() and reclaimOrphans() want a quiet heap.
  */
-import { Allocator, validateHeap, type AllocatorStats, type AttachOptions, type LeakReport } from './allocator.js';
+import { Allocator, validateHeap } from './allocator.js';
+import type { AllocatorStats, AttachOptions, LeakReport } from './types.js';
+import { AllocatorMisuseError, MISUSE, type MisuseCode } from './misuse.js';
 import type { HeapCore } from '../heap/core.js';
 import {
   AllocatorHeader,
@@ -160,51 +162,6 @@ import {
 import { describe, hex } from '../errors.js';
 import { cacheRowAt, slotFlagWord } from './region.js';
 import { CLASS_BY_GRANULE, MAX_SMALL } from './sizeclass.js';
-
-/** The exact texts of the errors of debug mode (and of release mode's pointer checks). */
-export const MISUSE = {
-  doubleFree: 'double free',
-  unalignedFree: 'invalid unaligned free',
-  notObjectStart: 'not the start of an object',
-  notAllocated: 'not allocated',
-  wrongAllocator: 'wrong allocator',
-  outsideHeap: 'outside the heap',
-  notInteger: 'pointer must be an integer byte offset',
-  badSize: 'alloc size must be',
-  writeAfterFree: 'write after free detected',
-  canary: 'canary corrupted',
-  stale: 'stale handle',
-  detached: 'is detached in this agent',
-  largeDeferred: 'large allocations cannot be freed deferred',
-} as const;
-
-export type MisuseCode =
-  | 'double-free'
-  | 'unaligned'
-  | 'not-allocated'
-  | 'wrong-allocator'
-  | 'out-of-range'
-  | 'write-after-free'
-  | 'canary'
-  | 'stale'
-  | 'detached'
-  | 'bad-size'
-  | 'large-deferred';
-
-/** A misuse found by a DebugAllocator. A RangeError, like release mode's pointer errors. */
-export class AllocatorMisuseError extends RangeError {
-  readonly code: MisuseCode;
-  /** The pointer the error is about (as the user holds it), NaN when none. */
-  readonly pointer: number;
-  /** destroy() only: its leak report (destroy completed before throwing). */
-  leakReport?: LeakReport;
-  constructor(message: string, code: MisuseCode, pointer: number) {
-    super(message);
-    this.name = 'AllocatorMisuseError';
-    this.code = code;
-    this.pointer = pointer;
-  }
-}
 
 /** Header bytes before a bucketed debug object. */
 export const DEBUG_HEADER = 16;
@@ -1178,3 +1135,4 @@ export function openAllocator(heap: HeapCore, id: number, options: AttachOptions
   const debug = region !== 0 && (heap.u32[region + AllocatorHeader.FLAGS]! & AF_DEBUG) !== 0;
   return debug ? new DebugAllocator(heap, id, options) : new Allocator(heap, id, options);
 }
+export { AllocatorMisuseError, MISUSE, type MisuseCode } from './misuse.js';
