@@ -12,6 +12,7 @@
 
 import { GRANULE } from '../shm/layout.js';
 
+/** The object sizes of a size-bucketed allocator's classes, in bytes. */
 export const BUCKET_SIZES: readonly number[] = [16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
 /** Largest size served from a slab in bucketed mode; larger ones get page runs. */
 export const MAX_SMALL = 4096;
@@ -30,6 +31,7 @@ export const CLASS_BY_GRANULE: Uint8Array = (() => {
   return t;
 })();
 
+/** A cache's watermarks, per size class (the kernel's low/high watermarks and batch). */
 export interface Watermarks {
   /** Below this many cached objects a refill is scheduled. */
   low: number;

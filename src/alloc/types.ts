@@ -34,6 +34,7 @@ export interface AllocatorOptions {
   debug?: boolean;
 }
 
+/** Options of Heap.attachAllocator (how this agent uses the allocator). */
 export interface AttachOptions {
   /**
    * Never refill synchronously: an empty cache makes alloc return 0 while
@@ -44,55 +45,112 @@ export interface AttachOptions {
   nowait?: boolean;
 }
 
-/** A structured-cloneable reference to an allocator, to post to other agents. */
+/** A structured-cloneable reference to an allocator, to post to other agents (Heap.attachAllocator takes it). */
 export interface AllocatorHandle {
+  /** Always 'anyalloc.allocator'. */
   readonly kind: 'anyalloc.allocator';
+  /** The allocator's id in its heap (1..maxAllocators). */
   readonly id: number;
 }
 
+/** One agent's cache of one size class (a row of AllocatorStats.workers). */
 export interface CacheStats {
+  /** Object size of the class, in bytes. */
   unit: number;
+  /** Free objects held in this agent's cache now, ready for its next allocs. */
   cached: number;
+  /** Objects this agent allocated from the class (counted since the slot was first used). */
   allocs: number;
+  /** Objects this agent freed into the class (whoever allocated them). */
   frees: number;
+  /** Batches this cache took from the depot (refills below the low watermark). */
   refills: number;
+  /** Batches this cache gave back to the depot (trims above the high watermark). */
   trims: number;
+  /** Allocations of the class that returned 0 here (no memory, or nowait with an empty cache). */
   failures: number;
 }
 
+/**
+ * One size class of an allocator, summed over every agent. Its objects are
+ * in exactly one place:  objects = depot + cached + live.
+ */
 export interface ClassStats {
+  /** Object size of the class, in bytes. */
   unit: number;
+  /** Slab pages the class holds. */
   slabPages: number;
+  /** Objects those pages hold (slabPages x objects per slab). */
   objects: number;
+  /** Free objects in the class's depot: the shared pool every agent refills from. */
   depot: number;
+  /** Free objects in the agents' caches (every slot's cache of this class). */
   cached: number;
+  /** Objects handed out and not freed yet (objects - depot - cached). */
   live: number;
+  /** live x unit. */
   liveBytes: number;
 }
 
+/** What Allocator.stats() returns: a snapshot read without stopping anyone (counts may be a batch apart). */
 export interface AllocatorStats {
+  /** The allocator's id in its heap. */
   id: number;
+  /** 'bucketed' (size classes from 16 bytes, larger sizes as page runs) or 'fixed' (one unitSize). */
   mode: 'bucketed' | 'fixed';
+  /** The fixed unit size, 0 when bucketed. */
   unitSize: number;
+  /** The allocator's limit in bytes (limitBytes option rounded to pages), 0 for none. */
   limitBytes: number;
+  /** Bytes charged to the limit now: slab pages and large runs. */
   chargedBytes: number;
+  /** Peak of chargedBytes. */
   peakChargedBytes: number;
   /** Bytes of live objects (slab objects not cached nor in the depot) plus live large runs. */
   bytesInUse: number;
   /** Peak bytes outside the depots (live + cached + large), sampled at batch moves. */
   peakBytesOut: number;
+  /** Allocations that returned 0: every class's failures plus large.failures. */
   failures: number;
+  /** Per size class, in class order. */
   classes: ClassStats[];
-  workers: { slot: number; attached: boolean; classes: CacheStats[] }[];
-  large: { live: number; liveBytes: number; allocs: number; frees: number; failures: number };
+  /** Per worker slot that ever used the allocator: whether attached now, and its caches per class. */
+  workers: {
+    /** The worker slot. */
+    slot: number;
+    /** Whether the slot's agent has the allocator attached now. */
+    attached: boolean;
+    /** Its cache of each class, in class order. */
+    classes: CacheStats[];
+  }[];
+  /** Allocations above the largest class, each a run of whole pages. */
+  large: {
+    /** Runs live now. */
+    live: number;
+    /** Bytes in live runs (whole pages). */
+    liveBytes: number;
+    /** Runs allocated since creation. */
+    allocs: number;
+    /** Runs freed since creation. */
+    frees: number;
+    /** Large allocations that returned 0 (heap full or over the limit). */
+    failures: number;
+  };
 }
 
+/** What Allocator.destroy() found still allocated. */
 export interface LeakReport {
   /** Objects still allocated when the allocator was destroyed. */
   leakedObjects: number;
+  /** Bytes of those objects and of the large runs still live. */
   leakedBytes: number;
   /** Per class (unit size) leaked counts, only classes with leaks. */
-  classes: { unit: number; objects: number }[];
+  classes: {
+    /** Object size of the class. */
+    unit: number;
+    /** Objects of the class still allocated. */
+    objects: number;
+  }[];
   /** Large allocations still live. */
   largeRuns: number;
   /** Pages kept because they still hold leaked objects. */

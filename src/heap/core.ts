@@ -39,19 +39,23 @@ import {
 } from '../shm/layout.js';
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { checkInt } from '../errors.js';
-import { countFreePages, type PageHeapHost } from './pages.js';
+import { countFreePages } from './pages.js';
 import { WASM_PAGE, metaLayout } from './format.js';
-import { claimDone, giveRegion, giveRun, takeRegion, takeRun, type RunHost } from './runs.js';
+import { claimDone, giveRegion, giveRun, takeRegion, takeRun } from './runs.js';
 
 /** A structured-cloneable description of a heap, to post to another agent. */
 export interface HeapHandle {
+  /** Always 'anyalloc.heap'. */
   readonly kind: 'anyalloc.heap';
+  /** The heap's SharedArrayBuffer (absent when it lives in a WebAssembly.Memory). */
   readonly buffer?: SharedArrayBuffer;
+  /** The shared WebAssembly.Memory the heap lives in, if any. */
   readonly memory?: WebAssembly.Memory;
   /** Byte offset of the heap header. */
   readonly base: number;
   /** A slot reserved for the receiving agent by reserveSlot(), if any. */
   readonly slot?: number;
+  /** The reserved slot's generation (with `slot`). */
   readonly gen?: number;
 }
 
@@ -66,8 +70,11 @@ export interface ViewClient {
 
 /** One taken worker slot, as heap.slots() sees it. */
 export interface SlotInfo {
+  /** The slot number (0..maxWorkers-1). */
   slot: number;
+  /** The slot's generation: new each time the slot is taken. */
   gen: number;
+  /** 'attached': an agent holds it; 'reserved': reserveSlot() set it aside for an agent not attached yet. */
   state: 'attached' | 'reserved';
   /** True for the slot of the agent asking. */
   self: boolean;
@@ -75,18 +82,31 @@ export interface SlotInfo {
   silentMs: number;
 }
 
+/** What Heap.stats() returns: the page heap and the slot table, read without stopping anyone. */
 export interface HeapStats {
+  /** Bytes in a page. */
   pageSize: number;
+  /** Pages the buffer may grow to (maxBytes / pageSize). */
   maxPages: number;
+  /** Pages the buffer holds now (it grows on demand). */
   committedPages: number;
+  /** Pages the heap's own tables take (and a wasm module's reserved bytes). */
   metaPages: number;
+  /** Data pages in use: slabs, large runs and control regions (counted from the page tags). */
   usedPages: number;
+  /** Committed data pages free for any use. */
   freePages: number;
+  /** Peak of used pages. */
   peakUsedPages: number;
+  /** committedPages x pageSize: the memory the buffer holds. */
   committedBytes: number;
+  /** usedPages x pageSize. */
   usedBytes: number;
+  /** peakUsedPages x pageSize. */
   peakUsedBytes: number;
+  /** Slots held by attached agents. */
   slotsAttached: number;
+  /** Slots reserved by reserveSlot() and not attached yet. */
   slotsReserved: number;
   /**
    * Slots released by releaseSlot: agents that went away without
@@ -94,8 +114,11 @@ export interface HeapStats {
    * by their allocators' stats() and listed by destroy()'s leak report).
    */
   slotsReleased: number;
+  /** Slots in the table (the maxWorkers option). */
   maxWorkers: number;
+  /** Allocators live in the heap (maps' element allocators included). */
   allocatorsLive: number;
+  /** Times the buffer could not grow (at its maximum, or the engine refused). */
   growFailures: number;
 }
 
@@ -104,15 +127,18 @@ export interface HeapStats {
  * operations on the heap's own tables. Allocators and maps hold one (the
  * public Heap is one).
  */
-export class HeapCore implements PageHeapHost, RunHost {
+export class HeapCore {
   /** Views over the whole buffer; renewed after a grow (re-read them, do not keep them). */
   u8!: Uint8Array;
+  /** The buffer as 32-bit words (index = byte offset / 4). */
   u32!: Uint32Array;
+  /** The buffer as signed 32-bit words. */
   i32!: Int32Array;
+  /** The buffer as float64 (index = byte offset / 8). */
   f64!: Float64Array;
   /** Byte length the current views cover. */
   viewBytes = 0;
-  /** Bumped each time this agent renews its views. */
+  /** @internal Bumped each time this agent renews its views. */
   viewGeneration = 0;
   /**
    * @internal Read-side sections this agent is in (the maps' pin and
@@ -121,25 +147,41 @@ export class HeapCore implements PageHeapHost, RunHost {
    */
   pinDepth = 0;
 
+  /** The heap's SharedArrayBuffer, undefined when it lives in a WebAssembly.Memory. */
   readonly sab: SharedArrayBuffer | undefined;
+  /** The shared WebAssembly.Memory the heap lives in, if any. */
   readonly memory: WebAssembly.Memory | undefined;
+  /** Byte offset of the heap's header in the buffer (0, or reserveBytes rounded up). */
   readonly base: number;
+  /** @internal */
   readonly hdr: number;
+  /** Bytes in a page (pageSize option). */
   readonly pageSize: number;
+  /** @internal */
   readonly pageShift: number;
+  /** Pages the buffer may grow to. */
   readonly maxPages: number;
+  /** Worker slots (maxWorkers option). */
   readonly maxSlots: number;
+  /** Allocators the heap may hold at once (maxAllocators option). */
   readonly maxAllocators: number;
+  /** @internal */
   readonly firstDataPage: number;
+  /** @internal */
   readonly bitmapWord: number;
+  /** @internal */
   readonly bitmapWords: number;
+  /** @internal */
   readonly slotWord: number;
+  /** @internal */
   readonly allocWord: number;
+  /** @internal */
   readonly tagWord: number;
+  /** @internal */
   readonly argWord: number;
   /** This agent's slot, or -1 after detach. */
   slot: number;
-  /** The generation of this agent's slot when it attached. */
+  /** @internal The generation of this agent's slot when it attached. */
   slotGen: number;
 
   private readonly clients = new Set<ViewClient>();
@@ -189,12 +231,17 @@ export class HeapCore implements PageHeapHost, RunHost {
    * slot even if the worker dies before it says anything, and can
    * releaseSlot(handle.slot) after its death.
    */
-  reserveSlot(): HeapHandle & { slot: number; gen: number } {
+  reserveSlot(): HeapHandle & {
+    /** The reserved slot. */
+    slot: number;
+    /** Its generation: pass it to releaseSlot. */
+    gen: number;
+  } {
     const { slot, gen } = this.takeFreeSlot(SLOT_RESERVED);
     return { ...this.handle, slot, gen };
   }
 
-  /** Moves a FREE slot to `state` with a fresh generation (published by the final store). */
+  /** @internal Moves a FREE slot to `state` with a fresh generation (published by the final store). */
   private takeFreeSlot(state: number): { slot: number; gen: number } {
     const u32 = this.u32;
     for (let s = 0; s < this.maxSlots; s++) {
@@ -212,6 +259,7 @@ export class HeapCore implements PageHeapHost, RunHost {
     throw new RangeError(`no free worker slot: all ${this.maxSlots} are taken (maxWorkers)`);
   }
 
+  /** @internal */
   protected claimSlot(wanted: number, gen: number): void {
     if (wanted >= 0) {
       checkInt('slot', wanted, 0, this.maxSlots - 1);
@@ -269,6 +317,7 @@ export class HeapCore implements PageHeapHost, RunHost {
   }
 
   /**
+   * @internal
    * True while this agent still owns its slot: attached, and not released
    * by another agent (releaseSlot) in the meantime. Plain reads: a check
    * for slow paths.
@@ -284,7 +333,7 @@ export class HeapCore implements PageHeapHost, RunHost {
     return this.slot >= 0;
   }
 
-  /** State of a slot (SLOT_* from the layout) and its generation. */
+  /** @internal State of a slot (SLOT_* from the layout) and its generation. */
   slotState(slot: number): { state: number; gen: number } {
     const w = this.slotWord + slot * SLOT_ROW_WORDS;
     return { state: load(this.u32, w + SlotRow.STATE), gen: load(this.u32, w + SlotRow.GEN) };
@@ -378,68 +427,71 @@ export class HeapCore implements PageHeapHost, RunHost {
     return true;
   }
 
+  /** @internal */
   addClient(c: ViewClient): void {
     this.clients.add(c);
   }
 
+  /** @internal */
   removeClient(c: ViewClient): void {
     this.clients.delete(c);
   }
 
-  /** Clears the pin word of a slot (attach, detach, release): it holds no grace period back. */
+  /** @internal Clears the pin word of a slot (attach, detach, release): it holds no grace period back. */
   clearPin(slot: number): void {
     store(this.u32, this.slotWord + slot * SLOT_ROW_WORDS + SlotRow.PIN, 0);
   }
 
-  /** Lets this agent's clients let go of what they hold between calls (validate() runs in a quiet heap). */
+  /** @internal Lets this agent's clients let go of what they hold between calls (validate() runs in a quiet heap). */
   settleClients(): void {
     for (const c of this.clients) c.settle?.();
   }
 
   /* --------------------------- page heap -------------------------------- */
 
-  /** Takes a run of k pages for the caller to tag (runs.ts); 0 when the heap is full. */
+  /** @internal Takes a run of k pages for the caller to tag (runs.ts); 0 when the heap is full. */
   takePages(k: number, low = false): number {
     return takeRun(this, k, low);
   }
 
-  /** The run from the last takePages is tagged: this agent's claim record is cleared. */
+  /** @internal The run from the last takePages is tagged: this agent's claim record is cleared. */
   claimDone(): void {
     claimDone(this);
   }
 
-  /** Word index of this agent's claim record (pages.ts), -1 when detached. */
+  /** @internal Word index of this agent's claim record (pages.ts), -1 when detached. */
   get claimWord(): number {
     return this.slot < 0 ? -1 : this.slotWord + this.slot * SLOT_ROW_WORDS + SlotRow.CLAIM_FIRST;
   }
 
-  /** Gives pages [first, first + k) back (runs.ts). */
+  /** @internal Gives pages [first, first + k) back (runs.ts). */
   givePages(first: number, k: number): void {
     giveRun(this, first, k);
   }
 
-  /** A zeroed control region of at least `bytes` for a shared structure (runs.ts); 0 when the heap is full. */
+  /** @internal A zeroed control region of at least `bytes` for a shared structure (runs.ts); 0 when the heap is full. */
   takeRegion(bytes: number, owner: number): number {
     return takeRegion(this, bytes, owner);
   }
 
-  /** Gives back a region from takeRegion. */
+  /** @internal Gives back a region from takeRegion. */
   giveRegion(at: number): void {
     giveRegion(this, at);
   }
 
-
+  /** @internal */
   pageTag(page: number): number {
     return load(this.u32, this.tagWord + page);
   }
 
+  /** @internal */
   committedPages(): number {
     return load(this.u32, this.hdr + HeapHeader.COMMITTED_PAGES);
   }
 
   /* -------------------------- allocator table --------------------------- */
 
-  /** Claims an allocator id (CREATING); throws when the table is full. */
+  /** @internal Claims an allocator id (CREATING); throws when the table is full. */
   claimAllocatorId(unit: number): number {
     const u32 = this.u32;
     for (let id = 1; id <= this.maxAllocators; id++) {
@@ -452,18 +504,19 @@ export class HeapCore implements PageHeapHost, RunHost {
     throw new RangeError(`no free allocator id: all ${this.maxAllocators} are in use (maxAllocators)`);
   }
 
-  /** Records that allocator `id` holds the elements of the map at byte `map`. */
+  /** @internal Records that allocator `id` holds the elements of the map at byte `map`. */
   setAllocatorMap(id: number, map: number): void {
     store(this.u32, this.allocWord + id * ALLOC_ROW_WORDS + AllocatorEntry.MAP, map);
   }
 
+  /** @internal */
   publishAllocator(id: number, region: number): void {
     const row = this.allocWord + id * ALLOC_ROW_WORDS;
     store(this.u32, row + AllocatorEntry.REGION, region);
     store(this.u32, row + AllocatorEntry.STATE, ALLOC_LIVE);
   }
 
-  /** Marks an allocator destroyed; `reusable` frees the id at once (no pages left tagged with it). */
+  /** @internal Marks an allocator destroyed; `reusable` frees the id at once (no pages left tagged with it). */
   retireAllocator(id: number, reusable: boolean): void {
     const row = this.allocWord + id * ALLOC_ROW_WORDS;
     store(this.u32, row + AllocatorEntry.REGION, 0);
@@ -471,6 +524,7 @@ export class HeapCore implements PageHeapHost, RunHost {
     store(this.u32, row + AllocatorEntry.STATE, reusable ? ALLOC_FREE : ALLOC_DESTROYED);
   }
 
+  /** @internal */
   allocatorRow(id: number): { state: number; region: number; unit: number } {
     const row = this.allocWord + id * ALLOC_ROW_WORDS;
     return { state: load(this.u32, row + AllocatorEntry.STATE), region: load(this.u32, row + AllocatorEntry.REGION), unit: load(this.u32, row + AllocatorEntry.UNIT) };
@@ -478,6 +532,7 @@ export class HeapCore implements PageHeapHost, RunHost {
 
   /* ------------------------------ stats --------------------------------- */
 
+  /** Page and slot counts (see HeapStats). */
   stats(): HeapStats {
     const u32 = this.u32;
     let attached = 0;
@@ -518,6 +573,7 @@ export class HeapCore implements PageHeapHost, RunHost {
   }
 
   /**
+   * @internal
    * Checks the page-level invariants (call when no agent is allocating):
    *   committed = meta + free + used,   used = pages tagged non-free,
    *   a page is free in the bitmap exactly when its tag is FREE.
@@ -546,7 +602,7 @@ export class HeapCore implements PageHeapHost, RunHost {
     return errors;
   }
 
-  /** Ids of allocators in the given state (ALLOC_LIVE by default). */
+  /** @internal Ids of allocators in the given state (ALLOC_LIVE by default). */
   allocatorIds(state: number = ALLOC_LIVE): number[] {
     const ids: number[] = [];
     for (let id = 1; id <= this.maxAllocators; id++) {

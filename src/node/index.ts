@@ -15,7 +15,12 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
 import type { Heap, HeapHandle } from '../index.js';
 
 /** A reserved slot: what heap.reserveSlot() returns. */
-export type SlotHandle = HeapHandle & { slot: number; gen: number };
+export type SlotHandle = HeapHandle & {
+  /** The reserved slot. */
+  slot: number;
+  /** Its generation. */
+  gen: number;
+};
 
 /**
  * Releases `handle`'s slot when `worker` exits (its 'exit' event: the
@@ -34,6 +39,7 @@ export function watchWorker(heap: Heap, worker: Worker, handle: SlotHandle, onRe
   return () => worker.off('exit', onExit);
 }
 
+/** Options of startWorker: Node's WorkerOptions plus a callback. */
 export interface StartWorkerOptions extends WorkerOptions {
   /** Called after the worker's exit with whether its slot had to be released. */
   onRelease?: (released: boolean) => void;
