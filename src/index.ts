@@ -12,7 +12,7 @@
  */
 export { Heap } from './anyalloc.js';
 export type { HeapCore, HeapHandle, HeapStats, SlotInfo } from './heap/core.js';
-export type { HeapOptions } from './heap/format.js';
+export type { HeapOptions, SharedMemory } from './heap/format.js';
 export { Allocator } from './alloc/allocator.js';
 export type {
   AllocatorHandle,

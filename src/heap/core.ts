@@ -40,7 +40,7 @@ import {
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { checkInt } from '../errors.js';
 import { countFreePages } from './pages.js';
-import { WASM_PAGE, metaLayout } from './format.js';
+import { WASM_PAGE, metaLayout, type SharedMemory } from './format.js';
 import { claimDone, giveRegion, giveRun, takeRegion, takeRun } from './runs.js';
 
 /** A structured-cloneable description of a heap, to post to another agent. */
@@ -50,7 +50,7 @@ export interface HeapHandle {
   /** The heap's SharedArrayBuffer (absent when it lives in a WebAssembly.Memory). */
   readonly buffer?: SharedArrayBuffer;
   /** The shared WebAssembly.Memory the heap lives in, if any. */
-  readonly memory?: WebAssembly.Memory;
+  readonly memory?: SharedMemory;
   /** Byte offset of the heap header. */
   readonly base: number;
   /** A slot reserved for the receiving agent by reserveSlot(), if any. */
@@ -150,7 +150,7 @@ export class HeapCore {
   /** The heap's SharedArrayBuffer, undefined when it lives in a WebAssembly.Memory. */
   readonly sab: SharedArrayBuffer | undefined;
   /** The shared WebAssembly.Memory the heap lives in, if any. */
-  readonly memory: WebAssembly.Memory | undefined;
+  readonly memory: SharedMemory | undefined;
   /** Byte offset of the heap's header in the buffer (0, or reserveBytes rounded up). */
   readonly base: number;
   /** @internal */
@@ -186,7 +186,7 @@ export class HeapCore {
 
   private readonly clients = new Set<ViewClient>();
 
-  protected constructor(sab: SharedArrayBuffer | undefined, memory: WebAssembly.Memory | undefined, base: number) {
+  protected constructor(sab: SharedArrayBuffer | undefined, memory: SharedMemory | undefined, base: number) {
     this.sab = sab;
     this.memory = memory;
     this.base = base;

@@ -42,13 +42,24 @@ export interface HeapOptions {
    * memory from `reserveBytes` on. Give `maxBytes` as the memory's
    * maximum in bytes (default 4 GiB).
    */
-  memory?: WebAssembly.Memory;
+  memory?: SharedMemory;
   /** With `memory`: bytes at the start left to the wasm module (rounded up to pageSize). Default 0. */
   reserveBytes?: number;
 }
 
 const GiB = 1024 * 1024 * 1024;
 const MAX_BUFFER = 4 * GiB;
+/**
+ * A shared WebAssembly.Memory, as the heap uses it. Described by its shape
+ * so that the library's types need no DOM or WebAssembly declarations.
+ */
+export interface SharedMemory {
+  /** The memory's buffer: a SharedArrayBuffer for a memory created with `shared: true`. */
+  readonly buffer: ArrayBufferLike;
+  /** Grows the memory by `delta` 64 KiB pages; returns the old size in pages. */
+  grow(delta: number): number;
+}
+
 /** Bytes in one page of a WebAssembly.Memory (its unit of growth). */
 export const WASM_PAGE = 65536;
 
@@ -81,10 +92,30 @@ export function metaLayout(base: number, maxSlots: number, maxAllocators: number
   return { slotTable, allocTable, pageTags, pageArgs, freeBitmap, bitmapWords, end: freeBitmap + bitmapWords * 4 };
 }
 
+/**
+ * A growable SharedArrayBuffer of `initial` bytes that may grow to `max`.
+ * An engine without growable shared buffers ignores maxByteLength and
+ * returns a fixed buffer of `initial` bytes: the heap then takes all of
+ * `max` up front (a heap that silently stopped at `initial` would look
+ * full long before maxBytes), or says why it cannot.
+ */
+function newBuffer(initial: number, max: number): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(initial, { maxByteLength: max });
+  if ((sab as { growable?: boolean }).growable === true || initial === max) return sab;
+  try {
+    return new SharedArrayBuffer(max);
+  } catch (e) {
+    throw new RangeError(
+      `this engine's SharedArrayBuffer cannot grow, and ${max} bytes (maxBytes) cannot be taken up front: ` +
+        `give a smaller maxBytes (${(e as Error).message})`,
+    );
+  }
+}
+
 /** The memory a new heap lives in: a SharedArrayBuffer, or a shared wasm memory from `base` on. */
 export interface HeapMemory {
   sab: SharedArrayBuffer | undefined;
-  memory: WebAssembly.Memory | undefined;
+  memory: SharedMemory | undefined;
   base: number;
 }
 
@@ -95,6 +126,13 @@ export interface HeapMemory {
  * sees everything else.
  */
 export function formatHeap(options: HeapOptions): HeapMemory {
+  if (typeof SharedArrayBuffer !== 'function') {
+    throw new TypeError(
+      'SharedArrayBuffer is not available in this scope. In a browser the page must be cross-origin isolated: ' +
+        'serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp ' +
+        '(see docs/browsers.md)',
+    );
+  }
   const pageSize = options.pageSize === undefined ? 65536 : checkInt('pageSize', options.pageSize, 8192, 1 << 20);
   if (!isPow2(pageSize)) throw new RangeError(`pageSize must be a power of two, got ${pageSize}`);
   const maxSlots = options.maxWorkers === undefined ? 64 : checkInt('maxWorkers', options.maxWorkers, 1, 1024);
@@ -104,7 +142,8 @@ export function formatHeap(options: HeapOptions): HeapMemory {
   let maxBytes: number;
   let base = 0;
   if (memory !== undefined) {
-    if (!(memory instanceof WebAssembly.Memory) || !(memory.buffer instanceof SharedArrayBuffer)) {
+    const wasm = (globalThis as { WebAssembly?: { Memory: abstract new (...args: never[]) => unknown } }).WebAssembly;
+    if (wasm === undefined || !(memory instanceof wasm.Memory) || !(memory.buffer instanceof SharedArrayBuffer)) {
       throw new TypeError('memory must be a shared WebAssembly.Memory (created with shared: true)');
     }
     const reserve = options.reserveBytes === undefined ? 0 : checkInt('reserveBytes', options.reserveBytes, 0, MAX_BUFFER);
@@ -133,7 +172,7 @@ export function formatHeap(options: HeapOptions): HeapMemory {
     const have = memory.buffer.byteLength;
     if (have < initial) memory.grow(Math.ceil((initial - have) / WASM_PAGE));
   } else {
-    sab = new SharedArrayBuffer(initial, { maxByteLength: maxBytes });
+    sab = newBuffer(initial, maxBytes);
   }
   const buf = memory !== undefined ? (memory.buffer as unknown as SharedArrayBuffer) : sab!;
   const u32 = new Uint32Array(buf, 0, buf.byteLength >>> 2);
