@@ -8,10 +8,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HashMap, Heap, MapFlag, MapStatus, type HashMapOptions } from '../src/index.js';
-import { liveElements } from './util/map-checks.js';
-import { tryAdvance } from '../src/reclaim/epoch.js';
-import { SlotRow, SLOT_ROW_WORDS } from '../src/shm/layout.js';
+import { HashMap, Heap, MapFlag, MapStatus, type HashMapOptions } from '../../src/index.js';
+import { liveElements } from '../util/map-checks.js';
+import { tryAdvance } from '../../src/reclaim/epoch.js';
+import { SlotRow, SLOT_ROW_WORDS } from '../../src/shm/layout.js';
 
 function k32(n: number, size = 8): Uint8Array {
   const k = new Uint8Array(size);
@@ -367,7 +367,7 @@ test('number keys are the little-endian bytes of the key, zero-extended', () => 
 });
 
 test('releaseSlot unlocks a bucket a dead writer held and returns its entry quota', async () => {
-  const { MAP_HEADER_WORDS, MAP_SLOT_WORDS, MapSlotRow, MapHeader } = await import('../src/map/layout.js');
+  const { MAP_HEADER_WORDS, MAP_SLOT_WORDS, MapSlotRow, MapHeader } = await import('../../src/map/layout.js');
   const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
   const m = HashMap.create(heap, { keySize: 8, valueSize: 8, maxEntries: 4096, buckets: 1 });
   const h = heap.reserveSlot();

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Heap } from '../src/index.js';
+import { Heap } from '../../src/index.js';
 
 type Op =
   | { kind: 'alloc'; agent: 0 | 1; size: number }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BUCKET_SIZES, Heap } from '../src/index.js';
+import { BUCKET_SIZES, Heap } from '../../src/index.js';
 
 function tick(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
@@ -429,8 +429,8 @@ test('a heap in a shared WebAssembly.Memory leaves the reserved bytes alone', ()
 });
 
 test('releaseSlot repairs a depot pop lock held by a dead agent', async () => {
-  const { AllocatorHeader, ClassRow, CacheRow, O_NEXT_BATCH } = await import('../src/shm/layout.js');
-  const { cacheRowAt, classRowAt } = await import('../src/alloc/region.js');
+  const { AllocatorHeader, ClassRow, CacheRow, O_NEXT_BATCH } = await import('../../src/shm/layout.js');
+  const { cacheRowAt, classRowAt } = await import('../../src/alloc/region.js');
   const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
   const a = heap.createAllocator({ unitSize: 64, batch: 8, lowWatermark: 2, highWatermark: 16 });
   const h = heap.reserveSlot();

@@ -21,7 +21,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const ENTRY = fileURLToPath(new URL('../src/index.js', import.meta.url));
+const ENTRY = fileURLToPath(new URL('../../src/index.js', import.meta.url));
 
 /** A program that runs every slow path of alloc and free at least once. */
 const PROGRAM = `

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Heap } from '../src/index.js';
-import { currentEpoch, gracePassed, pin, tryAdvance, unpin } from '../src/reclaim/epoch.js';
-import { cacheRowAt, limboRowAt } from '../src/alloc/region.js';
-import { UNSTAMPED, stampRow } from '../src/reclaim/limbo.js';
-import { AllocatorHeader, CacheRow, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_FREE, ST_RETIRED } from '../src/shm/layout.js';
+import { Heap } from '../../src/index.js';
+import { currentEpoch, gracePassed, pin, tryAdvance, unpin } from '../../src/reclaim/epoch.js';
+import { cacheRowAt, limboRowAt } from '../../src/alloc/region.js';
+import { UNSTAMPED, stampRow } from '../../src/reclaim/limbo.js';
+import { AllocatorHeader, CacheRow, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_FREE, ST_RETIRED } from '../../src/shm/layout.js';
 
 function tick(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
