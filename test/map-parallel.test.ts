@@ -23,13 +23,18 @@
  *
  * The map is full at the end of step 1 (maxEntries = keys), so this also
  * checks that per-worker entry quotas never report FULL early.
+ *
+ * Per-worker values (perWorker: true) under the same 4 workers: each
+ * increments its own value of 8 random keys 20,000 times, reading the
+ * key's sum now and then (it must never go down); afterwards each key's
+ * sum is exactly the increments all workers made to it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HashMap, Heap, MapFlag, MapStatus } from '../src/index.js';
 import { Barrier } from './util/barrier.js';
 import { assertMapValid, liveElements, runWorkers, u32Bytes, wordOf } from './util/map-checks.js';
-import { PARALLEL_VALUE_SIZE, type ParallelJob, type ParallelResult } from './util/map-jobs.js';
+import { PARALLEL_VALUE_SIZE, type ParallelJob, type ParallelResult, type PerWorkerCountJob, type PerWorkerCountResult } from './util/map-jobs.js';
 import { seedNote, testSeed } from './util/prng.js';
 
 const WORKER = new URL('./workers/map-parallel-worker.js', import.meta.url);
@@ -175,3 +180,33 @@ test(
   `test_map_parallel (prealloc) with reads overlapping the updates: no NO_MEMORY below maxEntries`,
   (t) => runParallel({ mode: 'prealloc', rounds: 3, readersDuringWrites: true }, (line) => t.diagnostic(line)),
 );
+
+test('per-worker values: 4 workers count in their own slots; the sums add up', async () => {
+  const note = seedNote(SEED);
+  const COUNT_KEYS = 8;
+  const COUNT_OPS = 20_000;
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 8 });
+  const map = HashMap.create(heap, { keySize: 8, valueSize: 4, maxEntries: 64, perWorker: true, seed: SEED });
+  const barrier = Barrier.buffer();
+  const specs = Array.from({ length: WORKERS }, (_, index) => ({
+    script: WORKER,
+    name: `count worker ${index}`,
+    data: { heap: heap.handle, map: map.handle, seed: SEED, phase: 'count', index, workers: WORKERS, keys: COUNT_KEYS, ops: COUNT_OPS, barrier } satisfies PerWorkerCountJob,
+  }));
+  const res = await runWorkers<PerWorkerCountResult>(specs, PHASE_TIMEOUT_MS, `${note}, count phase`);
+  res.forEach((r, i) => {
+    assert.deepEqual(r.violations, [], `${note}: worker ${i}`);
+    assert.equal(r.undrained, 0, `${note}: worker ${i} could not run its deferred frees before detaching`);
+  });
+  let total = 0;
+  for (let k = 0; k < COUNT_KEYS; k++) {
+    const want = res.reduce((s, r) => s + r.counts[k]!, 0);
+    total += want;
+    assert.equal(map.sum(u32Bytes(k), 'u32'), want, `${note}: sum of key ${k}`);
+  }
+  assert.equal(total, WORKERS * COUNT_OPS);
+  assert.equal(map.count(), COUNT_KEYS);
+  assertMapValid(map, heap, note);
+  map.destroy();
+  assert.deepEqual(heap.validate(), []);
+});

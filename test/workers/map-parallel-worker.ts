@@ -7,14 +7,18 @@
  * With job.readersDuringWrites the read-back runs right after this
  * worker's own updates instead, while other workers still replace
  * elements (readers pinned while writers retire).
+ *   count phase (a perWorker map): increments this worker's own value of
+ *   random keys, counting the increments per key, and now and then reads
+ *   the key's sum over all workers, which must never go down.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { HashMap, Heap, MapFlag, MapStatus } from '../../src/index.js';
 import { Barrier } from '../util/barrier.js';
 import { drainDeferred } from '../util/map-drain.js';
-import { PARALLEL_VALUE_SIZE, type ParallelJob, type ParallelResult } from '../util/map-jobs.js';
+import { PARALLEL_VALUE_SIZE, type ParallelJob, type ParallelResult, type PerWorkerCountJob, type PerWorkerCountResult } from '../util/map-jobs.js';
+import { Prng, deriveSeed } from '../util/prng.js';
 
-const job = workerData as ParallelJob;
+const job = workerData as ParallelJob | PerWorkerCountJob;
 const heap = Heap.attach(job.heap);
 const map = HashMap.attach(heap, job.map);
 const barrier = new Barrier(job.barrier, job.workers);
@@ -39,8 +43,34 @@ function whereElements(): string {
   return `elements: ${c.objects} in slabs, ${c.depot} in the depot, ${c.cached} cached (${caches}), ${c.live} out (in the map or waiting for a grace period), ${map.deferredPending} waiting in this worker's ring, count ${map.count()}`;
 }
 
+function perWorkerCount(j: PerWorkerCountJob): PerWorkerCountResult {
+  const rng = new Prng(deriveSeed(j.seed, 100, j.index));
+  const mine = new Uint8Array(map.valueSize);
+  const mv = new DataView(mine.buffer);
+  const counts = new Array<number>(j.keys).fill(0);
+  const lastSum = new Array<number>(j.keys).fill(0);
+  const violations: string[] = [];
+  for (let i = 0; i < j.ops; i++) {
+    const k = rng.below(j.keys);
+    kv.setUint32(0, k, true);
+    const before = map.lookup(key, mine) ? mv.getUint32(0, true) : 0;
+    mv.setUint32(0, before + 1, true);
+    if (map.update(key, mine, MapFlag.ANY) !== MapStatus.OK) throw new Error(`update of ${k} failed`);
+    counts[k]!++;
+    if ((i & 15) === 0) {
+      const sum = map.sum(key, 'u32') ?? 0;
+      if (sum < lastSum[k]! && violations.length < 5) violations.push(`sum of key ${k} went down: ${lastSum[k]} -> ${sum}`);
+      lastSum[k] = sum;
+    }
+  }
+  return { counts, violations, undrained: drainDeferred(map) };
+}
+
 barrier.arrive(BARRIER_MS);
-if (job.phase === 'insert') {
+let message: ParallelResult | PerWorkerCountResult = result;
+if (job.phase === 'count') {
+  message = perWorkerCount(job);
+} else if (job.phase === 'insert') {
   for (let k = job.index; k < job.keys; k += job.workers) {
     kv.setUint32(0, k, true);
     vv.setUint32(0, k, true);
@@ -77,7 +107,7 @@ if (job.phase === 'insert') {
     if (map.has(key)) note(`has ${k}: present after its delete`);
   }
 }
-result.undrained = drainDeferred(map);
+if (job.phase !== 'count') result.undrained = drainDeferred(map);
 map.detach();
 heap.detach();
-parentPort!.postMessage(result);
+parentPort!.postMessage(message);
