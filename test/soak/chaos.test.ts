@@ -1,6 +1,6 @@
 /**
  * Kill chaos: 100 cycles in which three workers run the stress mix
- * (../test/workers/chaos-worker.ts: bucketed and fixed-size allocations
+ * (./workers/chaos-worker.ts: bucketed and fixed-size allocations
  * with cookies, blocks freed across workers through shared slots, updates,
  * deletes and lookups on a dynamic and a preallocated map) and one of them,
  * picked at random, is terminated 1-50 ms into the cycle. It gets no chance
@@ -27,9 +27,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HashMap, Heap } from '../src/index.js';
-import { ChaosRun, KEY_SIZE, VALUE_SIZE, canonicalProblem, checkMapsAgainstRecords, liveElementsOf, liveObjectsOf, sleep } from './util/chaos.js';
-import { Prng, deriveSeed, seedNote, testSeed } from './util/prng.js';
+import { HashMap, Heap } from '../../src/index.js';
+import { ChaosRun, KEY_SIZE, VALUE_SIZE, canonicalProblem, checkMapsAgainstRecords, liveElementsOf, liveObjectsOf, sleep } from '../util/chaos.js';
+import { Prng, deriveSeed, seedNote, testSeed } from '../util/prng.js';
 
 const SEED = testSeed();
 const CYCLES = 100;

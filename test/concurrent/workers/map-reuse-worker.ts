@@ -1,15 +1,15 @@
 /**
- * Worker of test/map-reuse.test.ts (the kernel's htab_reuse): one writer
+ * Worker of test/concurrent/map-reuse.test.ts (the kernel's htab_reuse): one writer
  * inserts, replaces and deletes two keys in rounds; readers look them up
  * until the writer stops. See the test for what a reader may and may not
  * see.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { HashMap, Heap, MapFlag, MapStatus } from '../../src/index.js';
-import { V_GRACE } from '../../src/map/layout.js';
-import { tryAdvance } from '../../src/reclaim/epoch.js';
-import { waitWhileEquals } from '../util/barrier.js';
-import { drainDeferred } from '../util/map-drain.js';
+import { HashMap, Heap, MapFlag, MapStatus } from '../../../src/index.js';
+import { V_GRACE } from '../../../src/map/layout.js';
+import { tryAdvance } from '../../../src/reclaim/epoch.js';
+import { waitWhileEquals } from '../../util/barrier.js';
+import { drainDeferred } from '../../util/map-drain.js';
 import {
   REUSE,
   REUSE_KEYS,
@@ -23,7 +23,7 @@ import {
   reuseValueProblem,
   writeReuseKey,
   writeReuseValue,
-} from '../util/map-jobs.js';
+} from '../../util/map-jobs.js';
 
 const job = workerData as ReuseJob;
 const heap = Heap.attach(job.heap);

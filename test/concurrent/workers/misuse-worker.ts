@@ -18,10 +18,10 @@
  * the types from here; the body runs only in a worker.
  */
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { Heap, type AllocatorHandle, type HeapHandle } from '../../src/index.js';
-import { AllocatorMisuseError, DebugAllocator } from '../../src/alloc/debug.js';
-import { checkCookie, fillCookie } from '../util/cookie.js';
-import { Prng } from '../util/prng.js';
+import { Heap, type AllocatorHandle, type HeapHandle } from '../../../src/index.js';
+import { AllocatorMisuseError, DebugAllocator } from '../../../src/alloc/debug.js';
+import { checkCookie, fillCookie } from '../../util/cookie.js';
+import { Prng } from '../../util/prng.js';
 
 /** Words of the control array (an Int32Array over `ctl`). */
 export const CTL = { FREED: 0, GO: 1, MISUSED: 2, STOP: 3, AFTER: 4, WORDS: 8 } as const;

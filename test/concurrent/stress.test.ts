@@ -30,10 +30,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BUCKET_SIZES, Heap, type AllocatorOptions, type HeapOptions } from '../src/index.js';
-import { assertDestroyClean, assertHeapValid, liveObjects } from './util/checks.js';
-import { checkCookie } from './util/cookie.js';
-import { seedNote, testSeed } from './util/prng.js';
+import { BUCKET_SIZES, Heap, type AllocatorOptions, type HeapOptions } from '../../src/index.js';
+import { assertDestroyClean, assertHeapValid, liveObjects } from '../util/checks.js';
+import { checkCookie } from '../util/cookie.js';
+import { seedNote, testSeed } from '../util/prng.js';
 import {
   MAX_ORIGINS,
   blockPointer,
@@ -41,8 +41,8 @@ import {
   blockStamp,
   type StressJob,
   type StressResult,
-} from './util/stress-protocol.js';
-import { runWorkerGroup } from './util/workers.js';
+} from '../util/stress-protocol.js';
+import { runWorkerGroup } from '../util/workers.js';
 
 const WORKER_SCRIPT = new URL('./workers/stress-worker.js', import.meta.url);
 const WORKERS = 4;

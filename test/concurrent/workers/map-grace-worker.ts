@@ -1,5 +1,5 @@
 /**
- * Worker of test/map-grace.test.ts. Jobs:
+ * Worker of test/concurrent/map-grace.test.ts. Jobs:
  *   churn             random update / delete / lookup on a few keys for a
  *                     fixed number of operations, sampling how many of
  *                     this agent's frees wait for a grace period;
@@ -10,11 +10,11 @@
  *                     the others; report what stayed pending.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { HashMap, Heap, MapFlag, MapStatus } from '../../src/index.js';
-import { Barrier, signal, waitWhileEquals } from '../util/barrier.js';
-import { drainDeferred } from '../util/map-drain.js';
-import { type ChurnResult, type ChurnWhileHeldResult, GRACE, type GraceJob, type HoldResult, graceByte } from '../util/map-jobs.js';
-import { Prng, deriveSeed } from '../util/prng.js';
+import { HashMap, Heap, MapFlag, MapStatus } from '../../../src/index.js';
+import { Barrier, signal, waitWhileEquals } from '../../util/barrier.js';
+import { drainDeferred } from '../../util/map-drain.js';
+import { type ChurnResult, type ChurnWhileHeldResult, GRACE, type GraceJob, type HoldResult, graceByte } from '../../util/map-jobs.js';
+import { Prng, deriveSeed } from '../../util/prng.js';
 
 const job = workerData as GraceJob;
 const heap = Heap.attach(job.heap);

@@ -8,9 +8,7 @@
  * the allocator counts exactly the objects the test still holds as live,
  * and destroy() reports no leak once the test frees them.
  *
- * The cross-worker cases run in worker_threads (./workers/misuse-worker.ts)
- * with a bystander worker that keeps allocating and freeing correctly while
- * the misuse happens in another agent.
+ * The cross-worker cases are in test/concurrent/misuse.test.ts.
  *
  * The last tests are fast-check properties of debug mode: random programs
  * of alloc/free/in-bounds writes never raise, and one injected overflow or
@@ -20,50 +18,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Heap, type Allocator } from '../src/index.js';
-import { AllocatorMisuseError, DebugAllocator, MISUSE, POISON_BYTE, type MisuseCode } from '../src/alloc/debug.js';
-import { KIND_FREE, tagKind } from '../src/shm/layout.js';
-import { liveObjects } from './util/checks.js';
-import { runWorkerGroup } from './util/workers.js';
-import { CTL, type MisuseJob, type MisuseResult } from './workers/misuse-worker.js';
-
-const WORKER = new URL('./workers/misuse-worker.js', import.meta.url);
-const MAX_BYTES = 16 << 20;
-const FIXED_UNIT = 48;
-
-type Mode = 'release' | 'debug';
-type Kind = 'bucketed' | 'fixed';
-const VARIANTS: [Mode, Kind][] = [
-  ['release', 'bucketed'],
-  ['release', 'fixed'],
-  ['debug', 'bucketed'],
-  ['debug', 'fixed'],
-];
-
-interface Setup {
-  heap: Heap;
-  a: Allocator;
-  mode: Mode;
-  kind: Kind;
-  /** What alloc takes in this variant (undefined: fixed size). */
-  size: number | undefined;
-  /** Unit of the objects alloc(size) returns, as the release allocator sees them. */
-  unit: number;
-  /** Bytes from the raw object start to the pointer alloc returns (16 for bucketed debug objects). */
-  head: number;
-}
-
-function setup(mode: Mode, kind: Kind, extra: object = {}): Setup {
-  const heap = Heap.create({ maxBytes: MAX_BYTES });
-  const a = heap.createAllocator({ debug: mode === 'debug', ...(kind === 'fixed' ? { unitSize: FIXED_UNIT } : {}), ...extra });
-  const size = kind === 'fixed' ? undefined : 64;
-  const unit = kind === 'fixed' ? FIXED_UNIT : a.unitFor(64);
-  return { heap, a, mode, kind, size, unit, head: mode === 'debug' && kind === 'bucketed' ? 16 : 0 };
-}
-
-function quarantinedIn(a: Allocator): number {
-  return a instanceof DebugAllocator ? a.quarantined : 0;
-}
+import { Heap } from '../../src/index.js';
+import { AllocatorMisuseError, DebugAllocator, MISUSE, POISON_BYTE, type MisuseCode } from '../../src/alloc/debug.js';
+import { KIND_FREE, tagKind } from '../../src/shm/layout.js';
+import { liveObjects } from '../util/checks.js';
+import { FIXED_UNIT, MAX_BYTES, VARIANTS, type Setup, alloc, expectError, finish, intact, setup } from '../util/misuse.js';
 
 /** Byte index of the state map entry of a raw object start. */
 function stateIndex(heap: Heap, base: number): number {
@@ -87,28 +46,6 @@ function assertSame(heap: Heap, before: Uint8Array, note: string): void {
 }
 
 /**
- * `f` must throw an error of class `cls` whose message contains `text`;
- * in debug mode RangeErrors must be AllocatorMisuseErrors with `code`.
- */
-function expectError(f: () => unknown, cls: typeof TypeError | typeof RangeError, text: string, code?: MisuseCode, debug = false): Error {
-  let caught: unknown;
-  try {
-    f();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught !== undefined, `expected a ${cls.name} with "${text}", nothing was thrown`);
-  const err = caught as Error;
-  assert.ok(err instanceof cls, `expected a ${cls.name}, got ${err.name}: ${err.message}`);
-  assert.ok(err.message.includes(text), `message "${err.message}" lacks "${text}"`);
-  if (debug && cls === RangeError) {
-    assert.ok(err instanceof AllocatorMisuseError, `debug mode: expected an AllocatorMisuseError, got ${err.name}`);
-    if (code !== undefined) assert.equal((err as AllocatorMisuseError).code, code, err.message);
-  }
-  return err;
-}
-
-/**
  * A misuse that must change nothing: the exact error, the same bytes in
  * the whole committed heap before and after, then the consistency checks.
  */
@@ -118,29 +55,6 @@ function misuse(s: Setup, held: readonly number[], f: () => unknown, cls: typeof
   assertSame(s.heap, before, `${s.mode} ${s.kind}: ${err.message}`);
   intact(s, held);
   return err;
-}
-
-/** validate() passes (both of them in debug mode) and the live objects are exactly the ones the test holds. */
-function intact(s: Setup, held: readonly number[], note = ''): void {
-  assert.deepEqual(s.heap.validate(), [], `heap.validate() ${note}`);
-  if (s.a instanceof DebugAllocator) assert.deepEqual(s.a.validate(), [], `debug validate() ${note}`);
-  assert.equal(liveObjects(s.a) - quarantinedIn(s.a), held.length, `live objects ${note}`);
-}
-
-/** Frees what the test holds, destroys the allocator: no leak, every page back. */
-function finish(s: Setup, held: readonly number[]): void {
-  for (const p of held) s.a.free(p);
-  const report = s.a.destroy();
-  assert.equal(report.leakedObjects, 0, JSON.stringify(report));
-  assert.deepEqual(s.heap.validate(), []);
-  assert.equal(s.heap.stats().usedPages, 0);
-}
-
-function alloc(s: Setup, size = s.size): number {
-  const p = s.a.alloc(size);
-  assert.notEqual(p, 0);
-  s.heap.refresh();
-  return p;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -576,102 +490,6 @@ describe('debug mode: write after free, overflow, quarantine', () => {
     assert.equal(liveObjects(s.a), 3);
     finish(s, []);
   });
-});
-
-/* ------------------------------ workers ---------------------------------- */
-
-async function waitUntil(what: string, done: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!done()) {
-    if (performance.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
-describe('across workers', () => {
-  for (const [mode, kind] of VARIANTS) {
-    test(`${mode} ${kind}: a worker frees an object and hands it back, this thread frees it again; a bystander carries on`, async () => {
-      const s = setup(mode, kind);
-      const p = alloc(s);
-      const ctl = new Int32Array(new SharedArrayBuffer(CTL.WORDS * 4));
-      const base = { alloc: s.a.handle, ctl: ctl.buffer as SharedArrayBuffer, size: s.size, p, deadlineMs: 8000 };
-      const freer: MisuseJob = { ...base, role: 'freer', heap: s.heap.reserveSlot(), seed: 1 };
-      const bystander: MisuseJob = { ...base, role: 'bystander', heap: s.heap.reserveSlot(), seed: 2 };
-      const group = runWorkerGroup<MisuseResult>(
-        [
-          { script: WORKER, data: freer, name: 'freer' },
-          { script: WORKER, data: bystander, name: 'bystander' },
-        ],
-        { timeoutMs: 15_000 },
-      );
-      await waitUntil('the worker\'s free', () => Atomics.load(ctl, CTL.FREED) === 1);
-      s.heap.refresh();
-      expectError(() => s.a.free(p), RangeError, MISUSE.doubleFree, 'double-free', mode === 'debug');
-      Atomics.store(ctl, CTL.MISUSED, 1);
-      await waitUntil('bystander pairs after the misuse', () => Atomics.load(ctl, CTL.AFTER) >= 256);
-      Atomics.store(ctl, CTL.GO, 1);
-      Atomics.notify(ctl, CTL.GO);
-      Atomics.store(ctl, CTL.STOP, 1);
-      const out = await group;
-      assert.deepEqual(out.failures, []);
-      const [f, b] = out.results as [MisuseResult, MisuseResult];
-      assert.deepEqual(f.problems, []);
-      assert.deepEqual(b.problems, []);
-      assert.equal(f.debug, mode === 'debug');
-      if (mode === 'debug') assert.equal(f.quarantined, 1, 'the object sat in the freer\'s quarantine');
-      assert.ok(b.pairsAfter >= 256, `bystander made ${b.pairsAfter} pairs after the misuse`);
-      intact(s, []);
-      finish(s, []);
-    });
-  }
-
-  for (const mode of ['release', 'debug'] as const) {
-    test(`${mode}: misuse in one worker while another keeps allocating and freeing`, async () => {
-      const s = setup(mode, 'bucketed');
-      const p = alloc(s);
-      const other = s.heap.createAllocator({ debug: mode !== 'debug' });
-      const ctl = new Int32Array(new SharedArrayBuffer(CTL.WORDS * 4));
-      const base = { alloc: s.a.handle, ctl: ctl.buffer as SharedArrayBuffer, size: s.size, p, deadlineMs: 8000 };
-      const group = runWorkerGroup<MisuseResult>(
-        [
-          { script: WORKER, data: { ...base, role: 'bystander', heap: s.heap.reserveSlot(), seed: 3 } satisfies MisuseJob, name: 'bystander' },
-          {
-            script: WORKER,
-            data: { ...base, role: 'misuser', heap: s.heap.reserveSlot(), seed: 4, otherAlloc: other.handle } satisfies MisuseJob,
-            name: 'misuser',
-          },
-        ],
-        { timeoutMs: 15_000 },
-      );
-      await waitUntil('bystander pairs after the misuse', () => Atomics.load(ctl, CTL.AFTER) >= 256);
-      Atomics.store(ctl, CTL.STOP, 1);
-      const out = await group;
-      assert.deepEqual(out.failures, []);
-      const [b, m] = out.results as [MisuseResult, MisuseResult];
-      assert.deepEqual(b.problems, []);
-      assert.deepEqual(m.problems, []);
-      const want: [string, string][] = [
-        ['RangeError', MISUSE.doubleFree],
-        ['RangeError', MISUSE.unalignedFree],
-        ['RangeError', MISUSE.notObjectStart],
-        ['RangeError', MISUSE.outsideHeap],
-        ['TypeError', MISUSE.notInteger],
-        ['TypeError', 'alloc size must be a positive safe integer'],
-        ['RangeError', MISUSE.wrongAllocator],
-      ];
-      assert.equal(m.caught.length, want.length);
-      m.caught.forEach((c, i) => {
-        const [name, text] = want[i]!;
-        const wantName = mode === 'debug' && name === 'RangeError' ? 'AllocatorMisuseError' : name;
-        assert.equal(c.name, wantName, `${c.what}: ${c.message}`);
-        assert.ok(c.message.includes(text), `${c.what}: "${c.message}" lacks "${text}"`);
-      });
-      assert.ok(b.pairsAfter >= 256);
-      assert.equal(other.destroy().leakedObjects, 0);
-      intact(s, [p], 'after the workers');
-      finish(s, [p]);
-    });
-  }
 });
 
 /* --------------------------- property: debug ------------------------------ */

@@ -1,5 +1,5 @@
 /**
- * Worker of test/map-linearizability.test.ts: runs random operations on a
+ * Worker of test/concurrent/map-linearizability.test.ts: runs random operations on a
  * few keys and records each with its invocation and response times on a
  * shared logical clock (an Atomics.add on one word: a total order of
  * events consistent with real time). Histories run back to back, each
@@ -8,12 +8,12 @@
  * count starts from zero again.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { HashMap, Heap, MapFlag, MapStatus } from '../../src/index.js';
-import { Barrier } from '../util/barrier.js';
-import { drainDeferred } from '../util/map-drain.js';
-import type { MapOp } from '../util/lincheck.js';
-import { LIN_BARRIER_WORD, LIN_VALUE_SIZE, type LinJob, type LinResult, linValue, linValueIntact, writeLinValue } from '../util/map-jobs.js';
-import { Prng, deriveSeed } from '../util/prng.js';
+import { HashMap, Heap, MapFlag, MapStatus } from '../../../src/index.js';
+import { Barrier } from '../../util/barrier.js';
+import { drainDeferred } from '../../util/map-drain.js';
+import type { MapOp } from '../../util/lincheck.js';
+import { LIN_BARRIER_WORD, LIN_VALUE_SIZE, type LinJob, type LinResult, linValue, linValueIntact, writeLinValue } from '../../util/map-jobs.js';
+import { Prng, deriveSeed } from '../../util/prng.js';
 
 const job = workerData as LinJob;
 const heap = Heap.attach(job.heap);

@@ -20,10 +20,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HashMap, Heap } from '../src/index.js';
-import { ChaosRun, KEY_SIZE, VALUE_SIZE, checkMapsAgainstRecords, liveElementsOf, liveObjectsOf, sleep } from './util/chaos.js';
-import { assertMapValid } from './util/map-checks.js';
-import { seedNote, testSeed } from './util/prng.js';
+import { HashMap, Heap } from '../../src/index.js';
+import { ChaosRun, KEY_SIZE, VALUE_SIZE, checkMapsAgainstRecords, liveElementsOf, liveObjectsOf, sleep } from '../util/chaos.js';
+import { assertMapValid } from '../util/map-checks.js';
+import { seedNote, testSeed } from '../util/prng.js';
 
 const SEED = testSeed();
 const WORKERS = 3;

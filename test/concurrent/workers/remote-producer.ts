@@ -10,11 +10,11 @@
  * deadline if the consumer stops draining.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { BUCKET_SIZES, Heap } from '../../src/index.js';
-import { fillCookie } from '../util/cookie.js';
-import { Prng, deriveSeed, seedNote } from '../util/prng.js';
-import type { ProducerJob, ProducerResult } from '../util/remote-protocol.js';
-import { SpscRing } from '../util/spsc-ring.js';
+import { BUCKET_SIZES, Heap } from '../../../src/index.js';
+import { fillCookie } from '../../util/cookie.js';
+import { Prng, deriveSeed, seedNote } from '../../util/prng.js';
+import type { ProducerJob, ProducerResult } from '../../util/remote-protocol.js';
+import { SpscRing } from '../../util/spsc-ring.js';
 
 const job = workerData as ProducerJob;
 const where = `remote-free producer, ${seedNote(job.seed)}`;

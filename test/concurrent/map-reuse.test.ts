@@ -35,10 +35,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HashMap, Heap } from '../src/index.js';
-import { assertMapValid, liveElements, runWorkers } from './util/map-checks.js';
-import { REUSE, REUSE_KEY_SIZE, REUSE_VALUE_SIZE, type ReuseJob, type ReuseReaderResult, type ReuseWriterResult } from './util/map-jobs.js';
-import { seedNote, testSeed } from './util/prng.js';
+import { HashMap, Heap } from '../../src/index.js';
+import { assertMapValid, liveElements, runWorkers } from '../util/map-checks.js';
+import { REUSE, REUSE_KEY_SIZE, REUSE_VALUE_SIZE, type ReuseJob, type ReuseReaderResult, type ReuseWriterResult } from '../util/map-jobs.js';
+import { seedNote, testSeed } from '../util/prng.js';
 
 const WORKER = new URL('./workers/map-reuse-worker.js', import.meta.url);
 const READERS = 3;

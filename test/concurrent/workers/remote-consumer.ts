@@ -6,11 +6,11 @@
  * hands its cached objects back to the global pool.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Heap } from '../../src/index.js';
-import { checkCookie } from '../util/cookie.js';
-import { seedNote } from '../util/prng.js';
-import type { ConsumerResult, RemoteJob } from '../util/remote-protocol.js';
-import { SpscRing } from '../util/spsc-ring.js';
+import { Heap } from '../../../src/index.js';
+import { checkCookie } from '../../util/cookie.js';
+import { seedNote } from '../../util/prng.js';
+import type { ConsumerResult, RemoteJob } from '../../util/remote-protocol.js';
+import { SpscRing } from '../../util/spsc-ring.js';
 
 const job = workerData as RemoteJob;
 const where = `remote-free consumer, ${seedNote(job.seed)}`;

@@ -15,12 +15,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BUCKET_SIZES, Heap, type Allocator } from '../src/index.js';
-import { assertDestroyClean, assertHeapValid, liveObjects } from './util/checks.js';
-import { seedNote, testSeed } from './util/prng.js';
-import type { ConsumerResult, ProducerJob, ProducerResult, RemoteJob } from './util/remote-protocol.js';
-import { SpscRing } from './util/spsc-ring.js';
-import { runWorkerGroup } from './util/workers.js';
+import { BUCKET_SIZES, Heap, type Allocator } from '../../src/index.js';
+import { assertDestroyClean, assertHeapValid, liveObjects } from '../util/checks.js';
+import { seedNote, testSeed } from '../util/prng.js';
+import type { ConsumerResult, ProducerJob, ProducerResult, RemoteJob } from '../util/remote-protocol.js';
+import { SpscRing } from '../util/spsc-ring.js';
+import { runWorkerGroup } from '../util/workers.js';
 
 const PRODUCER = new URL('./workers/remote-producer.js', import.meta.url);
 const CONSUMER = new URL('./workers/remote-consumer.js', import.meta.url);

@@ -12,18 +12,18 @@
  *    meanwhile is freed; once the reader leaves, everything is.
  * 3. A reader that pinned and was terminated holds reclamation back until
  *    its slot is released; after heap.releaseSlot(slot, gen) deferred frees
- *    complete (map.collect() returns 0). Once with a real worker, once with
- *    a second attachment in this thread pinned through epoch.ts pin().
+ *    complete (map.collect() returns 0). Here with a real worker; with a
+ *    second attachment in this thread pinned through epoch.ts pin() in
+ *    test/unit/map-grace.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { HashMap, Heap, MapFlag, MapStatus } from '../src/index.js';
-import { pin, unpin } from '../src/reclaim/epoch.js';
-import { Barrier, pollWhileEquals } from './util/barrier.js';
-import { assertMapValid, liveElements, runWorkers, u32Bytes } from './util/map-checks.js';
-import { type ChurnResult, type ChurnWhileHeldResult, GRACE, type GraceJob, type HoldResult, graceByte } from './util/map-jobs.js';
-import { seedNote, testSeed } from './util/prng.js';
+import { MapFlag, MapStatus } from '../../src/index.js';
+import { Barrier, pollWhileEquals } from '../util/barrier.js';
+import { assertMapValid, graceMapHeap, liveElements, retire, runWorkers, u32Bytes } from '../util/map-checks.js';
+import { type ChurnResult, type ChurnWhileHeldResult, GRACE, type GraceJob, type HoldResult, graceByte } from '../util/map-jobs.js';
+import { seedNote, testSeed } from '../util/prng.js';
 
 const WORKER = new URL('./workers/map-grace-worker.js', import.meta.url);
 const SEED = testSeed();
@@ -51,20 +51,13 @@ const LIMBO_BOUND = 16_384;
 /** Most of the time a limbo list holds less than two collection intervals. */
 const LIMBO_MEDIAN_BOUND = 128;
 
-function mapHeap(valueSize: number, maxEntries: number): { heap: Heap; map: HashMap; used0: number } {
-  const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 8 });
-  const used0 = heap.stats().usedPages;
-  const map = HashMap.create(heap, { keySize: 8, valueSize, maxEntries, mode: 'dynamic', seed: SEED });
-  return { heap, map, used0 };
-}
-
 function graceValue(key: number, size: number): Uint8Array {
   return Uint8Array.from({ length: size }, (_, i) => graceByte(key, i));
 }
 
 test(`grace periods under churn: 2 workers x ${CHURN_OPS} operations on ${CHURN_KEYS} keys; waiting memory stays bounded`, async (t) => {
   const note = seedNote(SEED);
-  const { heap, map, used0 } = mapHeap(64, 1024);
+  const { heap, map, used0 } = graceMapHeap(64, 1024, SEED);
   const barrier = Barrier.buffer();
   const specs = [0, 1].map((worker) => ({
     script: WORKER,
@@ -103,7 +96,7 @@ test('a reader pinned in read() keeps its element intact while another worker de
   const note = seedNote(SEED);
   const VALUE = 64;
   const HELD = 1000;
-  const { heap, map, used0 } = mapHeap(VALUE, 4096);
+  const { heap, map, used0 } = graceMapHeap(VALUE, 4096, SEED);
   assert.equal(map.update(u32Bytes(HELD), graceValue(HELD, VALUE), MapFlag.NOEXIST), MapStatus.OK);
   const control = new SharedArrayBuffer(GRACE.WORDS * 4);
   const base = { heap: heap.handle, map: map.handle, seed: SEED, control, key: HELD, deadlineMs: DEADLINE_MS };
@@ -129,20 +122,11 @@ test('a reader pinned in read() keeps its element intact while another worker de
   assert.equal(heap.stats().usedPages, used0, note);
 });
 
-/** Retires `n` elements from this agent: insert and delete keys from `first` on. */
-function retire(map: HashMap, first: number, n: number): void {
-  const v = new Uint8Array(map.valueSize);
-  for (let i = 0; i < n; i++) {
-    assert.equal(map.update(u32Bytes(first + i), v, MapFlag.NOEXIST), MapStatus.OK);
-    assert.equal(map.delete(u32Bytes(first + i)), MapStatus.OK);
-  }
-}
-
 test('a terminated worker that was pinned holds reclamation back until releaseSlot(slot, gen); then deferred frees complete', async () => {
   const note = seedNote(SEED);
   const VALUE = 32;
   const HELD = 7;
-  const { heap, map, used0 } = mapHeap(VALUE, 1024);
+  const { heap, map, used0 } = graceMapHeap(VALUE, 1024, SEED);
   assert.equal(map.update(u32Bytes(HELD), graceValue(HELD, VALUE)), MapStatus.OK);
   const control = new SharedArrayBuffer(GRACE.WORDS * 4);
   const slot = heap.reserveSlot();
@@ -172,41 +156,3 @@ test('a terminated worker that was pinned holds reclamation back until releaseSl
   assert.equal(map.destroy(), 1);
   assert.equal(heap.stats().usedPages, used0, 'destroy gives every page back: the dead reader held nothing');
 });
-
-test('an attachment pinned through epoch.ts pin() and never unpinned is released with its slot; deferred frees then complete', () => {
-  const { heap, map, used0 } = mapHeap(16, 256);
-  const slot = heap.reserveSlot();
-  const other = Heap.attach(slot);
-  const otherMap = HashMap.attach(other, map.handle);
-  pin(other);
-  retire(map, 1, 200);
-  const held = map.collect();
-  assert.equal(held, 200, "nothing retired after the pin is freed while it stands");
-  assert.equal(heap.releaseSlot(slot.slot, slot.gen), true);
-  assert.equal(map.collect(), 0, 'reclamation goes on once the slot is released');
-  assert.equal(liveElements(map), map.count());
-  assertMapValid(map, heap, 'after release');
-  void otherMap; // the "dead" agent's objects are never used again
-  assert.equal(map.destroy(), 0);
-  assert.equal(heap.stats().usedPages, used0);
-});
-
-test(
-  'an agent that detaches while a reader is pinned does not lose its pending frees',
-  () => {
-    const { heap, map, used0 } = mapHeap(16, 256);
-    const reader = Heap.attach(heap.handle);
-    const leaver = Heap.attach(heap.handle);
-    const leaverMap = HashMap.attach(leaver, map.handle);
-    pin(reader);
-    retire(leaverMap, 1, 100);
-    leaverMap.detach();
-    leaver.detach();
-    unpin(reader);
-    reader.detach();
-    assert.equal(map.collect(), 0);
-    assert.equal(liveElements(map), map.count(), 'the elements the leaving agent retired come back once the reader unpins');
-    map.destroy();
-    assert.equal(heap.stats().usedPages, used0, 'and destroy gives every page back');
-  },
-);

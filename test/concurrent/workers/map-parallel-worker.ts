@@ -1,5 +1,5 @@
 /**
- * Worker of test/map-parallel.test.ts (the kernel's test_map_parallel): on
+ * Worker of test/concurrent/map-parallel.test.ts (the kernel's test_map_parallel): on
  * the keys this worker owns (k % workers === index), in steps that start
  * together on a barrier:
  *   insert phase: NOEXIST inserts; EXIST updates; (barrier) read back;
@@ -12,11 +12,11 @@
  *   the key's sum over all workers, which must never go down.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { HashMap, Heap, MapFlag, MapStatus } from '../../src/index.js';
-import { Barrier } from '../util/barrier.js';
-import { drainDeferred } from '../util/map-drain.js';
-import { PARALLEL_VALUE_SIZE, type ParallelJob, type ParallelResult, type PerWorkerCountJob, type PerWorkerCountResult } from '../util/map-jobs.js';
-import { Prng, deriveSeed } from '../util/prng.js';
+import { HashMap, Heap, MapFlag, MapStatus } from '../../../src/index.js';
+import { Barrier } from '../../util/barrier.js';
+import { drainDeferred } from '../../util/map-drain.js';
+import { PARALLEL_VALUE_SIZE, type ParallelJob, type ParallelResult, type PerWorkerCountJob, type PerWorkerCountResult } from '../../util/map-jobs.js';
+import { Prng, deriveSeed } from '../../util/prng.js';
 
 const job = workerData as ParallelJob | PerWorkerCountJob;
 const heap = Heap.attach(job.heap);

@@ -31,11 +31,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HashMap, Heap, MapFlag, MapStatus } from '../src/index.js';
-import { Barrier } from './util/barrier.js';
-import { assertMapValid, liveElements, runWorkers, u32Bytes, wordOf } from './util/map-checks.js';
-import { PARALLEL_VALUE_SIZE, type ParallelJob, type ParallelResult, type PerWorkerCountJob, type PerWorkerCountResult } from './util/map-jobs.js';
-import { seedNote, testSeed } from './util/prng.js';
+import { HashMap, Heap, MapFlag, MapStatus } from '../../src/index.js';
+import { Barrier } from '../util/barrier.js';
+import { assertMapValid, liveElements, runWorkers, u32Bytes, wordOf } from '../util/map-checks.js';
+import { PARALLEL_VALUE_SIZE, type ParallelJob, type ParallelResult, type PerWorkerCountJob, type PerWorkerCountResult } from '../util/map-jobs.js';
+import { seedNote, testSeed } from '../util/prng.js';
 
 const WORKER = new URL('./workers/map-parallel-worker.js', import.meta.url);
 const KEYS = 32_768;

@@ -1,5 +1,5 @@
 /**
- * One chaos worker (see ../util/chaos.ts for the protocol and the shared
+ * One chaos worker (see ../../util/chaos.ts for the protocol and the shared
  * words). It runs the stress mix in chunks until told to stop, yielding to
  * the event loop between chunks so that the main thread's messages (a
  * releaseSlot to do for it) get through. It may be terminated at any
@@ -14,7 +14,7 @@
  * another worker's key returns a well-formed value of that key or nothing.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { BUCKET_SIZES, HashMap, Heap, MapFlag, MapStatus, type Allocator } from '../../src/index.js';
+import { BUCKET_SIZES, HashMap, Heap, MapFlag, MapStatus, type Allocator } from '../../../src/index.js';
 import {
   CTL,
   MAX_BLOCK_SIZE,
@@ -34,10 +34,10 @@ import {
   type ChaosMessage,
   type ChaosWorkerResult,
   type ReleaseRequest,
-} from '../util/chaos.js';
-import { checkCookie, fillCookie } from '../util/cookie.js';
-import { drainDeferred } from '../util/map-drain.js';
-import { Prng, deriveSeed, seedNote } from '../util/prng.js';
+} from '../../util/chaos.js';
+import { checkCookie, fillCookie } from '../../util/cookie.js';
+import { drainDeferred } from '../../util/map-drain.js';
+import { Prng, deriveSeed, seedNote } from '../../util/prng.js';
 
 const job = workerData as ChaosJob;
 const where = `chaos worker ${job.index} (incarnation ${job.incarnation}), ${seedNote(job.seed)}`;

@@ -1,5 +1,5 @@
 /**
- * Worker of test/recovery.test.ts: attaches the slot reserved for it,
+ * Worker of test/concurrent/recovery.test.ts: attaches the slot reserved for it,
  * holds `live` objects of the allocator, inserts `keys` map entries and
  * deletes `retire` of them (the main thread is pinned, so those wait in
  * this agent's limbo ring), reports, then dies the way it is told to:
@@ -9,7 +9,7 @@
  *   spin       a busy loop until the parent terminates it
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { HashMap, Heap, MapFlag, MapStatus, type AllocatorHandle, type HashMapHandle, type HeapHandle } from '../../src/index.js';
+import { HashMap, Heap, MapFlag, MapStatus, type AllocatorHandle, type HashMapHandle, type HeapHandle } from '../../../src/index.js';
 
 export interface RecoveryJob {
   heap: HeapHandle;

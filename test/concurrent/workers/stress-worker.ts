@@ -1,6 +1,6 @@
 /**
  * One worker of the stress test (see ../stress.test.ts and
- * ../util/stress-protocol.ts). It runs a seeded random mix of
+ * ../../util/stress-protocol.ts). It runs a seeded random mix of
  *   - allocations of random sizes, every block filled with its cookie,
  *   - frees of its own blocks, each checked against its cookie first,
  *   - swaps of a private block with a random shared slot (Atomics.exchange),
@@ -11,9 +11,9 @@
  * the worker, the round and the seed.
  */
 import { workerData, parentPort } from 'node:worker_threads';
-import { Heap, BUCKET_SIZES, type Allocator } from '../../src/index.js';
-import { checkCookie, fillCookie } from '../util/cookie.js';
-import { Prng, deriveSeed, seedNote } from '../util/prng.js';
+import { Heap, BUCKET_SIZES, type Allocator } from '../../../src/index.js';
+import { checkCookie, fillCookie } from '../../util/cookie.js';
+import { Prng, deriveSeed, seedNote } from '../../util/prng.js';
 import {
   MAX_BLOCK_SIZE,
   blockPointer,
@@ -24,7 +24,7 @@ import {
   stampOrigin,
   type StressJob,
   type StressResult,
-} from '../util/stress-protocol.js';
+} from '../../util/stress-protocol.js';
 
 const job = workerData as StressJob;
 const where = `stress worker ${job.worker}, round ${job.round}, ${seedNote(job.seed)}`;
