@@ -26,11 +26,14 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { HashMap, Heap } from '../../src/index.js';
-import { ChaosRun, KEY_SIZE, VALUE_SIZE, canonicalProblem, checkMapsAgainstRecords, liveElementsOf, liveObjectsOf, sleep } from '../../test/util/chaos.js';
-import { Prng, deriveSeed } from '../../test/util/prng.js';
-import { RESULTS_DIR } from '../paths.js';
+import { ChaosRun, KEY_SIZE, VALUE_SIZE, canonicalProblem, checkMapsAgainstRecords, liveElementsOf, liveObjectsOf, sleep } from '../util/chaos.js';
+import { Prng, deriveSeed } from '../util/prng.js';
 import { linBatch, tryMisuse } from './checks.js';
+
+/** Result files (git-ignored): <root>/bench/results, this file being <root>/dist/test/soak/run.js. */
+const RESULTS_DIR = join(fileURLToPath(new URL('../../../', import.meta.url)), 'bench', 'results');
 
 interface Options {
   minutes: number;

@@ -4,10 +4,10 @@
  * map of its own in the soak's heap.
  */
 import { HashMap, type Allocator, type Heap } from '../../src/index.js';
-import { checkMapHistory } from '../../test/util/lincheck.js';
-import { LIN_CLOCK_WORDS, LIN_VALUE_SIZE, type LinJob, type LinResult } from '../../test/util/map-jobs.js';
-import { runWorkerGroup } from '../../test/util/workers.js';
-import { liveElementsOf } from '../../test/util/chaos.js';
+import { checkMapHistory } from '../util/lincheck.js';
+import { LIN_CLOCK_WORDS, LIN_VALUE_SIZE, type LinJob, type LinResult } from '../util/map-jobs.js';
+import { runWorkerGroup } from '../util/workers.js';
+import { liveElementsOf } from '../util/chaos.js';
 
 /** What one misuse case did: its name and, when the allocator did not refuse it as it must, why. */
 export interface MisuseOutcome {
@@ -84,7 +84,7 @@ export async function linBatch(heap: Heap, mode: 'dynamic' | 'prealloc', seed: n
   const ops = 100;
   const map = HashMap.create(heap, { keySize: 8, valueSize: LIN_VALUE_SIZE, mode, maxEntries: 64, seed });
   const clock = new SharedArrayBuffer(LIN_CLOCK_WORDS * 4);
-  const script = new URL('../../test/workers/map-lin-worker.js', import.meta.url);
+  const script = new URL('../concurrent/workers/map-lin-worker.js', import.meta.url);
   const specs = Array.from({ length: workers }, (_, worker) => ({
     script,
     name: `lin worker ${worker}`,
