@@ -1,7 +1,7 @@
 /**
  * Kill chaos: what the chaos test, the growth test and the soak share.
  *
- * Workers (../workers/chaos-worker.ts) run a stress mix on one heap:
+ * Workers (../soak/workers/chaos-worker.ts) run a stress mix on one heap:
  *   - a size-bucketed allocator (every bucket, some large page runs) and a
  *     fixed-size one, every block filled with a cookie and checked before
  *     it is freed; blocks change hands through shared slot arrays
@@ -317,7 +317,7 @@ export interface ChaosRunOptions {
   mix?: ChaosMix;
   /** Deadline of each wait (start, pause, release, stop). */
   timeoutMs: number;
-  /** The compiled worker script; default ../workers/chaos-worker.js next to this module. */
+  /** The compiled worker script; default ../soak/workers/chaos-worker.js (from this module). */
   script?: URL;
 }
 
@@ -371,7 +371,7 @@ export class ChaosRun {
   private readonly replies = new Map<number, (m: { ok: boolean; error?: string }) => void>();
 
   constructor(options: ChaosRunOptions) {
-    this.o = { mix: STRESS_MIX, script: new URL('../workers/chaos-worker.js', import.meta.url), ...options };
+    this.o = { mix: STRESS_MIX, script: new URL('../soak/workers/chaos-worker.js', import.meta.url), ...options };
     const { workers, keys, sharedSlots } = this.o;
     if (keys % workers !== 0) throw new RangeError(`keys (${keys}) must be a multiple of workers (${workers})`);
     const ctl = new SharedArrayBuffer(ctlWords(workers) * 4);

@@ -1,10 +1,11 @@
 /**
  * Helpers shared by the hash map tests: byte keys from numbers, the quiet
  * map checks (map.validate() and heap.validate() with their findings in the
- * message), and a worker group that must succeed.
+ * message), a worker group that must succeed, and the grace-period tests'
+ * dynamic map and retirement of elements.
  */
 import assert from 'node:assert/strict';
-import type { HashMap, Heap } from '../../src/index.js';
+import { HashMap, Heap, MapFlag, MapStatus } from '../../src/index.js';
 import { assertHeapValid } from './checks.js';
 import { runWorkerGroup, type WorkerSpec } from './workers.js';
 
@@ -37,4 +38,21 @@ export async function runWorkers<R>(specs: readonly WorkerSpec[], timeoutMs: num
   const out = await runWorkerGroup<R>(specs, { timeoutMs });
   if (out.failures.length > 0) assert.fail(`${note}: ${out.failures.length} worker(s) failed:\n  ${out.failures.join('\n  ')}`);
   return out.results as R[];
+}
+
+/** The grace-period tests' map: a dynamic map with 8-byte keys on a fresh 64 MiB heap; used0 = the heap's pages before it. */
+export function graceMapHeap(valueSize: number, maxEntries: number, seed: number): { heap: Heap; map: HashMap; used0: number } {
+  const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 8 });
+  const used0 = heap.stats().usedPages;
+  const map = HashMap.create(heap, { keySize: 8, valueSize, maxEntries, mode: 'dynamic', seed });
+  return { heap, map, used0 };
+}
+
+/** Retires `n` elements from this agent: insert and delete keys from `first` on. */
+export function retire(map: HashMap, first: number, n: number): void {
+  const v = new Uint8Array(map.valueSize);
+  for (let i = 0; i < n; i++) {
+    assert.equal(map.update(u32Bytes(first + i), v, MapFlag.NOEXIST), MapStatus.OK);
+    assert.equal(map.delete(u32Bytes(first + i)), MapStatus.OK);
+  }
 }

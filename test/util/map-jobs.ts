@@ -41,6 +41,29 @@ export interface ParallelResult {
 /** 8-byte parallel-test value: word 0 the key, word 1 how many times it was written (1 insert, 2 update). */
 export const PARALLEL_VALUE_SIZE = 8;
 
+/**
+ * Per-worker values under parallel workers (same worker script): each
+ * worker increments its own slot of random keys of a perWorker map, `ops`
+ * times, starting together on the barrier.
+ */
+export interface PerWorkerCountJob extends MapJobBase {
+  phase: 'count';
+  index: number;
+  workers: number;
+  keys: number;
+  ops: number;
+  barrier: SharedArrayBuffer;
+}
+
+export interface PerWorkerCountResult {
+  /** Increments this worker made, per key. */
+  counts: number[];
+  /** Sums that went down between two reads of this worker, first few. */
+  violations: string[];
+  /** Deferred frees still waiting when the worker detached (drainDeferred gave up): must be 0. */
+  undrained: number;
+}
+
 /* ------------------------------- htab_reuse ------------------------------- */
 
 /** Control words of the reuse test (Int32Array over `control`). */

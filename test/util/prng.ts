@@ -6,7 +6,7 @@
  * Seeds: a run takes its seed from the environment variable ANYALLOC_SEED
  * (decimal, or hex with 0x) or draws a random one; tests print it in every
  * failure message so a failing run can be replayed with
- *   ANYALLOC_SEED=<seed> node --test dist/test/stress.test.js
+ *   ANYALLOC_SEED=<seed> node --test dist/test/concurrent/stress.test.js
  * Each worker derives its own stream with deriveSeed(seed, round, worker),
  * so a worker's sequence of decisions depends only on the seed and on who
  * it is. (What it receives from other workers still depends on timing.)
