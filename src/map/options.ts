@@ -1,0 +1,143 @@
+/**
+ * What HashMap.create decides before it takes any memory: the options
+ * checked, and the map's geometry (buckets, where an element keeps its key
+ * and value, how big an element is, how many a preallocated map reserves);
+ * and the map header that records it for every agent that attaches
+ * (./layout.ts).
+ */
+import { store } from '../shm/atomic.js';
+import { checkInt, describe } from '../errors.js';
+import type { HeapCore } from '../heap/core.js';
+import { objectsPerSlab } from '../alloc/sizeclass.js';
+import { E_KEY_OFF, MapHeader, MAP_LIVE, MAP_MAGIC } from './layout.js';
+
+export interface HashMapOptions {
+  /** Key size in bytes, 1..512. */
+  keySize: number;
+  /** Value size in bytes, 1..65536 (per slot for per-worker maps). */
+  valueSize: number;
+  /** Most elements the map holds. */
+  maxEntries: number;
+  /** 'prealloc' (every element reserved at create) or 'dynamic' (default). */
+  mode?: 'prealloc' | 'dynamic';
+  /** One value per worker slot for each key (the kernel's per-CPU hash). */
+  perWorker?: boolean;
+  /** Hash seed; random by default (against hash flooding). */
+  seed?: number;
+  /** Buckets (rounded up to a power of two). Default: maxEntries / 4 rounded up. */
+  buckets?: number;
+  /**
+   * Update existing keys in place (default true; not for per-worker maps,
+   * which always write their own slot in place). Each element then holds
+   * two copies of the value and a version word: an update writes the copy
+   * no reader uses and flips, without the bucket lock or a new element,
+   * so writers on different keys share no cache line they write. false:
+   * every update builds a new element and frees the old one after a grace
+   * period (elements smaller by valueSize padded to 8). By default, a
+   * value too big for two copies in one heap page gets one copy, as with
+   * false; true then throws instead.
+   */
+  inPlace?: boolean;
+}
+
+/**
+ * @internal
+ * Watermarks of the element allocator. The high mark sits above the 64
+ * elements a deferred-free collection returns at once, so an overwrite
+ * loop (one element in, one retired, per update) stays in its cache
+ * instead of trimming and refilling through the depot.
+ */
+export const ELEM_MARKS = { lowWatermark: 16, highWatermark: 128, batch: 32, prefill: 16 };
+
+/** @internal The checked options and what follows from them: the contents of the map header. */
+export interface MapGeometry {
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  mode: 'prealloc' | 'dynamic';
+  perWorker: boolean;
+  seed: number;
+  /** A power of two. */
+  buckets: number;
+  keyOff: number;
+  valueOff: number;
+  /** 2: values updated in place (two copies); 1 else. */
+  copies: 1 | 2;
+  /** Per-worker: bytes per slot record; in place: bytes per copy; else valueSize. */
+  stride: number;
+  /** Bytes per element, before the allocator rounds it to its unit. */
+  elemSize: number;
+  /** Elements a preallocated map reserves (maxEntries plus slack). */
+  capacity: number;
+  /** Preallocated maps: the element allocator's byte limit. */
+  limitBytes: number | undefined;
+}
+
+function pow2AtLeast(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/** @internal Checks create's options and computes the map's geometry; throws on bad options or elements too big for a page. */
+export function mapGeometry(heap: HeapCore, options: HashMapOptions): MapGeometry {
+  if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+  const keySize = checkInt('keySize', options.keySize, 1, 512);
+  const valueSize = checkInt('valueSize', options.valueSize, 1, 65536);
+  const maxEntries = checkInt('maxEntries', options.maxEntries, 1, 1 << 26);
+  const mode = options.mode ?? 'dynamic';
+  if (mode !== 'prealloc' && mode !== 'dynamic') throw new TypeError(`mode must be 'prealloc' or 'dynamic', got ${describe(mode)}`);
+  const perWorker = options.perWorker === true;
+  if (options.inPlace !== undefined && typeof options.inPlace !== 'boolean') throw new TypeError(`inPlace must be a boolean, got ${describe(options.inPlace)}`);
+  const seed = options.seed === undefined ? (Math.random() * 2 ** 32) >>> 0 : checkInt('seed', options.seed, 0, 0xffffffff);
+  // Default: a quarter as many buckets as entries (chains of ~4 when
+  // full), so the table costs ~1 byte per entry and a dynamic map's
+  // memory follows its element count.
+  const buckets = pow2AtLeast(options.buckets === undefined ? Math.ceil(maxEntries / 4) : checkInt('buckets', options.buckets, 1, 1 << 26));
+  const keyOff = E_KEY_OFF;
+  const valueOff = keyOff + Math.ceil(keySize / 8) * 8;
+  const padded = Math.ceil(valueSize / 8) * 8;
+  // In place by default; with values too big for two copies in a page,
+  // one copy (updates replace the element) unless inPlace: true asks.
+  let copies: 1 | 2 = !perWorker && options.inPlace !== false ? 2 : 1;
+  if (copies === 2 && options.inPlace === undefined && objectsPerSlab(heap.pageSize, valueOff + 2 * padded) < 1) copies = 1;
+  // Per-worker: bytes per slot record; in place: bytes per copy.
+  const stride = perWorker ? 8 + padded : copies === 2 ? padded : valueSize;
+  const elemSize = valueOff + (perWorker ? stride * heap.maxSlots : copies === 2 ? 2 * padded : valueSize);
+  // Preallocated maps keep slack for what agents' caches and limbo lists
+  // hold at any moment, so maxEntries live elements always fit.
+  const slack = heap.maxSlots * (ELEM_MARKS.highWatermark + ELEM_MARKS.batch + 64);
+  const capacity = maxEntries + slack;
+  const perSlab = objectsPerSlab(heap.pageSize, elemSize);
+  const limitBytes = mode === 'prealloc' ? Math.ceil(capacity / perSlab) * heap.pageSize : undefined;
+  if (perSlab < 1) {
+    const hint = copies === 2 ? ' (in place: two copies of the value; inPlace: false keeps one)' : '';
+    throw new RangeError(`elements of ${elemSize} bytes do not fit a ${heap.pageSize}-byte page${hint}`);
+  }
+  return { keySize, valueSize, maxEntries, mode, perWorker, seed, buckets, keyOff, valueOff, copies, stride, elemSize, capacity, limitBytes };
+}
+
+/**
+ * @internal
+ * Writes the header of a new map region (word index W) and publishes it:
+ * STATE and MAGIC go last, with atomic stores, so an agent that attaches
+ * sees a live map only once the rest is written.
+ */
+export function writeMapHeader(u32: Uint32Array, W: number, g: MapGeometry, elemsId: number, elemUnit: number): void {
+  u32[W + MapHeader.KEY_SIZE] = g.keySize;
+  u32[W + MapHeader.VALUE_SIZE] = g.valueSize;
+  u32[W + MapHeader.MAX_ENTRIES] = g.maxEntries;
+  u32[W + MapHeader.BUCKETS] = g.buckets;
+  u32[W + MapHeader.SEED] = g.seed;
+  u32[W + MapHeader.MODE] = g.mode === 'prealloc' ? 0 : 1;
+  u32[W + MapHeader.PER_WORKER] = g.perWorker ? 1 : 0;
+  u32[W + MapHeader.ELEM_ALLOC] = elemsId;
+  u32[W + MapHeader.KEY_OFF] = g.keyOff;
+  u32[W + MapHeader.VALUE_OFF] = g.valueOff;
+  u32[W + MapHeader.VALUE_STRIDE] = g.stride;
+  u32[W + MapHeader.VALUE_COPIES] = g.copies;
+  u32[W + MapHeader.ELEM_SIZE] = elemUnit;
+  u32[W + MapHeader.CAPACITY] = g.mode === 'prealloc' ? g.capacity : 0;
+  store(u32, W + MapHeader.STATE, MAP_LIVE);
+  store(u32, W + MapHeader.MAGIC, MAP_MAGIC);
+}
