@@ -1,5 +1,5 @@
 /**
- * Worker side of the throughput benchmark (see throughput.ts).
+ * Worker side of the throughput suite (see throughput.ts).
  *
  * Attaches to the shared state of one peer, warms up, waits at the barrier,
  * then churns for a fixed time: each step frees the block allocated `live`
@@ -13,6 +13,8 @@ import type { WorkerOps } from './peers/types.js';
 
 export interface WorkerInput {
   peer: string;
+  /** Entry file of the baseline build, for `anyalloc@baseline`. */
+  baseline?: string;
   data: unknown;
   ctl: Int32Array;
   index: number;
@@ -88,7 +90,7 @@ function drain<H>(ops: WorkerOps<H>, slots: (H | null)[]): void {
 }
 
 async function main(input: WorkerInput): Promise<WorkerOutput> {
-  const peer = await loadThroughputPeer(input.peer);
+  const peer = await loadThroughputPeer(input.peer, input.baseline);
   const ops = await peer.attach(input.data, input.index);
   const slots: unknown[] = new Array<unknown>(input.live).fill(null);
   const sizes = sizeTable(input.seed + input.index * 7919);

@@ -1,9 +1,12 @@
 /**
- * anyalloc itself, loaded from the compiled package (dist/src/index.js).
+ * anyalloc itself, loaded from the compiled package's public entry
+ * (dist/src/index.js), or from another build's (--baseline DIR loads
+ * DIR/dist/src/index.js for the `@baseline` variants).
  *
  * It is imported at run time rather than statically so the harness builds
- * and runs its peers even when the core is absent or mid-change; the
- * interfaces below are the part of the API the benchmark calls.
+ * and runs its peers even when the core is absent or mid-change, and so
+ * that an older build can stand beside this one; the interfaces below are
+ * the part of the API the benchmark calls.
  *
  * Variants:
  * - `anyalloc`: size-bucketed allocator, `a.alloc(size)` / `a.free(ptr)`;
@@ -40,25 +43,20 @@ export interface AnyHeapStatic {
 export const MAX_BYTES = 256 << 20;
 export const LIVE = 1000;
 
-let loaded: AnyHeapStatic | undefined;
-
-export async function loadHeap(): Promise<AnyHeapStatic> {
-  if (loaded) return loaded;
-  if (!existsSync(ANYALLOC_ENTRY)) {
-    throw new Unavailable('dist/src/index.js not built (run `npm run build`)');
-  }
+/** Heap of the build whose entry is `entry` (default: this build's dist/src/index.js). */
+export async function loadHeap(entry = ANYALLOC_ENTRY): Promise<AnyHeapStatic> {
+  if (!existsSync(entry)) throw new Unavailable(`${entry} not built (run \`npm run build\`)`);
   let mod: { Heap?: Partial<AnyHeapStatic> };
   try {
-    mod = (await import(pathToFileURL(ANYALLOC_ENTRY).href)) as { Heap?: Partial<AnyHeapStatic> };
+    mod = (await import(pathToFileURL(entry).href)) as { Heap?: Partial<AnyHeapStatic> };
   } catch (e) {
-    throw new Unavailable(`cannot load dist/src/index.js: ${(e as Error).message}`);
+    throw new Unavailable(`cannot load ${entry}: ${(e as Error).message}`);
   }
   const H = mod.Heap;
   if (!H || typeof H.create !== 'function' || typeof H.attach !== 'function') {
-    throw new Unavailable('dist/src/index.js does not export Heap.create / Heap.attach yet');
+    throw new Unavailable(`${entry} does not export Heap.create / Heap.attach`);
   }
-  loaded = H as AnyHeapStatic;
-  return loaded;
+  return H as AnyHeapStatic;
 }
 
 function release(heap: AnyHeap | undefined): void {
@@ -67,8 +65,8 @@ function release(heap: AnyHeap | undefined): void {
   else if (typeof heap.detach === 'function') heap.detach();
 }
 
-export async function bucketedFactory(): Promise<PairFactory> {
-  const Heap = await loadHeap();
+export async function bucketedFactory(entry?: string): Promise<PairFactory> {
+  const Heap = await loadHeap(entry);
   return (): PairVariant => {
     let heap: AnyHeap | undefined;
     let a: AnyAllocator | undefined;
@@ -109,8 +107,8 @@ export async function bucketedFactory(): Promise<PairFactory> {
  * variant's loop is a function literal of its own, or the variants would
  * share the loop's feedback too.
  */
-export async function warmFactory(): Promise<PairFactory> {
-  const Heap = await loadHeap();
+export async function warmFactory(entry?: string): Promise<PairFactory> {
+  const Heap = await loadHeap(entry);
   return (): PairVariant => {
     let heap: AnyHeap | undefined;
     let a: AnyAllocator | undefined;
@@ -151,8 +149,8 @@ export async function warmFactory(): Promise<PairFactory> {
   };
 }
 
-export async function fixedFactory(): Promise<PairFactory> {
-  const Heap = await loadHeap();
+export async function fixedFactory(entry?: string): Promise<PairFactory> {
+  const Heap = await loadHeap(entry);
   return (): PairVariant => {
     let heap: AnyHeap | undefined;
     let f: AnyAllocator | undefined;
@@ -183,8 +181,8 @@ export async function fixedFactory(): Promise<PairFactory> {
   };
 }
 
-export async function churnFactory(): Promise<PairFactory> {
-  const Heap = await loadHeap();
+export async function churnFactory(entry?: string): Promise<PairFactory> {
+  const Heap = await loadHeap(entry);
   return (): PairVariant => {
     let heap: AnyHeap | undefined;
     let a: AnyAllocator | undefined;
@@ -238,17 +236,17 @@ interface AnyData {
 // size-bucketed allocator; each worker attaches to both and detaches at the
 // end.
 // ---------------------------------------------------------------------------
-export const throughput: ThroughputPeer<AnyData, number> = {
+export const throughput = (entry?: string): ThroughputPeer<AnyData, number> => ({
   name: 'anyalloc',
   note: 'anyalloc: one heap, one size-bucketed allocator, every worker attached',
   async setup() {
-    const Heap = await loadHeap();
+    const Heap = await loadHeap(entry);
     const heap = Heap.create({ maxBytes: MAX_BYTES });
     const a = heap.createAllocator();
     return { data: { heap: heap.handle, alloc: a.handle }, close: () => release(heap) };
   },
   async attach(data): Promise<WorkerOps<number>> {
-    const Heap = await loadHeap();
+    const Heap = await loadHeap(entry);
     const h = Heap.attach(data.heap);
     const wa = h.attachAllocator(data.alloc);
     return {
@@ -263,4 +261,4 @@ export const throughput: ThroughputPeer<AnyData, number> = {
       },
     };
   },
-};
+});

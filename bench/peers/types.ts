@@ -31,9 +31,10 @@ export interface PairPeerEntry {
   /**
    * Loads the peer module and returns its factory. Rejects with an
    * `Unavailable` error when the peer cannot run here (package missing,
-   * not built yet).
+   * not built yet). `lib`: the anyalloc entry file to load instead of this
+   * build's (anyalloc's variants only).
    */
-  load(): Promise<PairFactory>;
+  load(lib?: string): Promise<PairFactory>;
 }
 
 /** Thrown when a peer cannot be loaded; the harness reports and skips it. */
