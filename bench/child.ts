@@ -7,7 +7,7 @@ const TIMEOUT_MS = 180_000;
 
 export function runChild<T>(script: string, arg: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', join(BENCH_DIST, script), JSON.stringify(arg)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(BENCH_DIST, script), JSON.stringify(arg)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);

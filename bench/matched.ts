@@ -80,7 +80,7 @@ export function matchedJson(m: Matched, refs: readonly RefColumn[]): Record<stri
     name,
     values: m.values[i],
     ...summarize(m.values[i]!),
-    ratios: Object.fromEntries(refs.map((c) => [c.heading, ratio(m, name, c.ref(name))])),
+    ratios: Object.fromEntries(refs.map((c) => [c.heading, ratio(m, name, c.ref(name))]).filter(([, r]) => (r as Summary).n > 0)),
   }));
 }
 
@@ -93,5 +93,5 @@ export function matchedRows(m: Matched, fmt: (x: number) => string, refs: readon
 }
 
 export function matchedTable(leadHeads: readonly string[], unit: string, refs: readonly RefColumn[], rows: (string | number)[][], extraHeads: readonly string[] = []): string {
-  return markdownTable([...leadHeads, 'variant', `${unit} (median)`, 'quartiles', 'spread', ...refs.map((c) => c.heading), ...extraHeads], rows);
+  return markdownTable([...leadHeads, 'variant', `${unit} (median)`, 'quartiles', 'spread', ...refs.map((c) => c.heading), ...extraHeads], rows, leadHeads.length + 1);
 }

@@ -47,8 +47,9 @@ export function cycleRatios(a: readonly number[], b: readonly number[]): Summary
 /** "median (q1-q3)" of a ratio's distribution, or "-" when there is none. */
 export function fmtQuartiles(r: { median: number; q1: number; q3: number }, digits = 2): string {
   if (!Number.isFinite(r.median)) return '-';
-  const d = r.median >= 100 ? 0 : r.median >= 10 ? 1 : digits;
-  return `${r.median.toFixed(d)} (${r.q1.toFixed(d)}-${r.q3.toFixed(d)})`;
+  const m = Math.abs(r.median);
+  const f = (x: number): string => (m >= 100 ? Math.round(x).toLocaleString('en-US') : m >= 10 ? x.toFixed(1) : m >= 0.1 ? x.toFixed(digits) : x.toPrecision(2));
+  return `${f(r.median)} (${f(r.q1)}-${f(r.q3)})`;
 }
 
 /** Nanoseconds with sensible precision: 4.73, 27.6, 637, 2,134. */
@@ -76,11 +77,11 @@ export function fmtMiB(bytes: number): string {
   return Number.isFinite(bytes) ? `${(bytes / 2 ** 20).toFixed(2)} MiB` : '-';
 }
 
-/** Renders a GitHub-flavoured Markdown table, first column left-aligned, the others right. */
-export function markdownTable(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
+/** Renders a GitHub-flavoured Markdown table, the first `left` columns left-aligned, the others right. */
+export function markdownTable(headers: readonly string[], rows: readonly (readonly (string | number)[])[], left = 1): string {
   const cells = rows.map((r) => headers.map((_, i) => String(r[i] ?? '')));
   const widths = headers.map((h, i) => Math.max(3, h.length, ...cells.map((r) => r[i]!.length)));
-  const line = (r: readonly string[]): string => `| ${r.map((s, i) => (i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join(' | ')} |`;
-  const rule = `| ${widths.map((w, i) => (i === 0 ? '-'.repeat(w) : '-'.repeat(w - 1) + ':')).join(' | ')} |`;
+  const line = (r: readonly string[]): string => `| ${r.map((s, i) => (i < left ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join(' | ')} |`;
+  const rule = `| ${widths.map((w, i) => (i < left ? '-'.repeat(w) : '-'.repeat(w - 1) + ':')).join(' | ')} |`;
   return [line(headers), rule, ...cells.map(line)].join('\n');
 }
