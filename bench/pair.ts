@@ -27,20 +27,20 @@ import { fmtNs } from './stats.js';
 export interface PairGroup {
   name: string;
   variants: readonly string[];
-  /** The anyalloc variant the others are divided by in the `x anyalloc` column. */
-  anyalloc: string;
+  /** The variants the others are divided by, a ratio column each. */
+  refs: readonly string[];
   /** Every size of the run (false: only those of SPOT_SIZES among them). */
   allSizes: boolean;
 }
 
 export const PAIR_GROUPS: readonly PairGroup[] = [
-  { name: 'pair', variants: ['floor', 'floor-checked', 'thing-malloc', 'anyalloc', 'anyalloc-fixed', 'uint8array'], anyalloc: 'anyalloc', allSizes: true },
-  { name: 'churn', variants: ['floor', 'thing-malloc-1000', 'sharedmemobjects-1000', 'anyalloc-1000'], anyalloc: 'anyalloc-1000', allSizes: false },
-  { name: 'warm', variants: ['floor', 'thing-malloc', 'anyalloc-warm'], anyalloc: 'anyalloc-warm', allSizes: false },
+  { name: 'pair', variants: ['floor', 'floor-checked', 'thing-malloc', 'anyalloc', 'anyalloc-fixed', 'uint8array'], refs: ['floor', 'floor-checked', 'anyalloc', 'anyalloc-fixed'], allSizes: true },
+  { name: 'churn', variants: ['floor', 'thing-malloc-1000', 'sharedmemobjects-1000', 'anyalloc-1000'], refs: ['floor', 'anyalloc-1000'], allSizes: false },
+  { name: 'warm', variants: ['floor', 'thing-malloc', 'anyalloc-warm'], refs: ['floor', 'anyalloc-warm'], allSizes: false },
   {
     name: 'shared',
     variants: ['floor', 'floor-atomics', 'global-lock', 'sharedmemobjects', 'sharedmemobjects-buffer', 'anyalloc'],
-    anyalloc: 'anyalloc',
+    refs: ['floor', 'anyalloc'],
     allSizes: false,
   },
 ];
@@ -150,11 +150,7 @@ export async function pairSuite(o: PairOptions, done: (ms: number) => void, log:
 }
 
 function refs(g: PairGroup, baseline: boolean): RefColumn[] {
-  return [
-    { heading: 'x floor', ref: (n) => (n === 'floor' ? undefined : 'floor') },
-    { heading: `x ${g.anyalloc}`, ref: (n) => (n === g.anyalloc ? undefined : g.anyalloc) },
-    ...(baseline ? [TWIN_COLUMN] : []),
-  ];
+  return [...g.refs.map((r) => ({ heading: `x ${r}`, ref: (n: string) => (n === r ? undefined : r) })), ...(baseline ? [TWIN_COLUMN] : [])];
 }
 
 /** JSON of the suite: every point with each variant's summary and ratios. */
