@@ -71,6 +71,13 @@ export interface RefColumn {
 /** The column every suite gets when a baseline ran: each baseline variant over its twin of this build. */
 export const TWIN_COLUMN: RefColumn = { heading: 'x this build', ref: twinOf };
 
+/** A column's reference for a row; a baseline row is compared with the baseline's own reference where there is one. */
+function refOf(m: Matched, name: string, c: RefColumn): string | undefined {
+  const ref = c.ref(name);
+  const twin = twinOf(name);
+  return twin !== undefined && ref !== undefined && ref !== twin && m.names.includes(ref + AT_BASELINE) ? ref + AT_BASELINE : ref;
+}
+
 /**
  * One matched set as JSON: each variant's summary, and its ratios to the
  * reference columns (median and quartiles of the per-cycle ratios).
@@ -80,7 +87,7 @@ export function matchedJson(m: Matched, refs: readonly RefColumn[]): Record<stri
     name,
     values: m.values[i],
     ...summarize(m.values[i]!),
-    ratios: Object.fromEntries(refs.map((c) => [c.heading, ratio(m, name, c.ref(name))]).filter(([, r]) => (r as Summary).n > 0)),
+    ratios: Object.fromEntries(refs.map((c) => [c.heading, ratio(m, name, refOf(m, name, c))]).filter(([, r]) => (r as Summary).n > 0)),
   }));
 }
 
@@ -88,7 +95,7 @@ export function matchedJson(m: Matched, refs: readonly RefColumn[]): Record<stri
 export function matchedRows(m: Matched, fmt: (x: number) => string, refs: readonly RefColumn[], lead: (string | number)[] = []): (string | number)[][] {
   return m.names.map((name, i) => {
     const s = summarize(m.values[i]!);
-    return [...lead, name, fmt(s.median), `${fmt(s.q1)}-${fmt(s.q3)}`, fmtPct(s.spread), ...refs.map((c) => fmtQuartiles(ratio(m, name, c.ref(name))))];
+    return [...lead, name, fmt(s.median), `${fmt(s.q1)}-${fmt(s.q3)}`, fmtPct(s.spread), ...refs.map((c) => fmtQuartiles(ratio(m, name, refOf(m, name, c))))];
   });
 }
 
