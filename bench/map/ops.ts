@@ -1,7 +1,6 @@
 /**
  * What a map benchmark worker does to a peer's map: the three operations
- * on u32 keys (Ops), one adapter per peer, one round of each scenario, and
- * add_del_on_diff_cpu's handshake.
+ * on u32 keys (Ops), one adapter per peer, and one round of each scenario.
  */
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
@@ -9,8 +8,6 @@ import * as thisBuild from '../../src/index.js';
 import type { HashMapHandle, HeapHandle } from '../../src/index.js';
 import { SharedMap, type SharedMapLike } from '../peers/sharedmap-lib.js';
 import {
-  C_PAIR_ADDED,
-  C_PAIR_DELETED,
   KEYS_PER_WORKER,
   OPS_PER_ROUND,
   OP_ADD,
@@ -183,51 +180,4 @@ export function round(s: Scenario, o: Ops, sl: Slice): void {
   }
   sl.v = v;
   sl.failures += bad;
-}
-
-/**
- * add_del_on_diff_cpu's handshake for pair p: workers 2p (the adder) and
- * 2p + 1 (the deleter). Two counters in shared memory: rounds the adder
- * has finished and rounds the deleter has finished. The adder may start
- * round r once r - deleted < window (it runs at most `window` rounds
- * ahead; window 1: strict turns, one worker of the pair working at a
- * time); the deleter may start round r once added > r.
- */
-export class Turns {
-  private readonly waitWord: number;
-  private readonly doneWord: number;
-
-  constructor(
-    private readonly ctl: Int32Array,
-    pairWord: number,
-    readonly adder: boolean,
-    private readonly window: number,
-    private readonly stopped: () => boolean,
-  ) {
-    const added = pairWord + C_PAIR_ADDED;
-    const deleted = pairWord + C_PAIR_DELETED;
-    this.waitWord = adder ? deleted : added;
-    this.doneWord = adder ? added : deleted;
-  }
-
-  /**
-   * Waits until this worker may start round `r`. Spins first (a round is
-   * short), then sleeps in Atomics.wait so a waiting worker does not take
-   * the core from its partner when the machine has more threads than
-   * cores. false: stop was raised meanwhile.
-   */
-  await(r: number): boolean {
-    const ctl = this.ctl;
-    for (let spins = 0; ; spins++) {
-      const seen = Atomics.load(ctl, this.waitWord);
-      if (this.adder ? r - seen < this.window : seen > r) return true;
-      if (this.stopped()) return false;
-      if (spins > 20_000) Atomics.wait(ctl, this.waitWord, seen, 1);
-    }
-  }
-
-  finish(r: number): void {
-    Atomics.store(this.ctl, this.doneWord, r + 1);
-    Atomics.notify(this.ctl, this.doneWord);
-  }
 }

@@ -10,11 +10,13 @@
  * reads it there, so both work on the same map in every round.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Turns, anyallocOps, jsmapOps, loadLib, prefill, round, sharedmapOps, type Ops, type Slice } from './ops.js';
+import { anyallocOps, jsmapOps, loadLib, prefill, round, sharedmapOps, type Ops, type Slice } from './ops.js';
 import {
   C_GO,
   C_LINE,
   C_PAIR,
+  C_PAIR_ADDED,
+  C_PAIR_DELETED,
   C_PAIR_ROUND_PEER,
   C_PHASE,
   C_READY,
@@ -53,9 +55,24 @@ async function main(): Promise<MapWorkerResult> {
   Atomics.notify(ctl, C_READY);
   while (Atomics.load(ctl, C_GO) === 0) Atomics.wait(ctl, C_GO, 0, 50);
   if (addDel) {
+    // The pair's handshake: rounds the adder has finished and rounds the
+    // deleter has finished. The adder may start round r once it is fewer
+    // than PAIR_WINDOW rounds ahead of the deleter, the deleter once the
+    // adder has finished round r. A waiting worker spins first (a round is
+    // short), then sleeps in Atomics.wait so that it does not take the core
+    // from its partner when there are more threads than cores.
     const pairWord = C_PAIR + 32 * pair;
-    const turns = new Turns(ctl, pairWord, adder, PAIR_WINDOW, stopped);
-    for (let r = 0; turns.await(r); r++) {
+    const waitWord = pairWord + (adder ? C_PAIR_DELETED : C_PAIR_ADDED);
+    const doneWord = pairWord + (adder ? C_PAIR_ADDED : C_PAIR_DELETED);
+    const mayStart = (r: number): boolean => {
+      for (let spins = 0; ; spins++) {
+        const seen = Atomics.load(ctl, waitWord);
+        if (adder ? r - seen < PAIR_WINDOW : seen > r) return true;
+        if (stopped()) return false;
+        if (spins > 20_000) Atomics.wait(ctl, waitWord, seen, 1);
+      }
+    };
+    for (let r = 0; mayStart(r); r++) {
       // At most PAIR_WINDOW rounds of a pair are in flight.
       const at = pairWord + C_PAIR_ROUND_PEER + (r % PAIR_WINDOW);
       let p: number;
@@ -66,7 +83,8 @@ async function main(): Promise<MapWorkerResult> {
         p = Atomics.load(ctl, at);
       }
       round(job.scenario, ops[p]!, slices[p]!);
-      turns.finish(r);
+      Atomics.store(ctl, doneWord, r + 1);
+      Atomics.notify(ctl, doneWord);
       Atomics.store(ctl, countWord + p, ++done[p]!);
     }
   } else {
