@@ -33,6 +33,12 @@ export interface PairGroup {
   allSizes: boolean;
 }
 
+/**
+ * The groups. `pair`, `churn` and `warm` hold the targets' variants; `shared`
+ * sets anyalloc beside the other shared-memory allocators, for context (its
+ * two shared-memory-objects variants share that package's malloc, so their
+ * figures may be a little off each other's alone).
+ */
 export const PAIR_GROUPS: readonly PairGroup[] = [
   { name: 'pair', variants: ['floor', 'floor-checked', 'thing-malloc', 'anyalloc', 'anyalloc-fixed', 'uint8array'], refs: ['floor', 'floor-checked', 'anyalloc', 'anyalloc-fixed'], allSizes: true },
   { name: 'churn', variants: ['floor', 'thing-malloc-1000', 'sharedmemobjects-1000', 'anyalloc-1000'], refs: ['floor', 'anyalloc-1000'], allSizes: false },

@@ -53,7 +53,8 @@ export function benchOptions(argv: string[]) {
   });
   const suites = (v.suite ?? [...SUITES]).flatMap((s) => s.split(','));
   for (const s of suites) if (!(SUITES as readonly string[]).includes(s)) throw new Error(`unknown suite ${s} (${SUITES.join(', ')})`);
-  const runs = list(v.runs, '--runs')?.[0];
+  const runs = list(v.runs, '--runs');
+  if (runs !== undefined && runs.length !== 1) throw new Error(`--runs takes one number, not ${v.runs}`);
   let baseline: string | undefined;
   if (v.baseline !== undefined) {
     baseline = join(resolve(v.baseline), 'dist', 'src', 'index.js');
@@ -66,10 +67,10 @@ export function benchOptions(argv: string[]) {
     suites,
     sizes: list(v.sizes, '--sizes') ?? (q ? SPOT_SIZES : ALL_SIZES),
     workers: list(v.workers, '--workers') ?? [1, 2],
-    pairCycles: runs ?? (q ? 10 : 30),
-    throughputCycles: runs ?? (q ? 2 : 5),
+    pairCycles: runs?.[0] ?? (q ? 10 : 30),
+    throughputCycles: runs?.[0] ?? (q ? 2 : 5),
     throughputMs: q ? 250 : 500,
-    mapCycles: runs ?? (q ? 6 : 20),
+    mapCycles: runs?.[0] ?? (q ? 6 : 20),
     mapWindowMs: q ? 60 : 100,
     out: resolve(v.out ?? join(RESULTS_DIR, 'latest.json')),
     ...(baseline !== undefined ? { baseline } : {}),
