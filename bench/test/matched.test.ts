@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ratio, runMatched, twinOf } from '../matched.js';
+import { TWIN_COLUMN, matchedRows, ratio, runMatched, twinOf } from '../matched.js';
 import { measurePoint } from '../map/point.js';
 import type { PointSpec } from '../map/protocol.js';
 import { measurePair } from '../pair.js';
@@ -38,6 +38,17 @@ test('cycleRatios and ratio: median and quartiles of the per-cycle ratios, not t
   assert.ok(Number.isNaN(ratio(m, 'x', undefined).median));
   assert.equal(twinOf('anyalloc-fixed@baseline'), 'anyalloc-fixed');
   assert.equal(twinOf('anyalloc'), undefined);
+});
+
+test('matchedRows: a baseline row is divided by the baseline\'s own reference where it ran, and by its twin in `x this build`', () => {
+  const m = { names: ['pre', 'dyn', 'pre@baseline', 'dyn@baseline'], values: [[10, 10], [9, 9], [8, 8], [4, 4]] };
+  const rows = matchedRows(m, String, [{ heading: 'x pre', ref: (n) => (n === 'pre' ? undefined : 'pre') }, TWIN_COLUMN]);
+  assert.deepEqual(rows.map((r) => r.slice(4)), [
+    ['-', '-'],
+    ['0.90 (0.90-0.90)', '-'],
+    ['0.80 (0.80-0.80)', '0.80 (0.80-0.80)'],
+    ['0.50 (0.50-0.50)', '0.44 (0.44-0.44)'],
+  ]);
 });
 
 test('pair point: every variant gets a time for every cycle, in its own instance; a baseline build runs beside this one', async () => {
