@@ -83,7 +83,7 @@ function machine() {
     cpuModel: cpus[0]?.model.trim().replace(/\s+/g, ' ') ?? 'unknown',
     cores: os.availableParallelism(),
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-    os: `${os.platform()} ${os.arch()} ${os.release()}`,
+    os: `${os.platform()} ${os.arch()}`,
     node: process.version,
     v8: process.versions.v8,
   };
