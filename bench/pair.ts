@@ -1,140 +1,189 @@
 /**
- * Child-process entry for one single-threaded alloc+free pair measurement:
+ * Single-threaded alloc+free pairs: one allocation of `size` bytes and its
+ * free, in a loop, for each variant of a group, in matched windows of
+ * ~40 ms (matched.ts). Each group and size runs in a fresh process
+ * (`node dist/bench/pair.js <PairSpec JSON>`, printing one JSON line):
  *
- *   node dist/bench/pair.js <variant> <size> <iters|auto> <runs> [--target-ms N] [--warmup-ms N]
- *
- * Prints one JSON object on stdout: ns per pair for each run, plus a
- * summary. With `auto`, the iteration count is chosen after warm-up so one
- * run takes about --target-ms (default 150).
- *
- * Each variant runs in a process of its own: V8 compiles a function that has
- * only ever had one closure specialised to that closure, which flatters
- * whatever is measured first. For the same reason two instances are created
- * here and the first is exercised and dropped before measuring the second.
+ * - Variants of one allocator share V8's feedback for its methods within
+ *   a process: a FIFO churn or a start-up fill beside the plain pair makes
+ *   the pair's loop compile with the slow paths in it (measured: 8.3 ns
+ *   alone, 13.2 ns beside the churn variant). So the pair, the churn and
+ *   the warmed pair each get processes of their own, with the floor and
+ *   the peers they are compared with.
+ * - Each variant's loop is its own function literal (its peer module's
+ *   run), so no two variants share a loop's feedback.
+ * - V8 specialises optimised code to a function's only closure, which
+ *   flatters whatever is measured first: a first instance of every variant
+ *   is exercised and dropped before the measured one is made.
  */
 import { performance } from 'node:perf_hooks';
+import { runChild } from './child.js';
+import { AT_BASELINE, TWIN_COLUMN, matchedJson, matchedRows, matchedTable, runMatched, type Contender, type Matched, type RefColumn } from './matched.js';
+import { isEntry } from './paths.js';
 import { loadPairFactory } from './peers/index.js';
 import { Unavailable } from './peers/types.js';
-import { summarize } from './stats.js';
-import { isEntry } from './paths.js';
+import { fmtNs } from './stats.js';
 
-export interface PairResult {
-  variant: string;
+export interface PairGroup {
+  name: string;
+  variants: readonly string[];
+  /** The variants the others are divided by, a ratio column each. */
+  refs: readonly string[];
+  /** Every size of the run (false: only those of SPOT_SIZES among them). */
+  allSizes: boolean;
+}
+
+/**
+ * The groups. `pair`, `churn` and `warm` hold the targets' variants; `shared`
+ * sets anyalloc beside the other shared-memory allocators, for context (its
+ * two shared-memory-objects variants share that package's malloc, so their
+ * figures may be a little off each other's alone).
+ */
+export const PAIR_GROUPS: readonly PairGroup[] = [
+  { name: 'pair', variants: ['floor', 'floor-checked', 'thing-malloc', 'anyalloc', 'anyalloc-fixed', 'uint8array'], refs: ['floor', 'floor-checked', 'anyalloc', 'anyalloc-fixed'], allSizes: true },
+  { name: 'churn', variants: ['floor', 'thing-malloc-1000', 'sharedmemobjects-1000', 'anyalloc-1000'], refs: ['floor', 'anyalloc-1000'], allSizes: false },
+  { name: 'warm', variants: ['floor', 'thing-malloc', 'anyalloc-warm'], refs: ['floor', 'anyalloc-warm'], allSizes: false },
+  {
+    name: 'shared',
+    variants: ['floor', 'floor-atomics', 'global-lock', 'sharedmemobjects', 'sharedmemobjects-buffer', 'anyalloc'],
+    refs: ['floor', 'anyalloc'],
+    allSizes: false,
+  },
+];
+export const ALL_SIZES = [16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
+export const SPOT_SIZES = [16, 256, 4096];
+const WINDOW_MS = 40;
+
+export interface PairSpec {
+  group: string;
   size: number;
-  iters: number;
-  /** ns per alloc+free pair, one entry per run. */
-  runs: number[];
-  median: number;
-  min: number;
-  max: number;
-  spread: number;
-  note?: string;
-  warmupMs: number;
+  names: string[];
+  cycles: number;
+  windowMs: number;
+  /** Entry file of the baseline build, for the `@baseline` variants. */
+  baseline?: string;
+}
+
+export interface PairPoint extends Matched {
+  group: string;
+  size: number;
+  /** ns per pair: values[variant][cycle]. Variant -> why it could not run. */
+  unavailable: Record<string, string>;
   checksum: number;
+  error?: string;
 }
 
-export interface PairUnavailable {
-  variant: string;
-  size: number;
-  unavailable: string;
+/** Measures one group at one size in this process. */
+export async function measurePair(spec: PairSpec): Promise<PairPoint> {
+  const { size, windowMs } = spec;
+  const unavailable: Record<string, string> = {};
+  let checksum = 0;
+  const contenders: Contender[] = [];
+  for (const name of spec.names) {
+    let factory;
+    try {
+      factory = await loadPairFactory(name, spec.baseline);
+    } catch (e) {
+      if (!(e instanceof Unavailable)) throw e;
+      unavailable[name] = e.message;
+      continue;
+    }
+    const extra = factory();
+    extra.prepare(size);
+    checksum ^= extra.run(size, 256);
+    extra.dispose?.();
+    const v = factory();
+    v.prepare(size);
+    // Warm up and size the window: iterations for about windowMs.
+    let iters = 256;
+    for (;;) {
+      const t0 = performance.now();
+      checksum ^= v.run(size, iters);
+      const dt = performance.now() - t0;
+      if (dt >= windowMs / 2) {
+        iters = Math.max(1, Math.round((iters * windowMs) / dt));
+        break;
+      }
+      iters *= 2;
+    }
+    contenders.push({
+      name,
+      window() {
+        const t0 = performance.now();
+        checksum ^= v.run(size, iters);
+        return ((performance.now() - t0) * 1e6) / iters;
+      },
+    });
+  }
+  const m = await runMatched(contenders, spec.cycles);
+  return { group: spec.group, size, ...m, unavailable, checksum };
 }
 
-interface Options {
-  targetMs: number;
-  warmupMs: number;
+export interface PairOptions {
+  sizes: readonly number[];
+  cycles: number;
+  baseline?: string;
 }
 
-function parseArgs(argv: string[]): { variant: string; size: number; iters: number | 'auto'; runs: number; opts: Options } {
-  const pos: string[] = [];
-  const opts: Options = { targetMs: 150, warmupMs: 100 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--target-ms') opts.targetMs = Number(argv[++i]);
-    else if (a === '--warmup-ms') opts.warmupMs = Number(argv[++i]);
-    else pos.push(a);
+/** Every group at its sizes (a process each), with the time each is planned to take. */
+export function pairJobs(o: PairOptions): { spec: PairSpec; ms: number }[] {
+  const jobs: { spec: PairSpec; ms: number }[] = [];
+  for (const g of PAIR_GROUPS) {
+    const names = [...g.variants];
+    if (o.baseline !== undefined) for (const v of g.variants) if (v.startsWith('anyalloc')) names.push(v + AT_BASELINE);
+    const spot = o.sizes.filter((s) => SPOT_SIZES.includes(s));
+    for (const size of g.allSizes ? o.sizes : spot.length ? spot : o.sizes.slice(0, 1)) {
+      const spec: PairSpec = { group: g.name, size, names, cycles: o.cycles, windowMs: WINDOW_MS };
+      if (o.baseline !== undefined) spec.baseline = o.baseline;
+      jobs.push({ spec, ms: 400 + names.length * WINDOW_MS * (o.cycles + 2) });
+    }
   }
-  const [variant, sizeS, itersS = 'auto', runsS = '5'] = pos;
-  if (!variant || !sizeS) {
-    throw new Error('usage: pair.js <variant> <size> <iters|auto> <runs> [--target-ms N] [--warmup-ms N]');
-  }
-  const size = Number(sizeS);
-  const iters = itersS === 'auto' ? 'auto' : Number(itersS);
-  const runs = Number(runsS);
-  if (!(size > 0) || (iters !== 'auto' && !(iters > 0)) || !(runs > 0)) throw new Error('size, iters and runs must be positive');
-  return { variant, size, iters, runs, opts };
+  return jobs;
 }
 
-const gc = (globalThis as { gc?: () => void }).gc;
-
-export async function measurePair(
-  variant: string,
-  size: number,
-  iters: number | 'auto',
-  runs: number,
-  opts: Options,
-): Promise<PairResult> {
-  const factory = await loadPairFactory(variant);
-
-  // Two closures of every function literal before anything gets hot.
-  const extra = factory();
-  const v = factory();
-  extra.prepare(size);
-  let checksum = extra.run(size, 256);
-  extra.dispose?.();
-
-  v.prepare(size);
-  // Warm up and calibrate: grow the batch until one batch takes >= 20 ms,
-  // keep going until the warm-up time is spent.
-  const warmStart = performance.now();
-  let n = 64;
-  let nsPerOp = 0;
-  for (;;) {
-    const t0 = performance.now();
-    checksum ^= v.run(size, n);
-    const dt = performance.now() - t0;
-    nsPerOp = (dt * 1e6) / n;
-    if (dt >= 20 && performance.now() - warmStart >= opts.warmupMs) break;
-    if (dt < 20) n *= 2;
+export async function pairSuite(o: PairOptions, done: (ms: number) => void, log: (l: string) => void): Promise<PairPoint[]> {
+  const out: PairPoint[] = [];
+  for (const { spec, ms } of pairJobs(o)) {
+    try {
+      out.push(await runChild<PairPoint>('pair.js', spec));
+    } catch (e) {
+      log(`  ${spec.group} @ ${spec.size} B: ${(e as Error).message}`);
+      out.push({ group: spec.group, size: spec.size, names: [], values: [], unavailable: {}, checksum: 0, error: (e as Error).message });
+    }
+    done(ms);
   }
-  const warmupMs = performance.now() - warmStart;
-  const count = iters === 'auto' ? Math.max(1, Math.round((opts.targetMs * 1e6) / nsPerOp)) : iters;
+  return out;
+}
 
-  const out: number[] = [];
-  for (let r = 0; r < runs; r++) {
-    gc?.();
-    const t0 = process.hrtime.bigint();
-    checksum ^= v.run(size, count);
-    const t1 = process.hrtime.bigint();
-    out.push(Number(t1 - t0) / count);
+function refs(g: PairGroup, baseline: boolean): RefColumn[] {
+  return [...g.refs.map((r) => ({ heading: `x ${r}`, ref: (n: string) => (n === r ? undefined : r) })), ...(baseline ? [TWIN_COLUMN] : [])];
+}
+
+/** JSON of the suite: every point with each variant's summary and ratios. */
+export function pairJson(points: readonly PairPoint[], baseline: boolean): unknown[] {
+  return points.map((p) => {
+    const g = PAIR_GROUPS.find((x) => x.name === p.group)!;
+    return { group: p.group, size: p.size, unavailable: p.unavailable, error: p.error, variants: matchedJson(p, refs(g, baseline)) };
+  });
+}
+
+/** One table per group: sizes down, each variant's ns per pair and its ratios (its ns over the reference's). */
+export function pairReport(points: readonly PairPoint[], baseline: boolean): string {
+  const out: string[] = [];
+  for (const g of PAIR_GROUPS) {
+    const mine = points.filter((p) => p.group === g.name);
+    if (mine.length === 0) continue;
+    const r = refs(g, baseline);
+    const rows = mine.flatMap((p) => (p.error !== undefined ? [[`${p.size} B`, `failed: ${p.error}`]] : matchedRows(p, fmtNs, r, [`${p.size} B`])));
+    out.push(`\n### ${g.name}: ${g.variants.join(', ')}\n`, matchedTable(['size'], 'ns/pair', r, rows));
+    const na = [...new Set(mine.flatMap((p) => Object.entries(p.unavailable).map(([k, v]) => `${k} (${v})`)))];
+    if (na.length) out.push(`\nNot run: ${na.join('; ')}`);
   }
-  v.dispose?.();
-  const s = summarize(out);
-  return {
-    variant,
-    size,
-    iters: count,
-    runs: out,
-    median: s.median,
-    min: s.min,
-    max: s.max,
-    spread: s.spread,
-    note: v.note,
-    warmupMs: Math.round(warmupMs),
-    checksum,
-  };
+  return out.join('\n');
 }
 
 if (isEntry(import.meta.url)) {
-  const { variant, size, iters, runs, opts } = parseArgs(process.argv.slice(2));
-  try {
-    const r = await measurePair(variant, size, iters, runs, opts);
-    process.stdout.write(JSON.stringify(r) + '\n');
-  } catch (e) {
-    if (e instanceof Unavailable) {
-      const u: PairUnavailable = { variant, size, unavailable: e.message };
-      process.stdout.write(JSON.stringify(u) + '\n');
-    } else {
-      throw e;
-    }
-  }
+  const arg = process.argv[2];
+  if (arg === undefined) throw new Error('usage: pair.js <PairSpec JSON>');
+  process.stdout.write(JSON.stringify(await measurePair(JSON.parse(arg) as PairSpec)) + '\n');
 }

@@ -1,230 +1,129 @@
 /**
- * Multi-worker throughput: N worker_threads share one heap and each churns
- * alloc+free pairs (sizes 16..256 bytes, a few blocks kept live) for a fixed
- * time after a common start signal. Reports total pairs per second.
+ * Multi-worker throughput: N worker_threads share one heap; each attaches,
+ * warms up, waits at a barrier, then for a fixed time frees the block it
+ * allocated 8 steps earlier and allocates a new one of 16..256 bytes
+ * (throughput-worker.ts). A window is one such run with fresh workers on
+ * fresh shared state; total pairs per second over workers.
  *
- *   node dist/bench/throughput.js [--peers a,b] [--workers 1,2,4] [--runs 3]
- *                                 [--duration-ms 500] [--warmup-ms 100] [--live 8]
- *
- * Peers: `private` (each worker its own unshared stack: the ideal line),
- * `global-lock`, `sharedmemobjects`, `sharedmemobjects-buffer`, `anyalloc`.
+ * Every peer at every worker count takes turns in matched windows
+ * (matched.ts), so `x 1 worker` (the scaling) and `x private` compare runs
+ * a second apart, not the many seconds a suite that ran every 1-worker
+ * point first would put between them. Peers: `private` (each worker its
+ * own unshared stack: the ideal line), `global-lock`, `sharedmemobjects`,
+ * `sharedmemobjects-buffer`, `anyalloc` (and `anyalloc@baseline`).
+ * Worker counts above the number of cores oversubscribe the machine.
  */
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
+import { startAtBarrier } from './barrier.js';
+import { AT_BASELINE, TWIN_COLUMN, matchedJson, matchedRows, matchedTable, runMatched, type Matched, type RefColumn } from './matched.js';
+import { BENCH_DIST } from './paths.js';
 import { THROUGHPUT_PEERS, loadThroughputPeer } from './peers/index.js';
 import { Unavailable } from './peers/types.js';
-import { startAtBarrier } from './barrier.js';
-import { BENCH_DIST, isEntry } from './paths.js';
-import { cycleRatios, fmtPct, fmtQuartiles, fmtRatio, fmtRate, markdownTable, summarize } from './stats.js';
+import { fmtRate } from './stats.js';
 import { CTL_GO, CTL_READY, CTL_WORDS, type WorkerInput, type WorkerOutput } from './throughput-worker.js';
 
 export interface ThroughputOptions {
+  workers: readonly number[];
+  cycles: number;
   durationMs: number;
-  warmupMs: number;
-  live: number;
-  seed: number;
+  baseline?: string;
 }
 
-export const DEFAULT_THROUGHPUT: ThroughputOptions = { durationMs: 500, warmupMs: 100, live: 8, seed: 12345 };
-
-export interface ThroughputRun {
-  /** Sum over workers of pairs / elapsed seconds. */
-  opsPerSec: number;
-  perWorker: number[];
-  fails: number;
-}
-
+const WARMUP_MS = 100;
+const LIVE = 8;
+const SEED = 12345;
 const WORKER_FILE = join(BENCH_DIST, 'throughput-worker.js');
 
-/** One measurement: `workers` workers on fresh shared state of `peerName`. */
-export async function measureThroughput(peerName: string, workers: number, opts: ThroughputOptions): Promise<ThroughputRun> {
-  const peer = await loadThroughputPeer(peerName);
+/** One run: `workers` workers on fresh shared state of `peer`; pairs per second and failed allocations. */
+export async function measureThroughput(peerName: string, workers: number, durationMs: number, baseline?: string): Promise<{ opsPerSec: number; fails: number }> {
+  const peer = await loadThroughputPeer(peerName, baseline);
   const { data, close } = await peer.setup(workers);
   const ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
   const ws: Worker[] = [];
   try {
-    const { results } = await startAtBarrier<WorkerOutput>(WORKER_FILE, ctl, { ready: CTL_READY, go: CTL_GO, timeoutMs: 60_000 }, ws, workers, (i) => {
-      const input: WorkerInput = {
-        peer: peerName,
-        data,
-        ctl,
-        index: i,
-        durationMs: opts.durationMs,
-        warmupMs: opts.warmupMs,
-        live: opts.live,
-        seed: opts.seed,
-      };
+    const { results } = await startAtBarrier<WorkerOutput>(WORKER_FILE, ctl, { ready: CTL_READY, go: CTL_GO, timeoutMs: 60_000 }, ws, workers, (index) => {
+      const input: WorkerInput = { peer: peerName, data, ctl, index, durationMs, warmupMs: WARMUP_MS, live: LIVE, seed: SEED };
+      if (baseline !== undefined) input.baseline = baseline;
       return { workerData: input };
     });
     const outs = await Promise.all(results);
-    const errors = outs.filter((o) => o.error);
-    if (errors.length) throw new Error(`worker failed: ${errors[0].error}`);
-    const perWorker = outs.map((o) => (o.pairs * 1000) / o.elapsedMs);
-    return {
-      opsPerSec: perWorker.reduce((a, b) => a + b, 0),
-      perWorker,
-      fails: outs.reduce((a, o) => a + o.fails, 0),
-    };
+    const bad = outs.find((o) => o.error);
+    if (bad) throw new Error(`worker failed: ${bad.error}`);
+    return { opsPerSec: outs.reduce((a, o) => a + (o.pairs * 1000) / o.elapsedMs, 0), fails: outs.reduce((a, o) => a + o.fails, 0) };
   } finally {
     await Promise.all(ws.map((w) => w.terminate().catch(() => 0)));
     close();
   }
 }
 
-export interface ThroughputRow {
-  peer: string;
-  workers: number;
-  runs: number[];
-  median: number;
-  spread: number;
-  fails: number;
-  unavailable?: string;
+export interface ThroughputResult extends Matched {
+  /** Failed allocations per variant over all its windows. */
+  fails: Record<string, number>;
+  unavailable: Record<string, string>;
 }
 
-export async function throughputSuite(
-  peers: readonly string[],
-  workerCounts: readonly number[],
-  runs: number,
-  opts: ThroughputOptions,
-  log: (line: string) => void = () => {},
-): Promise<ThroughputRow[]> {
-  const rows: ThroughputRow[] = [];
-  const skip = new Map<string, string>();
-  for (const n of workerCounts) {
-    for (const peer of peers) {
-      const why = skip.get(peer);
-      if (why !== undefined) {
-        rows.push({ peer, workers: n, runs: [], median: NaN, spread: NaN, fails: 0, unavailable: why });
-        continue;
-      }
-      const xs: number[] = [];
-      let fails = 0;
-      try {
-        for (let r = 0; r < runs; r++) {
-          const m = await measureThroughput(peer, n, opts);
-          xs.push(m.opsPerSec);
-          fails += m.fails;
-        }
-      } catch (e) {
-        if (e instanceof Unavailable) {
-          skip.set(peer, e.message);
-          log(`  ${peer}: unavailable (${e.message})`);
-          rows.push({ peer, workers: n, runs: [], median: NaN, spread: NaN, fails: 0, unavailable: e.message });
-          continue;
-        }
-        throw e;
-      }
-      const s = summarize(xs);
-      log(`  ${peer} x${n}: ${fmtRate(s.median)} (spread ${fmtPct(s.spread)})`);
-      rows.push({ peer, workers: n, runs: xs, median: s.median, spread: s.spread, fails });
+const nameOf = (peer: string, n: number): string => `${peer} x${n}`;
+
+/** Planned time of the suite (ms), for the progress bar. */
+export function throughputMs(o: ThroughputOptions): number {
+  const peers = THROUGHPUT_PEERS.length + (o.baseline !== undefined ? 1 : 0);
+  return peers * o.workers.length * (o.cycles + 1) * (o.durationMs + WARMUP_MS + 150);
+}
+
+export async function throughputSuite(o: ThroughputOptions, done: (ms: number) => void, log: (l: string) => void): Promise<ThroughputResult> {
+  const peers = THROUGHPUT_PEERS.map((p) => p.name);
+  if (o.baseline !== undefined) peers.push('anyalloc' + AT_BASELINE);
+  const unavailable: Record<string, string> = {};
+  const fails: Record<string, number> = {};
+  const contenders = [];
+  for (const peer of peers) {
+    try {
+      await loadThroughputPeer(peer, o.baseline);
+    } catch (e) {
+      if (!(e instanceof Unavailable)) throw e;
+      unavailable[peer] = e.message;
+      log(`  ${peer}: not run (${e.message})`);
+      continue;
+    }
+    for (const n of o.workers) {
+      const name = nameOf(peer, n);
+      fails[name] = 0;
+      contenders.push({
+        name,
+        window: async () => {
+          const r = await measureThroughput(peer, n, o.durationMs, o.baseline);
+          fails[name]! += r.fails;
+          return r.opsPerSec;
+        },
+      });
     }
   }
-  return rows;
+  const perWindow = o.durationMs + WARMUP_MS + 150;
+  // One warm-up cycle: the first runs of a process load modules and compile.
+  const m = await runMatched(contenders, o.cycles, 1, () => done(perWindow));
+  return { ...m, fails, unavailable };
 }
 
-/** Scaling of one peer at one worker count, from back-to-back runs (see scalingMatched). */
-export interface ScalingRow {
-  peer: string;
-  workers: number;
-  /** Rates with 1 worker and with `workers`, pair by pair. */
-  one: number[];
-  many: number[];
-  /** Median and quartiles of many[i] / one[i]. */
-  median: number;
-  q1: number;
-  q3: number;
-  /** Failed allocations over all the runs. */
-  fails: number;
-}
-
-/**
- * Scaling from back-to-back runs: `pairs` times, one run with 1 worker and
- * one with `workers`, the order alternating (1 first in pairs 0, 2, ...),
- * and the ratio of each pair. The machine's speed changes every few
- * seconds, so the suite's medians (all 1-worker runs first, the others
- * many seconds later) can land in different states; two runs a second
- * apart mostly share one. `measure` is the run (the tests replace it).
- */
-export async function scalingMatched(
-  peer: string,
-  workers: number,
-  pairs: number,
-  opts: ThroughputOptions,
-  log: (line: string) => void = () => {},
-  measure: (peer: string, workers: number, opts: ThroughputOptions) => Promise<ThroughputRun> = measureThroughput,
-): Promise<ScalingRow> {
-  if (!Number.isInteger(workers) || workers < 2) throw new RangeError(`scaling needs an integer worker count above 1, got ${workers}`);
-  if (!Number.isInteger(pairs) || pairs < 1) throw new RangeError(`scaling needs a whole number of pairs, at least 1, got ${pairs}`);
-  const one: number[] = [];
-  const many: number[] = [];
-  let fails = 0;
-  for (let i = 0; i < pairs; i++) {
-    const order = i % 2 === 0 ? [1, workers] : [workers, 1];
-    for (const n of order) {
-      const m = await measure(peer, n, opts);
-      fails += m.fails;
-      (n === 1 ? one : many).push(m.opsPerSec);
-    }
-  }
-  const q = cycleRatios(many, one);
-  log(`  ${peer} x${workers} / x1, back to back: ${fmtQuartiles(q)}x of ${pairs}`);
-  return { peer, workers, one, many, median: q.median, q1: q.q1, q3: q.q3, fails };
-}
-
-export function scalingTable(rows: readonly ScalingRow[]): string {
-  return markdownTable(
-    ['peer', 'workers', 'x 1 worker (median of pairs, quartiles)', 'pairs', '1 worker (median)', 'n workers (median)', 'failed allocs'],
-    rows.map((r) => [r.peer, r.workers, `${fmtQuartiles(r)}x`, r.one.length, fmtRate(summarize(r.one).median), fmtRate(summarize(r.many).median), r.fails]),
-    ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
-  );
-}
-
-export function throughputTable(rows: readonly ThroughputRow[]): string {
-  const byKey = new Map(rows.map((r) => [`${r.peer}/${r.workers}`, r]));
-  const body = rows.map((r) => {
-    if (r.unavailable !== undefined) return [r.peer, r.workers, 'n/a', '', '', '', '', ''];
-    const priv = byKey.get(`private/${r.workers}`);
-    const one = byKey.get(`${r.peer}/1`);
-    return [
-      r.peer,
-      r.workers,
-      fmtRate(r.median),
-      fmtPct(r.spread),
-      fmtRate(r.median / r.workers),
-      priv && Number.isFinite(priv.median) ? fmtRatio(r.median / priv.median) : '-',
-      one && Number.isFinite(one.median) ? fmtRatio(r.median / one.median) : '-',
-      r.fails,
-    ];
-  });
-  return markdownTable(
-    ['peer', 'workers', 'pairs/s (median)', 'spread', 'per worker', 'x private', 'x 1 worker', 'failed allocs'],
-    body,
-  );
-}
-
-export function parseList(s: string | undefined): number[] | undefined {
-  if (!s) return undefined;
-  const xs = s.split(',').map((x) => Number(x.trim()));
-  if (xs.some((x) => !(x > 0) || !Number.isInteger(x))) throw new Error(`bad number list: ${s}`);
-  return xs;
-}
-
-if (isEntry(import.meta.url)) {
-  const argv = process.argv.slice(2);
-  const arg = (name: string): string | undefined => {
-    const i = argv.indexOf(name);
-    return i >= 0 ? argv[i + 1] : undefined;
+function refs(baseline: boolean): RefColumn[] {
+  const split = (n: string): [string, string] => {
+    const i = n.lastIndexOf(' x');
+    return [n.slice(0, i), n.slice(i + 2)];
   };
-  const peers = arg('--peers')?.split(',') ?? THROUGHPUT_PEERS.map((p) => p.name);
-  const workers = parseList(arg('--workers') ?? process.env['BENCH_WORKERS']) ?? [1, 2];
-  const runs = Number(arg('--runs') ?? 3);
-  const opts: ThroughputOptions = {
-    ...DEFAULT_THROUGHPUT,
-    durationMs: Number(arg('--duration-ms') ?? DEFAULT_THROUGHPUT.durationMs),
-    warmupMs: Number(arg('--warmup-ms') ?? DEFAULT_THROUGHPUT.warmupMs),
-    live: Number(arg('--live') ?? DEFAULT_THROUGHPUT.live),
-  };
-  if (opts.live <= 0 || (opts.live & (opts.live - 1)) !== 0) throw new Error('--live must be a power of two');
-  const rows = await throughputSuite(peers, workers, runs, opts, (l) => console.error(l));
-  console.log(throughputTable(rows));
+  return [
+    { heading: 'x 1 worker', ref: (n) => (split(n)[1] === '1' ? undefined : nameOf(split(n)[0], 1)) },
+    { heading: 'x private', ref: (n) => (split(n)[0] === 'private' ? undefined : nameOf('private', Number(split(n)[1]))) },
+    ...(baseline ? [{ heading: TWIN_COLUMN.heading, ref: (n: string) => (n.includes(AT_BASELINE) ? n.replace(AT_BASELINE, '') : undefined) }] : []),
+  ];
+}
+
+export function throughputJson(r: ThroughputResult, baseline: boolean): unknown {
+  return { unavailable: r.unavailable, fails: r.fails, variants: matchedJson(r, refs(baseline)) };
+}
+
+export function throughputReport(r: ThroughputResult, baseline: boolean): string {
+  const rf = refs(baseline);
+  const rows = matchedRows(r, fmtRate, rf).map((row) => [...row, r.fails[String(row[0])] ?? 0]);
+  const na = Object.entries(r.unavailable).map(([k, v]) => `${k} (${v})`);
+  return matchedTable([], 'pairs/s', rf, rows, ['failed allocs']) + (na.length ? `\n\nNot run: ${na.join('; ')}` : '');
 }

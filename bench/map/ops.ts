@@ -1,13 +1,22 @@
 /**
  * What a map benchmark worker does to a peer's map: the three operations
- * on u32 keys (Ops), one adapter per in-process peer, and one round of each
- * scenario. Shared by bench/map/worker.ts (one peer per process) and
- * bench/map/interleave-worker.ts (every peer in the same workers, taking
- * turns).
+ * on u32 keys (Ops), one adapter per peer, and one round of each scenario.
  */
-import { HashMap, Heap, MapFlag, type HashMapHandle, type HeapHandle } from '../../src/index.js';
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import * as thisBuild from '../../src/index.js';
+import type { HashMapHandle, HeapHandle } from '../../src/index.js';
 import { SharedMap, type SharedMapLike } from '../peers/sharedmap-lib.js';
-import { C_PAIR_ADDED, C_PAIR_DELETED, KEYS_PER_WORKER, OPS_PER_ROUND, PERF_KEYS_PER_ROUND, type KeyApi, type Scenario } from './protocol.js';
+import {
+  KEYS_PER_WORKER,
+  OPS_PER_ROUND,
+  OP_ADD,
+  OP_DELETE,
+  OP_GET,
+  OP_SET,
+  PERF_KEYS_PER_ROUND,
+  type Scenario,
+} from './protocol.js';
 
 /** The three operations on u32 keys, whatever the peer. true: it did what the scenario expects. */
 export interface Ops {
@@ -17,36 +26,27 @@ export interface Ops {
   close(): void;
 }
 
-export function anyallocOps(heapHandle: HeapHandle, mapHandle: HashMapHandle, keys: KeyApi): Ops {
-  const heap = Heap.attach(heapHandle);
-  const map = HashMap.attach(heap, mapHandle);
+/** The library's public entry: this build's, or another build's (a baseline) by its dist/src/index.js. */
+export type Lib = typeof thisBuild;
+export async function loadLib(entry: string | undefined): Promise<Lib> {
+  return entry === undefined ? thisBuild : ((await import(pathToFileURL(entry).href)) as Lib);
+}
+
+/** anyalloc's map with 8-byte Uint8Array keys, as any caller with binary keys would pass them. */
+export function anyallocOps(lib: Lib, heapHandle: HeapHandle, mapHandle: HashMapHandle): Ops {
+  const heap = lib.Heap.attach(heapHandle);
+  const map = lib.HashMap.attach(heap, mapHandle);
+  const { ANY, NOEXIST } = lib.MapFlag;
   const val = new Uint8Array(8);
   const valWords = new Uint32Array(val.buffer);
   const out = new Uint8Array(8);
-  const close = (): void => {
-    map.detach();
-    heap.detach();
-  };
-  if (keys === 'number') {
-    // Number-key calls: the key's little-endian bytes, zero-extended to 8.
-    return {
-      update(k, v, noexist) {
-        valWords[0] = v;
-        return map.updateNumber(k, val, noexist ? MapFlag.NOEXIST : MapFlag.ANY) === 0;
-      },
-      lookup: (k) => map.lookupNumber(k, out),
-      remove: (k) => map.deleteNumber(k) === 0,
-      close,
-    };
-  }
-  // 8-byte Uint8Array keys, as any caller with binary keys would pass them.
   const key = new Uint8Array(8);
   const keyWords = new Uint32Array(key.buffer);
   return {
     update(k, v, noexist) {
       keyWords[0] = k;
       valWords[0] = v;
-      return map.update(key, val, noexist ? MapFlag.NOEXIST : MapFlag.ANY) === 0;
+      return map.update(key, val, noexist ? NOEXIST : ANY) === 0;
     },
     lookup(k) {
       keyWords[0] = k;
@@ -56,7 +56,26 @@ export function anyallocOps(heapHandle: HeapHandle, mapHandle: HashMapHandle, ke
       keyWords[0] = k;
       return map.delete(key) === 0;
     },
-    close,
+    close() {
+      map.detach();
+      heap.detach();
+    },
+  };
+}
+
+/** The JS Map server's client (server.ts): one postMessage round trip per operation. */
+export function jsmapOps(port: MessagePort, replied: Int32Array, i: number): Ops {
+  const call = (op: number, k: number, v: number): boolean => {
+    Atomics.store(replied, i, 0);
+    port.postMessage([op, k, v]);
+    while (Atomics.load(replied, i) === 0) Atomics.wait(replied, i, 0);
+    return receiveMessageOnPort(port)!.message as boolean;
+  };
+  return {
+    update: (k, v, noexist) => call(noexist ? OP_ADD : OP_SET, k, v),
+    lookup: (k) => call(OP_GET, k, 0),
+    remove: (k) => call(OP_DELETE, k, 0),
+    close: () => port.close(),
   };
 }
 
@@ -161,51 +180,4 @@ export function round(s: Scenario, o: Ops, sl: Slice): void {
   }
   sl.v = v;
   sl.failures += bad;
-}
-
-/**
- * add_del_on_diff_cpu's handshake for pair p: workers 2p (the adder) and
- * 2p + 1 (the deleter). Two counters in shared memory: rounds the adder
- * has finished and rounds the deleter has finished. The adder may start
- * round r once r - deleted < window (it runs at most `window` rounds
- * ahead; window 1: strict turns, one worker of the pair working at a
- * time); the deleter may start round r once added > r.
- */
-export class Turns {
-  private readonly waitWord: number;
-  private readonly doneWord: number;
-
-  constructor(
-    private readonly ctl: Int32Array,
-    pairWord: number,
-    readonly adder: boolean,
-    private readonly window: number,
-    private readonly stopped: () => boolean,
-  ) {
-    const added = pairWord + C_PAIR_ADDED;
-    const deleted = pairWord + C_PAIR_DELETED;
-    this.waitWord = adder ? deleted : added;
-    this.doneWord = adder ? added : deleted;
-  }
-
-  /**
-   * Waits until this worker may start round `r`. Spins first (a round is
-   * short), then sleeps in Atomics.wait so a waiting worker does not take
-   * the core from its partner when the machine has more threads than
-   * cores. false: stop was raised meanwhile.
-   */
-  await(r: number): boolean {
-    const ctl = this.ctl;
-    for (let spins = 0; ; spins++) {
-      const seen = Atomics.load(ctl, this.waitWord);
-      if (this.adder ? r - seen < this.window : seen > r) return true;
-      if (this.stopped()) return false;
-      if (spins > 20_000) Atomics.wait(ctl, this.waitWord, seen, 1);
-    }
-  }
-
-  finish(r: number): void {
-    Atomics.store(this.ctl, this.doneWord, r + 1);
-    Atomics.notify(this.ctl, this.doneWord);
-  }
 }

@@ -1,9 +1,10 @@
 /**
- * What bench/map/run.ts (the suite), bench/map/point.ts (one measurement,
- * in a child process) and bench/map/worker.ts (one client worker) share.
+ * What bench/map/run.ts (the suite), bench/map/point.ts (one point, in a
+ * child process) and bench/map/worker.ts (one client worker) share.
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { HashMapHandle, HeapHandle } from '../../src/index.js';
+import type { Matched } from '../matched.js';
 
 /**
  * `perf`: the map_perf_test analogue (update, lookup, delete of one key,
@@ -12,22 +13,8 @@ import type { HashMapHandle, HeapHandle } from '../../src/index.js';
 export type Scenario = 'perf' | 'overwrite' | 'batch_add_batch_del' | 'add_del_on_diff_cpu';
 export const SCENARIOS: readonly Scenario[] = ['perf', 'overwrite', 'batch_add_batch_del', 'add_del_on_diff_cpu'];
 
-export type Peer = 'anyalloc-prealloc' | 'anyalloc-dynamic' | 'sharedmap' | 'jsmap-postmessage';
-export const PEERS: readonly Peer[] = ['anyalloc-prealloc', 'anyalloc-dynamic', 'sharedmap', 'jsmap-postmessage'];
-
-export const PEER_NOTES: Record<Peer, string> = {
-  'anyalloc-prealloc': "anyalloc `HashMap`, `mode: 'prealloc'`: every element reserved at create",
-  'anyalloc-dynamic': "anyalloc `HashMap`, `mode: 'dynamic'`: elements taken from the allocator on insert, freed after a grace period",
-  sharedmap:
-    '`sharedmap` 1.2 (npm): fixed-size coalesced hash map of strings in a SharedArrayBuffer with line locks; ' +
-    'keys `"k<n>"`, values numbers (it stores them as strings); delete takes its exclusive map lock',
-  'jsmap-postmessage':
-    'a JS `Map` owned by one extra worker (the server); clients send each operation as a postMessage ' +
-    'and wait for the reply: one round trip per operation, nothing batched or pipelined',
-};
-
-/** How the anyalloc peers pass keys: `Uint8Array` keys (update/lookup/delete) or the number-key calls. */
-export type KeyApi = 'bytes' | 'number';
+/** The peers; with --baseline also `anyalloc-prealloc@baseline` and `anyalloc-dynamic@baseline`. */
+export const MAP_PEERS = ['anyalloc-prealloc', 'anyalloc-dynamic', 'sharedmap', 'jsmap-postmessage'] as const;
 
 /** Keys each worker owns (its slice). */
 export const KEYS_PER_WORKER = 1024;
@@ -40,9 +27,13 @@ export const MAX_WORKERS = 16;
 export const MAX_ENTRIES = MAX_WORKERS * KEYS_PER_WORKER;
 /** Worker slots of the anyalloc heap (workers plus the main thread, with room to spare). */
 export const HEAP_MAX_WORKERS = 20;
-
-/** Most rounds of keys a pair can have in flight: its slice holds KEYS_PER_WORKER / OPS_PER_ROUND. */
-export const MAX_PAIR_WINDOW = KEYS_PER_WORKER / OPS_PER_ROUND / 2;
+/**
+ * add_del_on_diff_cpu: rounds an adder may run ahead of its deleter, the
+ * most its slice holds (KEYS_PER_WORKER / OPS_PER_ROUND / 2). With 1
+ * (strict turns) the handover is measured more than the map: runs of one
+ * peer ranged from 0.1M to 6M ops/s on 2 cores.
+ */
+export const PAIR_WINDOW = 8;
 
 /** Map operations one worker does per round of a scenario. */
 export function opsPerRound(s: Scenario): number {
@@ -51,73 +42,101 @@ export function opsPerRound(s: Scenario): number {
 
 /**
  * Control words (Int32Array over a SharedArrayBuffer). Each worker's round
- * counter has a 64-byte line of its own so that publishing it costs no
- * false sharing with the words every worker reads.
+ * counters have a 64-byte line of their own (one word per peer) so that
+ * publishing them costs no false sharing with the words every worker reads.
  */
 export const C_READY = 0;
 export const C_GO = 1;
 export const C_STOP = 2;
+/** Index of the peer being measured now (workers read it before every round). */
+export const C_PHASE = 3;
 /**
- * add_del_on_diff_cpu: rounds completed by the adder of pair p (word
- * C_PAIR + 32 * p) and by its deleter (the line after it).
+ * add_del_on_diff_cpu, pair p: rounds completed by the adder (word
+ * C_PAIR + 32 * p), then the peer of each round in flight (the next
+ * PAIR_WINDOW words: the adder picks, the deleter follows), and rounds
+ * completed by the deleter (the line after).
  */
 export const C_PAIR = 16;
 export const C_PAIR_ADDED = 0;
+export const C_PAIR_ROUND_PEER = 1;
 export const C_PAIR_DELETED = 16;
-/** Rounds completed by worker i, word C_ROUNDS + 16 * i. */
+/** Rounds completed by worker i on peer p: word C_ROUNDS + C_LINE * i + p. */
 export const C_ROUNDS = C_PAIR + 32 * (MAX_WORKERS / 2);
 export const C_LINE = 16;
 export const C_WORDS = C_ROUNDS + C_LINE * MAX_WORKERS;
 
-export interface MapBenchJob {
-  peer: Peer;
-  scenario: Scenario;
-  index: number;
-  workers: number;
-  keys: KeyApi;
-  /** add_del_on_diff_cpu: how many rounds the adder may be ahead of the deleter (1: strict turns). */
-  pairWindow: number;
-  control: SharedArrayBuffer;
+/** Requests to the JS Map server (server.ts): [op, key, value]. */
+export const OP_SET = 0;
+export const OP_GET = 1;
+export const OP_DELETE = 2;
+export const OP_ADD = 3;
+
+/** What a worker needs of one peer. */
+export interface PeerJob {
+  peer: string;
+  /** anyalloc: the build's entry file (undefined: this build), heap and map. */
+  lib?: string;
   heap?: HeapHandle;
   map?: HashMapHandle;
   /** sharedmap: the map object as structured-cloned (its buffers are shared). */
   shared?: unknown;
-  /** jsmap-postmessage: this client's port to the server worker. */
-  port?: MessagePort;
 }
 
-export interface MapBenchResult {
-  rounds: number;
+export interface MapJob {
+  peers: PeerJob[];
+  scenario: Scenario;
+  index: number;
+  control: SharedArrayBuffer;
+  /** jsmap-postmessage: this client's port to the server, and the words the server raises after each reply. */
+  port?: MessagePort;
+  replied?: SharedArrayBuffer;
+}
+
+export interface MapWorkerResult {
   /** Operations that did not do what the scenario expects (a lookup missing its key, ...). */
   failures: number;
   error?: string;
 }
 
-/** What one child process (bench/map/point.ts) measures. */
+/** One point: a scenario at a worker count, its peers taking turns. */
 export interface PointSpec {
-  peer: Peer;
   scenario: Scenario;
   workers: number;
-  warmupMs: number;
-  durationMs: number;
-  keys: KeyApi;
-  pairWindow: number;
+  peers: string[];
+  cycles: number;
+  warmupCycles: number;
+  windowMs: number;
+  /** Entry file of the baseline build, for the `@baseline` peers. */
+  baseline?: string;
 }
 
-export interface PointResult extends PointSpec {
-  opsPerSec: number;
-  perWorker: number[];
-  /** Memory samples taken every ~10 ms while measuring (bytes). */
-  mapBytes: number[];
-  heapUsedBytes: number[];
-  /** Process CPU time / (wall time x workers) over the measured window. */
-  cpuPerWorker: number;
+/** values: ops/s of each peer in each measured cycle. */
+export interface PointResult extends Matched {
+  scenario: Scenario;
+  workers: number;
+  /** Largest map.memoryBytes() seen at the end of a peer's windows (anyalloc peers; sharedmap: its buffer). */
+  peakMapBytes: Record<string, number>;
   failures: number;
+  error?: string;
 }
 
-export interface FillResult {
+/** One sample of the memory timeline (point.ts measureMemory). */
+export interface MemorySample {
+  mode: 'prealloc' | 'dynamic';
+  phase: string;
+  /** Map operations done so far, and milliseconds since the mode's start. */
+  ops: number;
+  ms: number;
+  committedBytes: number;
+  usedBytes: number;
+  mapBytes: number;
+  /** Keys and values of the live entries: what the program asked to keep. */
+  liveBytes: number;
+}
+
+export interface MemoryResult {
   maxEntries: number;
-  filled: number;
-  prealloc: { mapBytes: number; heapUsedBytes: number };
-  dynamic: { mapBytes: number; heapUsedBytes: number };
+  /** map.memoryBytes() and heap pages in use with 10% of maxEntries filled. */
+  atTenPercent: Record<'prealloc' | 'dynamic', { mapBytes: number; usedBytes: number }>;
+  samples: MemorySample[];
 }

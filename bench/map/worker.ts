@@ -1,149 +1,101 @@
 /**
- * One client worker of the map benchmark. It attaches to its peer's map,
- * counts itself ready, waits for the go signal, then runs rounds of its
- * scenario until the stop flag, publishing its round count after every
- * round (the parent reads the counts at the start and end of the measured
- * window, so start-up and warm-up do not count).
+ * One client worker of a map point (point.ts). It attaches to every peer's
+ * map, prefills each as its scenario needs, counts itself ready, then runs
+ * rounds until the stop flag: before each round it reads which peer the
+ * parent is measuring now and runs that round on that peer's map, and
+ * after it publishes its count of rounds done on that peer.
+ *
+ * add_del_on_diff_cpu: the adder picks the peer of each round and writes
+ * it beside the pair's counters before it finishes the round; the deleter
+ * reads it there, so both work on the same map in every round.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Turns, anyallocOps, prefill, round, sharedmapOps, type Ops, type Slice } from './ops.js';
+import { anyallocOps, jsmapOps, loadLib, prefill, round, sharedmapOps, type Ops, type Slice } from './ops.js';
 import {
   C_GO,
   C_LINE,
-  C_READY,
   C_PAIR,
+  C_PAIR_ADDED,
+  C_PAIR_DELETED,
+  C_PAIR_ROUND_PEER,
+  C_PHASE,
+  C_READY,
   C_ROUNDS,
   C_STOP,
   KEYS_PER_WORKER,
-  OPS_PER_ROUND,
-  PERF_KEYS_PER_ROUND,
-  type MapBenchJob,
-  type MapBenchResult,
+  PAIR_WINDOW,
+  type MapJob,
+  type MapWorkerResult,
 } from './protocol.js';
 
-const job = workerData as MapBenchJob;
+const job = workerData as MapJob;
 const ctl = new Int32Array(job.control);
-const roundsWord = C_ROUNDS + C_LINE * job.index;
-/** The worker's own keys: [base, base + KEYS_PER_WORKER). */
-const base = job.index * KEYS_PER_WORKER;
-const KEY_MASK = KEYS_PER_WORKER - 1;
+/** This worker's counters: rounds done on peer p at word countWord + p. */
+const countWord = C_ROUNDS + C_LINE * job.index;
+const stopped = (): boolean => Atomics.load(ctl, C_STOP) !== 0;
 
-/** The JS Map server's client side: one postMessage round trip per call. */
-const OP_SET = 0;
-const OP_GET = 1;
-const OP_DELETE = 2;
-const OP_ADD = 3;
-function serverClient(): { call(op: number, k: number, v: number): Promise<boolean>; close(): void } {
-  const port = job.port!;
-  let pending: ((ok: boolean) => void) | undefined;
-  port.on('message', (ok: boolean) => {
-    const p = pending!;
-    pending = undefined;
-    p(ok);
-  });
-  return {
-    call(op, k, v) {
-      return new Promise<boolean>((resolve) => {
-        pending = resolve;
-        port.postMessage([op, k, v]);
-      });
-    },
-    close: () => port.close(),
-  };
+async function opsOf(p: MapJob['peers'][number]): Promise<Ops> {
+  if (p.peer === 'sharedmap') return sharedmapOps(p.shared);
+  if (p.peer === 'jsmap-postmessage') return jsmapOps(job.port!, new Int32Array(job.replied!), job.index);
+  return anyallocOps(await loadLib(p.lib), p.heap!, p.map!);
 }
 
-function ready(): void {
+async function main(): Promise<MapWorkerResult> {
+  const addDel = job.scenario === 'add_del_on_diff_cpu';
+  const pair = job.index >> 1;
+  const adder = (job.index & 1) === 0;
+  const base = (addDel ? pair : job.index) * KEYS_PER_WORKER;
+  const ops: Ops[] = [];
+  for (const p of job.peers) ops.push(await opsOf(p));
+  // A slice per peer: every map has its own keys in flight.
+  const slices: Slice[] = ops.map(() => ({ base, adder, next: 0, v: 1, failures: 0 }));
+  for (let p = 0; p < ops.length; p++) prefill(job.scenario, ops[p]!, slices[p]!);
+  const done = ops.map(() => 0);
   Atomics.add(ctl, C_READY, 1);
   Atomics.notify(ctl, C_READY);
   while (Atomics.load(ctl, C_GO) === 0) Atomics.wait(ctl, C_GO, 0, 50);
-}
-
-const stopped = (): boolean => Atomics.load(ctl, C_STOP) !== 0;
-
-/**
- * add_del_on_diff_cpu: pair p is workers 2p (the adder) and 2p + 1 (the
- * deleter), on the keys of slice p (ops.ts Turns, round).
- */
-const pairBase = (job.index >> 1) * KEYS_PER_WORKER;
-const isAdder = (job.index & 1) === 0;
-const turns = new Turns(ctl, C_PAIR + 32 * (job.index >> 1), isAdder, job.pairWindow, stopped);
-
-function runSync(o: Ops): MapBenchResult {
-  const sl: Slice = { base: job.scenario === 'add_del_on_diff_cpu' ? pairBase : base, adder: isAdder, next: 0, v: 1, failures: 0 };
-  let rounds = 0;
-  prefill(job.scenario, o, sl);
-  ready();
-  if (job.scenario === 'add_del_on_diff_cpu') {
-    while (turns.await(rounds)) {
-      round(job.scenario, o, sl);
-      turns.finish(rounds);
-      Atomics.store(ctl, roundsWord, ++rounds);
+  if (addDel) {
+    // The pair's handshake: rounds the adder has finished and rounds the
+    // deleter has finished. The adder may start round r once it is fewer
+    // than PAIR_WINDOW rounds ahead of the deleter, the deleter once the
+    // adder has finished round r. A waiting worker spins first (a round is
+    // short), then sleeps in Atomics.wait so that it does not take the core
+    // from its partner when there are more threads than cores.
+    const pairWord = C_PAIR + 32 * pair;
+    const waitWord = pairWord + (adder ? C_PAIR_DELETED : C_PAIR_ADDED);
+    const doneWord = pairWord + (adder ? C_PAIR_ADDED : C_PAIR_DELETED);
+    const mayStart = (r: number): boolean => {
+      for (let spins = 0; ; spins++) {
+        const seen = Atomics.load(ctl, waitWord);
+        if (adder ? r - seen < PAIR_WINDOW : seen > r) return true;
+        if (stopped()) return false;
+        if (spins > 20_000) Atomics.wait(ctl, waitWord, seen, 1);
+      }
+    };
+    for (let r = 0; mayStart(r); r++) {
+      // At most PAIR_WINDOW rounds of a pair are in flight.
+      const at = pairWord + C_PAIR_ROUND_PEER + (r % PAIR_WINDOW);
+      let p: number;
+      if (adder) {
+        p = Atomics.load(ctl, C_PHASE);
+        Atomics.store(ctl, at, p);
+      } else {
+        p = Atomics.load(ctl, at);
+      }
+      round(job.scenario, ops[p]!, slices[p]!);
+      Atomics.store(ctl, doneWord, r + 1);
+      Atomics.notify(ctl, doneWord);
+      Atomics.store(ctl, countWord + p, ++done[p]!);
     }
   } else {
     while (!stopped()) {
-      round(job.scenario, o, sl);
-      Atomics.store(ctl, roundsWord, ++rounds);
+      const p = Atomics.load(ctl, C_PHASE);
+      round(job.scenario, ops[p]!, slices[p]!);
+      Atomics.store(ctl, countWord + p, ++done[p]!);
     }
   }
-  return { rounds, failures: sl.failures };
-}
-
-/** The same rounds as runSync, each operation awaited through the server. */
-async function runServerClient(): Promise<MapBenchResult> {
-  const c = serverClient();
-  let rounds = 0;
-  let failures = 0;
-  let v = 1;
-  let next = 0;
-  if (job.scenario === 'overwrite') for (let i = 0; i < KEYS_PER_WORKER; i++) await c.call(OP_SET, base + i, v++);
-  ready();
-  const check = (ok: boolean): void => {
-    if (!ok) failures++;
-  };
-  for (;;) {
-    if (job.scenario === 'add_del_on_diff_cpu') {
-      if (!turns.await(rounds)) break;
-    } else if (stopped()) break;
-    switch (job.scenario) {
-      case 'perf':
-        for (let i = 0; i < PERF_KEYS_PER_ROUND; i++) {
-          const k = base + ((next + i) & KEY_MASK);
-          check(await c.call(OP_SET, k, v++));
-          check(await c.call(OP_GET, k, 0));
-          check(await c.call(OP_DELETE, k, 0));
-        }
-        next += PERF_KEYS_PER_ROUND;
-        break;
-      case 'overwrite':
-        for (let i = 0; i < OPS_PER_ROUND; i++) check(await c.call(OP_SET, base + ((next + i) & KEY_MASK), v++));
-        next += OPS_PER_ROUND;
-        break;
-      case 'batch_add_batch_del': {
-        const from = base + (next & KEY_MASK);
-        for (let i = 0; i < OPS_PER_ROUND / 2; i++) check(await c.call(OP_SET, from + i, v++));
-        for (let i = 0; i < OPS_PER_ROUND / 2; i++) check(await c.call(OP_DELETE, from + i, 0));
-        next += OPS_PER_ROUND / 2;
-        break;
-      }
-      case 'add_del_on_diff_cpu': {
-        const from = pairBase + ((rounds * OPS_PER_ROUND) & KEY_MASK);
-        for (let i = 0; i < OPS_PER_ROUND; i++) check(await c.call(isAdder ? OP_ADD : OP_DELETE, from + i, v++));
-        turns.finish(rounds);
-        break;
-      }
-    }
-    Atomics.store(ctl, roundsWord, ++rounds);
-  }
-  c.close();
-  return { rounds, failures };
-}
-
-async function main(): Promise<MapBenchResult> {
-  if (job.peer === 'jsmap-postmessage') return runServerClient();
-  const o = job.peer === 'sharedmap' ? sharedmapOps(job.shared) : anyallocOps(job.heap!, job.map!, job.keys);
-  const r = runSync(o);
-  o.close();
-  return r;
+  for (const o of ops) o.close();
+  return { failures: slices.reduce((a, s) => a + s.failures, 0) };
 }
 
 main().then(
@@ -152,6 +104,6 @@ main().then(
     // Count as ready so the parent does not wait for this worker.
     Atomics.add(ctl, C_READY, 1);
     Atomics.notify(ctl, C_READY);
-    parentPort!.postMessage({ rounds: 0, failures: 0, error: String((e as Error)?.stack ?? e) } satisfies MapBenchResult);
+    parentPort!.postMessage({ failures: 0, error: String((e as Error)?.stack ?? e) } satisfies MapWorkerResult);
   },
 );

@@ -10,8 +10,6 @@ import type { PairFactory, PairVariant } from './types.js';
 export const create: PairFactory = (): PairVariant => {
   let s = makeStack(SLOTS, 16);
   return {
-    name: 'floor-atomics',
-    note: 'same stack, Atomics.load + Atomics.compareExchange on the top word',
     prepare(size: number): void {
       s = makeStack(SLOTS, Math.max(16, size));
     },

@@ -133,8 +133,6 @@ function badPointer(p: unknown, why: string): Error {
 export const create: PairFactory = (): PairVariant => {
   let f = new CheckedFloor();
   return {
-    name: 'floor-checked',
-    note: 'the floor plus the checks every cache hit must make (size, class, owner, double free, watermarks, a counter)',
     prepare(): void {
       f = new CheckedFloor();
     },

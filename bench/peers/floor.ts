@@ -20,8 +20,6 @@ export function makeStack(slots: number, slotBytes: number): Int32Array {
 export const create: PairFactory = (): PairVariant => {
   let s = makeStack(SLOTS, 16);
   return {
-    name: 'floor',
-    note: 'Int32Array free-list stack, pop + push, no Atomics',
     prepare(size: number): void {
       s = makeStack(SLOTS, Math.max(16, size));
     },
@@ -51,8 +49,6 @@ export const create: PairFactory = (): PairVariant => {
  * scales with the cores.
  */
 export const throughputPrivate: ThroughputPeer<Record<string, never>, number> = {
-  name: 'private',
-  note: 'each worker its own floor stack, nothing shared (ideal line)',
   async setup() {
     return { data: {}, close() {} };
   },

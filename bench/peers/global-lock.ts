@@ -119,8 +119,6 @@ const HEAP_BYTES = 64 << 20;
 export const create: PairFactory = (): PairVariant => {
   let heap = GlobalLockHeap.create(HEAP_BYTES);
   return {
-    name: 'global-lock',
-    note: 'global-lock allocator written for the benchmark (CAS lock, size-class free lists)',
     prepare(): void {
       heap = GlobalLockHeap.create(HEAP_BYTES);
     },
@@ -139,8 +137,6 @@ export const create: PairFactory = (): PairVariant => {
 };
 
 export const throughput: ThroughputPeer<{ sab: SharedArrayBuffer }, number> = {
-  name: 'global-lock',
-  note: 'global-lock allocator written for the benchmark, one heap shared by all workers',
   async setup() {
     const heap = GlobalLockHeap.create(HEAP_BYTES);
     return { data: { sab: heap.sab }, close() {} };

@@ -88,8 +88,6 @@ export async function heapFactory(): Promise<PairFactory> {
   return (): PairVariant => {
     let heap = new MemoryHeap({ bufferSize: HEAP_BUFFER_BYTES });
     return {
-      name: 'sharedmemobjects',
-      note: 'shared-memory-objects MemoryHeap.allocUI32 + AllocatedMemory.free, empty heap',
       prepare(): void {
         heap = new MemoryHeap({ bufferSize: HEAP_BUFFER_BYTES });
       },
@@ -115,8 +113,6 @@ export async function bufferFactory(): Promise<PairFactory> {
   return (): PairVariant => {
     let mb = make();
     return {
-      name: 'sharedmemobjects-buffer',
-      note: 'shared-memory-objects MemoryBuffer.malloc + free (the locked pool under the heap)',
       prepare(): void {
         mb = make();
       },
@@ -142,8 +138,6 @@ export async function churnFactory(): Promise<PairFactory> {
     let ring: SmoAllocatedMemory[] = [];
     let head = 0;
     return {
-      name: 'sharedmemobjects-1000',
-      note: `shared-memory-objects MemoryHeap, ${LIVE} live blocks, FIFO churn`,
       prepare(size: number): void {
         heap = new MemoryHeap({ bufferSize: HEAP_BUFFER_BYTES });
         ring = [];
@@ -175,8 +169,6 @@ interface HeapData {
 }
 
 export const throughputHeap: ThroughputPeer<HeapData, SmoAllocatedMemory> = {
-  name: 'sharedmemobjects',
-  note: 'shared-memory-objects MemoryHeap shared by all workers (allocUI32 / free)',
   async setup() {
     const { MemoryHeap } = await loadSmo();
     // Several buffers up front: a worker that had to add one would not tell
@@ -200,8 +192,6 @@ interface BufferData {
 }
 
 export const throughputBuffer: ThroughputPeer<BufferData, number> = {
-  name: 'sharedmemobjects-buffer',
-  note: 'shared-memory-objects MemoryBuffer (one locked pool) shared by all workers',
   async setup() {
     const { MemoryBuffer } = await loadSmo();
     const buf = new SharedArrayBuffer(RAW_BUFFER_BYTES);

@@ -23,8 +23,6 @@ function newPool(): MemPool {
 export const createEmpty: PairFactory = (): PairVariant => {
   let pool = newPool();
   return {
-    name: 'thing-malloc',
-    note: '@thi.ng/malloc MemPool, empty pool',
     prepare(): void {
       pool = newPool();
     },
@@ -47,8 +45,6 @@ export const createChurn: PairFactory = (): PairVariant => {
   const ring = new Int32Array(LIVE);
   let head = 0;
   return {
-    name: 'thing-malloc-1000',
-    note: `@thi.ng/malloc MemPool, ${LIVE} live blocks, FIFO churn`,
     prepare(size: number): void {
       pool = newPool();
       for (let i = 0; i < LIVE; i++) {

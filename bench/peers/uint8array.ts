@@ -12,8 +12,6 @@ const RING = 16;
 export const create: PairFactory = (): PairVariant => {
   const ring: Uint8Array[] = [];
   return {
-    name: 'uint8array',
-    note: '`new Uint8Array(size)`, freed by the GC',
     prepare(size: number): void {
       ring.length = 0;
       for (let i = 0; i < RING; i++) ring.push(new Uint8Array(size));
