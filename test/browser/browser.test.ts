@@ -30,7 +30,10 @@ const PER_QUANTUM = 6;
 // The page's results are plain data of many shapes; the checks below say what each holds.
 type Results = Record<string, any>;
 
-describe('in Chromium: a page, two workers and an AudioWorklet share one heap', { skip: skipWithoutChromium(), timeout: 120_000 }, () => {
+// Each test skips, with the message, when Chromium is missing: the runner's summary then counts them as skipped.
+const skip = skipWithoutChromium();
+
+describe('in Chromium: a page, two workers and an AudioWorklet share one heap', { timeout: 120_000 }, () => {
   let server: StaticServer | undefined;
   let browser: Browser | undefined;
   let results: Results = {};
@@ -38,6 +41,7 @@ describe('in Chromium: a page, two workers and an AudioWorklet share one heap', 
   let runError: string | undefined;
 
   before(async () => {
+    if (skip !== false) return;
     server = await serveStatic({
       '/dist/src/': join(ROOT, 'dist/src'),
       '/test/browser/assets/': join(ROOT, 'test/browser/assets'),
@@ -69,27 +73,27 @@ describe('in Chromium: a page, two workers and an AudioWorklet share one heap', 
     return s;
   }
 
-  it('the page is cross-origin isolated and has a growable SharedArrayBuffer', () => {
+  it('the page is cross-origin isolated and has a growable SharedArrayBuffer', { skip }, () => {
     assert.equal(runError, undefined, `the page did not run: ${runError}\n${consoleLines.join('\n')}`);
     assert.equal(results['crossOriginIsolated'], true, 'crossOriginIsolated (the server sends COOP/COEP)');
     assert.equal(results['sharedArrayBuffer'], true, 'SharedArrayBuffer exists');
     assert.equal(results['growableSharedArrayBuffer'], true, 'SharedArrayBuffer.prototype.grow exists');
   });
 
-  it('two module workers attach to the slots the page reserved for them', () => {
+  it('two module workers attach to the slots the page reserved for them', { skip }, () => {
     const s = stepOf('attach');
     assert.deepEqual(s['slots'], s['reserved']);
     assert.equal(s['attachedSeenByPage'], 3, 'the page and two workers attached');
   });
 
-  it('objects allocated in one agent are read and freed in another, both ways', () => {
+  it('objects allocated in one agent are read and freed in another, both ways', { skip }, () => {
     const s = stepOf('crossFree');
     assert.equal(s['goodInA'], s['objects'], 'the worker read what the page wrote');
     assert.equal(s['goodInPage'], s['objects'], 'the page read what the worker wrote');
     assert.equal(s['bytesInUse'], 0, 'every object was freed');
   });
 
-  it('a worker grows the buffer and the page sees the new memory after heap.refresh()', () => {
+  it('a worker grows the buffer and the page sees the new memory after heap.refresh()', { skip }, () => {
     const s = stepOf('grow');
     assert.ok(s['bufferAfter'] > s['bufferBefore'], `the buffer grew (${s['bufferBefore']} -> ${s['bufferAfter']})`);
     assert.equal(s['coveredBefore'], false, "the page's views did not cover the object before refresh()");
@@ -99,7 +103,7 @@ describe('in Chromium: a page, two workers and an AudioWorklet share one heap', 
     assert.equal(s['bytesInUse'], 0, 'the page freed the large object');
   });
 
-  it('map entries inserted in one agent are found in the others, deletions seen by all', () => {
+  it('map entries inserted in one agent are found in the others, deletions seen by all', { skip }, () => {
     const s = stepOf('map');
     assert.equal(s['inserted'], 200, `worker A inserted every key (statuses ${JSON.stringify(s['statuses'])})`);
     assert.deepEqual(s['inPage'], { found: 200, wrong: 0 });
@@ -109,7 +113,7 @@ describe('in Chromium: a page, two workers and an AudioWorklet share one heap', 
     assert.deepEqual({ found: s['afterDelA'].found, wrong: s['afterDelA'].wrong, count: s['afterDelA'].count }, { found: 150, wrong: 0, count: 150 });
   });
 
-  it("a terminated worker's slot is released by the page and the heap validates", () => {
+  it("a terminated worker's slot is released by the page and the heap validates", { skip }, () => {
     const s = stepOf('terminate');
     assert.equal(s['bytesHeld'], 200 * 64, 'the worker held 200 objects of 64 bytes live');
     assert.equal(s['released'], true, 'releaseSlot(slot, gen) released it');
@@ -127,7 +131,7 @@ describe('in Chromium: a page, two workers and an AudioWorklet share one heap', 
     ['workletNowait', true],
     ['workletSync', false],
   ] as const) {
-    it(`an AudioWorklet allocates and frees on every render quantum of 10 s of audio${nowait ? ' with nowait' : ' without nowait'}`, (t) => {
+    it(`an AudioWorklet allocates and frees on every render quantum of 10 s of audio${nowait ? ' with nowait' : ' without nowait'}`, { skip }, (t) => {
       const s = stepOf(name);
       t.diagnostic(`render ${s['renderMs']} ms, ${s['allocs']} allocs, ${s['nulls']} returned 0 in ${s['quantaWithNulls']} quanta (last ${s['lastQuantumWithNull']}); worklet globals ${JSON.stringify(s['globals'])}`);
       assert.deepEqual(s['processorErrors'], [], 'no processorerror event');
@@ -156,7 +160,7 @@ describe('in Chromium: a page, two workers and an AudioWorklet share one heap', 
     });
   }
 
-  it('at the end everything is freed, only the page is attached and the heap validates', () => {
+  it('at the end everything is freed, only the page is attached and the heap validates', { skip }, () => {
     const s = stepOf('end');
     assert.deepEqual(s['detachA'], { attached: false });
     assert.deepEqual(s['slots'], [{ slot: 0, state: 'attached', self: true }]);
