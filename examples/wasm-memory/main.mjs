@@ -8,7 +8,7 @@
 // imports the shared memory and exports load, store, atomic add, a byte
 // sum and the memory's size in pages. Each step checks what it shows and
 // throws if it does not hold; the last line printed is "ok".
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { Worker, isMainThread, workerData } from 'node:worker_threads';
 import { Heap } from 'anyalloc';
 
 const WASM_PAGE = 65536;
@@ -97,7 +97,6 @@ if (!isMainThread) {
   const wasm = await instantiate(heap.memory);
   for (let i = 0; i < ADDS; i++) wasm.atomicAdd(workerData.counter, 1);
   heap.detach();
-  parentPort.postMessage('done');
 } else {
   /* ----------------------------- the main thread ------------------------- */
 
@@ -142,16 +141,17 @@ if (!isMainThread) {
   const counter = a.alloc(4);
   heap.u32[counter >>> 2] = 0;
   const worker = new Worker(new URL(import.meta.url), { workerData: { heap: heap.reserveSlot(), counter } });
-  const done = new Promise((ok, fail) => {
-    worker.once('message', ok);
+  // Listen before anything else runs: a worker that is done may exit at any moment.
+  const exited = new Promise((ok, fail) => {
     worker.once('error', fail);
+    worker.once('exit', ok);
   });
   for (let i = 0; i < ADDS; i++) {
     if (i & 1) wasm.atomicAdd(counter, 1);
     else Atomics.add(heap.u32, counter >>> 2, 1);
   }
-  await done;
-  await new Promise((ok) => worker.once('exit', ok));
+  const exitCode = await exited;
+  check(exitCode === 0, `the worker exits cleanly (exit code ${exitCode})`);
   const total = Atomics.load(heap.u32, counter >>> 2);
   check(total === 2 * ADDS, `the counter is ${2 * ADDS}`);
   console.log(`counter after ${ADDS} adds here (JS and wasm) and ${ADDS} in a worker (wasm): ${total}`);
