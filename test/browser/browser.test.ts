@@ -26,6 +26,9 @@ import { ROOT, launchChromium, recordConsole, serveStatic, skipWithoutChromium, 
 
 const QUANTA = 3750;
 const PER_QUANTUM = 6;
+/** Bursts of BURST objects of 4096 bytes the worklet asks for (every 500 quanta, from quantum 250). */
+const BURSTS = 7;
+const BURST = 32;
 
 // The page's results are plain data of many shapes; the checks below say what each holds.
 type Results = Record<string, any>;
@@ -133,7 +136,10 @@ describe('in Chromium: a page, two workers and an AudioWorklet share one heap', 
   ] as const) {
     it(`an AudioWorklet allocates and frees on every render quantum of 10 s of audio${nowait ? ' with nowait' : ' without nowait'}`, { skip }, (t) => {
       const s = stepOf(name);
-      t.diagnostic(`render ${s['renderMs']} ms, ${s['allocs']} allocs, ${s['nulls']} returned 0 in ${s['quantaWithNulls']} quanta (last ${s['lastQuantumWithNull']}); worklet globals ${JSON.stringify(s['globals'])}`);
+      t.diagnostic(
+        `render ${s['renderMs']} ms, ${s['allocs']} steady allocs, ${s['nulls']} returned 0 in ${s['quantaWithNulls']} quanta (last ${s['lastQuantumWithNull']}), ` +
+          `bursts got ${JSON.stringify(s['burstGot'])}; worklet globals ${JSON.stringify(s['globals'])}`,
+      );
       assert.deepEqual(s['processorErrors'], [], 'no processorerror event');
       assert.equal(s['exceptions'], 0, `no exception in the worklet; first: ${(s['errors'] as string[])[0]}`);
       assert.equal(s['quanta'], QUANTA, 'process() ran on every render quantum');
@@ -141,12 +147,17 @@ describe('in Chromium: a page, two workers and an AudioWorklet share one heap', 
       assert.equal(s['allocs'], QUANTA * PER_QUANTUM);
       assert.equal(s['frees'], s['allocs'] - s['nulls'], 'the worklet freed every object it got');
       assert.equal(s['corrupted'], 0, 'objects kept their contents while live');
+      assert.equal(s['bursts'], BURSTS);
+      assert.equal(s['recoveredAfterBurst'], BURSTS, 'the quantum after each burst allocates from the class the burst emptied');
       if (nowait) {
         // With nowait an empty cache makes alloc return 0 at once and the
         // refill follows in a microtask, after process() returns: the next
         // quantum finds the cache full again.
-        assert.ok(s['quantaWithNulls'] <= QUANTA / 100, `allocations returned 0 in ${s['quantaWithNulls']} of ${QUANTA} quanta`);
+        assert.equal(s['burstsHitZero'], BURSTS, `a burst empties the cache and alloc returns 0 (objects got: ${JSON.stringify(s['burstGot'])})`);
+        assert.ok(s['quantaWithNulls'] <= QUANTA / 100, `the steady allocations returned 0 in ${s['quantaWithNulls']} of ${QUANTA} quanta`);
       } else {
+        assert.equal(s['burstsHitZero'], 0, 'without nowait a burst refills the cache as it goes');
+        assert.deepEqual(s['burstGot'], new Array(BURSTS).fill(BURST), 'every allocation of a burst succeeds');
         assert.equal(s['nulls'], 0, 'without nowait every allocation succeeds');
       }
       assert.equal(s['bytesInUseStart'], 0);

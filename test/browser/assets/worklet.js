@@ -1,7 +1,8 @@
 // The AudioWorklet of the browser test. On every render quantum it
 // allocates objects of mixed sizes from the shared heap, writes them, and
-// frees those it allocated a few quanta before; on the last quantum it
-// frees the rest, detaches and posts a report through its port.
+// frees those it allocated a few quanta before; now and then it asks for a
+// burst that empties its cache; on the last quantum it frees the rest,
+// detaches and posts a report through its port.
 //
 // Worklets see no import map and may not import() dynamically: the
 // library is imported statically by URL (an absolute path on the server).
@@ -12,6 +13,14 @@ const PER_QUANTUM = 6;
 // Objects kept live across quanta (freed HOLD allocations later), so the
 // cache drains and refills rather than reusing one object.
 const HOLD = 40;
+// Every BURST_EVERY quanta (from BURST_EVERY / 2) one quantum asks for
+// BURST objects of 4096 bytes at once, far more than a cache of that class
+// holds (high watermark 6): with nowait, alloc must return 0 once the cache
+// is empty, and the next quantum must find it refilled; without nowait,
+// every one must succeed. The burst is freed on the next quantum.
+const BURST_EVERY = 500;
+const BURST = 32;
+const BURST_SIZE = 4096;
 
 class HeapProcessor extends AudioWorkletProcessor {
   constructor(options) {
@@ -21,6 +30,8 @@ class HeapProcessor extends AudioWorkletProcessor {
     this.done = false;
     this.quantum = 0;
     this.live = [];
+    this.burst = [];
+    this.afterBurst = false;
     this.next = 0;
     this.report = {
       nowait: o.nowait,
@@ -38,6 +49,10 @@ class HeapProcessor extends AudioWorkletProcessor {
       exceptions: 0,
       errors: [],
       corrupted: 0,
+      bursts: 0,
+      burstsHitZero: 0,
+      burstGot: [],
+      recoveredAfterBurst: 0,
       map: null,
       bytesInUseStart: -1,
       bytesInUseEnd: -1,
@@ -98,9 +113,58 @@ class HeapProcessor extends AudioWorkletProcessor {
     this.report.map = { found, wrong, insertStatus };
   }
 
+  startBurst() {
+    const r = this.report;
+    this.afterBurst = true;
+    r.bursts++;
+    for (let i = 0; i < BURST; i++) {
+      let p;
+      try {
+        p = this.a.alloc(BURST_SIZE);
+      } catch (e) {
+        this.fail(e, `burst alloc(${BURST_SIZE})`);
+        break;
+      }
+      if (p === 0) {
+        r.burstsHitZero++;
+        break;
+      }
+      this.burst.push(p);
+    }
+    r.burstGot.push(this.burst.length);
+  }
+
+  endBurst() {
+    this.afterBurst = false;
+    // First an allocation of the class the burst emptied: with nowait the
+    // refill that followed the burst's last alloc must have come by now.
+    try {
+      const p = this.a.alloc(BURST_SIZE);
+      if (p !== 0) {
+        this.report.recoveredAfterBurst++;
+        this.a.free(p);
+      }
+    } catch (e) {
+      this.fail(e, `alloc(${BURST_SIZE}) after a burst`);
+    }
+    this.freeBurst();
+  }
+
+  freeBurst() {
+    for (const p of this.burst) {
+      try {
+        this.a.free(p);
+      } catch (e) {
+        this.fail(e, `free(${p}) of a burst`);
+      }
+    }
+    this.burst.length = 0;
+  }
+
   finish() {
     this.done = true;
     while (this.live.length > 0) this.freeOldest();
+    this.freeBurst();
     try {
       this.report.bytesInUseEnd = this.a.stats().bytesInUse;
       this.heap.detach();
@@ -140,6 +204,8 @@ class HeapProcessor extends AudioWorkletProcessor {
       this.live.push({ p, len, tag });
     }
     while (this.live.length > HOLD) this.freeOldest();
+    if (this.afterBurst) this.endBurst();
+    else if (this.quantum % BURST_EVERY === BURST_EVERY / 2 && this.quantum < this.quanta) this.startBurst();
     if (nulls > 0) {
       r.nulls += nulls;
       r.quantaWithNulls++;
