@@ -36,7 +36,7 @@ type Results = Record<string, any>;
 // Each test skips, with the message, when Chromium is missing: the runner's summary then counts them as skipped.
 const skip = skipWithoutChromium();
 
-describe('in Chromium: a page, two workers and an AudioWorklet share one heap', { timeout: 120_000 }, () => {
+describe('in Chromium: a page, two workers and an AudioWorklet share one heap', { timeout: 60_000 }, () => {
   let server: StaticServer | undefined;
   let browser: Browser | undefined;
   let results: Results = {};
