@@ -6,7 +6,8 @@
 import { checkInt, describe } from './errors.js';
 import { HeapCore, type HeapHandle } from './heap/core.js';
 import { formatHeap, type HeapOptions } from './heap/format.js';
-import { Allocator, validateHeap } from './alloc/allocator.js';
+import { Allocator } from './alloc/allocator.js';
+import { validateHeap } from './alloc/validate.js';
 import type { AllocatorHandle, AllocatorOptions, AttachOptions } from './alloc/types.js';
 import { openAllocator } from './alloc/debug.js';
 import { releaseSlot } from './recovery/release-slot.js';

@@ -133,7 +133,8 @@
  * plainly: like the release checks, a double free is caught when the two
  * frees are ordered. validate() and reclaimOrphans() want a quiet heap.
  */
-import { Allocator, validateHeap } from './allocator.js';
+import { Allocator } from './allocator.js';
+import { validateHeap } from './validate.js';
 import type { AllocatorStats, AttachOptions, LeakReport } from './types.js';
 import { AllocatorMisuseError, MISUSE, type MisuseCode } from './misuse.js';
 import type { HeapCore } from '../heap/core.js';

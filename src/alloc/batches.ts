@@ -1,0 +1,243 @@
+/**
+ * Moving batches between an agent's cache and its class's depot: the
+ * refill of a cache below its low watermark (a batch popped from the
+ * depot, or a new slab carved), the trim of a cache above its high
+ * watermark (batches pushed to the depot), and the microtask that runs
+ * both (our irq_work). Also the page charge against the allocator's limit
+ * and the peak sample that carving and large runs share.
+ *
+ * The ownership rules are in ./allocator.ts: a cache row is written only
+ * by the agent that owns its slot, with plain reads and writes; a depot's
+ * stack and counter only under its pop lock (./depot.ts).
+ */
+import { AllocatorHeader, ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE } from '../shm/layout.js';
+import { add, load, maxTo, store } from '../shm/atomic.js';
+import { CARVE_BUILDING, CARVE_LINKING, linkLocked, lockDepot, moveToDepot, unlockDepot } from './depot.js';
+import type { AllocatorState } from './state.js';
+
+/**
+ * Tries at a depot's pop lock before a refill carves a new slab instead.
+ * The lock is held for three atomic operations, but its holder may be
+ * descheduled by the OS; spinning a few microseconds first keeps memory
+ * from growing under contention.
+ */
+const LOCK_TRIES = 4096;
+/** Tries of a trim (or a carve's depot part) for the depot lock before it leaves the objects in its cache. */
+const TRIM_LOCK_TRIES = 64;
+/** When no new slab can be had (limit, full heap), the refill waits up to this long for the lock. */
+const DEPOT_WAIT_MS = 200;
+
+/**
+ * @internal
+ * A free left the cache of class c above its high watermark, at n: a
+ * trim in the microtask (our irq_work); now instead when the cache has
+ * reached high + batch, or when `batch` frees (or collects that left it
+ * above high, see settleRetired) have found it above high since the
+ * last trim, microtask or flush. Without the
+ * second rule a loop that never yields, after a burst of frees had left
+ * the cache between high and high + batch, took free's slow path on
+ * every free (measured: a pair at 4096 bytes after a start-up fill, 28
+ * ns instead of 10).
+ */
+export function kickTrim(s: AllocatorState, c: number, n: number): void {
+  const waited = ++s.aboveHigh[c]!;
+  if (n >= s.high[c]! + s.batch[c]! || waited >= s.batch[c]!) trim(s, c);
+  else s.kick(c);
+}
+
+/** @internal The deferred work: bring every flagged cache between its watermarks. */
+export function runDeferred(s: AllocatorState): void {
+  s.scheduled = false;
+  let pending = s.pending;
+  s.pending = 0;
+  s.aboveHigh.fill(0);
+  if (s.detached || s.slotLost()) return;
+  s.heap.heartbeat();
+  while (pending !== 0) {
+    const c = 31 - Math.clz32(pending);
+    pending &= ~(1 << c);
+    const countWord = s.cacheRec + c * CACHE_WORDS + CacheRow.COUNT;
+    if (s.u32[countWord]! < s.low[c]!) {
+      refill(s, c);
+    } else if (s.u32[countWord]! > s.high[c]!) {
+      trim(s, c);
+    }
+  }
+}
+
+/** @internal Adds one batch to the cache of class c. False when no memory is available. */
+export function refill(s: AllocatorState, c: number): boolean {
+  const rec = s.cacheRec + c * CACHE_WORDS;
+  const head = depotPop(s, c, rec, LOCK_TRIES);
+  if (head !== 0) return spliceBatch(s, rec, head);
+  if (carve(s, c, rec)) {
+    s.u32[rec + CacheRow.REFILLS]++;
+    return true;
+  }
+  // No new memory: the depot is the only source left; if it was only
+  // busy, wait longer for its lock (bounded in time: its holder may be
+  // descheduled for a time slice) before reporting failure.
+  const headWord = s.R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.DEPOT_HEAD;
+  const deadline = Date.now() + DEPOT_WAIT_MS;
+  while (load(s.u32, headWord) !== 0 && Date.now() < deadline) {
+    const last = depotPop(s, c, rec, LOCK_TRIES);
+    if (last !== 0) return spliceBatch(s, rec, last);
+  }
+  return false;
+}
+
+/** Puts a batch popped from the depot at the front of the cache row `rec`. */
+function spliceBatch(s: AllocatorState, rec: number, head: number): boolean {
+  // Any object of the batch may lie in pages another agent committed
+  // after our views were made (trims mix objects from all over the
+  // heap): renew the views before walking or handing out any of them.
+  s.heap.refresh();
+  const u32 = s.u32;
+  const n = u32[(head >>> 2) + O_COUNT]!;
+  const tail = u32[(head >>> 2) + O_TAIL]!;
+  u32[tail >>> 2] = u32[rec]!;
+  u32[rec] = head;
+  u32[rec + CacheRow.COUNT] += n;
+  u32[rec + CacheRow.OBJS_IN] += n;
+  u32[rec + CacheRow.INFLIGHT] = 0;
+  u32[rec + CacheRow.REFILLS]++;
+  sampleOut(s, 0);
+  return true;
+}
+
+/** Pops one batch from the depot of class c (recorded in the cache row as in flight). */
+function depotPop(s: AllocatorState, c: number, rec: number, tries: number): number {
+  const cr = s.R + ALLOC_WORDS + c * CLASS_WORDS;
+  let u32 = s.u32;
+  if (load(u32, cr + ClassRow.DEPOT_HEAD) === 0) return 0;
+  if (!lockDepot(u32, cr, s.lockId, tries)) return 0;
+  const h = load(u32, cr + ClassRow.DEPOT_HEAD);
+  if (h !== 0) {
+    if (h >= s.heap.viewBytes) {
+      s.heap.refresh();
+      u32 = s.u32;
+    }
+    u32[rec + CacheRow.INFLIGHT] = h;
+    store(u32, cr + ClassRow.DEPOT_HEAD, u32[(h >>> 2) + O_NEXT_BATCH]!);
+    store(u32, cr + ClassRow.DEPOT_OBJECTS, load(u32, cr + ClassRow.DEPOT_OBJECTS) - u32[(h >>> 2) + O_COUNT]!);
+  }
+  unlockDepot(u32, cr);
+  return h;
+}
+
+/**
+ * @internal
+ * Takes a new page, carves it into batches: one for the cache, the rest to the depot.
+ * rec < 0: every batch goes to the depot (reserve).
+ */
+export function carve(s: AllocatorState, c: number, rec: number): boolean {
+  if (!charge(s, 1)) return false;
+  const heap = s.heap;
+  const page = heap.takePages(1, true);
+  if (page === 0) {
+    add(s.u32, s.R + AllocatorHeader.CHARGED_PAGES, -1);
+    return false;
+  }
+  const u32 = s.u32;
+  const u8 = s.u8;
+  const base = page * heap.pageSize;
+  // The record a survivor needs if we die before every object of the
+  // slab is in a list (the row of class c, even for a reserve).
+  const row = s.cacheRec + c * CACHE_WORDS;
+  u32[row + CacheRow.CARVE] = base | CARVE_BUILDING;
+  store(u32, heap.argWord + page, 0);
+  store(u32, heap.tagWord + page, (s.slabTagBase | (c << 4)) >>> 0);
+  heap.claimDone();
+  u8.fill(0, base, base + s.mapBytes);
+  const unit = s.units[c]!;
+  const perSlab = s.perSlab[c]!;
+  const batch = s.batch[c]!;
+  const first = base + s.mapBytes;
+  for (let i = 0; i < perSlab; i++) u8[base + ((s.mapBytes + i * unit) >>> 4)] = ST_FREE;
+  const cr = s.R + ALLOC_WORDS + c * CLASS_WORDS;
+  add(u32, cr + ClassRow.SLAB_PAGES, 1);
+  // The first batch goes to our cache, the others to the depot (into
+  // our cache too when the depot's lock is busy: a trim moves them on).
+  let locked = lockDepot(u32, cr, s.lockId, TRIM_LOCK_TRIES);
+  while (!locked && rec < 0) locked = lockDepot(u32, cr, s.lockId, 1 << 20);
+  if (locked) u32[row + CacheRow.CARVE] = base | CARVE_LINKING;
+  for (let i = 0; i < perSlab; i += batch) {
+    const n = Math.min(batch, perSlab - i);
+    const head = first + i * unit;
+    for (let j = 0; j < n - 1; j++) u32[(head + j * unit) >>> 2] = head + (j + 1) * unit;
+    const tail = head + (n - 1) * unit;
+    if ((i === 0 || !locked) && rec >= 0) {
+      u32[tail >>> 2] = u32[rec]!;
+      u32[rec] = head;
+      u32[rec + CacheRow.COUNT] += n;
+      u32[rec + CacheRow.OBJS_IN] += n;
+    } else {
+      u32[tail >>> 2] = 0;
+      u32[(head >>> 2) + O_COUNT] = n;
+      u32[(head >>> 2) + O_TAIL] = tail;
+      linkLocked(u32, cr, head, n);
+    }
+  }
+  u32[row + CacheRow.CARVE] = 0;
+  if (locked) unlockDepot(u32, cr);
+  sampleOut(s, 0);
+  return true;
+}
+
+/** @internal Trims the cache of class c back to (low + high) / 2, in batches. */
+export function trim(s: AllocatorState, c: number): void {
+  s.aboveHigh[c] = 0;
+  const rec = s.cacheRec + c * CACHE_WORDS;
+  const u32 = s.u32;
+  const target = (s.low[c]! + s.high[c]!) >>> 1;
+  const batch = s.batch[c]!;
+  let excess = u32[rec + CacheRow.COUNT]! - target;
+  if (excess <= 0) return;
+  const cr = s.R + ALLOC_WORDS + c * CLASS_WORDS;
+  // Walk the objects to move before taking the lock (the list is this
+  // agent's, and the walk only reads): moveToDepot then finds them in
+  // cache, and the lock every refill and trim of the class needs is held
+  // for ~100 ns a batch instead of a cache miss per object.
+  for (let x = u32[rec]!, i = 0; i < excess && x !== 0; i++) x = u32[x >>> 2]!;
+  // Busy depot: keep the objects; a later free above the high watermark
+  // tries again (after `batch` of them, see kickTrim, or at once from
+  // high + batch on). (Not a new microtask: a lock held by an agent
+  // that died would make that a loop that never yields.) A cache that is
+  // far above its high watermark, because trims kept finding the depot
+  // busy, tries as long as a refill does: preallocated maps size their
+  // slack on caches staying near their bounds.
+  const tries = excess >= s.high[c]! ? LOCK_TRIES : TRIM_LOCK_TRIES;
+  if (!lockDepot(u32, cr, s.lockId, tries)) return;
+  while (excess > 0) {
+    const n = Math.min(batch, excess);
+    moveToDepot(u32, cr, rec, n);
+    excess -= n;
+  }
+  unlockDepot(u32, cr);
+  u32[rec + CacheRow.TRIMS]++;
+}
+
+/** @internal Charges k pages to the limit; false (nothing charged) when over it. */
+export function charge(s: AllocatorState, k: number): boolean {
+  const u32 = s.u32;
+  const R = s.R;
+  const limit = u32[R + AllocatorHeader.LIMIT_PAGES]!;
+  const now = add(u32, R + AllocatorHeader.CHARGED_PAGES, k) + k;
+  if (limit !== 0 && now > limit) {
+    add(u32, R + AllocatorHeader.CHARGED_PAGES, -k);
+    return false;
+  }
+  maxTo(u32, R + AllocatorHeader.PEAK_CHARGED_PAGES, now);
+  return true;
+}
+
+/** @internal Samples bytes outside the depots for the peak statistic (batch moves and large runs only). */
+export function sampleOut(s: AllocatorState, extra: number): void {
+  const u32 = s.u32;
+  let out = extra + load(u32, s.R + AllocatorHeader.LARGE_LIVE_PAGES) * s.heap.pageSize;
+  for (let c = 0; c < s.classes; c++) {
+    const cr = s.R + ALLOC_WORDS + c * CLASS_WORDS;
+    out += (load(u32, cr + ClassRow.SLAB_PAGES) * s.perSlab[c]! - load(u32, cr + ClassRow.DEPOT_OBJECTS)) * s.units[c]!;
+  }
+  maxTo(u32, s.R + AllocatorHeader.PEAK_OUT_BYTES_LO, Math.min(out, 0xffffffff));
+}

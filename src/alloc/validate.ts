@@ -1,0 +1,148 @@
+/**
+ * The allocator's invariants, checked over the shared memory of a quiet
+ * heap (Heap.validate).
+ */
+import { AllocatorHeader, ALLOC_LIVE, ALLOC_WORDS, CacheRow, ClassRow, CLASS_WORDS, GRANULE, KIND_SLAB, LimboRow, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_ALLOCATED, ST_FREE, ST_RETIRED, tagAllocator, tagClass, tagKind } from '../shm/layout.js';
+import { load } from '../shm/atomic.js';
+import type { HeapCore } from '../heap/core.js';
+import { cacheRowAt, limboRowAt } from './region.js';
+import { rowEntries } from '../reclaim/limbo.js';
+
+/**
+ * Checks the heap's pages and every live allocator (see Heap.validate);
+ * the caller's agent must be quiet. Returns the problems found.
+ */
+export function validateHeap(heap: HeapCore): string[] {
+  heap.refresh();
+  // This agent is quiet while it validates: its allocators let go of
+  // their limbo rings (held between deferred frees, see freeDeferred).
+  heap.settleClients();
+  const errors = heap.validatePages();
+  for (const id of heap.allocatorIds()) errors.push(...validateAllocator(heap, id).map((e) => `allocator ${id}: ${e}`));
+  return errors;
+}
+
+/**
+ * Checks one allocator's invariants; the heap must be quiet (no agent
+ * allocating or freeing). Per class:
+ *   slabPages * perSlab = depotObjects + sum(cached) + live
+ *   every object in a depot batch or a cache list is FREE, in a slab of
+ *   this class, at an object start, and in exactly one list;
+ *   every FREE object of a slab is in some list (nothing lost).
+ */
+export function validateAllocator(heap: HeapCore, id: number): string[] {
+  heap.refresh();
+  const errors: string[] = [];
+  const row = heap.allocatorRow(id);
+  if (row.state !== ALLOC_LIVE) return errors;
+  const u32 = heap.u32;
+  const u8 = heap.u8;
+  const R = row.region >>> 2;
+  const classes = u32[R + AllocatorHeader.CLASSES]!;
+  const mapBytes = heap.pageSize / GRANULE;
+  const pageMask = heap.pageSize - 1;
+  const seen = new Set<number>();
+  const inList = new Array<number>(classes).fill(0);
+  const check = (p: number, c: number, where: string): boolean => {
+    const tag = load(u32, heap.tagWord + (p >>> heap.pageShift));
+    if (tagKind(tag) !== KIND_SLAB || tagAllocator(tag) !== id || tagClass(tag) !== c) {
+      errors.push(`${where}: object ${p} is not in a slab of class ${c} of allocator ${id}`);
+      return false;
+    }
+    const off = p & pageMask;
+    if (u8[p - off + (off >>> 4)] !== ST_FREE) {
+      errors.push(`${where}: object ${p} is in a free list but its state is ${u8[p - off + (off >>> 4)]}`);
+    }
+    if (seen.has(p)) {
+      errors.push(`${where}: object ${p} is in two free lists (would be handed out twice)`);
+      return false;
+    }
+    seen.add(p);
+    inList[c]!++;
+    return true;
+  };
+  for (let c = 0; c < classes; c++) {
+    const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
+    let depotCount = 0;
+    for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
+      const n = u32[(b >>> 2) + O_COUNT]!;
+      let p = b;
+      let walked = 0;
+      let last = 0;
+      while (p !== 0 && walked <= n) {
+        if (!check(p, c, `depot ${c}`)) break;
+        walked++;
+        last = p;
+        p = u32[p >>> 2]!;
+      }
+      if (walked !== n) errors.push(`depot ${c}: batch ${b} says ${n} objects, chain has ${walked}`);
+      if (last !== u32[(b >>> 2) + O_TAIL]) errors.push(`depot ${c}: batch ${b} tail mismatch`);
+      depotCount += n;
+      if (depotCount > 1e9) break;
+    }
+    if (depotCount !== load(u32, cr + ClassRow.DEPOT_OBJECTS)) {
+      errors.push(`depot ${c}: counter says ${load(u32, cr + ClassRow.DEPOT_OBJECTS)}, batches hold ${depotCount}`);
+    }
+    for (let s = 0; s < heap.maxSlots; s++) {
+      const rec = cacheRowAt(R, classes, heap.maxSlots, s, c);
+      const n = u32[rec + CacheRow.COUNT]!;
+      let walked = 0;
+      for (let p = u32[rec]!; p !== 0 && walked <= n; p = u32[p >>> 2]!) {
+        if (!check(p, c, `slot ${s} cache ${c}`)) break;
+        walked++;
+      }
+      if (walked !== n) errors.push(`slot ${s} cache ${c}: count says ${n}, list has ${walked}`);
+    }
+  }
+  // Every RETIRED object is in exactly one limbo ring (or a row's pending word).
+  const waiting = new Set<number>();
+  for (let s = 0; s < heap.maxSlots; s++) {
+    const row = limboRowAt(R, classes, heap.maxSlots, s);
+    if (load(u32, row + LimboRow.LOCK) !== 0) errors.push(`slot ${s} limbo ring: locked by slot ${load(u32, row + LimboRow.LOCK) - 1} in a quiet heap`);
+    if (u32[row + LimboRow.TAKING] !== 0) errors.push(`slot ${s} limbo ring: a take of ${u32[row + LimboRow.TAKING]} was left unfinished`);
+    const pending = u32[row + LimboRow.PENDING]!;
+    for (const p of pending === 0 ? rowEntries(u32, row) : [...rowEntries(u32, row), pending]) {
+      const tag = load(u32, heap.tagWord + (p >>> heap.pageShift));
+      const off = p & pageMask;
+      if (tagKind(tag) !== KIND_SLAB || tagAllocator(tag) !== id) errors.push(`slot ${s} limbo ring: ${p} is not an object of allocator ${id}`);
+      else if (u8[p - off + (off >>> 4)] !== ST_RETIRED) errors.push(`slot ${s} limbo ring: object ${p} is waiting but its state is ${u8[p - off + (off >>> 4)]}`);
+      if (waiting.has(p)) errors.push(`slot ${s} limbo ring: object ${p} is waiting twice (would be freed twice)`);
+      waiting.add(p);
+    }
+  }
+  let retired = 0;
+  // Every FREE object must be in a list; count live objects per class.
+  const freeInSlabs = new Array<number>(classes).fill(0);
+  const committed = heap.committedPages();
+  const slabPages = new Array<number>(classes).fill(0);
+  for (let p = heap.firstDataPage; p < committed; p++) {
+    const tag = load(u32, heap.tagWord + p);
+    if (tagKind(tag) !== KIND_SLAB || tagAllocator(tag) !== id) continue;
+    const c = tagClass(tag);
+    slabPages[c]!++;
+    const unit = u32[R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.UNIT]!;
+    const per = u32[R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.PER_SLAB]!;
+    const base = p * heap.pageSize;
+    for (let i = 0; i < per; i++) {
+      const obj = base + mapBytes + i * unit;
+      const st = u8[base + ((mapBytes + i * unit) >>> 4)];
+      if (st === ST_FREE) {
+        freeInSlabs[c]!++;
+        if (!seen.has(obj)) errors.push(`class ${c}: free object ${obj} is in no list (lost)`);
+      } else if (st === ST_RETIRED) {
+        retired++;
+      } else if (st !== ST_ALLOCATED) {
+        errors.push(`class ${c}: object ${obj} has bad state ${st}`);
+      }
+    }
+  }
+  for (let c = 0; c < classes; c++) {
+    const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
+    if (freeInSlabs[c] !== inList[c]) errors.push(`class ${c}: ${freeInSlabs[c]} free objects in slabs, ${inList[c]} in lists`);
+  }
+  if (retired !== waiting.size) {
+    errors.push(`${retired} objects are RETIRED, ${waiting.size} wait in limbo rings (the rest are lost, or in an agent's spill list)`);
+  }
+  return errors;
+}
+
