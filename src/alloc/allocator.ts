@@ -160,32 +160,32 @@ export class Allocator implements ViewClient {
   private u32: Uint32Array;
   private i32: Int32Array;
   private readonly tags: Uint32Array;
-  private readonly pageShift: number;
-  private readonly pageMask: number;
-  /** Word index of this agent's first cache row. */
-  private cacheRec: number;
-  /** Page tag of this allocator's slabs with class 0. */
-  private readonly slabTagBase: number;
+  /** @internal */ readonly pageShift: number;
+  /** @internal */ readonly pageMask: number;
+  /** @internal Word index of this agent's first cache row. */
+  cacheRec: number;
+  /** @internal Page tag of this allocator's slabs with class 0. */
+  readonly slabTagBase: number;
   private readonly low: Uint32Array;
   private readonly high: Uint32Array;
   private readonly batch: Uint32Array;
-  private readonly units: Uint32Array;
-  private readonly perSlab: Uint32Array;
+  /** @internal */ readonly units: Uint32Array;
+  /** @internal */ readonly perSlab: Uint32Array;
   /** Per class: frees that found the cache above high since the last trim or microtask (see kickTrim). */
   private readonly aboveHigh: Uint32Array;
-  /** Word index of the region. */
-  private readonly R: number;
-  private readonly mapBytes: number;
+  /** @internal Word index of the region. */
+  readonly R: number;
+  /** @internal */ readonly mapBytes: number;
   private pending = 0;
   private scheduled = false;
   /** Word index of this agent's limbo row (deferred frees; ./limbo.ts). */
   private limboRow: number;
-  /** This agent's slot generation as the cache rows' OWNER word holds it (int32). */
-  private readonly ownerGen: number;
+  /** @internal This agent's slot generation as the cache rows' OWNER word holds it (int32). */
+  readonly ownerGen: number;
   /** ownerKey(ownerGen): added to this agent's cache-row watermarks (see the cache row in layout.ts). */
   private readonly key: number;
-  /** This agent's value in lock words (slot + 1). */
-  private readonly lockId: number;
+  /** @internal This agent's value in lock words (slot + 1). */
+  readonly lockId: number;
   /**
    * Deferred frees that found this agent's limbo row locked by a collector
    * (or the heap without a page for a bigger ring): they go into the row
