@@ -8,7 +8,7 @@ import { HeapCore, type HeapHandle } from './heap/core.js';
 import { formatHeap, type HeapOptions } from './heap/format.js';
 import { Allocator, validateHeap } from './alloc/allocator.js';
 import type { AllocatorHandle, AllocatorOptions, AttachOptions } from './alloc/types.js';
-import { openAllocator } from './alloc/debug.js';
+import { openAllocator } from './alloc/debug/open.js';
 import { releaseSlot } from './recovery/release-slot.js';
 
 export class Heap extends HeapCore {

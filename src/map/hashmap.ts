@@ -29,7 +29,7 @@ import { add, cas, load, store } from '../shm/atomic.js';
 import { checkInt, describe } from '../errors.js';
 import type { HeapCore, ViewClient } from '../heap/core.js';
 import { Allocator } from '../alloc/allocator.js';
-import { openAllocator } from '../alloc/debug.js';
+import { openAllocator } from '../alloc/debug/open.js';
 import {
   E_KEY_OFF,
   E_NEXT,
