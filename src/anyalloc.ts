@@ -9,7 +9,7 @@ import { formatHeap, type HeapOptions } from './heap/format.js';
 import { Allocator } from './alloc/allocator.js';
 import { validateHeap } from './alloc/validate.js';
 import type { AllocatorHandle, AllocatorOptions, AttachOptions } from './alloc/types.js';
-import { openAllocator } from './alloc/debug.js';
+import { openAllocator } from './alloc/debug/open.js';
 import { releaseSlot } from './recovery/release-slot.js';
 
 export class Heap extends HeapCore {

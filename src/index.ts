@@ -27,6 +27,7 @@ export { BUCKET_SIZES, MAX_SMALL, defaultWatermarks } from './alloc/sizeclass.js
 export type { Watermarks } from './alloc/sizeclass.js';
 export { HashMap, MapFlag, MapStatus } from './map/hashmap.js';
 export type { HashMapHandle, HashMapOptions } from './map/hashmap.js';
-export { DebugAllocator, DEBUG_OVERHEAD, POISON_BYTE } from './alloc/debug.js';
+export { DebugAllocator } from './alloc/debug/debug-allocator.js';
+export { DEBUG_OVERHEAD, POISON_BYTE } from './alloc/debug/guard.js';
 export { AllocatorMisuseError, MISUSE } from './alloc/misuse.js';
 export type { MisuseCode } from './alloc/misuse.js';

@@ -38,7 +38,7 @@ import { load, store } from '../shm/atomic.js';
 import { describe } from '../errors.js';
 import type { HeapCore, ViewClient } from '../heap/core.js';
 import { Allocator } from '../alloc/allocator.js';
-import { openAllocator } from '../alloc/debug.js';
+import { openAllocator } from '../alloc/debug/open.js';
 import {
   E_NEXT,
   MapHeader,
