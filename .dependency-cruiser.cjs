@@ -3,7 +3,7 @@
  * Every import points down this list; type-only imports count too.
  */
 const LAYERS = [
-  ['shared layout', '^src/(errors\\.ts|shm/)'],
+  ['shared layout', '^src/(errors\\.ts|schedule\\.ts|shm/)'],
   ['heap', '^src/heap/'],
   ['reclamation', '^src/reclaim/'],
   ['allocator', '^src/alloc/'],

@@ -72,7 +72,7 @@ import {
 } from '../shm/layout.js';
 import { add, load } from '../shm/atomic.js';
 import { badPointer, checkInt, describe } from '../errors.js';
-import type { HeapCore, ViewClient } from '../heap/core.js';
+import type { HeapCore } from '../heap/core.js';
 import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
 import { classRowAt, limboRowAt, slotFlagWord } from './region.js';
 import { flushCacheRow } from './depot.js';
@@ -84,6 +84,7 @@ import { AllocatorState } from './state.js';
 import { carve, charge, kickTrim, refill, runDeferred, sampleOut } from './batches.js';
 import { collect, deferFree, deferredPending, releaseRing, retiredObjects, retiredPusher, unspill } from './deferred.js';
 import { createAllocatorRegion } from './create.js';
+import { later } from '../schedule.js';
 import { allocatorStats } from './stats.js';
 
 // Hot-path copies of layout constants. V8 reads an imported binding through
@@ -105,7 +106,7 @@ const HOT_CLASS_BY_GRANULE: Uint8Array = CLASS_BY_GRANULE;
  * An allocator as seen from one agent. Create with heap.createAllocator(),
  * attach in another agent with heap.attachAllocator(handle).
  */
-export class Allocator extends AllocatorState implements ViewClient {
+export class Allocator extends AllocatorState {
   /** The microtask that runs this agent's pending refills and trims. */
   private readonly deferred: () => void;
 
@@ -483,10 +484,9 @@ export class Allocator extends AllocatorState implements ViewClient {
   /** @internal Schedules the deferred refill/trim of class c (our irq_work). */
   override kick(c: number): void {
     this.pending |= 1 << c;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      queueMicrotask(this.deferred);
-    }
+    // The flag is set only once the work is scheduled: a scope that cannot
+    // schedule leaves it clear, and the next kick tries again.
+    if (!this.scheduled) this.scheduled = later(this.deferred);
   }
 
   /** Runs pending refills and trims now (they normally run in a microtask). */

@@ -21,6 +21,7 @@ import { appendRetired, clearOrphan, collectLocked, rowCount, UNSTAMPED, tryLock
 import { kickTrim } from './batches.js';
 import type { AllocatorState } from './state.js';
 import { MISUSE } from './misuse.js';
+import { later } from '../schedule.js';
 
 /** A busy agent collects its limbo ring after this many deferred frees (half of LIMBO_INLINE). */
 const COLLECT_EVERY = LIMBO_INLINE / 2;
@@ -100,10 +101,7 @@ export function deferFree(s: AllocatorState, p: number): void {
     s.spill.push(p);
   }
   if (++s.sinceCollect >= COLLECT_EVERY) collectSome(s);
-  else if (!s.collectScheduled) {
-    s.collectScheduled = true;
-    queueMicrotask(s.collector);
-  }
+  else if (!s.collectScheduled) s.collectScheduled = later(s.collector);
 }
 
 /**

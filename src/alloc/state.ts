@@ -18,7 +18,7 @@ import type { AttachOptions } from './types.js';
 import type { PushRetired } from '../reclaim/limbo.js';
 import { MISUSE } from './misuse.js';
 
-/** @internal The per-agent state of an allocator; see Allocator. */
+/** @hidden The per-agent state of an allocator; see Allocator. */
 export abstract class AllocatorState {
   readonly heap: HeapCore;
   readonly id: number;

@@ -15,7 +15,7 @@ export const LOCKED = 1;
 /** How long a writer spins on a bucket lock before it reports BUSY. */
 const LOCK_SPIN_MS = 500;
 
-/** @internal HashMap's layer of buckets: chain search and bucket locks (the layers: ./state.ts). */
+/** @hidden HashMap's layer of buckets: chain search and bucket locks (the layers: ./state.ts). */
 export class MapBuckets extends MapKeys {
   /**
    * @internal

@@ -19,7 +19,7 @@ const RECLAIM_WAIT_MS = 500;
 /** @internal updateInPlace: the element must be replaced (not a MapStatus). */
 export const UPDATE_REPLACE = 1;
 
-/** @internal HashMap's layer of elements: building them, their value copies, in-place updates (the layers: ./state.ts). */
+/** @hidden HashMap's layer of elements: building them, their value copies, in-place updates (the layers: ./state.ts). */
 export class MapElements extends MapBuckets {
   /** @internal Checks that v holds a value (valueSize bytes or more). */
   checkValue(v: Uint8Array, op: string, name = 'value'): void {

@@ -36,7 +36,7 @@
  */
 import { load, store } from '../shm/atomic.js';
 import { describe } from '../errors.js';
-import type { HeapCore, ViewClient } from '../heap/core.js';
+import type { HeapCore } from '../heap/core.js';
 import { Allocator } from '../alloc/allocator.js';
 import { openAllocator } from '../alloc/debug/open.js';
 import {
@@ -66,7 +66,7 @@ export interface HashMapHandle {
   readonly region: number;
 }
 
-export class HashMap extends MapPerWorker implements ViewClient {
+export class HashMap extends MapPerWorker {
   private constructor(heap: HeapCore, region: number, elems: Allocator) {
     super(heap, region, elems);
     heap.addClient(this);

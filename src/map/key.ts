@@ -12,7 +12,7 @@ function rotl(x: number, r: number): number {
   return (x << r) | (x >>> (32 - r));
 }
 
-/** @internal HashMap's layer of the key in progress (the layers: ./state.ts). */
+/** @hidden HashMap's layer of the key in progress (the layers: ./state.ts). */
 export class MapKeys extends MapQuota {
   /**
    * @internal

@@ -19,7 +19,7 @@ export function midWrite(slot: number): RangeError {
   return new RangeError(`per-worker value of slot ${slot} stays mid-write: its writer stalled or died (release its slot)`);
 }
 
-/** @internal HashMap's layer of per-worker values (the layers: ./state.ts). */
+/** @hidden HashMap's layer of per-worker values (the layers: ./state.ts). */
 export class MapPerWorker extends MapElements {
   /**
    * @internal

@@ -25,7 +25,7 @@ export function quotaBatch(maxEntries: number, maxSlots: number): number {
   return Math.min(QUOTA_BATCH_MAX, Math.floor(maxEntries / (4 * maxSlots)));
 }
 
-/** @internal HashMap's layer of entry accounting (the layers: ./state.ts). */
+/** @hidden HashMap's layer of entry accounting (the layers: ./state.ts). */
 export class MapQuota extends MapState {
   /** @internal Entries a slot reserves at once (see takeEntry). */
   readonly quotaBatch: number;

@@ -31,7 +31,7 @@ import { enterRead, leaveRead, pinWordOf } from '../reclaim/epoch.js';
 /** @internal An agent that updates in place tries to advance the epoch every this many updates (see updateInPlace). */
 export const ADVANCE_EVERY = 32;
 
-/** @internal The bottom layer of HashMap: an agent's state of one map. */
+/** @hidden The bottom layer of HashMap: an agent's state of one map. */
 export class MapState {
   readonly heap: HeapCore;
   readonly keySize: number;

@@ -63,6 +63,7 @@ import {
 import { checkLive, isFreeObject, largeUnit, misuseError, unitAt, userPointer, wipeMarkers, type DebugShape } from './objects.js';
 import { DEFAULT_QUARANTINE_BYTES, DEFAULT_QUARANTINE_OBJECTS, Quarantine, findOrphans } from './quarantine.js';
 import { validateObjects } from './validate.js';
+import { later } from '../../schedule.js';
 
 const HEAD = DEBUG_HEADER;
 const OVERHEAD = DEBUG_OVERHEAD;
@@ -73,7 +74,7 @@ const OVERHEAD = DEBUG_OVERHEAD;
  * size-bucketed mode alloc(size) returns a pointer 16 bytes into a unit of
  * at least size + 24 bytes; usableSize() reports the size asked for.
  */
-export class DebugAllocator extends Allocator implements DebugShape {
+export class DebugAllocator extends Allocator {
   /** Quarantine bound in objects, per agent (0: poison, check and free at once). */
   quarantineObjects = DEFAULT_QUARANTINE_OBJECTS;
   /** Quarantine bound in bytes of units, per agent. */
@@ -324,7 +325,7 @@ export class DebugAllocator extends Allocator implements DebugShape {
       this.detach();
     } catch (e) {
       if (!(e instanceof AllocatorMisuseError) || e.code !== 'write-after-free') throw e;
-      queueMicrotask(() => {
+      later(() => {
         throw e;
       });
     }
