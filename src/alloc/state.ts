@@ -20,11 +20,15 @@ import { MISUSE } from './misuse.js';
 
 /** @hidden The per-agent state of an allocator; see Allocator. */
 export abstract class AllocatorState {
+  /** The heap the allocator lives in (this agent's view of it). */
   readonly heap: HeapCore;
+  /** The allocator's id in its heap (what its handle carries). */
   readonly id: number;
   /** 0 in bucketed mode, else the fixed object size. */
   readonly unitSize: number;
+  /** Size classes: 1 in fixed-size mode, else one per bucket size. */
   readonly classes: number;
+  /** Whether this agent attached with nowait (see AttachOptions.nowait). */
   readonly nowait: boolean;
 
   // Hot-path state, all per agent.

@@ -61,11 +61,20 @@ import { validateMap } from './validate.js';
 export { MapFlag, MapStatus } from './status.js';
 export type { HashMapOptions } from './options.js';
 
+/** A structured-cloneable reference to a map, to post to other agents (HashMap.attach takes it). */
 export interface HashMapHandle {
+  /** Always 'anyalloc.map'. */
   readonly kind: 'anyalloc.map';
+  /** Byte offset of the map's table in the heap. */
   readonly region: number;
 }
 
+/**
+ * The BPF hash map in the shared heap: fixed-size keys and values, lookups
+ * that take no lock, updates and deletes from any agent at once. Create it
+ * with HashMap.create(heap, options), post `handle` to other agents, and
+ * HashMap.attach(heap, handle) there.
+ */
 export class HashMap extends MapPerWorker {
   private constructor(heap: HeapCore, region: number, elems: Allocator) {
     super(heap, region, elems);
@@ -106,6 +115,7 @@ export class HashMap extends MapPerWorker {
     return new HashMap(heap, handle.region, elems);
   }
 
+  /** A handle to post to another agent (HashMap.attach there). */
   get handle(): HashMapHandle {
     return { kind: 'anyalloc.map', region: this.region };
   }
@@ -239,7 +249,12 @@ export class HashMap extends MapPerWorker {
    * update went to the bucket lock first because this agent's recent ANY
    * updates were inserts). Both 0 in other maps.
    */
-  get updateCounts(): { inPlace: number; replaced: number } {
+  get updateCounts(): {
+    /** Updates of a present key written in place (the element's spare value copy). */
+    inPlace: number;
+    /** Updates that built a new element and swapped it in. */
+    replaced: number;
+  } {
     return { inPlace: this.inPlaceCount, replaced: this.replacedCount };
   }
 
@@ -448,7 +463,16 @@ export class HashMap extends MapPerWorker {
    * kernel's batch ops). Returns { done, status }: done keys succeeded,
    * status is OK or the failure of key number `done`.
    */
-  updateBatch(keys: Uint8Array, values: Uint8Array, flag: number = MapFlag.ANY): { done: number; status: number } {
+  updateBatch(
+    keys: Uint8Array,
+    values: Uint8Array,
+    flag: number = MapFlag.ANY,
+  ): {
+    /** Pairs written before the first failure (all of them on success). */
+    done: number;
+    /** MapStatus of the first failure, OK when all were written. */
+    status: number;
+  } {
     const n = this.batchCount(keys, values, 'updateBatch');
     const k = new Uint8Array(this.keySize);
     const v = new Uint8Array(this.valueSize);

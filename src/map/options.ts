@@ -11,6 +11,7 @@ import type { HeapCore } from '../heap/core.js';
 import { objectsPerSlab } from '../alloc/sizeclass.js';
 import { E_KEY_OFF, MapHeader, MAP_LIVE, MAP_MAGIC } from './layout.js';
 
+/** Options of HashMap.create. */
 export interface HashMapOptions {
   /** Key size in bytes, 1..512. */
   keySize: number;

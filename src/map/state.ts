@@ -33,11 +33,17 @@ export const ADVANCE_EVERY = 32;
 
 /** @hidden The bottom layer of HashMap: an agent's state of one map. */
 export class MapState {
+  /** The heap the map lives in (this agent's view of it). */
   readonly heap: HeapCore;
+  /** Bytes in a key. */
   readonly keySize: number;
+  /** Bytes in a value (per worker slot, with perWorker). */
   readonly valueSize: number;
+  /** Entries the map holds at most. */
   readonly maxEntries: number;
+  /** Whether each key holds one value per worker slot. */
   readonly perWorker: boolean;
+  /** 'prealloc': every element reserved at create; 'dynamic': elements taken on insert. */
   readonly mode: 'prealloc' | 'dynamic';
   /** Byte offset of the map region. */
   readonly region: number;

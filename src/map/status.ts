@@ -16,6 +16,7 @@ export const MapFlag = {
 
 /** Results of update/delete: 0 on success, else a negative status (the kernel's errno values). */
 export const MapStatus = {
+  /** Done. */
   OK: 0,
   /** The key is absent (ENOENT). */
   NOT_FOUND: -2,

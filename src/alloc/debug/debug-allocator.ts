@@ -362,7 +362,15 @@ export class DebugAllocator extends Allocator {
   }
 
   /** Release stats plus this agent's quarantine (quarantined objects count as live there). */
-  override stats(): AllocatorStats & { quarantine: { objects: number; bytes: number } } {
+  override stats(): AllocatorStats & {
+    /** This agent's quarantine. */
+    quarantine: {
+      /** Objects waiting in it. */
+      objects: number;
+      /** Their bytes (units). */
+      bytes: number;
+    };
+  } {
     return { ...super.stats(), quarantine: { objects: this.q.count, bytes: this.q.bytes } };
   }
 
