@@ -165,7 +165,7 @@ export class Allocator extends AllocatorState {
     return load(this.u32, this.R + AllocatorHeader.ATTACHED);
   }
 
-  /** True when created with `debug: true` (see src/alloc/debug.ts). */
+  /** True when created with `debug: true` (see src/alloc/debug/). */
   get debug(): boolean {
     return (this.u32[this.R + AllocatorHeader.FLAGS]! & AF_DEBUG) !== 0;
   }
@@ -229,7 +229,7 @@ export class Allocator extends AllocatorState {
    * (13 ns vs 8.2 ns, same process). allocMiss and freeMiss are over 460,
    * so never inlined: a fill that empties the caches again and again runs
    * allocMiss hot, and inlined into alloc it took alloc over the limit
-   * too. test/inline-budget.test.ts checks these sizes.
+   * too. test/unit/inline-budget.test.ts checks these sizes.
    */
   private allocSlow(c: number, size: number | undefined): number {
     const rec = this.cacheRec + c * HOT_ROW;

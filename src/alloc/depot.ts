@@ -38,7 +38,7 @@ export function linkLocked(u32: Uint32Array, cr: number, head: number, n: number
 
 /**
  * Moves the first n objects of cache row rec to the depot as one batch.
- * Depot lock held. K.TRIM/K.TRIM_N record the batch until it is linked.
+ * Depot lock held. CacheRow.TRIM/CacheRow.TRIM_N record the batch until it is linked.
  */
 export function moveToDepot(u32: Uint32Array, cr: number, rec: number, n: number): void {
   const head = u32[rec]!;

@@ -28,7 +28,7 @@ export interface AllocatorOptions {
   /** For the creating agent: see AttachOptions.nowait. */
   nowait?: boolean;
   /**
-   * Debug mode (src/alloc/debug.ts): poisoned free objects, canaries,
+   * Debug mode (src/alloc/debug/): poisoned free objects, canaries,
    * a quarantine. Slower; every agent that attaches gets it. Default off.
    */
   debug?: boolean;

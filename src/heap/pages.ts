@@ -25,7 +25,7 @@ export interface PageHeapHost {
   /** Make sure the buffer holds at least `bytes`; false when it cannot grow. */
   growTo(bytes: number): boolean;
   /**
-   * Word index of this agent's claim record (S.CLAIM_FIRST; CLAIM_K
+   * Word index of this agent's claim record (SlotRow.CLAIM_FIRST; CLAIM_K
    * follows), or -1: named before every atomic operation that may claim.
    */
   readonly claimWord: number;

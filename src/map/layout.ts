@@ -20,7 +20,7 @@
  *          lock until after the store that releases it (cleared at once
  *          when the cas fails): while a slot holds a lock its INTENT names
  *          the bucket, so a locked bucket that no live slot names is held
- *          by a dead one (release.ts).
+ *          by a dead one (../recovery/map-slot.ts).
  *   OP, OP_BUCKET, OP_ELEM, OP_OLD, OP_COUNT, OP_QUOTA: the write in
  *          flight (a redo/undo record, OP written last when it starts and
  *          cleared when it is done): OP_INSERT/OP_REPLACE of the new

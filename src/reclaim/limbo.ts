@@ -253,7 +253,7 @@ export function collectLocked(heap: HeapCore, row: number, push: PushRetired, ad
   return collectRow(heap, row, now, push);
 }
 
-/** Marks the row ORPHAN (its agent is gone, entries remain) once, counting it in A.LIMBO_ORPHANS. */
+/** Marks the row ORPHAN (its agent is gone, entries remain) once, counting it in AllocatorHeader.LIMBO_ORPHANS. */
 export function markOrphan(u32: Uint32Array, R: number, row: number): void {
   if (u32[row + LimboRow.COUNT]! > 0 && cas(u32, row + LimboRow.ORPHAN, 0, 1) === 0) add(u32, R + AllocatorHeader.LIMBO_ORPHANS, 1);
 }

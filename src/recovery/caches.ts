@@ -69,10 +69,10 @@ function inStack(u32: Uint32Array, cr: number, b: number): boolean {
  * the dead agent's, or taken for the purpose), settles the batch the agent
  * was moving, recounts the depot, recounts the row's list, flushes it.
  *
- * - A trim/flush batch (K.TRIM): in the stack, it was linked; else if the
+ * - A trim/flush batch (CacheRow.TRIM): in the stack, it was linked; else if the
  *   row still starts with it, it was never cut; else it is cut and in no
  *   list: link it.
- * - A popped batch (K.INFLIGHT): if it is still in the stack (the agent
+ * - A popped batch (CacheRow.INFLIGHT): if it is still in the stack (the agent
  *   died holding the lock, before its store), nothing moved; else if the
  *   row starts with it, it was spliced; else it is in no list: link it.
  *

@@ -25,7 +25,7 @@
  * 3. Entry reservations: its unused quota goes back to RESERVED. If it
  *    died inside the atomic step that moves entries between its quota and
  *    RESERVED (MOVING != 0), which side it died on cannot be known: the
- *    amount is added to M.RESERVED_SLACK, the bound validate() allows.
+ *    amount is added to MapHeader.RESERVED_SLACK, the bound validate() allows.
  *
  * Not recorded: clear() (a dead clear() leaves the elements of the bucket
  * it was emptying allocated; the bucket itself is consistent).

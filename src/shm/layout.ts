@@ -115,7 +115,7 @@ export const HEADER_BYTES = 128;
  *   about to start), FREE/RESERVED -> ATTACHED (the agent that attaches),
  *   ATTACHED/RESERVED -> FREE (detach, or release by a survivor).
  * gen: written by the agent that moved state to ATTACHED/RESERVED, before
- *   the store that publishes it; a fresh value from H.SLOT_GEN each time.
+ *   the store that publishes it; a fresh value from HeapHeader.SLOT_GEN each time.
  * pin: the epoch the slot's agent is reading in, 0 when it is quiescent.
  *   Atomics.store by the owner (pin/unpin); read atomically by any agent
  *   trying to advance the epoch; zeroed by whoever attaches or releases
@@ -210,7 +210,7 @@ export function tagAllocator(tag: number): number {
  * Free-page bitmap: bit (p & 31) of word (p >> 5) is 1 when committed page p
  * is free. Claimed with cas (1 -> 0), released with Atomics.or. Bits of
  * pages not yet committed are 0: such pages are taken by bumping
- * H.COMMITTED_PAGES instead.
+ * HeapHeader.COMMITTED_PAGES instead.
  * ------------------------------------------------------------------------ */
 
 /* ------------------------------------------------------------------------ *
@@ -314,7 +314,7 @@ export const AllocatorHeader = {
    */
   LIMBO_ORPHANS: 15,
 } as const;
-/** A.FLAGS: debug mode (src/alloc/debug.ts): every agent attaches a DebugAllocator. */
+/** AllocatorHeader.FLAGS: debug mode (src/alloc/debug/): every agent attaches a DebugAllocator. */
 export const AF_DEBUG = 1;
 export const ALLOC_WORDS = 32;
 
@@ -469,7 +469,7 @@ export function ownerKey(gen: number): number {
  *   unchanged mean nothing was taken (a take of a whole full ring brings
  *   head back round: the count tells).
  * orphan: cas 0 <-> 1 by any: the row's agent is gone (detached, released)
- *   and it still holds entries; A.LIMBO_ORPHANS counts such rows.
+ *   and it still holds entries; AllocatorHeader.LIMBO_ORPHANS counts such rows.
  *
  * Every RETIRED object of an allocator is in exactly one of its rows'
  * rings, or in its retiring agent's spill list, or is the pending object
