@@ -13,10 +13,11 @@ interface Job {
   mode: 'hold' | 'detach' | 'nest';
   heap: ThreadsHandle;
   alloc: AllocatorHandle;
+  waitMs?: number;
 }
 
 const job = workerData as Job;
-const heap = attachInWorker(job.heap);
+const heap = attachInWorker(job.heap, job.waitMs === undefined ? {} : { waitMs: job.waitMs });
 const a = heap.attachAllocator(job.alloc);
 const port = parentPort!;
 

@@ -78,6 +78,27 @@ test("a worker's own workers are released with it when it is terminated", async 
   finish(heap, a, watch);
 });
 
+test('attachInWorker waits for a slot while all are taken, up to waitMs', async () => {
+  const { heap, a, watch, exits } = setup();
+  const taken = [heap.reserveSlot(), heap.reserveSlot(), heap.reserveSlot()]; // all 4 slots taken
+  const waiting = new Worker(WORKER, { workerData: { mode: 'hold', heap: watch.handle, alloc: a.handle, waitMs: 10_000 } });
+  await sleep(100);
+  heap.releaseSlot(taken[0]!.slot, taken[0]!.gen);
+  const [m] = (await once(waiting, 'message')) as [{ slot: number }];
+  assert.equal(m.slot, taken[0]!.slot);
+
+  // No slot comes free: the attach gives up after waitMs, and its row in
+  // the thread table is given back (the exit finds nothing to release).
+  const giving = new Worker(WORKER, { workerData: { mode: 'hold', heap: watch.handle, alloc: a.handle, waitMs: 50 } });
+  const [err] = (await once(giving, 'error')) as [Error];
+  assert.match(err.message, /no free worker slot/);
+  await waiting.terminate();
+  await until(() => watch.stats().released === 1 && exits.length === 1, 'the exits');
+  assert.deepEqual(watch.stats(), { workersSeen: 2, released: 1, clean: 0, unrecorded: 0 });
+  for (const t of taken.slice(1)) assert.ok(heap.releaseSlot(t.slot, t.gen));
+  finish(heap, a, watch);
+});
+
 test('attachInWorker refuses a handle without the thread table, and the main thread', () => {
   const heap = Heap.create({ maxWorkers: 2 });
   assert.throws(() => attachInWorker(heap.handle), TypeError);
