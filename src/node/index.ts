@@ -10,9 +10,18 @@
  * worker.terminate()), its slot is released once it has exited: its
  * caches go back to the global pool, locks it held are repaired, its
  * waiting deferred frees are reclaimed by the others.
+ *
+ * For threads a pool starts and terminates on its own (piscina, tinypool):
+ *
+ *   const watch = releaseExitedWorkers(heap);   // before creating the pool
+ *   const pool = new Piscina({ filename, workerData: { heap: watch.handle } });
+ *   // in the task file: const heap = attachInWorker(workerData.heap);
  */
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import type { Heap, HeapHandle } from '../index.js';
+
+export { attachInWorker, releaseExitedWorkers } from './threads.js';
+export type { AttachInWorkerOptions, ReleaseExitedOptions, ThreadExit, ThreadWatch, ThreadWatchStats, ThreadsHandle } from './threads.js';
 
 /** A reserved slot: what heap.reserveSlot() returns. */
 export type SlotHandle = HeapHandle & {
