@@ -63,6 +63,41 @@ export function anyallocOps(lib: Lib, heapHandle: HeapHandle, mapHandle: HashMap
   };
 }
 
+/**
+ * The same for a baseline build, written again: one set of method literals
+ * per build, or the two builds' maps share their feedback (each call site
+ * polymorphic) and both measure slow.
+ */
+export function anyallocOpsBaseline(lib: Lib, heapHandle: HeapHandle, mapHandle: HashMapHandle): Ops {
+  const heap = lib.Heap.attach(heapHandle);
+  const map = lib.HashMap.attach(heap, mapHandle);
+  const { ANY, NOEXIST } = lib.MapFlag;
+  const val = new Uint8Array(8);
+  const valWords = new Uint32Array(val.buffer);
+  const out = new Uint8Array(8);
+  const key = new Uint8Array(8);
+  const keyWords = new Uint32Array(key.buffer);
+  return {
+    update(k, v, noexist) {
+      keyWords[0] = k;
+      valWords[0] = v;
+      return map.update(key, val, noexist ? NOEXIST : ANY) === 0;
+    },
+    lookup(k) {
+      keyWords[0] = k;
+      return map.lookup(key, out);
+    },
+    remove(k) {
+      keyWords[0] = k;
+      return map.delete(key) === 0;
+    },
+    close() {
+      map.detach();
+      heap.detach();
+    },
+  };
+}
+
 /** The JS Map server's client (server.ts): one postMessage round trip per operation. */
 export function jsmapOps(port: MessagePort, replied: Int32Array, i: number): Ops {
   const call = (op: number, k: number, v: number): boolean => {

@@ -10,7 +10,7 @@
  * reads it there, so both work on the same map in every round.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { anyallocOps, jsmapOps, loadLib, prefill, round, sharedmapOps, type Ops, type Slice } from './ops.js';
+import { anyallocOps, anyallocOpsBaseline, jsmapOps, loadLib, prefill, round, sharedmapOps, type Ops, type Slice } from './ops.js';
 import {
   C_GO,
   C_LINE,
@@ -37,7 +37,7 @@ const stopped = (): boolean => Atomics.load(ctl, C_STOP) !== 0;
 async function opsOf(p: MapJob['peers'][number]): Promise<Ops> {
   if (p.peer === 'sharedmap') return sharedmapOps(p.shared);
   if (p.peer === 'jsmap-postmessage') return jsmapOps(job.port!, new Int32Array(job.replied!), job.index);
-  return anyallocOps(await loadLib(p.lib), p.heap!, p.map!);
+  return p.lib === undefined ? anyallocOps(await loadLib(undefined), p.heap!, p.map!) : anyallocOpsBaseline(await loadLib(p.lib), p.heap!, p.map!);
 }
 
 async function main(): Promise<MapWorkerResult> {

@@ -78,34 +78,62 @@ export const bucketedFactory = (entry?: string): Promise<PairFactory> =>
   variant(
     entry,
     (heap) => heap.createAllocator(),
-    (s) => (size, iters) => {
-      const al = s.a;
-      let acc = 0;
-      for (let i = 0; i < iters; i++) {
-        const p = al.alloc(size);
-        if (p === 0) throw new Error('anyalloc alloc failed');
-        acc = (acc + p) | 0;
-        al.free(p);
-      }
-      return acc;
-    },
+    entry === undefined
+      ? (s) => (size, iters) => {
+          const al = s.a;
+          let acc = 0;
+          for (let i = 0; i < iters; i++) {
+            const p = al.alloc(size);
+            if (p === 0) throw new Error('anyalloc alloc failed');
+            acc = (acc + p) | 0;
+            al.free(p);
+          }
+          return acc;
+        }
+      : // The same loop again for the baseline build: one literal per build, or
+        // the two builds' allocators share its feedback (both polymorphic).
+        (s) => (size, iters) => {
+          const al = s.a;
+          let acc = 0;
+          for (let i = 0; i < iters; i++) {
+            const p = al.alloc(size);
+            if (p === 0) throw new Error('anyalloc alloc failed');
+            acc = (acc + p) | 0;
+            al.free(p);
+          }
+          return acc;
+        },
   );
 
 export const fixedFactory = (entry?: string): Promise<PairFactory> =>
   variant(
     entry,
     (heap, size) => heap.createAllocator({ unitSize: size }),
-    (s) => (_size, iters) => {
-      const al = s.a;
-      let acc = 0;
-      for (let i = 0; i < iters; i++) {
-        const p = al.alloc();
-        if (p === 0) throw new Error('anyalloc fixed alloc failed');
-        acc = (acc + p) | 0;
-        al.free(p);
-      }
-      return acc;
-    },
+    entry === undefined
+      ? (s) => (_size, iters) => {
+          const al = s.a;
+          let acc = 0;
+          for (let i = 0; i < iters; i++) {
+            const p = al.alloc();
+            if (p === 0) throw new Error('anyalloc fixed alloc failed');
+            acc = (acc + p) | 0;
+            al.free(p);
+          }
+          return acc;
+        }
+      : // The same loop again for the baseline build: one literal per build, or
+        // the two builds' allocators share its feedback (both polymorphic).
+        (s) => (_size, iters) => {
+          const al = s.a;
+          let acc = 0;
+          for (let i = 0; i < iters; i++) {
+            const p = al.alloc();
+            if (p === 0) throw new Error('anyalloc fixed alloc failed');
+            acc = (acc + p) | 0;
+            al.free(p);
+          }
+          return acc;
+        },
   );
 
 /**
@@ -132,17 +160,31 @@ export const warmFactory = (entry?: string): Promise<PairFactory> =>
       }
       return a;
     },
-    (s) => (size, iters) => {
-      const al = s.a;
-      let acc = 0;
-      for (let i = 0; i < iters; i++) {
-        const p = al.alloc(size);
-        if (p === 0) throw new Error('anyalloc alloc failed');
-        acc = (acc + p) | 0;
-        al.free(p);
-      }
-      return acc;
-    },
+    entry === undefined
+      ? (s) => (size, iters) => {
+          const al = s.a;
+          let acc = 0;
+          for (let i = 0; i < iters; i++) {
+            const p = al.alloc(size);
+            if (p === 0) throw new Error('anyalloc alloc failed');
+            acc = (acc + p) | 0;
+            al.free(p);
+          }
+          return acc;
+        }
+      : // The same loop again for the baseline build: one literal per build, or
+        // the two builds' allocators share its feedback (both polymorphic).
+        (s) => (size, iters) => {
+          const al = s.a;
+          let acc = 0;
+          for (let i = 0; i < iters; i++) {
+            const p = al.alloc(size);
+            if (p === 0) throw new Error('anyalloc alloc failed');
+            acc = (acc + p) | 0;
+            al.free(p);
+          }
+          return acc;
+        },
   );
 
 /** 1000 live blocks in a ring; each step frees the oldest and allocates a new one (the counterpart of thing-malloc-1000). */
@@ -157,21 +199,39 @@ export function churnFactory(entry?: string): Promise<PairFactory> {
       head = 0;
       return a;
     },
-    (s) => (size, iters) => {
-      const al = s.a;
-      let k = head;
-      let acc = 0;
-      for (let i = 0; i < iters; i++) {
-        al.free(ring[k]!);
-        const p = al.alloc(size);
-        if (p === 0) throw new Error('anyalloc alloc failed');
-        ring[k] = p;
-        acc = (acc + p) | 0;
-        k = k + 1 === LIVE ? 0 : k + 1;
-      }
-      head = k;
-      return acc;
-    },
+    entry === undefined
+      ? (s) => (size, iters) => {
+          const al = s.a;
+          let k = head;
+          let acc = 0;
+          for (let i = 0; i < iters; i++) {
+            al.free(ring[k]!);
+            const p = al.alloc(size);
+            if (p === 0) throw new Error('anyalloc alloc failed');
+            ring[k] = p;
+            acc = (acc + p) | 0;
+            k = k + 1 === LIVE ? 0 : k + 1;
+          }
+          head = k;
+          return acc;
+        }
+      : // The same loop again for the baseline build: one literal per build, or
+        // the two builds' allocators share its feedback (both polymorphic).
+        (s) => (size, iters) => {
+          const al = s.a;
+          let k = head;
+          let acc = 0;
+          for (let i = 0; i < iters; i++) {
+            al.free(ring[k]!);
+            const p = al.alloc(size);
+            if (p === 0) throw new Error('anyalloc alloc failed');
+            ring[k] = p;
+            acc = (acc + p) | 0;
+            k = k + 1 === LIVE ? 0 : k + 1;
+          }
+          head = k;
+          return acc;
+        },
   );
 }
 
