@@ -23,3 +23,11 @@ test('examples/worker-pool: pool threads come and go, every slot is given back',
   assert.match(stdout, /^slots still taken: 1 \(this thread's\)$/m);
   assert.match(stdout, /^heap\.validate\(\): consistent$/m);
 });
+
+test('examples/node-worker: the worker reads and frees what the main thread allocated', { timeout: 30_000 }, async () => {
+  const { stdout, stderr } = await run(process.execPath, ['examples/node-worker/main.mjs'], { cwd: ROOT });
+  assert.equal(stderr, '');
+  assert.match(stdout, /^worker read: hello from main$/m);
+  assert.match(stdout, /^bytes in use after the worker: 0$/m);
+  assert.match(stdout, /^heap\.validate\(\): consistent$/m);
+});
