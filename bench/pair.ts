@@ -22,7 +22,7 @@ import { AT_BASELINE, TWIN_COLUMN, matchedJson, matchedRows, matchedTable, runMa
 import { isEntry } from './paths.js';
 import { loadPairFactory } from './peers/index.js';
 import { Unavailable } from './peers/types.js';
-import { fmtNs } from './stats.js';
+import { fmtNs, markdownTable } from './stats.js';
 
 export interface PairGroup {
   name: string;
@@ -62,11 +62,14 @@ export interface PairSpec {
   windowMs: number;
   /** Entry file of the baseline build, for the `@baseline` variants. */
   baseline?: string;
+  /** With a baseline: whose variants are made (and so loaded and warmed) first. */
+  order?: 'this-first' | 'baseline-first';
 }
 
 export interface PairPoint extends Matched {
   group: string;
   size: number;
+  order?: 'this-first' | 'baseline-first';
   /** ns per pair: values[variant][cycle]. Variant -> why it could not run. */
   unavailable: Record<string, string>;
   checksum: number;
@@ -116,7 +119,7 @@ export async function measurePair(spec: PairSpec): Promise<PairPoint> {
     });
   }
   const m = await runMatched(contenders, spec.cycles);
-  return { group: spec.group, size, ...m, unavailable, checksum };
+  return { group: spec.group, size, ...(spec.order ? { order: spec.order } : {}), ...m, unavailable, checksum };
 }
 
 export interface PairOptions {
@@ -130,12 +133,22 @@ export function pairJobs(o: PairOptions): { spec: PairSpec; ms: number }[] {
   const jobs: { spec: PairSpec; ms: number }[] = [];
   for (const g of PAIR_GROUPS) {
     const names = [...g.variants];
-    if (o.baseline !== undefined) for (const v of g.variants) if (v.startsWith('anyalloc')) names.push(v + AT_BASELINE);
+    const twins = o.baseline === undefined ? [] : g.variants.filter((v) => v.startsWith('anyalloc')).map((v) => v + AT_BASELINE);
     const spot = o.sizes.filter((s) => SPOT_SIZES.includes(s));
     for (const size of g.allSizes ? o.sizes : spot.length ? spot : o.sizes.slice(0, 1)) {
-      const spec: PairSpec = { group: g.name, size, names, cycles: o.cycles, windowMs: WINDOW_MS };
-      if (o.baseline !== undefined) spec.baseline = o.baseline;
-      jobs.push({ spec, ms: 400 + names.length * WINDOW_MS * (o.cycles + 2) });
+      if (o.baseline === undefined) {
+        jobs.push({ spec: { group: g.name, size, names, cycles: o.cycles, windowMs: WINDOW_MS }, ms: 400 + names.length * WINDOW_MS * (o.cycles + 2) });
+        continue;
+      }
+      // The build whose variants are made first measures slower in the
+      // process (about 10% here, whichever build it is: an identical copy
+      // as baseline shows it too), so every point runs in both orders, and
+      // the comparison with the baseline is the geometric mean of the two.
+      for (const order of ['this-first', 'baseline-first'] as const) {
+        const all = order === 'this-first' ? [...names, ...twins] : [...twins, ...names];
+        const spec: PairSpec = { group: g.name, size, names: all, cycles: o.cycles, windowMs: WINDOW_MS, baseline: o.baseline, order };
+        jobs.push({ spec, ms: 400 + all.length * WINDOW_MS * (o.cycles + 2) });
+      }
     }
   }
   return jobs;
@@ -163,7 +176,7 @@ function refs(g: PairGroup, baseline: boolean): RefColumn[] {
 export function pairJson(points: readonly PairPoint[], baseline: boolean): unknown[] {
   return points.map((p) => {
     const g = PAIR_GROUPS.find((x) => x.name === p.group)!;
-    return { group: p.group, size: p.size, unavailable: p.unavailable, error: p.error, variants: matchedJson(p, refs(g, baseline)) };
+    return { group: p.group, size: p.size, order: p.order, unavailable: p.unavailable, error: p.error, variants: matchedJson(p, refs(g, baseline)) };
   });
 }
 
@@ -171,7 +184,7 @@ export function pairJson(points: readonly PairPoint[], baseline: boolean): unkno
 export function pairReport(points: readonly PairPoint[], baseline: boolean): string {
   const out: string[] = [];
   for (const g of PAIR_GROUPS) {
-    const mine = points.filter((p) => p.group === g.name);
+    const mine = points.filter((p) => p.group === g.name && p.order !== 'baseline-first');
     if (mine.length === 0) continue;
     const r = refs(g, baseline);
     const rows = mine.flatMap((p) => (p.error !== undefined ? [[`${p.size} B`, `failed: ${p.error}`]] : matchedRows(p, fmtNs, r, [`${p.size} B`])));
@@ -179,7 +192,49 @@ export function pairReport(points: readonly PairPoint[], baseline: boolean): str
     const na = [...new Set(mine.flatMap((p) => Object.entries(p.unavailable).map(([k, v]) => `${k} (${v})`)))];
     if (na.length) out.push(`\nNot run: ${na.join('; ')}`);
   }
+  if (baseline) out.push(baselineReport(points));
   return out.join('\n');
+}
+
+/**
+ * This build against the baseline, each variant at each size: the median
+ * per-cycle ratio baseline / this build with this build's variants made
+ * first, with the baseline's made first, and the geometric mean of the two
+ * (above 1: this build is faster).
+ */
+export function baselineRatios(points: readonly PairPoint[]): { group: string; size: number; variant: string; thisFirst: number; baselineFirst: number; mean: number }[] {
+  const out = [];
+  for (const p of points) {
+    if (p.order !== 'this-first' || p.error !== undefined) continue;
+    const q = points.find((x) => x.order === 'baseline-first' && x.group === p.group && x.size === p.size && x.error === undefined);
+    if (q === undefined) continue;
+    for (const name of p.names) {
+      if (name.endsWith(AT_BASELINE)) continue;
+      const twin = name + AT_BASELINE;
+      const a = medianRatio(p, twin, name);
+      const b = medianRatio(q, twin, name);
+      if (a === undefined || b === undefined) continue;
+      out.push({ group: p.group, size: p.size, variant: name, thisFirst: a, baselineFirst: b, mean: Math.sqrt(a * b) });
+    }
+  }
+  return out;
+}
+
+function medianRatio(m: Matched, num: string, den: string): number | undefined {
+  const i = m.names.indexOf(num);
+  const j = m.names.indexOf(den);
+  if (i < 0 || j < 0) return undefined;
+  const r = m.values[i]!.map((v, k) => v / m.values[j]![k]!).sort((x, y) => x - y);
+  return r.length === 0 ? undefined : r[r.length >> 1];
+}
+
+function baselineReport(points: readonly PairPoint[]): string {
+  const rows = baselineRatios(points).map((r) => [r.group, `${r.size} B`, r.variant, r.thisFirst.toFixed(3), r.baselineFirst.toFixed(3), r.mean.toFixed(3)]);
+  return [
+    '\n### This build against the baseline\n',
+    'Median per-cycle ratio (baseline ns / this build ns) with either build made first in the process, and their geometric mean: above 1, this build is faster.\n',
+    markdownTable(['group', 'size', 'variant', 'this build first', 'baseline first', 'geometric mean'], rows, 3),
+  ].join('\n');
 }
 
 if (isEntry(import.meta.url)) {

@@ -11,7 +11,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildSharedMemoryObjects } from './build-peers.js';
 import { mapJobs, mapJson, mapReport, mapSuite } from './map/run.js';
-import { ALL_SIZES, SPOT_SIZES, pairJobs, pairJson, pairReport, pairSuite } from './pair.js';
+import { ALL_SIZES, SPOT_SIZES, baselineRatios, pairJobs, pairJson, pairReport, pairSuite } from './pair.js';
 import { RESULTS_DIR, isEntry } from './paths.js';
 import { Progress } from './progress.js';
 import { throughputJson, throughputMs, throughputReport, throughputSuite } from './throughput.js';
@@ -131,6 +131,7 @@ async function main(): Promise<void> {
     const points = await pairSuite(pairOpts, step, log);
     print(pairReport(points, bl));
     json['pair'] = pairJson(points, bl);
+    if (bl) json['pairBaseline'] = baselineRatios(points);
   }
   if (has('throughput')) {
     print(`\n## Multi-worker throughput\n\nalloc+free pairs per second over all workers, 16..256 B, 8 live blocks per worker, ${o.throughputMs} ms per window, ${o.throughputCycles} cycles. ${ratioNote}\n`);
