@@ -51,6 +51,7 @@
 import {
   AllocatorHeader,
   AF_DEBUG,
+  AF_PREFILL,
   ALLOC_LIVE,
   ALLOC_WORDS,
   ClassRow,
@@ -81,7 +82,7 @@ import { BUCKET_SIZES, CLASS_BY_GRANULE, MAX_SMALL } from './sizeclass.js';
 import type { AllocatorHandle, AllocatorOptions, AllocatorStats, AttachOptions, LeakReport } from './types.js';
 import { MISUSE } from './misuse.js';
 import { AllocatorState } from './state.js';
-import { carve, charge, kickTrim, refill, runDeferred, sampleOut } from './batches.js';
+import { carve, charge, kickTrim, refill, refillFromDepot, runDeferred, sampleOut } from './batches.js';
 import { collect, deferFree, deferredPending, releaseRing, retiredObjects, retiredPusher, unspill } from './deferred.js';
 import { createAllocatorRegion } from './create.js';
 import { later } from '../schedule.js';
@@ -142,10 +143,15 @@ export class Allocator extends AllocatorState {
     clearOrphan(u32, this.R, this.limboRow);
     heap.addClient(this);
     // Prefill: the kernel's first program run should not find empty caches.
+    // A class nobody has used has no slab yet; carving one for every class
+    // at attach would make an empty allocator cost a slab per class, so
+    // unless prefill was asked for at create, only depots that hold
+    // objects are drawn on (the first miss of a new class refills it).
+    const carve = (u32[this.R + AllocatorHeader.FLAGS]! & AF_PREFILL) !== 0;
     for (let c = 0; c < this.classes; c++) {
       const want = u32[this.R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.PREFILL]!;
       while (this.u32[this.cacheRec + c * CACHE_WORDS + CacheRow.COUNT]! < want) {
-        if (!refill(this, c)) break;
+        if (!(carve ? refill(this, c) : refillFromDepot(this, c))) break;
       }
     }
   }

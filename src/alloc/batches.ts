@@ -65,6 +65,13 @@ export function runDeferred(s: AllocatorState): void {
   }
 }
 
+/** @internal Adds one batch from the depot to the cache of class c, carving nothing. False when the depot has none. */
+export function refillFromDepot(s: AllocatorState, c: number): boolean {
+  const rec = s.cacheRec + c * CACHE_WORDS;
+  const head = depotPop(s, c, rec, LOCK_TRIES);
+  return head !== 0 && spliceBatch(s, rec, head);
+}
+
 /** @internal Adds one batch to the cache of class c. False when no memory is available. */
 export function refill(s: AllocatorState, c: number): boolean {
   const rec = s.cacheRec + c * CACHE_WORDS;

@@ -4,7 +4,7 @@
  * header and class rows written before the allocator is published to
  * other agents. Layout in ../shm/layout.ts, addresses in ./region.ts.
  */
-import { AllocatorHeader, AF_DEBUG, ALLOC_WORDS, ClassRow, CLASS_WORDS, GRANULE } from '../shm/layout.js';
+import { AllocatorHeader, AF_DEBUG, AF_PREFILL, ALLOC_WORDS, ClassRow, CLASS_WORDS, GRANULE } from '../shm/layout.js';
 import { checkInt, describe } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
 import { regionWords } from './region.js';
@@ -57,7 +57,7 @@ export function createAllocatorRegion(heap: HeapCore, options: AllocatorOptions)
   u32[R + AllocatorHeader.UNIT] = unit;
   u32[R + AllocatorHeader.LIMIT_PAGES] = limit === 0 ? 0 : Math.max(1, Math.floor(limit / heap.pageSize));
   u32[R + AllocatorHeader.REGION_PAGES] = pages;
-  u32[R + AllocatorHeader.FLAGS] = options.debug === true ? AF_DEBUG : 0;
+  u32[R + AllocatorHeader.FLAGS] = (options.debug === true ? AF_DEBUG : 0) | (options.prefill !== undefined ? AF_PREFILL : 0);
   for (let c = 0; c < classes; c++) {
     const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
     const m = marks[c]!;

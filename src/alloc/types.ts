@@ -23,7 +23,12 @@ export interface AllocatorOptions {
   highWatermark?: number;
   /** Objects per batch, 1..65536. Default: the kernel's (48 for units <= 256 B). */
   batch?: number;
-  /** Objects placed in each cache when an agent attaches. Default 4 (1 above 256 B). */
+  /**
+   * Objects placed in each cache when an agent attaches. Default 4 (1 above
+   * 256 B), taken only from classes that already have free objects in their
+   * depot, so an allocator holds no slab of a class nobody used. Given
+   * explicitly, every class is filled, carving slabs if need be.
+   */
   prefill?: number;
   /** For the creating agent: see AttachOptions.nowait. */
   nowait?: boolean;

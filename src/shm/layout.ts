@@ -316,6 +316,13 @@ export const AllocatorHeader = {
 } as const;
 /** AllocatorHeader.FLAGS: debug mode (src/alloc/debug/): every agent attaches a DebugAllocator. */
 export const AF_DEBUG = 1;
+/**
+ * AllocatorHeader.FLAGS: `prefill` was given at create: every agent that
+ * attaches fills its caches to it, carving slabs if need be. Without it an
+ * attach takes prefill objects only from depots that have them, so an
+ * allocator costs no slab of a class nobody has used yet.
+ */
+export const AF_PREFILL = 2;
 export const ALLOC_WORDS = 32;
 
 /**

@@ -433,6 +433,7 @@ test('releaseSlot repairs a depot pop lock held by a dead agent', async () => {
   const { cacheRowAt, classRowAt } = await import('../../src/alloc/region.js');
   const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
   const a = heap.createAllocator({ unitSize: 64, batch: 8, lowWatermark: 2, highWatermark: 16 });
+  assert.ok(a.reserve(64), 'a slab carved into the depot');
   const h = heap.reserveSlot();
   const dying = Heap.attach(h);
   dying.attachAllocator(a.handle);
