@@ -52,6 +52,7 @@ import {
   AllocatorHeader,
   AF_DEBUG,
   AF_PREFILL,
+  AF_RESERVED,
   ALLOC_LIVE,
   ALLOC_WORDS,
   ClassRow,
@@ -71,7 +72,7 @@ import {
   tagClass,
   tagKind,
 } from '../shm/layout.js';
-import { add, load } from '../shm/atomic.js';
+import { add, load, or } from '../shm/atomic.js';
 import { badPointer, checkInt, describe } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
 import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
@@ -82,7 +83,8 @@ import { BUCKET_SIZES, CLASS_BY_GRANULE, MAX_SMALL } from './sizeclass.js';
 import type { AllocatorHandle, AllocatorOptions, AllocatorStats, AttachOptions, LeakReport } from './types.js';
 import { MISUSE } from './misuse.js';
 import { AllocatorState } from './state.js';
-import { carve, charge, kickTrim, refill, refillFromDepot, runDeferred, sampleOut } from './batches.js';
+import { LOCK_TRIES, carve, charge, kickTrim, refill, refillFromDepot, runDeferred, sampleOut } from './batches.js';
+import { shrinkAfterTrim, shrinkHeap } from './shrink.js';
 import { collect, deferFree, deferredPending, releaseRing, retiredObjects, retiredPusher, unspill } from './deferred.js';
 import { createAllocatorRegion } from './create.js';
 import { later } from '../schedule.js';
@@ -280,7 +282,9 @@ export class Allocator extends AllocatorState {
           add(this.u32, R + AllocatorHeader.LARGE_FAILURES, 1);
           return 0;
         }
-        const first = heap.takePages(k);
+        let first = heap.takePages(k);
+        // The page heap ran dry: slabs lying wholly in depots go back to it first.
+        if (first === 0 && shrinkHeap(heap, LOCK_TRIES) > 0) first = heap.takePages(k);
         if (first === 0) {
           add(this.u32, R + AllocatorHeader.CHARGED_PAGES, -k);
           add(this.u32, R + AllocatorHeader.LARGE_FAILURES, 1);
@@ -511,6 +515,8 @@ export class Allocator extends AllocatorState {
     checkInt('objects', objects, 0, 2 ** 32);
     if (this.unitSize === 0) throw new RangeError('reserve needs a fixed-size allocator (unitSize)');
     const cr = this.R + ALLOC_WORDS;
+    // Reserved objects are promised: no shrink gives their slabs back.
+    or(this.u32, this.R + AllocatorHeader.FLAGS, AF_RESERVED);
     while (load(this.u32, cr + ClassRow.SLAB_PAGES) * this.perSlab[0]! < objects) {
       if (!carve(this, 0, -1)) return false;
     }
@@ -588,6 +594,7 @@ export class Allocator extends AllocatorState {
     this.aboveHigh.fill(0);
     for (let c = 0; c < this.classes; c++) {
       flushCacheRow(this.u32, classRowAt(this.R, c), this.cacheRec + c * CACHE_WORDS, this.batch[c]!, this.lockId);
+      shrinkAfterTrim(this.heap, this.R, c, LOCK_TRIES);
     }
   }
 

@@ -14,6 +14,7 @@ import { AllocatorHeader, ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, CacheRow, Class
 import { add, load, maxTo, store } from '../shm/atomic.js';
 import { CARVE_BUILDING, CARVE_LINKING, linkLocked, lockDepot, moveToDepot, unlockDepot } from './depot.js';
 import type { AllocatorState } from './state.js';
+import { shrinkAfterTrim, shrinkHeap } from './shrink.js';
 
 /**
  * Tries at a depot's pop lock before a refill carves a new slab instead.
@@ -21,7 +22,7 @@ import type { AllocatorState } from './state.js';
  * descheduled by the OS; spinning a few microseconds first keeps memory
  * from growing under contention.
  */
-const LOCK_TRIES = 4096;
+export const LOCK_TRIES = 4096;
 /** Tries of a trim (or a carve's depot part) for the depot lock before it leaves the objects in its cache. */
 const TRIM_LOCK_TRIES = 64;
 /** When no new slab can be had (limit, full heap), the refill waits up to this long for the lock. */
@@ -140,7 +141,9 @@ function depotPop(s: AllocatorState, c: number, rec: number, tries: number): num
 export function carve(s: AllocatorState, c: number, rec: number): boolean {
   if (!charge(s, 1)) return false;
   const heap = s.heap;
-  const page = heap.takePages(1, true);
+  let page = heap.takePages(1, true);
+  // The page heap ran dry: slabs lying wholly in depots go back to it first.
+  if (page === 0 && shrinkHeap(heap, LOCK_TRIES) > 0) page = heap.takePages(1, true);
   if (page === 0) {
     add(s.u32, s.R + AllocatorHeader.CHARGED_PAGES, -1);
     return false;
@@ -222,6 +225,7 @@ export function trim(s: AllocatorState, c: number): void {
   }
   unlockDepot(u32, cr);
   u32[rec + CacheRow.TRIMS]++;
+  shrinkAfterTrim(s.heap, s.R, c, TRIM_LOCK_TRIES);
 }
 
 /** @internal Charges k pages to the limit; false (nothing charged) when over it. */

@@ -81,3 +81,5 @@ export const DEPOT_FLUSH_MS = 2000;
 /** Cache row CARVE flags (page offsets are page-aligned, so the low bits are free). */
 export const CARVE_BUILDING = 1;
 export const CARVE_LINKING = 2;
+/** Not a carve: the row's agent is shrinking the depot (alloc/shrink.ts), which a survivor rebuilds. */
+export const CARVE_SHRINKING = 4;

@@ -3,15 +3,20 @@
  * have held, the batch it was moving, the slab it was carving, and the
  * objects in its cache rows, all put back into the depot.
  */
-import { AllocatorHeader, CacheRow, ClassRow, GRANULE_SHIFT, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE } from '../shm/layout.js';
+import { AllocatorHeader, CacheRow, ClassRow, GRANULE_SHIFT, KIND_SLAB, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE, pageTag } from '../shm/layout.js';
 import { add, load, store } from '../shm/atomic.js';
 import { cacheRowAt, classRowAt, slotFlagWord } from '../alloc/region.js';
-import { CARVE_LINKING, DEPOT_FLUSH_MS, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
+import { CARVE_BUILDING, CARVE_LINKING, CARVE_SHRINKING, DEPOT_FLUSH_MS, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
 
-/** What releaseRow needs to see a slab's objects. */
+/** What releaseRow needs to see a slab's objects, and to find the slabs of a class (the heap is one). */
 export interface SlabGeometry {
   u8: Uint8Array;
   pageSize: number;
+  /** Word index of the page tags. */
+  tagWord: number;
+  firstDataPage: number;
+  maxSlots: number;
+  committedPages(): number;
 }
 
 /**
@@ -79,7 +84,8 @@ function inStack(u32: Uint32Array, cr: number, b: number): boolean {
  * Returns false (and leaves the row alone) if the lock stays held by a
  * live agent for DEPOT_FLUSH_MS.
  */
-function releaseRow(u32: Uint32Array, g: SlabGeometry, cr: number, rec: number, slot: number, me: number): boolean {
+function releaseRow(u32: Uint32Array, g: SlabGeometry, R: number, c: number, rec: number, slot: number, me: number): boolean {
+  const cr = classRowAt(R, c);
   const dead = slot + 1;
   const deadHeld = load(u32, cr + ClassRow.DEPOT_LOCK) === dead;
   if (deadHeld) {
@@ -87,6 +93,20 @@ function releaseRow(u32: Uint32Array, g: SlabGeometry, cr: number, rec: number, 
   } else {
     const deadline = Date.now() + DEPOT_FLUSH_MS;
     while (!lockDepot(u32, cr, me, 1024)) if (Date.now() > deadline) return false;
+  }
+  if (deadHeld && (u32[rec + CacheRow.CARVE]! & CARVE_SHRINKING) !== 0) {
+    // It died shrinking the depot: the old batches' links may be rewritten
+    // already; the objects' states are the truth (rebuildDepot).
+    rebuildDepot(u32, g, R, c);
+    u32[rec + CacheRow.TRIM] = 0;
+    u32[rec + CacheRow.INFLIGHT] = 0;
+    u32[rec + CacheRow.CARVE] = 0;
+    let count = 0;
+    for (let x = u32[rec]!; x !== 0 && count < 1 << 26; x = u32[x >>> 2]!) count++;
+    u32[rec + CacheRow.COUNT] = count;
+    flushCacheRow(u32, cr, rec, u32[cr + ClassRow.BATCH]!, me, true);
+    unlockDepot(u32, cr);
+    return true;
   }
   const trim = u32[rec + CacheRow.TRIM]!;
   if (trim !== 0 && !inStack(u32, cr, trim) && u32[rec] !== trim) {
@@ -135,9 +155,8 @@ function releaseRow(u32: Uint32Array, g: SlabGeometry, cr: number, rec: number, 
 export function releaseSlotCaches(u32: Uint32Array, g: SlabGeometry, R: number, maxSlots: number, slot: number, me: number): void {
   const classes = u32[R + AllocatorHeader.CLASSES]!;
   for (let c = 0; c < classes; c++) {
-    const cr = classRowAt(R, c);
     const rec = cacheRowAt(R, classes, maxSlots, slot, c);
-    releaseRow(u32, g, cr, rec, slot, me);
+    releaseRow(u32, g, R, c, rec, slot, me);
     // Should the agent still run after all (a stale handle), its next free
     // goes to the slow path, which finds the slot released and throws.
     u32[rec + CacheRow.HIGH] = 0;
@@ -147,5 +166,70 @@ export function releaseSlotCaches(u32: Uint32Array, g: SlabGeometry, R: number, 
   if (u32[flag] !== 0) {
     u32[flag] = 0;
     add(u32, R + AllocatorHeader.ATTACHED, -1);
+  }
+}
+
+/**
+ * The depot of class c rebuilt from the state maps, depot lock held: every
+ * FREE object of the class's slabs that is in no agent's cache list and in
+ * no batch an agent popped and has not spliced yet goes into fresh
+ * batches; a slab a live agent is carving (its cache row's CARVE names it)
+ * is left to that agent. The class's slab pages are recounted from the
+ * page tags, and the allocator's charge follows (a shrink that died
+ * between giving a page back and counting it off).
+ */
+function rebuildDepot(u32: Uint32Array, g: SlabGeometry, R: number, c: number): void {
+  const cr = classRowAt(R, c);
+  const classes = u32[R + AllocatorHeader.CLASSES]!;
+  const tag = pageTag(KIND_SLAB, u32[R + AllocatorHeader.ID]!, c);
+  const unit = u32[cr + ClassRow.UNIT]!;
+  const per = u32[cr + ClassRow.PER_SLAB]!;
+  const batch = Math.max(1, u32[cr + ClassRow.BATCH]!);
+  const mapBytes = g.pageSize >>> GRANULE_SHIFT;
+  const elsewhere = new Set<number>();
+  const carving = new Set<number>();
+  for (let s = 0; s < g.maxSlots; s++) {
+    const row = cacheRowAt(R, classes, g.maxSlots, s, c);
+    for (let x = u32[row]!, i = 0; x !== 0 && i < 1 << 26; x = u32[x >>> 2]!, i++) elsewhere.add(x);
+    const inflight = u32[row + CacheRow.INFLIGHT]!;
+    if (inflight !== 0) {
+      let x = inflight;
+      for (let i = u32[(inflight >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) elsewhere.add(x);
+    }
+    const carve = u32[row + CacheRow.CARVE]!;
+    if ((carve & (CARVE_BUILDING | CARVE_LINKING)) !== 0) carving.add((carve & ~15) >>> 0);
+  }
+  const free: number[] = [];
+  let pages = 0;
+  const committed = g.committedPages();
+  for (let p = g.firstDataPage; p < committed; p++) {
+    if (load(u32, g.tagWord + p) !== tag) continue;
+    pages++;
+    const base = p * g.pageSize;
+    if (carving.has(base)) continue;
+    for (let i = 0; i < per; i++) {
+      const x = base + mapBytes + i * unit;
+      if (g.u8[base + ((mapBytes + i * unit) >>> GRANULE_SHIFT)] === ST_FREE && !elsewhere.has(x)) free.push(x);
+    }
+  }
+  let head = 0;
+  for (let end = free.length; end > 0; end -= batch) {
+    const start = Math.max(0, end - batch);
+    for (let i = start; i < end - 1; i++) u32[free[i]! >>> 2] = free[i + 1]!;
+    const first = free[start]!;
+    const last = free[end - 1]!;
+    u32[last >>> 2] = 0;
+    u32[(first >>> 2) + O_COUNT] = end - start;
+    u32[(first >>> 2) + O_TAIL] = last;
+    u32[(first >>> 2) + O_NEXT_BATCH] = head;
+    head = first;
+  }
+  store(u32, cr + ClassRow.DEPOT_HEAD, head);
+  store(u32, cr + ClassRow.DEPOT_OBJECTS, free.length);
+  store(u32, cr + ClassRow.SHRINK_MARK, free.length);
+  const counted = load(u32, cr + ClassRow.SLAB_PAGES);
+  if (counted !== pages) {
+    store(u32, cr + ClassRow.SLAB_PAGES, pages);
+    add(u32, R + AllocatorHeader.CHARGED_PAGES, pages - counted);
   }
 }

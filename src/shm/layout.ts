@@ -323,6 +323,12 @@ export const AF_DEBUG = 1;
  * allocator costs no slab of a class nobody has used yet.
  */
 export const AF_PREFILL = 2;
+/**
+ * AllocatorHeader.FLAGS: reserve() carved objects up front (a preallocated
+ * map's elements): its slabs are promised and never given back by a shrink
+ * (alloc/shrink.ts). Set with Atomics.or by the agent that reserves.
+ */
+export const AF_RESERVED = 4;
 export const ALLOC_WORDS = 32;
 
 /**
@@ -344,7 +350,9 @@ export const ALLOC_WORDS = 32;
  *   releases its slot takes the lock over, finds the stack and the counter
  *   as the dead agent left them, settles the batch it was moving (cache
  *   row TRIM/INFLIGHT) and recounts (alloc/region.ts, releaseRow).
- * slab pages: atomic by any.
+ * slab pages: atomic by any (carve adds, a shrink under the depot lock
+ *   subtracts).
+ * shrink mark: store under the depot lock by a shrink, read racily.
  * unit, low, high, batch, prefill, per slab: once.
  *
  * Invariant (quiescent heap), per class:
@@ -361,6 +369,12 @@ export const ClassRow = {
   BATCH: 7,
   PREFILL: 8,
   PER_SLAB: 9,
+  /**
+   * Written under the depot lock by a shrink (alloc/shrink.ts): the depot's
+   * objects after its last look; a trim looks again only once the depot
+   * grew well past it. A hint, read without the lock.
+   */
+  SHRINK_MARK: 10,
 } as const;
 export const CLASS_WORDS = 16;
 
@@ -387,7 +401,9 @@ export const CLASS_WORDS = 16;
  * carve: the slab page (byte offset) being carved into batches, with bit
  *   0 while its objects are being marked and linked into this row, bit 1
  *   once the depot lock is held and batches go to the depot; 0 when done
- *   (cleared before the unlock).
+ *   (cleared before the unlock). Or bit 2 alone: the agent holds the depot
+ *   lock to shrink it (alloc/shrink.ts), set after the lock is taken and
+ *   cleared before the unlock; a survivor that finds it rebuilds the depot.
  *   With these a survivor finds a batch a dying worker had in its hands.
  * owner: the slot generation of the agent that attached (written at
  *   attach, zeroed by releaseSlot); the slow paths compare it with their

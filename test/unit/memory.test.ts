@@ -50,3 +50,126 @@ test('prefill given at create is honoured at attach, carving slabs if need be', 
   assert.ok(mine.classes.every((c) => c.cached >= 2));
   assert.deepEqual(heap.validate(), []);
 });
+
+/** How many objects of `size` a heap gives until alloc returns 0. */
+function fill(a: { alloc(size: number): number }, size: number): number[] {
+  const got: number[] = [];
+  for (;;) {
+    const p = a.alloc(size);
+    if (p === 0) return got;
+    got.push(p);
+  }
+}
+
+const PHASES: [number, number][] = [
+  [16, 4096],
+  [16, 100_000],
+  [4096, 16],
+  [100_000, 64],
+];
+
+for (const [first, second] of PHASES) {
+  test(`phase change ${first} B -> ${second} B: after every ${first}-byte object is freed, at least 90% of a fresh heap's ${second}-byte capacity is there`, () => {
+    const fresh = Heap.create({ maxBytes: 16 << 20 });
+    const capacity = fill(fresh.createAllocator(), second).length;
+    const heap = Heap.create({ maxBytes: 16 << 20 });
+    const a = heap.createAllocator();
+    const old = fill(a, first);
+    assert.ok(old.length > 0);
+    for (const p of old) a.free(p);
+    const now = fill(a, second);
+    assert.ok(now.length >= 0.9 * capacity, `${now.length} of ${capacity} objects of ${second} B after the phase change`);
+    for (const p of now) a.free(p);
+    assert.deepEqual(heap.validate(), []);
+  });
+}
+
+test('phase change across agents: objects freed by another agent (and passed through its cache) come back to the page heap; only what its cache holds waits', () => {
+  const fresh = Heap.create({ maxBytes: 16 << 20 });
+  const capacity = fill(fresh.createAllocator(), 4096).length;
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const a = heap.createAllocator();
+  const old = fill(a, 16);
+  // Another agent (an attachment in this thread stands in for a worker) frees them all.
+  const other = Heap.attach(heap.handle);
+  const b = other.attachAllocator(a.handle);
+  for (const p of old) b.free(p);
+  const now = fill(a, 4096);
+  assert.ok(now.length >= 0.9 * capacity, `${now.length} of ${capacity} objects of 4096 B`);
+  for (const p of now) a.free(p);
+  b.detach();
+  other.detach();
+  assert.deepEqual(heap.validate(), []);
+});
+
+test('a depot keeps a few whole empty slabs per class (hysteresis) while the heap has room', () => {
+  const heap = Heap.create({ maxBytes: 64 << 20 });
+  const a = heap.createAllocator();
+  const ps: number[] = [];
+  for (let i = 0; i < 40_000; i++) ps.push(a.alloc(64));
+  const peak = a.stats().classes.find((c) => c.unit === 64)!.slabPages;
+  for (const p of ps) a.free(p);
+  const after = a.stats().classes.find((c) => c.unit === 64)!;
+  assert.ok(after.slabPages < peak / 2, `slab pages ${peak} -> ${after.slabPages}`);
+  assert.ok(after.slabPages >= 2, 'a couple of slabs stay for the next allocations');
+  assert.deepEqual(heap.validate(), []);
+});
+
+test('slabs of an allocator that reserved its objects are never given back', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const f = heap.createAllocator({ unitSize: 64 });
+  assert.ok(f.reserve(20_000));
+  const reserved = f.stats().classes[0]!.slabPages;
+  const a = heap.createAllocator();
+  fill(a, 4096);
+  assert.equal(f.stats().classes[0]!.slabPages, reserved);
+  assert.deepEqual(heap.validate(), []);
+});
+
+test('an agent that dies while shrinking a depot (lock held, batches half relinked) loses nothing: releaseSlot rebuilds the depot from the slabs\' states', async () => {
+  const { AllocatorHeader, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH } = await import('../../src/shm/layout.js');
+  const { cacheRowAt, classRowAt } = await import('../../src/alloc/region.js');
+  const { CARVE_SHRINKING } = await import('../../src/alloc/depot.js');
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
+  const a = heap.createAllocator({ unitSize: 64, batch: 32, lowWatermark: 8, highWatermark: 64 });
+  const ps: number[] = [];
+  for (let i = 0; i < 20_000; i++) ps.push(a.alloc());
+  const live = ps.splice(0, 500);
+  for (const p of ps) a.free(p);
+  a.flushCaches();
+  const h = heap.reserveSlot();
+  const dying = Heap.attach(h);
+  dying.attachAllocator(a.handle);
+  const u32 = heap.u32;
+  const R = heap.allocatorRow(a.id).region >>> 2;
+  const cr = classRowAt(R, 0);
+  const rec = cacheRowAt(R, u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, h.slot, 0);
+  const depot = Atomics.load(u32, cr + ClassRow.DEPOT_OBJECTS);
+  assert.ok(depot > 1000, `${depot} objects in the depot`);
+  // The dying agent takes the lock, records the shrink, and has rewritten
+  // part of the stack when it dies: the first batch now ends the stack, and
+  // the second batch's head links into the middle of the first.
+  Atomics.store(u32, cr + ClassRow.DEPOT_LOCK, h.slot + 1);
+  u32[rec + CacheRow.CARVE] = CARVE_SHRINKING;
+  const first = Atomics.load(u32, cr + ClassRow.DEPOT_HEAD);
+  const second = u32[(first >>> 2) + O_NEXT_BATCH]!;
+  u32[(first >>> 2) + O_NEXT_BATCH] = 0;
+  u32[second >>> 2] = u32[first >>> 2]!;
+  u32[(second >>> 2) + O_COUNT] = 7;
+  assert.ok(heap.validate().length > 0, 'the heap is inconsistent until the slot is released');
+  assert.equal(heap.releaseSlot(h.slot, h.gen), true);
+  assert.equal(Atomics.load(u32, cr + ClassRow.DEPOT_LOCK), 0, 'lock released');
+  assert.deepEqual(heap.validate(), []);
+  assert.equal(a.stats().bytesInUse, live.length * 64, 'the live objects are the only ones in use');
+  // Every free object can be handed out again, and none twice.
+  const again = new Set<number>();
+  for (;;) {
+    const p = a.alloc();
+    if (p === 0) break;
+    assert.ok(!again.has(p) && !live.includes(p), `object ${p} handed out twice`);
+    again.add(p);
+  }
+  for (const p of again) a.free(p);
+  for (const p of live) a.free(p);
+  assert.deepEqual(heap.validate(), []);
+});

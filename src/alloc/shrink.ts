@@ -1,0 +1,159 @@
+/**
+ * Empty slabs back to the page heap, so that memory a size class no longer
+ * needs serves any class, any allocator of the heap and large runs.
+ *
+ * A slab is empty when every one of its objects is free; it can be given
+ * back when, besides, every object is in its class's depot (an object in
+ * some agent's cache belongs to that agent until it allocates or trims
+ * it). So the depot is the only place to look, and it is looked at under
+ * its lock, which every change of it takes anyway: no counter on the
+ * alloc/free path, and nothing an agent's cache holds is ever touched.
+ *
+ *   shrink(class c), depot lock held, the record CARVE_SHRINKING in this
+ *   agent's cache row of c:
+ *     1. walk the depot's batches, counting objects per slab page;
+ *     2. pages whose count is perSlab lie wholly in the depot: keep `keep`
+ *        of them (hysteresis: a class that frees and allocates around a
+ *        boundary should not carve and give back all the time), the rest
+ *        are released;
+ *     3. relink the other objects into fresh batches; publish the depot's
+ *        head and count;
+ *     4. give each released page back (heap/runs.ts, its claim record
+ *        covers a death in there), count it off the class and the limit;
+ *     5. clear the record, unlock.
+ *
+ * Step 3 rewrites the links of objects that the old batches held, so an
+ * agent that dies between 3 and 5 leaves a depot only its objects' states
+ * describe: the survivor that releases its slot finds the record and
+ * rebuilds the class's depot from the slabs' state maps
+ * (../recovery/caches.ts, rebuildDepot).
+ *
+ * When: the page heap ran dry (carve or a large run found no pages: every
+ * class of every allocator of the heap, keep 0), and after a trim filled a
+ * depot past SHRINK_SLABS slabs' worth beyond what the last look left (that
+ * class only, keep KEEP_SLABS). Allocators that reserved their objects (a
+ * preallocated map's elements) keep their slabs: their memory is promised.
+ */
+import { AllocatorEntry, AllocatorHeader, ALLOC_LIVE, ALLOC_ROW_WORDS, AF_RESERVED, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH, O_TAIL } from '../shm/layout.js';
+import { add, load, store } from '../shm/atomic.js';
+import type { HeapCore } from '../heap/core.js';
+import { cacheRowAt, classRowAt } from './region.js';
+import { CARVE_SHRINKING, lockDepot, unlockDepot } from './depot.js';
+
+/** Whole empty slabs a class keeps in its depot after a look that a trim started. */
+export const KEEP_SLABS = 2;
+/** A trim looks again once the depot grew by this many slabs' worth since the last look. */
+export const SHRINK_SLABS = 4;
+
+/**
+ * Gives back the slabs of class c of the allocator whose region starts at
+ * word R that lie wholly in its depot, but `keep` of them. Takes the depot
+ * lock with at most `tries` attempts (returns 0 when it is busy). Returns
+ * the pages given back. Needs this agent attached (its slot's cache row
+ * holds the record, its claim record covers the pages).
+ */
+export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, tries: number): number {
+  if (heap.slot < 0) return 0;
+  heap.refresh();
+  let u32 = heap.u32;
+  const cr = classRowAt(R, c);
+  const perSlab = u32[cr + ClassRow.PER_SLAB]!;
+  if (perSlab === 0 || load(u32, cr + ClassRow.DEPOT_OBJECTS) < perSlab * (keep + 1)) return 0;
+  const me = heap.slot + 1;
+  if (!lockDepot(u32, cr, me, tries)) return 0;
+  const classes = u32[R + AllocatorHeader.CLASSES]!;
+  const rec = cacheRowAt(R, classes, heap.maxSlots, heap.slot, c);
+  u32[rec + CacheRow.CARVE] = CARVE_SHRINKING;
+  let released = 0;
+  try {
+    // 1. Objects per page (a batch may hold objects of pages this agent's
+    //    views do not reach yet: renew them first).
+    heap.refresh();
+    u32 = heap.u32;
+    const shift = heap.pageShift;
+    const perPage = new Map<number, number>();
+    let total = 0;
+    for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
+      let x = b;
+      for (let i = u32[(b >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) {
+        perPage.set(x >>> shift, (perPage.get(x >>> shift) ?? 0) + 1);
+        total++;
+      }
+    }
+    // 2. Whole pages, but `keep` of them.
+    const whole: number[] = [];
+    for (const [page, n] of perPage) if (n === perSlab) whole.push(page);
+    store(u32, cr + ClassRow.SHRINK_MARK, total);
+    if (whole.length <= keep) return 0;
+    whole.sort((a, b) => a - b);
+    const release = new Set(whole.slice(keep));
+    // 3. The other objects, into fresh batches (collected first: relinking
+    //    rewrites the links the walk follows).
+    const rest: number[] = [];
+    for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
+      let x = b;
+      for (let i = u32[(b >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) {
+        if (!release.has(x >>> shift)) rest.push(x);
+      }
+    }
+    const batch = Math.max(1, u32[cr + ClassRow.BATCH]!);
+    let head = 0;
+    for (let end = rest.length; end > 0; end -= batch) {
+      const start = Math.max(0, end - batch);
+      for (let i = start; i < end - 1; i++) u32[rest[i]! >>> 2] = rest[i + 1]!;
+      const first = rest[start]!;
+      const last = rest[end - 1]!;
+      u32[last >>> 2] = 0;
+      u32[(first >>> 2) + O_COUNT] = end - start;
+      u32[(first >>> 2) + O_TAIL] = last;
+      u32[(first >>> 2) + O_NEXT_BATCH] = head;
+      head = first;
+    }
+    store(u32, cr + ClassRow.DEPOT_HEAD, head);
+    store(u32, cr + ClassRow.DEPOT_OBJECTS, rest.length);
+    store(u32, cr + ClassRow.SHRINK_MARK, rest.length);
+    // 4. The pages back to the page heap.
+    for (const page of release) {
+      heap.givePages(page, 1);
+      add(u32, cr + ClassRow.SLAB_PAGES, -1);
+      add(u32, R + AllocatorHeader.CHARGED_PAGES, -1);
+      released++;
+    }
+    return released;
+  } finally {
+    // 5.
+    heap.u32[rec + CacheRow.CARVE] = 0;
+    unlockDepot(heap.u32, cr);
+  }
+}
+
+/**
+ * The page heap ran dry: every live allocator of the heap that did not
+ * reserve its objects gives back every slab that lies wholly in a depot.
+ * Returns the pages given back.
+ */
+export function shrinkHeap(heap: HeapCore, tries: number): number {
+  let released = 0;
+  for (let id = 1; id <= heap.maxAllocators; id++) {
+    const row = heap.allocWord + id * ALLOC_ROW_WORDS;
+    if (load(heap.u32, row + AllocatorEntry.STATE) !== ALLOC_LIVE) continue;
+    const R = load(heap.u32, row + AllocatorEntry.REGION) >>> 2;
+    if (R === 0 || (heap.u32[R + AllocatorHeader.FLAGS]! & AF_RESERVED) !== 0) continue;
+    const classes = heap.u32[R + AllocatorHeader.CLASSES]!;
+    for (let c = 0; c < classes; c++) released += shrinkClass(heap, R, c, 0, tries);
+  }
+  return released;
+}
+
+/**
+ * After a trim of class c: if its depot grew by SHRINK_SLABS slabs' worth
+ * since the last look, look again, keeping KEEP_SLABS whole slabs.
+ */
+export function shrinkAfterTrim(heap: HeapCore, R: number, c: number, tries: number): void {
+  const u32 = heap.u32;
+  const cr = classRowAt(R, c);
+  const perSlab = u32[cr + ClassRow.PER_SLAB]!;
+  if (load(u32, cr + ClassRow.DEPOT_OBJECTS) < u32[cr + ClassRow.SHRINK_MARK]! + SHRINK_SLABS * perSlab) return;
+  if ((u32[R + AllocatorHeader.FLAGS]! & AF_RESERVED) !== 0) return;
+  shrinkClass(heap, R, c, KEEP_SLABS, tries);
+}
