@@ -160,7 +160,7 @@ export class PerWorkerAllocator {
       throw rangeError(
         `size ${size} needs ${stride} x ${heap.maxSlots} worker slots = ${stride * heap.maxSlots} bytes per object; ` +
           `a fixed-size unit is at most ${maxUnit} (pageSize - pageSize/16): use a smaller size, ` +
-          `fewer maxWorkers, a larger pageSize${packed ? '' : ', or packed: true'}`,
+          `fewer maxWorkers, a larger pageSize${!packed && Math.ceil(size / PACKED) * PACKED * heap.maxSlots <= maxUnit ? ', or packed: true' : ''}`,
       );
     }
     // Only the options that keep objects plain and aligned (no debug headers).
