@@ -25,6 +25,7 @@ export type {
 } from './alloc/types.js';
 export { BUCKET_SIZES, MAX_SMALL, defaultWatermarks } from './alloc/sizeclass.js';
 export type { Watermarks } from './alloc/sizeclass.js';
+export { PerWorkerAllocator, type PerWorkerAllocatorHandle, type PerWorkerAllocatorOptions, type PerWorkerHeap } from './alloc/per-worker.js';
 export { HashMap, MapFlag, MapStatus } from './map/hashmap.js';
 export type { HashMapHandle, HashMapOptions } from './map/hashmap.js';
 export { DebugAllocator } from './alloc/debug/debug-allocator.js';
