@@ -114,7 +114,9 @@ export interface WorkerReport {
   fails: number;
   /** larson: requested bytes of the objects it held when all had stopped (passed ones drained). */
   heldBytes: number;
-  /** larson: objects it freed because the next worker's ring was full. */
+  /** larson: objects it passed to the next worker. */
+  passed: number;
+  /** larson: objects it freed itself because the next worker's ring was full. */
   ringFull: number;
   error?: string;
 }
@@ -171,7 +173,7 @@ async function freeJob(j: FreeJob): Promise<WorkerReport> {
   waitFor(j.ctl, W_RELEASE, 1);
   a.detach();
   heap.detach();
-  return { steps: j.ptrs.length, elapsedMs: 0, fails: 0, heldBytes: 0, ringFull: 0 };
+  return { steps: j.ptrs.length, elapsedMs: 0, fails: 0, heldBytes: 0, passed: 0, ringFull: 0 };
 }
 
 async function larsonJob(j: LarsonJob): Promise<WorkerReport> {
@@ -195,6 +197,7 @@ async function larsonJob(j: LarsonJob): Promise<WorkerReport> {
   waitFor(j.ctl, W_GO, 1);
   const t0 = performance.now();
   let steps = 0;
+  let passed = 0;
   let ringFull = 0;
   let elapsed = 0;
   for (;;) {
@@ -203,7 +206,8 @@ async function larsonJob(j: LarsonJob): Promise<WorkerReport> {
       const old = ptrs[k]!;
       if (old !== 0) {
         if (rnd() < j.passShare && n > 1) {
-          if (!push(outbox, old, sizes[k]!)) (a.free(old), ringFull++);
+          if (push(outbox, old, sizes[k]!)) passed++;
+          else (a.free(old), ringFull++);
         } else a.free(old);
       }
       const s = j.minSize + Math.floor(rnd() * span);
@@ -215,7 +219,8 @@ async function larsonJob(j: LarsonJob): Promise<WorkerReport> {
     steps += 256;
     drain(inbox, a);
     elapsed = performance.now() - t0;
-    if (elapsed >= j.durationMs) break;
+    // The first worker to finish stops all: one passing alone would find the ring full.
+    if (elapsed >= j.durationMs || Atomics.load(j.ctl, W_STOPPED) > 0) break;
   }
   // Everyone stops passing, then each frees what it was passed: what is
   // left live is what the workers hold.
@@ -231,7 +236,7 @@ async function larsonJob(j: LarsonJob): Promise<WorkerReport> {
   for (let k = 0; k < j.live; k++) if (ptrs[k] !== 0) a.free(ptrs[k]!);
   a.detach();
   heap.detach();
-  return { steps, elapsedMs: elapsed, fails, heldBytes, ringFull };
+  return { steps, elapsedMs: elapsed, fails, heldBytes, passed, ringFull };
 }
 
 const LIVE_MIXED = 1024;
@@ -274,7 +279,7 @@ async function mixedJob(j: MixedJob): Promise<WorkerReport> {
   for (let k = 0; k < LIVE_MIXED; k++) if (ptrs[k] !== 0) a.free(ptrs[k]!);
   a.detach();
   heap.detach();
-  return { ...r, heldBytes: 0, ringFull: 0 };
+  return { ...r, heldBytes: 0, passed: 0, ringFull: 0 };
 }
 
 const job = workerData as MemoryJob | undefined;
@@ -285,7 +290,7 @@ if (parentPort && job) {
     (r) => port.postMessage(r),
     (e: unknown) => {
       ready(job.ctl);
-      port.postMessage({ steps: 0, elapsedMs: 0, fails: 0, heldBytes: 0, ringFull: 0, error: String((e as Error)?.stack ?? e) } satisfies WorkerReport);
+      port.postMessage({ steps: 0, elapsedMs: 0, fails: 0, heldBytes: 0, passed: 0, ringFull: 0, error: String((e as Error)?.stack ?? e) } satisfies WorkerReport);
     },
   );
 }

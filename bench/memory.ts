@@ -356,6 +356,10 @@ export interface LarsonResult {
   committedBytes: number;
   opsPerSec: number;
   fails: number;
+  /** Steps (a free or pass, and an alloc) over all workers. */
+  steps: number;
+  /** Objects passed to and freed by another worker, and those freed by their holder because the ring was full. */
+  passed: number;
   ringFull: number;
 }
 
@@ -403,6 +407,8 @@ export async function larson(Heap: MemHeapStatic, o: { workers: number; minSize:
     committedBytes: snap.committedBytes,
     opsPerSec: out.reduce((s, r) => s + (r.steps * 1000) / r.elapsedMs, 0),
     fails: out.reduce((s, r) => s + r.fails, 0),
+    steps: out.reduce((s, r) => s + r.steps, 0),
+    passed: out.reduce((s, r) => s + r.passed, 0),
     ringFull: out.reduce((s, r) => s + r.ringFull, 0),
   };
 }
@@ -572,12 +578,12 @@ export function memoryReport(r: MemoryResults): string {
     ),
   );
   out.push(
-    `\n### Larson-like server\n\nEach worker holds 1000 objects, replaces a random one each step and passes a quarter of the replaced ones to the next worker, which frees them; one anyalloc heap and allocator. Read when every worker has stopped and freed what it was passed; the peak includes objects in transit between workers.\n`,
+    `\n### Larson-like server\n\nEach worker holds 1000 objects, replaces a random one each step and passes a quarter of the replaced ones to the next worker, which frees them (its holder frees one itself when the next worker's ring of 4096 is full); one anyalloc heap and allocator. Read when every worker has stopped and freed what it was passed; the peak includes objects in transit between workers.\n`,
   );
   out.push(
     markdownTable(
-      ['sizes', 'workers', 'live requested', 'used', 'used / live', 'peak used', 'committed', 'ops/s', 'failed allocs'],
-      r.larson.map((x) => [x.mix, x.workers, fmtMiB(x.liveBytes), fmtMiB(x.usedBytes), ratio2(x.usedPerLive), fmtMiB(x.peakUsedBytes), fmtMiB(x.committedBytes), fmtRate(x.opsPerSec), x.fails]),
+      ['sizes', 'workers', 'live requested', 'used', 'used / live', 'peak used', 'committed', 'ops/s', 'frees by the next worker', 'failed allocs'],
+      r.larson.map((x) => [x.mix, x.workers, fmtMiB(x.liveBytes), fmtMiB(x.usedBytes), ratio2(x.usedPerLive), fmtMiB(x.peakUsedBytes), fmtMiB(x.committedBytes), fmtRate(x.opsPerSec), fmtPct(x.passed / x.steps), x.fails]),
       2,
     ),
   );

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the machine, then the suites (pair, throughput, map),
+ * `npm run bench`: the machine, then the suites (pair, throughput, map, memory),
  * each in matched windows (matched.ts), printed as Markdown tables and
  * written with every number to a JSON file (bench/results/latest.json by
  * default) that `npm run bench:report` turns into charts. The method, the
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
   const pairOpts = { sizes: o.sizes, cycles: o.pairCycles, ...(o.baseline !== undefined ? { baseline: o.baseline } : {}) };
   const tpOpts = { workers: o.workers, cycles: o.throughputCycles, durationMs: o.throughputMs, ...(o.baseline !== undefined ? { baseline: o.baseline } : {}) };
   const mapOpts = { workers: o.workers, cycles: o.mapCycles, windowMs: o.mapWindowMs, ...(o.baseline !== undefined ? { baseline: o.baseline } : {}) };
-  const memOpts = { quick: o.quick, cycles: o.memoryCycles, ...(o.seed !== undefined ? { seed: o.seed } : {}) };
+  const memOpts = { quick: o.quick, cycles: o.memoryCycles, workers: Math.max(2, ...o.workers), ...(o.seed !== undefined ? { seed: o.seed } : {}) };
   const planned =
     (has('pair') ? pairJobs(pairOpts).reduce((a, j) => a + j.ms, 0) : 0) +
     (has('throughput') ? throughputMs(tpOpts) : 0) +
