@@ -21,7 +21,8 @@ const USAGE = `usage: npm run bench -- [options]
   --quick            3 sizes, fewer cycles, shorter windows (a minute or two)
   --suite NAME       pair, throughput, map or memory (repeat or comma-separate; default: all)
   --sizes 16,256     pair sizes in bytes (default: 11 sizes from 16 to 4096)
-  --workers 1,2      worker counts of the throughput and map suites (default 1,2)
+  --workers 1,2      worker counts of the throughput and map suites (default 1,2);
+                     the memory suite's Larson case runs the largest (at least 2)
   --runs N           measured cycles of every matched set (default: pair 30, throughput 5, map 20, memory 5)
   --seed N           seed of the memory suite's workloads (default 20261202)
   --out FILE         JSON output (default bench/results/latest.json)
