@@ -2,8 +2,8 @@
  * `npm run bench:report [-- FILE]`: charts of a results file (default
  * bench/results/latest.json) as SVG in docs/benchmarks/, drawn with
  * vega-lite and vega (no canvas needed): ns per pair by size and variant,
- * throughput by worker count, map ops/s by scenario and peer, and the map's
- * memory over time.
+ * throughput by worker count, map ops/s by scenario and peer, the map's
+ * memory over time, and the memory suite's used / requested bytes by size bound.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -28,6 +28,7 @@ interface Results {
     points: { scenario: string; workers: number; peers: Variant[] }[];
     memory?: { samples: { mode: string; ms: number; committedBytes: number; usedBytes: number; mapBytes: number; liveBytes: number }[] };
   };
+  memory?: { seed: number; random: { allocator: string; n: number; maxBytes: number; usedPerLive: number }[] };
 }
 
 /** A line per series with points, and the quartiles as a rule through each point; both axes logarithmic. */
@@ -109,6 +110,28 @@ function charts(r: Results): Record<string, TopLevelSpec> {
         resolve: { scale: { x: 'independent' } },
       } as TopLevelSpec;
     }
+  }
+  if (r.memory) {
+    const values = r.memory.random.map((x) => ({ allocator: x.allocator, n: x.n, ratio: x.usedPerLive }));
+    out['memory-random'] = {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: { text: 'random sizes in [1, N] with churn: used / live requested bytes (log scales)', subtitle: `${caption}, seed ${r.memory.seed}` },
+      data: { values },
+      width: 360,
+      height: 260,
+      layer: [
+        {
+          mark: { type: 'line', point: true },
+          encoding: {
+            x: { field: 'n', type: 'quantitative', title: 'N, the largest size (bytes)', scale: { type: 'log', base: 2 }, axis: { values: [...new Set(values.map((v) => v.n))] } },
+            y: { field: 'ratio', type: 'quantitative', title: 'used / live requested', scale: { type: 'log', domainMin: 1 } },
+            color: { field: 'allocator', type: 'nominal', title: null, legend: { labelLimit: 240 } },
+          },
+        },
+        // The target: at most 1.25 for every N.
+        { mark: { type: 'rule', strokeDash: [4, 4], color: 'gray' }, encoding: { y: { datum: 1.25 } } },
+      ],
+    } as TopLevelSpec;
   }
   return out;
 }

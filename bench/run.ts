@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the machine, then the suites (pair, throughput, map),
+ * `npm run bench`: the machine, then the suites (pair, throughput, map, memory),
  * each in matched windows (matched.ts), printed as Markdown tables and
  * written with every number to a JSON file (bench/results/latest.json by
  * default) that `npm run bench:report` turns into charts. The method, the
@@ -11,6 +11,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildSharedMemoryObjects } from './build-peers.js';
 import { mapJobs, mapJson, mapReport, mapSuite } from './map/run.js';
+import { memoryJson, memoryMs, memoryReport, memorySuite } from './memory.js';
 import { ALL_SIZES, SPOT_SIZES, baselineRatios, pairJobs, pairJson, pairReport, pairSuite } from './pair.js';
 import { RESULTS_DIR, isEntry } from './paths.js';
 import { Progress } from './progress.js';
@@ -18,15 +19,17 @@ import { throughputJson, throughputMs, throughputReport, throughputSuite } from 
 
 const USAGE = `usage: npm run bench -- [options]
   --quick            3 sizes, fewer cycles, shorter windows (a minute or two)
-  --suite NAME       pair, throughput or map (repeat or comma-separate; default: all)
+  --suite NAME       pair, throughput, map or memory (repeat or comma-separate; default: all)
   --sizes 16,256     pair sizes in bytes (default: 11 sizes from 16 to 4096)
-  --workers 1,2      worker counts of the throughput and map suites (default 1,2)
-  --runs N           measured cycles of every matched set (default: pair 30, throughput 5, map 20)
+  --workers 1,2      worker counts of the throughput and map suites (default 1,2);
+                     the memory suite's Larson case runs the largest (at least 2)
+  --runs N           measured cycles of every matched set (default: pair 30, throughput 5, map 20, memory 5)
+  --seed N           seed of the memory suite's workloads (default 20261202)
   --out FILE         JSON output (default bench/results/latest.json)
   --baseline DIR     another build of this package (DIR/dist/src/index.js): its anyalloc
                      variants run beside this build's, as name@baseline`;
 
-const SUITES = ['pair', 'throughput', 'map'] as const;
+const SUITES = ['pair', 'throughput', 'map', 'memory'] as const;
 
 function list(s: string | undefined, what: string): number[] | undefined {
   if (s === undefined) return undefined;
@@ -47,6 +50,7 @@ export function benchOptions(argv: string[]) {
       workers: { type: 'string' },
       runs: { type: 'string' },
       out: { type: 'string' },
+      seed: { type: 'string' },
       baseline: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -71,7 +75,9 @@ export function benchOptions(argv: string[]) {
     throughputCycles: runs?.[0] ?? (q ? 2 : 5),
     throughputMs: q ? 250 : 500,
     mapCycles: runs?.[0] ?? (q ? 6 : 20),
+    memoryCycles: runs?.[0] ?? (q ? 2 : 5),
     mapWindowMs: q ? 60 : 100,
+    ...(v.seed !== undefined ? { seed: list(v.seed, '--seed')![0]! } : {}),
     out: resolve(v.out ?? join(RESULTS_DIR, 'latest.json')),
     ...(baseline !== undefined ? { baseline } : {}),
   };
@@ -108,10 +114,12 @@ async function main(): Promise<void> {
   const pairOpts = { sizes: o.sizes, cycles: o.pairCycles, ...(o.baseline !== undefined ? { baseline: o.baseline } : {}) };
   const tpOpts = { workers: o.workers, cycles: o.throughputCycles, durationMs: o.throughputMs, ...(o.baseline !== undefined ? { baseline: o.baseline } : {}) };
   const mapOpts = { workers: o.workers, cycles: o.mapCycles, windowMs: o.mapWindowMs, ...(o.baseline !== undefined ? { baseline: o.baseline } : {}) };
+  const memOpts = { quick: o.quick, cycles: o.memoryCycles, workers: Math.max(2, ...o.workers), ...(o.seed !== undefined ? { seed: o.seed } : {}) };
   const planned =
     (has('pair') ? pairJobs(pairOpts).reduce((a, j) => a + j.ms, 0) : 0) +
     (has('throughput') ? throughputMs(tpOpts) : 0) +
-    (has('map') ? mapJobs(mapOpts).reduce((a, j) => a + j.ms, 0) + 1000 : 0);
+    (has('map') ? mapJobs(mapOpts).reduce((a, j) => a + j.ms, 0) + 1000 : 0) +
+    (has('memory') ? memoryMs(memOpts) : 0);
   const progress = new Progress(planned);
   const step = (ms: number): void => progress.step(ms);
   const log = (l: string): void => {
@@ -144,6 +152,12 @@ async function main(): Promise<void> {
     const r = await mapSuite(mapOpts, step, log);
     print(mapReport(r, bl));
     json['map'] = mapJson(r, bl);
+  }
+  if (has('memory')) {
+    print(`\n## Memory\n\nBytes used per byte requested, side by side in one run: anyalloc (bucketed), @thi.ng/malloc (MemPool, first fit, an ArrayBuffer of the same maxBytes) and the ideal (the live requested bytes).`);
+    const r = await memorySuite(memOpts, step, log);
+    print(memoryReport(r));
+    json['memory'] = memoryJson(r);
   }
   json['seconds'] = Math.round((Date.now() - started) / 1000);
   mkdirSync(dirname(o.out), { recursive: true });
