@@ -71,7 +71,7 @@ import {
   tagKind,
 } from '../shm/layout.js';
 import { add, load } from '../shm/atomic.js';
-import { badPointer, checkInt, describe } from '../errors.js';
+import { badPointer, checkInt, describe, rangeError } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
 import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
 import { classRowAt, limboRowAt, slotFlagWord } from './region.js';
@@ -113,17 +113,18 @@ export class Allocator extends AllocatorState {
   /** @internal use Heap.createAllocator / Heap.attachAllocator. */
   constructor(heap: HeapCore, id: number, options: AttachOptions) {
     const row = heap.allocatorRow(id);
-    if (row.state !== ALLOC_LIVE) throw new RangeError(`allocator ${id} is not live (destroyed or never created)`);
-    if (heap.slot < 0) throw new RangeError('attach the heap in this agent first (Heap.attach)');
+    if (row.state !== ALLOC_LIVE) throw rangeError('stale-handle', `allocator ${id} is not live (destroyed or never created)`);
+    if (heap.slot < 0) throw rangeError('detached', 'attach the heap in this agent first (Heap.attach)');
     // Checked before anything is written: the slot's rows may be another
     // agent's (a released slot taken again, or this allocator attached).
     if (!heap.ownsSlot()) {
-      throw new RangeError(
+      throw rangeError(
+        'stale',
         `allocator ${id}: stale heap handle: this agent's worker slot ${heap.slot} was released (releaseSlot) while the agent still ran; nothing was changed`,
       );
     }
     const flag0 = (row.region >>> 2) + slotFlagWord(heap.u32[(row.region >>> 2) + AllocatorHeader.CLASSES]!) + heap.slot;
-    if (heap.u32[flag0] !== 0) throw new RangeError(`allocator ${id} is already attached in this agent's slot ${heap.slot}`);
+    if (heap.u32[flag0] !== 0) throw rangeError('already-attached', `allocator ${id} is already attached in this agent's slot ${heap.slot}`);
     super(heap, id, options, retiredPusher);
     const u32 = this.u32;
     for (let c = 0; c < this.classes; c++) {
@@ -157,7 +158,7 @@ export class Allocator extends AllocatorState {
 
   /** A handle to post to other agents (heap.attachAllocator(handle) there). */
   get handle(): AllocatorHandle {
-    return { kind: 'anyalloc.allocator', id: this.id };
+    return { kind: 'anyalloc.allocator', id: this.id, gen: this.heap.allocatorGen(this.id), heap: this.heap.id };
   }
 
   /** Agents that have this allocator attached now (racy while agents attach or detach). */

@@ -35,7 +35,8 @@
  * they call) allocate nothing.
  */
 import { load, store } from '../shm/atomic.js';
-import { describe } from '../errors.js';
+import { describe, rangeError, typeError } from '../errors.js';
+import { checkGenField, checkHandleHeap, checkHandleKeys } from '../heap/core.js';
 import type { HeapCore } from '../heap/core.js';
 import { Allocator } from '../alloc/allocator.js';
 import { openAllocator } from '../alloc/debug/open.js';
@@ -67,7 +68,17 @@ export interface HashMapHandle {
   readonly kind: 'anyalloc.map';
   /** Byte offset of the map's table in the heap. */
   readonly region: number;
+  /**
+   * The map's generation: that of its element allocator, unique in the
+   * heap, so a handle of a destroyed map never attaches a map that reuses
+   * its memory.
+   */
+  readonly gen: number;
+  /** The heap's identity (heap.id): a handle of another heap is refused. */
+  readonly heap: number;
 }
+
+const MAP_HANDLE_KEYS = new Set(['kind', 'region', 'gen', 'heap']);
 
 /**
  * The BPF hash map in the shared heap: fixed-size keys and values, lookups
@@ -88,13 +99,13 @@ export class HashMap extends MapPerWorker {
     const elems = openAllocator(heap, elemsId, {});
     if (g.mode === 'prealloc' && !elems.reserve(g.capacity)) {
       elems.destroy();
-      throw new RangeError(`heap is full: no room to preallocate ${g.capacity} elements of ${elems.unitSize} bytes`);
+      throw rangeError('heap-full', `heap is full: no room to preallocate ${g.capacity} elements of ${elems.unitSize} bytes`);
     }
     const bytes = (MAP_HEADER_WORDS + heap.maxSlots * MAP_SLOT_WORDS + g.buckets) * 4;
     const region = heap.takeRegion(bytes, 0);
     if (region === 0) {
       elems.destroy();
-      throw new RangeError(`heap is full: no room for the map's ${bytes}-byte table`);
+      throw rangeError('heap-full', `heap is full: no room for the map's ${bytes}-byte table`);
     }
     writeMapHeader(heap.u32, region >>> 2, g, elems.id, elems.unitSize);
     heap.setAllocatorMap(elems.id, region);
@@ -103,21 +114,57 @@ export class HashMap extends MapPerWorker {
 
   /** Attaches, in this agent, a map created elsewhere. */
   static attach(heap: HeapCore, handle: HashMapHandle): HashMap {
-    if (handle === null || typeof handle !== 'object' || handle.kind !== 'anyalloc.map') {
-      throw new TypeError(`HashMap.attach needs a map handle (map.handle), got ${describe(handle)}`);
-    }
-    heap.refresh();
-    const W = handle.region >>> 2;
-    if (load(heap.u32, W + MapHeader.MAGIC) !== MAP_MAGIC || load(heap.u32, W + MapHeader.STATE) !== MAP_LIVE) {
-      throw new RangeError(`no live map at byte ${handle.region}`);
-    }
-    const elems = openAllocator(heap, heap.u32[W + MapHeader.ELEM_ALLOC]!, {});
+    const elemsId = HashMap.checkHandle(heap, handle);
+    const elems = openAllocator(heap, elemsId, {});
     return new HashMap(heap, handle.region, elems);
+  }
+
+  /**
+   * Checks a map handle before anything is written: its fields (TypeError
+   * 'bad-handle'), its heap ('foreign-handle'), and a live map at its
+   * region in its generation ('stale-handle' for a destroyed map, perhaps
+   * with its memory reused; 'bad-handle' for a forged one). Returns the id
+   * of the map's element allocator.
+   */
+  private static checkHandle(heap: HeapCore, handle: HashMapHandle): number {
+    const h = handle as { kind?: unknown; region?: unknown; gen?: unknown; heap?: unknown } | null;
+    if (h === null || typeof h !== 'object' || h.kind !== 'anyalloc.map') {
+      throw typeError('bad-handle', `HashMap.attach needs a map handle (map.handle), got ${describe(handle)}`);
+    }
+    const what = 'HashMap.attach: bad map handle';
+    checkHandleKeys(h, MAP_HANDLE_KEYS, what);
+    heap.refresh();
+    const region = h.region;
+    if (typeof region !== 'number' || !Number.isSafeInteger(region)) throw typeError('bad-handle', `${what}: region must be a safe integer, got ${describe(region)}`);
+    const first = heap.firstDataPage * heap.pageSize;
+    const last = heap.viewBytes - MAP_HEADER_WORDS * 4;
+    if (region < first || region > last || region % 8 !== 0) {
+      throw rangeError('bad-handle', `${what}: no live map at byte ${region} (a region is a multiple of 8 in the heap's data pages [${first}, ${last}])`);
+    }
+    const gen = h.gen;
+    const mine = typeof h.heap === 'number' && h.heap === heap.id;
+    if (typeof h.heap === 'number' && !mine) checkHandleHeap(heap, h.heap, 'HashMap.attach', `the map at byte ${region}`);
+    const W = region >>> 2;
+    const issued = mine && typeof gen === 'number' && heap.allocatorGenIssued(gen);
+    if (load(heap.u32, W + MapHeader.MAGIC) !== MAP_MAGIC || load(heap.u32, W + MapHeader.STATE) !== MAP_LIVE) {
+      throw rangeError(issued ? 'stale-handle' : 'bad-handle', `no live map at byte ${region}${issued ? `: stale handle of generation ${gen} (the map was destroyed)` : ''}`);
+    }
+    checkHandleHeap(heap, h.heap, 'HashMap.attach', `the map at byte ${region}`);
+    checkGenField(gen, what);
+    const elemsId = load(heap.u32, W + MapHeader.ELEM_ALLOC);
+    const live = elemsId >= 1 && elemsId <= heap.maxAllocators && heap.allocatorMap(elemsId) === region;
+    if (!live || heap.allocatorGen(elemsId) !== gen) {
+      if (heap.allocatorGenIssued(gen)) {
+        throw rangeError('stale-handle', `HashMap.attach: stale handle: no live map at byte ${region} of generation ${gen}: it was destroyed and its memory holds a newer map`);
+      }
+      throw rangeError('bad-handle', `${what}: generation ${gen} was never handed out in this heap (a forged handle)`);
+    }
+    return elemsId;
   }
 
   /** A handle to post to another agent (HashMap.attach there). */
   get handle(): HashMapHandle {
-    return { kind: 'anyalloc.map', region: this.region };
+    return { kind: 'anyalloc.map', region: this.region, gen: this.heap.allocatorGen(this.elems.id), heap: this.heap.id };
   }
 
   /* -------------------------------- reads ------------------------------- */
