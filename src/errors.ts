@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'no-slot'
   | 'no-allocator-id'
   | 'heap-full'
+  | 'no-memory'
   | 'already-attached'
   | 'still-attached'
   | 'wrong-mode'

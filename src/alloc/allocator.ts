@@ -71,7 +71,7 @@ import {
   tagKind,
 } from '../shm/layout.js';
 import { add, load } from '../shm/atomic.js';
-import { badPointer, checkInt, describe, rangeError } from '../errors.js';
+import { badPointer, checkInt, describe, rangeError, typeError } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
 import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
 import { classRowAt, limboRowAt, slotFlagWord } from './region.js';
@@ -255,17 +255,17 @@ export class Allocator extends AllocatorState {
     let c = 0;
     if (this.unitSize === 0 || size !== undefined) {
       if (typeof size !== 'number' || !Number.isSafeInteger(size)) {
-        throw new TypeError(`${MISUSE.badSize} a positive safe integer, got ${describe(size)}`);
+        throw typeError('bad-size', `${MISUSE.badSize} a positive safe integer, got ${describe(size)}`);
       }
       if (this.unitSize !== 0) {
         if (size < 1 || size > this.unitSize) {
-          throw new RangeError(`${MISUSE.badSize} in [1, ${this.unitSize}] for this fixed-size allocator, got ${size}`);
+          throw rangeError('bad-size', `${MISUSE.badSize} in [1, ${this.unitSize}] for this fixed-size allocator, got ${size}`);
         }
         return this.alloc();
       }
       if (size < 1 || size > MAX_SMALL) {
         const max = (this.heap.maxPages - this.heap.firstDataPage) * this.heap.pageSize;
-        if (size < 1 || size > max) throw new RangeError(`${MISUSE.badSize} in [1, ${max}], got ${size}`);
+        if (size < 1 || size > max) throw rangeError('bad-size', `${MISUSE.badSize} in [1, ${max}], got ${size}`);
         // A run of pages. (Here, not in a method of its own: this method
         // must stay over V8's inlining limit, see allocSlow.)
         const heap = this.heap;
@@ -357,7 +357,7 @@ export class Allocator extends AllocatorState {
     if (p === 0) return;
     this.checkAttached('free');
     if (typeof p !== 'number' || !Number.isInteger(p)) {
-      throw new TypeError(`free(${describe(p)}): ${MISUSE.notInteger}`);
+      throw typeError('bad-argument', `free(${describe(p)}): ${MISUSE.notInteger}`);
     }
     const heap = this.heap;
     if (p < 0 || p >= heap.maxPages * heap.pageSize) throw badPointer('free', p, MISUSE.outsideHeap);
@@ -504,7 +504,7 @@ export class Allocator extends AllocatorState {
   reserve(objects: number): boolean {
     this.checkAttached('reserve');
     checkInt('objects', objects, 0, 2 ** 32);
-    if (this.unitSize === 0) throw new RangeError('reserve needs a fixed-size allocator (unitSize)');
+    if (this.unitSize === 0) throw rangeError('wrong-mode', 'reserve needs a fixed-size allocator (unitSize)');
     const cr = this.R + ALLOC_WORDS;
     while (load(this.u32, cr + ClassRow.SLAB_PAGES) * this.perSlab[0]! < objects) {
       if (!carve(this, 0, -1)) return false;
@@ -599,7 +599,7 @@ export class Allocator extends AllocatorState {
     let u32 = this.u32;
     const R = this.R;
     const others = load(u32, R + AllocatorHeader.ATTACHED) - 1;
-    if (others > 0) throw new RangeError(`destroy: allocator ${this.id} is still attached in ${others} other agent(s); detach them or releaseSlot() the dead ones first`);
+    if (others > 0) throw rangeError('still-attached', `destroy: allocator ${this.id} is still attached in ${others} other agent(s); detach them or releaseSlot() the dead ones first`);
     // Every other agent is gone: collect from every ring (grace periods are
     // short; a bounded number of attempts), then give back region rings.
     for (let i = 0; i < 100_000 && (this.collectDeferred(true), this.retiredObjects() > 0); i++);

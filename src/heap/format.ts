@@ -100,13 +100,18 @@ export function metaLayout(base: number, maxSlots: number, maxAllocators: number
  * full long before maxBytes), or says why it cannot.
  */
 function newBuffer(initial: number, max: number): SharedArrayBuffer {
-  const sab = new SharedArrayBuffer(initial, { maxByteLength: max });
+  let sab: SharedArrayBuffer;
+  try {
+    sab = new SharedArrayBuffer(initial, { maxByteLength: max });
+  } catch (e) {
+    throw rangeError('no-memory', `cannot make a SharedArrayBuffer of ${initial} bytes growable to ${max} (maxBytes): ${(e as Error).message}`);
+  }
   if ((sab as { growable?: boolean }).growable === true || initial === max) return sab;
   try {
     return new SharedArrayBuffer(max);
   } catch (e) {
     throw rangeError(
-      'unsupported',
+      'no-memory',
       `this engine's SharedArrayBuffer cannot grow, and ${max} bytes (maxBytes) cannot be taken up front: ` +
         `give a smaller maxBytes (${(e as Error).message})`,
     );
@@ -204,7 +209,13 @@ export function formatHeap(given: HeapOptions | undefined): HeapMemory {
   let sab: SharedArrayBuffer | undefined;
   if (memory !== undefined) {
     const have = memory.buffer.byteLength;
-    if (have < initial) memory.grow(Math.ceil((initial - have) / WASM_PAGE));
+    if (have < initial) {
+      try {
+        memory.grow(Math.ceil((initial - have) / WASM_PAGE));
+      } catch (e) {
+        throw rangeError('no-memory', `memory cannot grow from ${have} to ${initial} bytes (initialBytes): ${(e as Error).message}`);
+      }
+    }
   } else {
     sab = newBuffer(initial, maxBytes);
   }

@@ -237,7 +237,7 @@ export class HashMap extends MapPerWorker {
 
   /** Runs fn inside a read-side section: offsets from lookupOffset stay valid until it returns. */
   read<T>(fn: () => T): T {
-    if (this.detached) throw new RangeError('read: this map is detached in this agent');
+    if (this.detached) throw rangeError('detached', 'read: this map is detached in this agent');
     this.pin();
     try {
       return fn();
@@ -266,7 +266,7 @@ export class HashMap extends MapPerWorker {
 
   private updateTaken(value: Uint8Array, flag: number, op: string): number {
     this.checkValue(value, op);
-    if (flag !== 0 && flag !== 1 && flag !== 2) throw new RangeError(`${op} flag must be MapFlag.ANY (0), NOEXIST (1) or EXIST (2), got ${describe(flag)}`);
+    if (flag !== 0 && flag !== 1 && flag !== 2) throw rangeError('bad-argument', `${op} flag must be MapFlag.ANY (0), NOEXIST (1) or EXIST (2), got ${describe(flag)}`);
     const b = this.hashKey() & this.mask;
     if (this.perWorker && flag !== MapFlag.NOEXIST) {
       // In place in our own slot: no lock, no new element; pinned, since
@@ -406,12 +406,12 @@ export class HashMap extends MapPerWorker {
 
   /** Deletes every element. Returns how many were deleted. */
   clear(): number {
-    if (this.detached) throw new RangeError('clear: this map is detached in this agent');
+    if (this.detached) throw rangeError('detached', 'clear: this map is detached in this agent');
     let n = 0;
     for (let b = 0; b <= this.mask; b++) {
       if (load(this.u32, this.bucketWord + b) === 0) continue;
       let e = this.lock(b);
-      if (e < 0) throw new RangeError(`clear: bucket ${b} stays locked: a writer stalled or died`);
+      if (e < 0) throw rangeError('busy', `clear: bucket ${b} stays locked: a writer stalled or died`);
       this.unlock(b, 0);
       while (e !== 0) {
         this.reach(e);
@@ -435,8 +435,8 @@ export class HashMap extends MapPerWorker {
    * seen; each key present throughout is seen exactly once.
    */
   getNextKey(key: Uint8Array | null, out: Uint8Array): boolean {
-    if (!(out instanceof Uint8Array) || out.length < this.keySize) throw new TypeError(`getNextKey: out must hold keySize ${this.keySize} bytes`);
-    if (this.detached) throw new RangeError('getNextKey: this map is detached in this agent');
+    if (!(out instanceof Uint8Array) || out.length < this.keySize) throw typeError('bad-argument', `getNextKey: out must hold keySize ${this.keySize} bytes`);
+    if (this.detached) throw rangeError('detached', 'getNextKey: this map is detached in this agent');
     let b = 0;
     this.pin();
     try {
@@ -535,7 +535,7 @@ export class HashMap extends MapPerWorker {
   /** Deletes n keys; returns how many were present. */
   deleteBatch(keys: Uint8Array): number {
     if (!(keys instanceof Uint8Array) || keys.length % this.keySize !== 0) {
-      throw new TypeError(`deleteBatch: keys must be a Uint8Array of a multiple of keySize ${this.keySize} bytes`);
+      throw typeError('bad-argument', `deleteBatch: keys must be a Uint8Array of a multiple of keySize ${this.keySize} bytes`);
     }
     const k = new Uint8Array(this.keySize);
     let deleted = 0;
@@ -548,11 +548,11 @@ export class HashMap extends MapPerWorker {
 
   private batchCount(keys: Uint8Array, values: Uint8Array, op: string): number {
     if (!(keys instanceof Uint8Array) || keys.length % this.keySize !== 0) {
-      throw new TypeError(`${op}: keys must be a Uint8Array of a multiple of keySize ${this.keySize} bytes`);
+      throw typeError('bad-argument', `${op}: keys must be a Uint8Array of a multiple of keySize ${this.keySize} bytes`);
     }
     const n = keys.length / this.keySize;
     if (!(values instanceof Uint8Array) || values.length < n * this.valueSize) {
-      throw new TypeError(`${op}: values must hold ${n} x valueSize ${this.valueSize} bytes`);
+      throw typeError('bad-argument', `${op}: values must hold ${n} x valueSize ${this.valueSize} bytes`);
     }
     return n;
   }
@@ -621,11 +621,11 @@ export class HashMap extends MapPerWorker {
    * detached. Returns how many elements were still in the map.
    */
   destroy(): number {
-    if (this.detached) throw new RangeError('destroy: this map is detached in this agent');
+    if (this.detached) throw rangeError('detached', 'destroy: this map is detached in this agent');
     // Every agent attached to the map has its element allocator attached,
     // and releaseSlot() of a dead agent detaches that: count those.
     const others = this.elems.attachedAgents - 1;
-    if (others > 0) throw new RangeError(`destroy: the map is still attached in ${others} other agent(s)`);
+    if (others > 0) throw rangeError('still-attached', `destroy: the map is still attached in ${others} other agent(s)`);
     const n = this.clear();
     store(this.u32, this.W + MapHeader.STATE, MAP_DESTROYED);
     const q = this.rowWord + MapSlotRow.QUOTA;
