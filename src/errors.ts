@@ -7,31 +7,35 @@
  * or id); messages name the value and the rule. Running out of memory is
  * not an error: alloc returns 0, and map writes return a MapStatus.
  */
-import type { MisuseCode } from './alloc/misuse.js';
+import { MISUSE_CODES, type MisuseCode } from './alloc/misuse.js';
 
 /**
- * The stable code of every error the library throws: match on it, not on
- * the message. Misuse codes (MisuseCode) are shared with debug mode's
- * AllocatorMisuseError.
+ * Every code an error of the library may carry (docs/errors.md says when
+ * each is thrown): the misuse codes that debug mode's AllocatorMisuseError
+ * uses, then the others. One style: lowercase words joined by hyphens.
  */
-export type ErrorCode =
-  | MisuseCode
-  | 'bad-option'
-  | 'bad-argument'
-  | 'bad-handle'
-  | 'foreign-handle'
-  | 'stale-handle'
-  | 'bad-version'
-  | 'no-slot'
-  | 'no-allocator-id'
-  | 'heap-full'
-  | 'no-memory'
-  | 'already-attached'
-  | 'still-attached'
-  | 'wrong-mode'
-  | 'busy'
-  | 'unsupported'
-  | 'inconsistent';
+export const ERROR_CODES = [
+  ...MISUSE_CODES,
+  'bad-option',
+  'bad-argument',
+  'bad-handle',
+  'foreign-handle',
+  'stale-handle',
+  'bad-version',
+  'no-slot',
+  'no-allocator-id',
+  'heap-full',
+  'no-memory',
+  'already-attached',
+  'still-attached',
+  'wrong-mode',
+  'busy',
+  'unsupported',
+  'inconsistent',
+] as const;
+
+/** The stable code of every error the library throws: match on it, not on the message. */
+export type ErrorCode = MisuseCode | (typeof ERROR_CODES)[number];
 
 /** An error of this library: a TypeError, RangeError or Error with its code. */
 export type CodedError = Error & { readonly code: ErrorCode };

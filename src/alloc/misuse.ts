@@ -35,21 +35,34 @@ export const MISUSE = {
   largeDeferred: 'large allocations cannot be freed deferred',
 } as const;
 
-/** The stable code of an AllocatorMisuseError, one per kind of misuse. */
-export type MisuseCode =
-  | 'double-free'
-  | 'unaligned'
-  | 'not-allocated'
-  | 'wrong-allocator'
-  | 'out-of-range'
-  | 'write-after-free'
-  | 'canary'
-  | 'stale'
-  | 'detached'
-  | 'bad-size'
-  | 'large-deferred';
+/**
+ * The codes of allocator misuse, one per kind. Every error of the library
+ * has a code in the same style (ErrorCode in ../errors.ts, listed in
+ * docs/errors.md); these are the ones debug mode's AllocatorMisuseError
+ * uses, and release mode's errors carry the same ones for the same misuse.
+ */
+export const MISUSE_CODES = [
+  'double-free',
+  'unaligned',
+  'not-allocated',
+  'wrong-allocator',
+  'out-of-range',
+  'write-after-free',
+  'canary',
+  'stale',
+  'detached',
+  'bad-size',
+  'large-deferred',
+] as const;
 
-/** A misuse found by a DebugAllocator. A RangeError, like release mode's pointer errors. */
+/** The stable code of an AllocatorMisuseError, one per kind of misuse. */
+export type MisuseCode = (typeof MISUSE_CODES)[number];
+
+/**
+ * A misuse found by a DebugAllocator. A RangeError, like release mode's
+ * pointer errors, which carry the same `code` (release mode throws plain
+ * RangeErrors and TypeErrors with it).
+ */
 export class AllocatorMisuseError extends RangeError {
   /** What kind of misuse (stable: match on this, not on the message). */
   readonly code: MisuseCode;

@@ -564,6 +564,21 @@ export class HeapCore {
     return gen !== 0 && gen <= issued;
   }
 
+  /**
+   * @internal Whether a handle's generation names an object that is gone:
+   * handed out by this heap, and no live allocator holds it now. (A live
+   * one elsewhere means the handle pairs it with the wrong id or region:
+   * forged.)
+   */
+  allocatorGenGone(gen: number): boolean {
+    if (!this.allocatorGenIssued(gen)) return false;
+    for (let id = 1; id <= this.maxAllocators; id++) {
+      const row = this.allocWord + id * ALLOC_ROW_WORDS;
+      if (load(this.u32, row + AllocatorEntry.GEN) === gen && load(this.u32, row + AllocatorEntry.STATE) === ALLOC_LIVE) return false;
+    }
+    return true;
+  }
+
   /* ------------------------------ stats --------------------------------- */
 
   /** Page and slot counts (see HeapStats). */
@@ -729,17 +744,17 @@ export function checkAllocatorHandle(heap: HeapCore, handle: { kind?: unknown; i
   const gen = handle.gen;
   const row = heap.allocatorRow(id);
   if (row.state !== ALLOC_LIVE) {
-    const stale = isUint32(gen) && handle.heap === heap.id && heap.allocatorGenIssued(gen);
+    const stale = isUint32(gen) && handle.heap === heap.id && heap.allocatorGenGone(gen);
     throw rangeError(stale ? 'stale-handle' : 'bad-handle', `allocator ${id} is not live (destroyed or never created)${stale ? `: stale handle of generation ${gen}` : ''}`);
   }
   checkHandleHeap(heap, handle.heap, op, `allocator ${id}`);
   checkGenField(gen, what);
   const now = heap.allocatorGen(id);
   if (gen !== now) {
-    if (heap.allocatorGenIssued(gen)) {
+    if (heap.allocatorGenGone(gen)) {
       throw rangeError('stale-handle', `${op}: stale handle: allocator ${id} of generation ${gen} was destroyed; id ${id} now holds a newer allocator (generation ${now})`);
     }
-    throw rangeError('bad-handle', `${what}: generation ${gen} was never handed out in this heap (a forged handle)`);
+    throw rangeError('bad-handle', `${what}: generation ${gen} ${heap.allocatorGenIssued(gen) ? `is not allocator ${id}'s` : 'was never handed out in this heap'} (a forged handle)`);
   }
   return id;
 }

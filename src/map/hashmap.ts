@@ -145,7 +145,7 @@ export class HashMap extends MapPerWorker {
     const mine = typeof h.heap === 'number' && h.heap === heap.id;
     if (typeof h.heap === 'number' && !mine) checkHandleHeap(heap, h.heap, 'HashMap.attach', `the map at byte ${region}`);
     const W = region >>> 2;
-    const issued = mine && typeof gen === 'number' && heap.allocatorGenIssued(gen);
+    const issued = mine && typeof gen === 'number' && heap.allocatorGenGone(gen);
     if (load(heap.u32, W + MapHeader.MAGIC) !== MAP_MAGIC || load(heap.u32, W + MapHeader.STATE) !== MAP_LIVE) {
       throw rangeError(issued ? 'stale-handle' : 'bad-handle', `no live map at byte ${region}${issued ? `: stale handle of generation ${gen} (the map was destroyed)` : ''}`);
     }
@@ -154,10 +154,11 @@ export class HashMap extends MapPerWorker {
     const elemsId = load(heap.u32, W + MapHeader.ELEM_ALLOC);
     const live = elemsId >= 1 && elemsId <= heap.maxAllocators && heap.allocatorMap(elemsId) === region;
     if (!live || heap.allocatorGen(elemsId) !== gen) {
-      if (heap.allocatorGenIssued(gen)) {
+      if (heap.allocatorGenGone(gen)) {
         throw rangeError('stale-handle', `HashMap.attach: stale handle: no live map at byte ${region} of generation ${gen}: it was destroyed and its memory holds a newer map`);
       }
-      throw rangeError('bad-handle', `${what}: generation ${gen} was never handed out in this heap (a forged handle)`);
+      const why = heap.allocatorGenIssued(gen) ? `is not that of the map at byte ${region}` : 'was never handed out in this heap';
+      throw rangeError('bad-handle', `${what}: generation ${gen} ${why} (a forged handle)`);
     }
     return elemsId;
   }
