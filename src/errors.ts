@@ -7,7 +7,27 @@
  * or id); messages name the value and the rule. Running out of memory is
  * not an error: alloc returns 0, and map writes return a MapStatus.
  */
-import { MISUSE_CODES, type MisuseCode } from './alloc/misuse.js';
+/**
+ * The codes of allocator misuse, one per kind: those debug mode's
+ * AllocatorMisuseError uses (./alloc/misuse.ts); release mode's errors
+ * carry the same ones for the same misuse.
+ */
+export const MISUSE_CODES = [
+  'double-free',
+  'unaligned',
+  'not-allocated',
+  'wrong-allocator',
+  'out-of-range',
+  'write-after-free',
+  'canary',
+  'stale',
+  'detached',
+  'bad-size',
+  'large-deferred',
+] as const;
+
+/** The stable code of an AllocatorMisuseError, one per kind of misuse. */
+export type MisuseCode = (typeof MISUSE_CODES)[number];
 
 /**
  * Every code an error of the library may carry (docs/errors.md says when
@@ -38,7 +58,10 @@ export const ERROR_CODES = [
 export type ErrorCode = MisuseCode | (typeof ERROR_CODES)[number];
 
 /** An error of this library: a TypeError, RangeError or Error with its code. */
-export type CodedError = Error & { readonly code: ErrorCode };
+export interface CodedError extends Error {
+  /** What went wrong (stable: match on this, not on the message). */
+  readonly code: ErrorCode;
+}
 
 /** Sets `code` on `e` and returns it. */
 export function withCode<E extends Error>(e: E, code: ErrorCode): E & { readonly code: ErrorCode } {
@@ -64,6 +87,7 @@ export function describe(v: unknown): string {
   }
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'boolean') return String(v);
   if (v === null) return 'null';
   if (v === undefined) return 'undefined';
   return typeof v;
@@ -152,7 +176,8 @@ export function nearMiss(key: string, known: readonly string[]): string | undefi
       bestD = d;
     }
   }
-  return bestD <= Math.min(2, Math.floor(key.length / 3)) ? best : undefined;
+  const allowed = key.length >= 8 ? 3 : key.length >= 5 ? 2 : 1;
+  return bestD <= allowed ? best : undefined;
 }
 
 /**

@@ -4,6 +4,7 @@
  * class of debug mode with its stable codes.
  */
 import type { LeakReport } from './types.js';
+import type { MisuseCode } from '../errors.js';
 
 /** The exact texts of the errors of debug mode (and of release mode's pointer checks). */
 export const MISUSE = {
@@ -36,27 +37,11 @@ export const MISUSE = {
 } as const;
 
 /**
- * The codes of allocator misuse, one per kind. Every error of the library
- * has a code in the same style (ErrorCode in ../errors.ts, listed in
- * docs/errors.md); these are the ones debug mode's AllocatorMisuseError
- * uses, and release mode's errors carry the same ones for the same misuse.
+ * The codes of allocator misuse (MISUSE_CODES, MisuseCode) live with every
+ * other code in ../errors.ts; debug mode's AllocatorMisuseError uses them,
+ * and release mode's errors carry the same ones for the same misuse.
  */
-export const MISUSE_CODES = [
-  'double-free',
-  'unaligned',
-  'not-allocated',
-  'wrong-allocator',
-  'out-of-range',
-  'write-after-free',
-  'canary',
-  'stale',
-  'detached',
-  'bad-size',
-  'large-deferred',
-] as const;
-
-/** The stable code of an AllocatorMisuseError, one per kind of misuse. */
-export type MisuseCode = (typeof MISUSE_CODES)[number];
+export { MISUSE_CODES, type MisuseCode } from '../errors.js';
 
 /**
  * A misuse found by a DebugAllocator. A RangeError, like release mode's
