@@ -665,7 +665,8 @@ export class HeapCore {
 
 /* ------------------------------ handles --------------------------------- */
 
-const HEAP_HANDLE_KEYS = new Set(['kind', 'buffer', 'memory', 'base', 'slot', 'gen']);
+// `threads`: the thread table of anyalloc/node's releaseExitedWorkers handle, which Heap.attach accepts too.
+const HEAP_HANDLE_KEYS = new Set(['kind', 'buffer', 'memory', 'base', 'slot', 'gen', 'threads']);
 const ALLOCATOR_HANDLE_KEYS = new Set(['kind', 'id', 'gen', 'heap']);
 
 function isUint32(v: unknown): v is number {
@@ -687,8 +688,9 @@ export function checkHandleKeys(handle: object, keys: ReadonlySet<string>, what:
  * takes a slot: the kind; exactly one of `buffer` (a SharedArrayBuffer)
  * and `memory` (a shared memory's shape); `base` a non-negative multiple
  * of 8 with a header's room inside the buffer; `slot` and `gen` together,
- * integers, or neither; no other field. TypeError or RangeError, code
- * 'bad-handle'.
+ * integers, or neither; `threads` (anyalloc/node's thread table) a
+ * SharedArrayBuffer when present; no other field. TypeError or
+ * RangeError, code 'bad-handle'.
  */
 export function checkHeapHandle(handle: HeapHandle): void {
   if (handle === null || typeof handle !== 'object' || (handle as { kind?: unknown }).kind !== 'anyalloc.heap') {
@@ -696,7 +698,10 @@ export function checkHeapHandle(handle: HeapHandle): void {
   }
   const what = 'Heap.attach: bad heap handle';
   checkHandleKeys(handle, HEAP_HANDLE_KEYS, what);
-  const { buffer, memory, base, slot, gen } = handle as { buffer?: unknown; memory?: unknown; base?: unknown; slot?: unknown; gen?: unknown };
+  const { buffer, memory, base, slot, gen, threads } = handle as { buffer?: unknown; memory?: unknown; base?: unknown; slot?: unknown; gen?: unknown; threads?: unknown };
+  if (threads !== undefined && !(threads instanceof SharedArrayBuffer)) {
+    throw typeError('bad-handle', `${what}: threads (a thread table) must be a SharedArrayBuffer, got ${describe(threads)}`);
+  }
   if ((buffer === undefined) === (memory === undefined)) {
     throw typeError('bad-handle', `${what}: it must have exactly one of buffer and memory, got ${buffer === undefined ? 'neither' : 'both'}`);
   }

@@ -205,6 +205,7 @@ test('Heap.attach checks every field of its handle and takes no slot when it ref
     [{ ...h, slot: 'a', gen: 1 }, TypeError, /slot must be a non-negative integer, got "a"/],
     [{ ...h, slot: 0, gen: -1 }, TypeError, /gen must be an integer in \[0, 2\^32\), got -1/],
     [{ ...h, extra: true }, TypeError, /unknown field "extra"/],
+    [{ ...h, threads: 5 }, TypeError, /threads \(a thread table\) must be a SharedArrayBuffer, got 5/],
     [{ ...h, base: 64 }, TypeError, /no anyalloc heap at byte 64/],
   ];
   const before = snapshot(heap);
@@ -212,6 +213,7 @@ test('Heap.attach checks every field of its handle and takes no slot when it ref
     expectCode(() => Heap.attach(handle as HeapHandle), cls, 'bad-handle', message);
   }
   assert.deepEqual(snapshot(heap), before, 'no slot taken');
+  Heap.attach({ ...h, threads: new SharedArrayBuffer(64) } as HeapHandle).detach();
   const r = heap.reserveSlot();
   const after = snapshot(heap);
   expectCode(() => Heap.attach({ ...r, gen: r.gen + 1 }), RangeError, 'stale-handle', new RegExp(`slot ${r.slot} is no longer reserved`));
