@@ -109,6 +109,12 @@ const HOT_CLASS_BY_GRANULE: Uint8Array = CLASS_BY_GRANULE;
 export class Allocator extends AllocatorState {
   /** The microtask that runs this agent's pending refills and trims. */
   private readonly deferred: () => void;
+  /**
+   * The generation of this allocator's id (its handle's `gen`), read when
+   * it was attached: the handle of a destroyed allocator stays its own
+   * after another allocator takes the id.
+   */
+  readonly generation: number;
 
   /** @internal use Heap.createAllocator / Heap.attachAllocator. */
   constructor(heap: HeapCore, id: number, options: AttachOptions) {
@@ -126,6 +132,7 @@ export class Allocator extends AllocatorState {
     const flag0 = (row.region >>> 2) + slotFlagWord(heap.u32[(row.region >>> 2) + AllocatorHeader.CLASSES]!) + heap.slot;
     if (heap.u32[flag0] !== 0) throw rangeError('already-attached', `allocator ${id} is already attached in this agent's slot ${heap.slot}`);
     super(heap, id, options, retiredPusher);
+    this.generation = heap.allocatorGen(id);
     const u32 = this.u32;
     for (let c = 0; c < this.classes; c++) {
       u32[this.cacheRec + c * CACHE_WORDS + CacheRow.LOW] = this.low[c]! + this.key;
@@ -158,7 +165,7 @@ export class Allocator extends AllocatorState {
 
   /** A handle to post to other agents (heap.attachAllocator(handle) there). */
   get handle(): AllocatorHandle {
-    return { kind: 'anyalloc.allocator', id: this.id, gen: this.heap.allocatorGen(this.id), heap: this.heap.id };
+    return { kind: 'anyalloc.allocator', id: this.id, gen: this.generation, heap: this.heap.id };
   }
 
   /** Agents that have this allocator attached now (racy while agents attach or detach). */

@@ -165,7 +165,7 @@ export class HashMap extends MapPerWorker {
 
   /** A handle to post to another agent (HashMap.attach there). */
   get handle(): HashMapHandle {
-    return { kind: 'anyalloc.map', region: this.region, gen: this.heap.allocatorGen(this.elems.id), heap: this.heap.id };
+    return { kind: 'anyalloc.map', region: this.region, gen: this.elems.generation, heap: this.heap.id };
   }
 
   /* -------------------------------- reads ------------------------------- */

@@ -74,6 +74,7 @@ test('a kept handle of a destroyed allocator does not attach the allocator that 
     new RegExp(`stale handle: allocator ${h.id} of generation ${h.gen} was destroyed; id ${h.id} now holds a newer allocator \\(generation ${fresh.handle.gen}\\)`),
   );
   assert.deepEqual(snapshot(heap, fresh), before, 'nothing attached, nothing changed');
+  assert.deepEqual(old.handle, h, 'a destroyed allocator\'s handle stays its own');
   const ok = worker.attachAllocator(fresh.handle);
   assert.equal(fresh.attachedAgents, 2);
   ok.detach();
@@ -146,6 +147,7 @@ test('a map handle of a destroyed map is stale, also once a new map reuses its m
   assert.deepEqual(snapshot(heap), before0);
   const n = HashMap.create(heap, opts);
   assert.equal(n.handle.region, h.region, 'the new map takes the old one\'s memory');
+  assert.deepEqual(m.handle, h, 'a destroyed map\'s handle stays its own');
   const before = snapshot(heap);
   expectCode(() => HashMap.attach(worker, h), RangeError, 'stale-handle', new RegExp(`stale handle: no live map at byte ${h.region} of generation ${h.gen}: it was destroyed and its memory holds a newer map`));
   assert.deepEqual(snapshot(heap), before);
