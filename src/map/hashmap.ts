@@ -267,7 +267,7 @@ export class HashMap extends MapPerWorker {
 
   private updateTaken(value: Uint8Array, flag: number, op: string): number {
     this.checkValue(value, op);
-    if (flag !== 0 && flag !== 1 && flag !== 2) throw rangeError('bad-argument', `${op} flag must be MapFlag.ANY (0), NOEXIST (1) or EXIST (2), got ${describe(flag)}`);
+    if (flag !== 0 && flag !== 1 && flag !== 2) throw (Number.isInteger(flag) ? rangeError : typeError)('bad-argument', `${op} flag must be MapFlag.ANY (0), NOEXIST (1) or EXIST (2), got ${describe(flag)}`);
     const b = this.hashKey() & this.mask;
     if (this.perWorker && flag !== MapFlag.NOEXIST) {
       // In place in our own slot: no lock, no new element; pinned, since

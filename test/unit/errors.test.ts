@@ -111,7 +111,10 @@ test('map outcomes are statuses; a bad flag, key or state throws with a code', (
   assert.equal(m.updateNumber(2, v), MapStatus.FULL);
   assert.equal(m.deleteNumber(2), MapStatus.NOT_FOUND);
   expectCode(() => m.updateNumber(1, v, 3), RangeError, 'bad-argument', /updateNumber flag must be MapFlag.ANY \(0\), NOEXIST \(1\) or EXIST \(2\), got 3/);
-  expectCode(() => m.updateNumber(1, v, '1' as never), RangeError, 'bad-argument', /got "1"/);
+  expectCode(() => m.updateNumber(1, v, -1), RangeError, 'bad-argument', /got -1/);
+  expectCode(() => m.updateNumber(1, v, '1' as never), TypeError, 'bad-argument', /updateNumber flag must be .*got "1"/);
+  expectCode(() => m.update(new Uint8Array(4), v, 1.5), TypeError, 'bad-argument', /update flag must be .*got 1\.5/);
+  expectCode(() => m.update(new Uint8Array(4), v, null as never), TypeError, 'bad-argument', /got null/);
   expectCode(() => m.update(new Uint8Array(3), v), TypeError, 'bad-argument', /key must be a Uint8Array of at least keySize 4 bytes, got 3 bytes/);
   expectCode(() => m.lookup(new Uint8Array(4), new Uint8Array(2)), TypeError, 'bad-argument', /out must be a Uint8Array/);
   expectCode(() => m.lookupAll(new Uint8Array(4), new Uint8Array(4)), TypeError, 'wrong-mode', /lookupAll needs a per-worker map/);
