@@ -1,12 +1,13 @@
 /**
- * Errors. Every error the library throws carries a stable `code` (the list
- * is ErrorCode; docs/errors.md says when each is thrown). Bad input raises
+ * Errors. Every error the library throws carries a stable `code`
+ * (ERROR_CODES; docs/errors.md says when each is thrown). Bad input raises
  * TypeError (wrong type, not an integer, not a handle, an unknown option)
  * or RangeError (a number outside its rule, a pointer the allocator does
  * not own, a handle of another heap or of a destroyed object, no free slot
  * or id); messages name the value and the rule. Running out of memory is
  * not an error: alloc returns 0, and map writes return a MapStatus.
  */
+
 /**
  * The codes of allocator misuse, one per kind: those debug mode's
  * AllocatorMisuseError uses (./alloc/misuse.ts); release mode's errors
@@ -134,7 +135,7 @@ export function badPointer(op: string, p: unknown, why: string, code?: MisuseCod
   return rangeError(code ?? pointerCode(why), `${op}(${shown}): ${why}`);
 }
 
-/** Words an option may be of, for checkOptions. */
+/** The types checkOptions checks an option against ('integer': a safe integer). */
 export type OptionType = 'integer' | 'boolean' | 'string' | 'object';
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
