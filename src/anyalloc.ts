@@ -3,8 +3,8 @@
  * it: creating and attaching allocators, checking every invariant, and
  * releasing the slot of an agent that is gone.
  */
-import { checkInt, describe } from './errors.js';
-import { HeapCore, type HeapHandle } from './heap/core.js';
+import { checkInt, checkOptions, rangeError, withCode } from './errors.js';
+import { HeapCore, checkAllocatorHandle, checkHeapHandle, type HeapHandle } from './heap/core.js';
 import { formatHeap, type HeapOptions } from './heap/format.js';
 import { Allocator } from './alloc/allocator.js';
 import { validateHeap } from './alloc/validate.js';
@@ -12,9 +12,24 @@ import type { AllocatorHandle, AllocatorOptions, AttachOptions } from './alloc/t
 import { openAllocator } from './alloc/debug/open.js';
 import { releaseSlot } from './recovery/release-slot.js';
 
+/** The option names of createAllocator and their types (checkOptions; ranges in ./alloc/create.ts). */
+const ALLOCATOR_OPTIONS = {
+  unitSize: 'integer',
+  limitBytes: 'integer',
+  lowWatermark: 'integer',
+  highWatermark: 'integer',
+  batch: 'integer',
+  prefill: 'integer',
+  nowait: 'boolean',
+  debug: 'boolean',
+} as const;
+
+/** The option names of attachAllocator. */
+const ATTACH_OPTIONS = { nowait: 'boolean' } as const;
+
 export class Heap extends HeapCore {
   /** Creates a heap in a new growable SharedArrayBuffer (or in `memory`) and attaches this agent. */
-  static create(options: HeapOptions = {}): Heap {
+  static create(options?: HeapOptions): Heap {
     const { sab, memory, base } = formatHeap(options);
     const heap = new Heap(sab, memory, base);
     heap.claimSlot(-1, 0);
@@ -23,9 +38,8 @@ export class Heap extends HeapCore {
 
   /** Attaches this agent to a heap made elsewhere; takes a worker slot. */
   static attach(handle: HeapHandle): Heap {
-    if (handle === null || typeof handle !== 'object' || handle.kind !== 'anyalloc.heap') {
-      throw new TypeError(`attach needs a heap handle (heap.handle), got ${describe(handle)}`);
-    }
+    // Every field checked before the buffer is read or a slot taken.
+    checkHeapHandle(handle);
     const heap = new Heap(handle.buffer, handle.memory, handle.base);
     heap.claimSlot(handle.slot ?? -1, handle.gen ?? 0);
     return heap;
@@ -35,24 +49,24 @@ export class Heap extends HeapCore {
    * Creates an allocator in this heap and attaches it in this agent.
    * Size-bucketed by default; fixed-size with `unitSize`.
    */
-  createAllocator(options: AllocatorOptions = {}): Allocator {
+  createAllocator(options?: AllocatorOptions): Allocator {
     this.checkAttached('createAllocator');
-    const id = Allocator.create(this, options);
-    return openAllocator(this, id, { nowait: options.nowait === true });
+    const given = checkOptions<AllocatorOptions>('createAllocator', options, ALLOCATOR_OPTIONS);
+    const id = Allocator.create(this, given);
+    return openAllocator(this, id, { nowait: given.nowait === true });
   }
 
   /** Attaches, in this agent, an allocator created elsewhere (from its handle). */
-  attachAllocator(handle: AllocatorHandle, options: AttachOptions = {}): Allocator {
+  attachAllocator(handle: AllocatorHandle, options?: AttachOptions): Allocator {
     this.checkAttached('attachAllocator');
-    if (handle === null || typeof handle !== 'object' || handle.kind !== 'anyalloc.allocator') {
-      throw new TypeError(`attachAllocator needs an allocator handle (allocator.handle), got ${describe(handle)}`);
-    }
-    checkInt('allocator id', handle.id, 1, this.maxAllocators);
-    return openAllocator(this, handle.id, options);
+    const given = checkOptions<AttachOptions>('attachAllocator', options, ATTACH_OPTIONS);
+    // The handle's kind, heap and generation, checked before anything is written.
+    checkAllocatorHandle(this, handle, 'attachAllocator');
+    return openAllocator(this, handle.id, given);
   }
 
   private checkAttached(op: string): void {
-    if (this.slot < 0) throw new RangeError(`${op}: this agent has detached from the heap`);
+    if (this.slot < 0) throw rangeError('detached', `${op}: this agent has detached from the heap`);
   }
 
   /**
@@ -69,7 +83,7 @@ export class Heap extends HeapCore {
   /** validate(), throwing an Error that lists the problems. */
   assertValid(): void {
     const errors = this.validate();
-    if (errors.length > 0) throw new Error(`heap is inconsistent:\n  ${errors.slice(0, 20).join('\n  ')}`);
+    if (errors.length > 0) throw withCode(new Error(`heap is inconsistent:\n  ${errors.slice(0, 20).join('\n  ')}`), 'inconsistent');
   }
 
   /**
@@ -84,7 +98,7 @@ export class Heap extends HeapCore {
   releaseSlot(slot: number, gen?: number): boolean {
     checkInt('slot', slot, 0, this.maxSlots - 1);
     if (gen !== undefined) checkInt('gen', gen, 0, 0xffffffff);
-    if (slot === this.slot) throw new RangeError(`releaseSlot(${slot}): that is this agent's own slot; use detach()`);
+    if (slot === this.slot) throw rangeError('bad-argument', `releaseSlot(${slot}): that is this agent's own slot; use detach()`);
     return releaseSlot(this, slot, gen);
   }
 }

@@ -30,5 +30,7 @@ export { HashMap, MapFlag, MapStatus } from './map/hashmap.js';
 export type { HashMapHandle, HashMapOptions } from './map/hashmap.js';
 export { DebugAllocator } from './alloc/debug/debug-allocator.js';
 export { DEBUG_OVERHEAD, POISON_BYTE } from './alloc/debug/guard.js';
-export { AllocatorMisuseError, MISUSE } from './alloc/misuse.js';
+export { AllocatorMisuseError, MISUSE, MISUSE_CODES } from './alloc/misuse.js';
 export type { MisuseCode } from './alloc/misuse.js';
+export { ERROR_CODES } from './errors.js';
+export type { CodedError, ErrorCode } from './errors.js';

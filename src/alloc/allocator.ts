@@ -73,7 +73,7 @@ import {
   tagKind,
 } from '../shm/layout.js';
 import { add, load, or } from '../shm/atomic.js';
-import { badPointer, checkInt, describe } from '../errors.js';
+import { badPointer, checkInt, describe, rangeError, typeError } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
 import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
 import { classRowAt, limboRowAt, slotFlagWord } from './region.js';
@@ -112,22 +112,30 @@ const HOT_CLASS_BY_GRANULE: Uint8Array = CLASS_BY_GRANULE;
 export class Allocator extends AllocatorState {
   /** The microtask that runs this agent's pending refills and trims. */
   private readonly deferred: () => void;
+  /**
+   * The generation of this allocator's id (its handle's `gen`), read when
+   * it was attached: the handle of a destroyed allocator stays its own
+   * after another allocator takes the id.
+   */
+  readonly generation: number;
 
   /** @internal use Heap.createAllocator / Heap.attachAllocator. */
   constructor(heap: HeapCore, id: number, options: AttachOptions) {
     const row = heap.allocatorRow(id);
-    if (row.state !== ALLOC_LIVE) throw new RangeError(`allocator ${id} is not live (destroyed or never created)`);
-    if (heap.slot < 0) throw new RangeError('attach the heap in this agent first (Heap.attach)');
+    if (row.state !== ALLOC_LIVE) throw rangeError('stale-handle', `allocator ${id} is not live (destroyed or never created)`);
+    if (heap.slot < 0) throw rangeError('detached', 'attach the heap in this agent first (Heap.attach)');
     // Checked before anything is written: the slot's rows may be another
     // agent's (a released slot taken again, or this allocator attached).
     if (!heap.ownsSlot()) {
-      throw new RangeError(
+      throw rangeError(
+        'stale',
         `allocator ${id}: stale heap handle: this agent's worker slot ${heap.slot} was released (releaseSlot) while the agent still ran; nothing was changed`,
       );
     }
     const flag0 = (row.region >>> 2) + slotFlagWord(heap.u32[(row.region >>> 2) + AllocatorHeader.CLASSES]!) + heap.slot;
-    if (heap.u32[flag0] !== 0) throw new RangeError(`allocator ${id} is already attached in this agent's slot ${heap.slot}`);
+    if (heap.u32[flag0] !== 0) throw rangeError('already-attached', `allocator ${id} is already attached in this agent's slot ${heap.slot}`);
     super(heap, id, options, retiredPusher);
+    this.generation = heap.allocatorGen(id);
     const u32 = this.u32;
     for (let c = 0; c < this.classes; c++) {
       u32[this.cacheRec + c * CACHE_WORDS + CacheRow.LOW] = this.low[c]! + this.key;
@@ -165,7 +173,7 @@ export class Allocator extends AllocatorState {
 
   /** A handle to post to other agents (heap.attachAllocator(handle) there). */
   get handle(): AllocatorHandle {
-    return { kind: 'anyalloc.allocator', id: this.id };
+    return { kind: 'anyalloc.allocator', id: this.id, gen: this.generation, heap: this.heap.id };
   }
 
   /** Agents that have this allocator attached now (racy while agents attach or detach). */
@@ -262,17 +270,17 @@ export class Allocator extends AllocatorState {
     let c = 0;
     if (this.unitSize === 0 || size !== undefined) {
       if (typeof size !== 'number' || !Number.isSafeInteger(size)) {
-        throw new TypeError(`${MISUSE.badSize} a positive safe integer, got ${describe(size)}`);
+        throw typeError('bad-size', `${MISUSE.badSize} a positive safe integer, got ${describe(size)}`);
       }
       if (this.unitSize !== 0) {
         if (size < 1 || size > this.unitSize) {
-          throw new RangeError(`${MISUSE.badSize} in [1, ${this.unitSize}] for this fixed-size allocator, got ${size}`);
+          throw rangeError('bad-size', `${MISUSE.badSize} in [1, ${this.unitSize}] for this fixed-size allocator, got ${size}`);
         }
         return this.alloc();
       }
       if (size < 1 || size > MAX_SMALL) {
         const max = (this.heap.maxPages - this.heap.firstDataPage) * this.heap.pageSize;
-        if (size < 1 || size > max) throw new RangeError(`${MISUSE.badSize} in [1, ${max}], got ${size}`);
+        if (size < 1 || size > max) throw rangeError('bad-size', `${MISUSE.badSize} in [1, ${max}], got ${size}`);
         // A run of pages. (Here, not in a method of its own: this method
         // must stay over V8's inlining limit, see allocSlow.)
         const heap = this.heap;
@@ -366,7 +374,7 @@ export class Allocator extends AllocatorState {
     if (p === 0) return;
     this.checkAttached('free');
     if (typeof p !== 'number' || !Number.isInteger(p)) {
-      throw new TypeError(`free(${describe(p)}): ${MISUSE.notInteger}`);
+      throw typeError('bad-argument', `free(${describe(p)}): ${MISUSE.notInteger}`);
     }
     const heap = this.heap;
     if (p < 0 || p >= heap.maxPages * heap.pageSize) throw badPointer('free', p, MISUSE.outsideHeap);
@@ -513,7 +521,7 @@ export class Allocator extends AllocatorState {
   reserve(objects: number): boolean {
     this.checkAttached('reserve');
     checkInt('objects', objects, 0, 2 ** 32);
-    if (this.unitSize === 0) throw new RangeError('reserve needs a fixed-size allocator (unitSize)');
+    if (this.unitSize === 0) throw rangeError('wrong-mode', 'reserve needs a fixed-size allocator (unitSize)');
     const cr = this.R + ALLOC_WORDS;
     // Reserved objects are promised: no shrink gives their slabs back.
     or(this.u32, this.R + AllocatorHeader.FLAGS, AF_RESERVED);
@@ -611,7 +619,7 @@ export class Allocator extends AllocatorState {
     let u32 = this.u32;
     const R = this.R;
     const others = load(u32, R + AllocatorHeader.ATTACHED) - 1;
-    if (others > 0) throw new RangeError(`destroy: allocator ${this.id} is still attached in ${others} other agent(s); detach them or releaseSlot() the dead ones first`);
+    if (others > 0) throw rangeError('still-attached', `destroy: allocator ${this.id} is still attached in ${others} other agent(s); detach them or releaseSlot() the dead ones first`);
     // Every other agent is gone: collect from every ring (grace periods are
     // short; a bounded number of attempts), then give back region rings.
     for (let i = 0; i < 100_000 && (this.collectDeferred(true), this.retiredObjects() > 0); i++);

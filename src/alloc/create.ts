@@ -5,7 +5,7 @@
  * other agents. Layout in ../shm/layout.ts, addresses in ./region.ts.
  */
 import { AllocatorHeader, AF_DEBUG, AF_PREFILL, ALLOC_WORDS, ClassRow, CLASS_WORDS, GRANULE } from '../shm/layout.js';
-import { checkInt, describe } from '../errors.js';
+import { checkInt, rangeError, typeError } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
 import { regionWords } from './region.js';
 import { BUCKET_SIZES, defaultWatermarks, objectsPerSlab } from './sizeclass.js';
@@ -13,19 +13,20 @@ import type { AllocatorOptions } from './types.js';
 
 /** @internal Initialises the shared region of a new allocator; returns its id (Allocator.create). */
 export function createAllocatorRegion(heap: HeapCore, options: AllocatorOptions): number {
-  if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+  // The names and types were checked by the caller (checkOptions); this is a backstop for internal callers.
+  if (options === null || typeof options !== 'object') throw typeError('bad-option', 'options must be an object');
   const mapBytes = heap.pageSize / GRANULE;
   const maxUnit = heap.pageSize - mapBytes;
   let unit = 0;
   if (options.unitSize !== undefined) {
-    unit = checkInt('unitSize', options.unitSize, 1, maxUnit);
+    unit = checkInt('unitSize', options.unitSize, 1, maxUnit, 'bad-option');
     unit = Math.ceil(unit / GRANULE) * GRANULE;
   }
-  const limit = options.limitBytes === undefined ? 0 : checkInt('limitBytes', options.limitBytes, 1, 2 ** 32);
-  const low = options.lowWatermark === undefined ? -1 : checkInt('lowWatermark', options.lowWatermark, 0, 1 << 16);
-  const high = options.highWatermark === undefined ? -1 : checkInt('highWatermark', options.highWatermark, 1, 1 << 16);
-  const batch = options.batch === undefined ? -1 : checkInt('batch', options.batch, 1, 1 << 16);
-  const prefill = options.prefill === undefined ? -1 : checkInt('prefill', options.prefill, 0, 1 << 20);
+  const limit = options.limitBytes === undefined ? 0 : checkInt('limitBytes', options.limitBytes, 1, 2 ** 32, 'bad-option');
+  const low = options.lowWatermark === undefined ? -1 : checkInt('lowWatermark', options.lowWatermark, 0, 1 << 16, 'bad-option');
+  const high = options.highWatermark === undefined ? -1 : checkInt('highWatermark', options.highWatermark, 1, 1 << 16, 'bad-option');
+  const batch = options.batch === undefined ? -1 : checkInt('batch', options.batch, 1, 1 << 16, 'bad-option');
+  const prefill = options.prefill === undefined ? -1 : checkInt('prefill', options.prefill, 0, 1 << 20, 'bad-option');
   const units = unit === 0 ? BUCKET_SIZES : [unit];
   const classes = units.length;
   const marks = units.map((u) => {
@@ -37,7 +38,7 @@ export function createAllocatorRegion(heap: HeapCore, options: AllocatorOptions)
       prefill: prefill >= 0 ? prefill : d.prefill,
     };
     if (m.high <= m.low) {
-      throw new RangeError(`highWatermark must be above lowWatermark, got low ${m.low} and high ${m.high} (unit ${u})`);
+      throw rangeError('bad-option', `highWatermark must be above lowWatermark, got low ${m.low} and high ${m.high} (unit ${u})`);
     }
     return m;
   });
@@ -48,7 +49,7 @@ export function createAllocatorRegion(heap: HeapCore, options: AllocatorOptions)
   const region = heap.takeRegion(bytes, id);
   if (region === 0) {
     heap.retireAllocator(id, true);
-    throw new RangeError(`heap is full: no room for the allocator's ${bytes}-byte control region`);
+    throw rangeError('heap-full', `heap is full: no room for the allocator's ${bytes}-byte control region`);
   }
   const u32 = heap.u32;
   const R = region >>> 2;

@@ -15,7 +15,7 @@
  */
 import { AllocatorHeader, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, CACHE_WORDS, CacheRow, KIND_LARGE, KIND_SLAB, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, tagAllocator, tagKind } from '../shm/layout.js';
 import { cas, load } from '../shm/atomic.js';
-import { badPointer, describe } from '../errors.js';
+import { badPointer, describe, typeError } from '../errors.js';
 import { limboRowAt } from './region.js';
 import { appendRetired, clearOrphan, collectLocked, rowCount, UNSTAMPED, tryLockRow, unlockRow, type PushRetired } from '../reclaim/limbo.js';
 import { kickTrim } from './batches.js';
@@ -277,7 +277,7 @@ function settleRetired(s: AllocatorState): void {
 /** Diagnoses a pointer freeDeferred's fast path refused (throws), or returns to retry it. */
 function checkFreeable(s: AllocatorState, p: unknown): void {
   if (typeof p !== 'number' || !Number.isInteger(p)) {
-    throw new TypeError(`freeDeferred(${describe(p)}): ${MISUSE.notInteger}`);
+    throw typeError('bad-argument', `freeDeferred(${describe(p)}): ${MISUSE.notInteger}`);
   }
   const heap = s.heap;
   if (p < 0 || p >= heap.maxPages * heap.pageSize) throw badPointer('freeDeferred', p, MISUSE.outsideHeap);

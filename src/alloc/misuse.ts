@@ -4,6 +4,7 @@
  * class of debug mode with its stable codes.
  */
 import type { LeakReport } from './types.js';
+import type { MisuseCode } from '../errors.js';
 
 /** The exact texts of the errors of debug mode (and of release mode's pointer checks). */
 export const MISUSE = {
@@ -35,21 +36,18 @@ export const MISUSE = {
   largeDeferred: 'large allocations cannot be freed deferred',
 } as const;
 
-/** The stable code of an AllocatorMisuseError, one per kind of misuse. */
-export type MisuseCode =
-  | 'double-free'
-  | 'unaligned'
-  | 'not-allocated'
-  | 'wrong-allocator'
-  | 'out-of-range'
-  | 'write-after-free'
-  | 'canary'
-  | 'stale'
-  | 'detached'
-  | 'bad-size'
-  | 'large-deferred';
+/**
+ * The codes of allocator misuse (MISUSE_CODES, MisuseCode) live with every
+ * other code in ../errors.ts; debug mode's AllocatorMisuseError uses them,
+ * and release mode's errors carry the same ones for the same misuse.
+ */
+export { MISUSE_CODES, type MisuseCode } from '../errors.js';
 
-/** A misuse found by a DebugAllocator. A RangeError, like release mode's pointer errors. */
+/**
+ * A misuse found by a DebugAllocator. A RangeError, like release mode's
+ * pointer errors, which carry the same `code` (release mode throws plain
+ * RangeErrors and TypeErrors with it).
+ */
 export class AllocatorMisuseError extends RangeError {
   /** What kind of misuse (stable: match on this, not on the message). */
   readonly code: MisuseCode;

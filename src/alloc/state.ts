@@ -17,6 +17,7 @@ import { cacheRowAt, limboRowAt } from './region.js';
 import type { AttachOptions } from './types.js';
 import type { PushRetired } from '../reclaim/limbo.js';
 import { MISUSE } from './misuse.js';
+import { rangeError } from '../errors.js';
 
 /** @hidden The per-agent state of an allocator; see Allocator. */
 export abstract class AllocatorState {
@@ -182,7 +183,7 @@ export abstract class AllocatorState {
 
   /** @internal */
   checkAttached(op: string): void {
-    if (this.detached) throw new RangeError(`${op}: allocator ${this.id} ${MISUSE.detached}`);
+    if (this.detached) throw rangeError('detached', `${op}: allocator ${this.id} ${MISUSE.detached}`);
   }
 
   /**
@@ -201,7 +202,8 @@ export abstract class AllocatorState {
   /** @internal */
   staleError(op: string, p?: number): RangeError {
     const what = p === undefined ? op : `${op}(${p})`;
-    return new RangeError(
+    return rangeError(
+      'stale',
       `${what}: ${MISUSE.stale}: this agent's worker slot ${this.heap.slot} was released (releaseSlot) while the agent still ran; nothing was changed`,
     );
   }

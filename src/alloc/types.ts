@@ -56,6 +56,13 @@ export interface AllocatorHandle {
   readonly kind: 'anyalloc.allocator';
   /** The allocator's id in its heap (1..maxAllocators). */
   readonly id: number;
+  /**
+   * The id's generation: new each time the id is claimed, so a handle of
+   * a destroyed allocator never attaches the id's next owner.
+   */
+  readonly gen: number;
+  /** The heap's identity (heap.id): a handle of another heap is refused. */
+  readonly heap: number;
 }
 
 /** One agent's cache of one size class (a row of AllocatorStats.workers). */

@@ -20,6 +20,7 @@
  */
 import {
   HeapHeader,
+  HEADER_BYTES,
   ALLOC_CREATING,
   ALLOC_DESTROYED,
   ALLOC_FREE,
@@ -38,7 +39,7 @@ import {
   tagKind,
 } from '../shm/layout.js';
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
-import { checkInt } from '../errors.js';
+import { checkInt, describe, rangeError, typeError } from '../errors.js';
 import { countFreePages } from './pages.js';
 import { WASM_PAGE, metaLayout, type SharedMemory } from './format.js';
 import { claimDone, giveRegion, giveRun, takeRegion, takeRun } from './runs.js';
@@ -179,6 +180,11 @@ export class HeapCore {
   readonly tagWord: number;
   /** @internal */
   readonly argWord: number;
+  /**
+   * The heap's identity: a random nonzero 32-bit number drawn at create,
+   * the same in every agent. Allocator and map handles carry it.
+   */
+  readonly id: number;
   /** This agent's slot, or -1 after detach. */
   slot: number;
   /** @internal The generation of this agent's slot when it attached. */
@@ -194,10 +200,10 @@ export class HeapCore {
     this.renewViews();
     const u32 = this.u32;
     if (u32[this.hdr + HeapHeader.MAGIC] !== HEAP_MAGIC) {
-      throw new TypeError(`no anyalloc heap at byte ${base} of this buffer (bad magic)`);
+      throw typeError('bad-handle', `no anyalloc heap at byte ${base} of this buffer (bad magic)`);
     }
     if (u32[this.hdr + HeapHeader.VERSION] !== LAYOUT_VERSION) {
-      throw new TypeError(`heap layout version ${u32[this.hdr + HeapHeader.VERSION]} is not supported (want ${LAYOUT_VERSION})`);
+      throw typeError('bad-version', `heap layout version ${u32[this.hdr + HeapHeader.VERSION]} is not supported (want ${LAYOUT_VERSION})`);
     }
     this.pageShift = u32[this.hdr + HeapHeader.PAGE_SHIFT]!;
     // A shift, not 2 ** n: V8 keeps the field (and every mask derived from it)
@@ -207,6 +213,7 @@ export class HeapCore {
     this.maxSlots = u32[this.hdr + HeapHeader.MAX_SLOTS]!;
     this.maxAllocators = u32[this.hdr + HeapHeader.MAX_ALLOCATORS]!;
     this.firstDataPage = u32[this.hdr + HeapHeader.FIRST_DATA_PAGE]!;
+    this.id = u32[this.hdr + HeapHeader.HEAP_ID]!;
     const m = metaLayout(base, this.maxSlots, this.maxAllocators, this.maxPages);
     this.slotWord = m.slotTable >>> 2;
     this.allocWord = m.allocTable >>> 2;
@@ -256,7 +263,7 @@ export class HeapCore {
       store(u32, w + SlotRow.STATE, state);
       return { slot: s, gen };
     }
-    throw new RangeError(`no free worker slot: all ${this.maxSlots} are taken (maxWorkers)`);
+    throw rangeError('no-slot', `no free worker slot: all ${this.maxSlots} are taken (maxWorkers)`);
   }
 
   /** @internal */
@@ -265,7 +272,7 @@ export class HeapCore {
       checkInt('slot', wanted, 0, this.maxSlots - 1);
       const w = this.slotWord + wanted * SLOT_ROW_WORDS;
       if (load(this.u32, w + SlotRow.GEN) !== gen || cas(this.u32, w + SlotRow.STATE, SLOT_RESERVED, SLOT_ATTACHED) !== SLOT_RESERVED) {
-        throw new RangeError(`slot ${wanted} is no longer reserved for this handle (released or already attached)`);
+        throw rangeError('stale-handle', `slot ${wanted} is no longer reserved for this handle (released or already attached)`);
       }
       this.slot = wanted;
       this.slotGen = gen;
@@ -491,7 +498,10 @@ export class HeapCore {
 
   /* -------------------------- allocator table --------------------------- */
 
-  /** @internal Claims an allocator id (CREATING); throws when the table is full. */
+  /**
+   * @internal Claims an allocator id (CREATING) with a fresh generation
+   * (published with the id's LIVE store); throws when the table is full.
+   */
   claimAllocatorId(unit: number): number {
     const u32 = this.u32;
     for (let id = 1; id <= this.maxAllocators; id++) {
@@ -499,9 +509,13 @@ export class HeapCore {
       if (load(u32, row + AllocatorEntry.STATE) !== ALLOC_FREE) continue;
       if (cas(u32, row + AllocatorEntry.STATE, ALLOC_FREE, ALLOC_CREATING) !== ALLOC_FREE) continue;
       store(u32, row + AllocatorEntry.UNIT, unit);
+      // Never 0: a generation of 0 would match a zeroed row.
+      let gen = (add(u32, this.hdr + HeapHeader.ALLOC_GEN, 1) + 1) >>> 0;
+      if (gen === 0) gen = (add(u32, this.hdr + HeapHeader.ALLOC_GEN, 1) + 1) >>> 0;
+      store(u32, row + AllocatorEntry.GEN, gen);
       return id;
     }
-    throw new RangeError(`no free allocator id: all ${this.maxAllocators} are in use (maxAllocators)`);
+    throw rangeError('no-allocator-id', `no free allocator id: all ${this.maxAllocators} are in use (maxAllocators)`);
   }
 
   /** @internal Records that allocator `id` holds the elements of the map at byte `map`. */
@@ -528,6 +542,41 @@ export class HeapCore {
   allocatorRow(id: number): { state: number; region: number; unit: number } {
     const row = this.allocWord + id * ALLOC_ROW_WORDS;
     return { state: load(this.u32, row + AllocatorEntry.STATE), region: load(this.u32, row + AllocatorEntry.REGION), unit: load(this.u32, row + AllocatorEntry.UNIT) };
+  }
+
+  /** @internal The generation of allocator id `id` (its latest claim; 0 if never claimed). */
+  allocatorGen(id: number): number {
+    return load(this.u32, this.allocWord + id * ALLOC_ROW_WORDS + AllocatorEntry.GEN);
+  }
+
+  /** @internal The byte offset of the map whose elements allocator `id` holds (0 for none). */
+  allocatorMap(id: number): number {
+    return load(this.u32, this.allocWord + id * ALLOC_ROW_WORDS + AllocatorEntry.MAP);
+  }
+
+  /**
+   * @internal Whether `gen` is a generation this heap has handed out
+   * (1..the ALLOC_GEN counter, 32-bit wrap aside): a handle with such a
+   * generation that matches no live allocator names a destroyed one.
+   */
+  allocatorGenIssued(gen: number): boolean {
+    const issued = load(this.u32, this.hdr + HeapHeader.ALLOC_GEN);
+    return gen !== 0 && gen <= issued;
+  }
+
+  /**
+   * @internal Whether a handle's generation names an object that is gone:
+   * handed out by this heap, and no live allocator holds it now. (A live
+   * one elsewhere means the handle pairs it with the wrong id or region:
+   * forged.)
+   */
+  allocatorGenGone(gen: number): boolean {
+    if (!this.allocatorGenIssued(gen)) return false;
+    for (let id = 1; id <= this.maxAllocators; id++) {
+      const row = this.allocWord + id * ALLOC_ROW_WORDS;
+      if (load(this.u32, row + AllocatorEntry.GEN) === gen && load(this.u32, row + AllocatorEntry.STATE) === ALLOC_LIVE) return false;
+    }
+    return true;
   }
 
   /* ------------------------------ stats --------------------------------- */
@@ -613,3 +662,121 @@ export class HeapCore {
 }
 
 
+
+/* ------------------------------ handles --------------------------------- */
+
+// `threads`: the thread table of anyalloc/node's releaseExitedWorkers handle, which Heap.attach accepts too.
+const HEAP_HANDLE_KEYS = new Set(['kind', 'buffer', 'memory', 'base', 'slot', 'gen', 'threads']);
+const ALLOCATOR_HANDLE_KEYS = new Set(['kind', 'id', 'gen', 'heap']);
+
+function isUint32(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+}
+
+/** @internal Throws a TypeError (code 'bad-handle') if `handle` has a key not in `keys`. */
+export function checkHandleKeys(handle: object, keys: ReadonlySet<string>, what: string): void {
+  for (const key of Object.keys(handle)) {
+    if (!keys.has(key)) {
+      throw typeError('bad-handle', `${what}: unknown field ${JSON.stringify(key)}; a handle has ${[...keys].join(', ')}`);
+    }
+  }
+}
+
+/**
+ * @internal
+ * Checks every field of a heap handle before anything reads the buffer or
+ * takes a slot: the kind; exactly one of `buffer` (a SharedArrayBuffer)
+ * and `memory` (a shared memory's shape); `base` a non-negative multiple
+ * of 8 with a header's room inside the buffer; `slot` and `gen` together,
+ * integers, or neither; `threads` (anyalloc/node's thread table) a
+ * SharedArrayBuffer when present; no other field. TypeError or
+ * RangeError, code 'bad-handle'.
+ */
+export function checkHeapHandle(handle: HeapHandle): void {
+  if (handle === null || typeof handle !== 'object' || (handle as { kind?: unknown }).kind !== 'anyalloc.heap') {
+    throw typeError('bad-handle', `attach needs a heap handle (heap.handle), got ${describe(handle)}`);
+  }
+  const what = 'Heap.attach: bad heap handle';
+  checkHandleKeys(handle, HEAP_HANDLE_KEYS, what);
+  const { buffer, memory, base, slot, gen, threads } = handle as { buffer?: unknown; memory?: unknown; base?: unknown; slot?: unknown; gen?: unknown; threads?: unknown };
+  if (threads !== undefined && !(threads instanceof SharedArrayBuffer)) {
+    throw typeError('bad-handle', `${what}: threads (a thread table) must be a SharedArrayBuffer, got ${describe(threads)}`);
+  }
+  if ((buffer === undefined) === (memory === undefined)) {
+    throw typeError('bad-handle', `${what}: it must have exactly one of buffer and memory, got ${buffer === undefined ? 'neither' : 'both'}`);
+  }
+  let sab: SharedArrayBuffer;
+  if (buffer !== undefined) {
+    if (!(buffer instanceof SharedArrayBuffer)) throw typeError('bad-handle', `${what}: buffer must be a SharedArrayBuffer, got ${describe(buffer)}`);
+    sab = buffer;
+  } else {
+    const m = memory as { buffer?: unknown; grow?: unknown } | null;
+    if (m === null || typeof m !== 'object' || !(m.buffer instanceof SharedArrayBuffer) || typeof m.grow !== 'function') {
+      throw typeError('bad-handle', `${what}: memory must be a shared WebAssembly.Memory (a SharedArrayBuffer buffer and grow()), got ${describe(memory)}`);
+    }
+    sab = m.buffer;
+  }
+  const limit = sab.byteLength - HEADER_BYTES;
+  if (typeof base !== 'number' || !Number.isSafeInteger(base)) throw typeError('bad-handle', `${what}: base must be a safe integer, got ${describe(base)}`);
+  if (base < 0 || base % 8 !== 0 || base > limit) {
+    throw rangeError('bad-handle', `${what}: base must be a multiple of 8 in [0, ${Math.max(limit, 0)}] (a header inside the buffer), got ${base}`);
+  }
+  if ((slot === undefined) !== (gen === undefined)) {
+    throw typeError('bad-handle', `${what}: slot and gen go together (reserveSlot()), got slot ${describe(slot)} and gen ${describe(gen)}`);
+  }
+  if (slot !== undefined) {
+    if (typeof slot !== 'number' || !Number.isSafeInteger(slot) || slot < 0) throw typeError('bad-handle', `${what}: slot must be a non-negative integer, got ${describe(slot)}`);
+    if (!isUint32(gen)) throw typeError('bad-handle', `${what}: gen must be an integer in [0, 2^32), got ${describe(gen)}`);
+  }
+}
+
+/**
+ * @internal
+ * Checks an allocator handle against `heap` before anything is written:
+ * its kind and fields (TypeError 'bad-handle'), its heap (RangeError
+ * 'foreign-handle'), and that its id is live in its generation (RangeError
+ * 'stale-handle' for a destroyed allocator, 'bad-handle' for a generation
+ * this heap never handed out). Returns the id.
+ */
+export function checkAllocatorHandle(heap: HeapCore, handle: { kind?: unknown; id?: unknown; gen?: unknown; heap?: unknown }, op: string): number {
+  if (handle === null || typeof handle !== 'object' || handle.kind !== 'anyalloc.allocator') {
+    throw typeError('bad-handle', `${op} needs an allocator handle (allocator.handle), got ${describe(handle)}`);
+  }
+  const what = `${op}: bad allocator handle`;
+  checkHandleKeys(handle, ALLOCATOR_HANDLE_KEYS, what);
+  const id = checkInt('allocator id', handle.id, 1, heap.maxAllocators, 'bad-handle');
+  if (isUint32(handle.heap) && handle.heap !== heap.id) checkHandleHeap(heap, handle.heap, op, `allocator ${id}`);
+  const gen = handle.gen;
+  const row = heap.allocatorRow(id);
+  if (row.state !== ALLOC_LIVE) {
+    const stale = isUint32(gen) && handle.heap === heap.id && heap.allocatorGenGone(gen);
+    throw rangeError(stale ? 'stale-handle' : 'bad-handle', `allocator ${id} is not live (destroyed or never created)${stale ? `: stale handle of generation ${gen}` : ''}`);
+  }
+  checkHandleHeap(heap, handle.heap, op, `allocator ${id}`);
+  checkGenField(gen, what);
+  const now = heap.allocatorGen(id);
+  if (gen !== now) {
+    if (heap.allocatorGenGone(gen)) {
+      throw rangeError('stale-handle', `${op}: stale handle: allocator ${id} of generation ${gen} was destroyed; id ${id} now holds a newer allocator (generation ${now})`);
+    }
+    throw rangeError('bad-handle', `${what}: generation ${gen} ${heap.allocatorGenIssued(gen) ? `is not allocator ${id}'s` : 'was never handed out in this heap'} (a forged handle)`);
+  }
+  return id;
+}
+
+/** @internal Checks a handle's `gen` field: an integer in [1, 2^32). */
+export function checkGenField(gen: unknown, what: string): asserts gen is number {
+  if (!isUint32(gen) || gen === 0) throw typeError('bad-handle', `${what}: gen must be an integer in [1, 2^32), got ${describe(gen)}`);
+}
+
+/**
+ * @internal
+ * Checks a handle's `heap` field: an integer (TypeError 'bad-handle') equal
+ * to this heap's id (RangeError 'foreign-handle').
+ */
+export function checkHandleHeap(heap: HeapCore, id: unknown, op: string, what: string): void {
+  if (!isUint32(id)) throw typeError('bad-handle', `${op}: bad handle of ${what}: heap must be an integer in [0, 2^32), got ${describe(id)}`);
+  if (id !== heap.id) {
+    throw rangeError('foreign-handle', `${op}: the handle of ${what} belongs to another heap (heap id ${id}, this heap is ${heap.id})`);
+  }
+}

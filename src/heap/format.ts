@@ -17,7 +17,7 @@ import {
   pageTag,
 } from '../shm/layout.js';
 import { store } from '../shm/atomic.js';
-import { checkInt } from '../errors.js';
+import { checkInt, checkOptions, rangeError, typeError } from '../errors.js';
 
 /** Options of Heap.create. */
 export interface HeapOptions {
@@ -100,16 +100,53 @@ export function metaLayout(base: number, maxSlots: number, maxAllocators: number
  * full long before maxBytes), or says why it cannot.
  */
 function newBuffer(initial: number, max: number): SharedArrayBuffer {
-  const sab = new SharedArrayBuffer(initial, { maxByteLength: max });
+  let sab: SharedArrayBuffer;
+  try {
+    sab = new SharedArrayBuffer(initial, { maxByteLength: max });
+  } catch (e) {
+    throw rangeError('no-memory', `cannot make a SharedArrayBuffer of ${initial} bytes growable to ${max} (maxBytes): ${(e as Error).message}`);
+  }
   if ((sab as { growable?: boolean }).growable === true || initial === max) return sab;
   try {
     return new SharedArrayBuffer(max);
   } catch (e) {
-    throw new RangeError(
+    throw rangeError(
+      'no-memory',
       `this engine's SharedArrayBuffer cannot grow, and ${max} bytes (maxBytes) cannot be taken up front: ` +
         `give a smaller maxBytes (${(e as Error).message})`,
     );
   }
+}
+
+/** The option names of Heap.create and their types (checkOptions). */
+const HEAP_OPTIONS = {
+  maxBytes: 'integer',
+  initialBytes: 'integer',
+  pageSize: 'integer',
+  maxWorkers: 'integer',
+  maxAllocators: 'integer',
+  memory: 'object',
+  reserveBytes: 'integer',
+} as const;
+
+/**
+ * A heap's identity: a random nonzero 32-bit number. From
+ * crypto.getRandomValues where the scope has it (some worklet scopes do
+ * not), else Math.random mixed with the clock; it only has to differ
+ * between the heaps one program sees.
+ */
+function newHeapId(): number {
+  const c = (globalThis as { crypto?: { getRandomValues?(a: Uint32Array): Uint32Array } }).crypto;
+  let id = 0;
+  if (c !== undefined && typeof c.getRandomValues === 'function') {
+    try {
+      id = c.getRandomValues(new Uint32Array(1))[0]!;
+    } catch {
+      id = 0;
+    }
+  }
+  id = (id ^ (Math.random() * 2 ** 32) ^ Math.imul(Date.now() >>> 0, 0x9e3779b1)) >>> 0;
+  return id === 0 ? 1 : id;
 }
 
 /** The memory a new heap lives in: a SharedArrayBuffer, or a shared wasm memory from `base` on. */
@@ -125,36 +162,38 @@ export interface HeapMemory {
  * data pages free. The magic word is stored last: an agent that sees it
  * sees everything else.
  */
-export function formatHeap(options: HeapOptions): HeapMemory {
+export function formatHeap(given: HeapOptions | undefined): HeapMemory {
+  const options = checkOptions<HeapOptions>('Heap.create', given, HEAP_OPTIONS);
   if (typeof SharedArrayBuffer !== 'function') {
-    throw new TypeError(
+    throw typeError(
+      'unsupported',
       'SharedArrayBuffer is not available in this scope. In a browser the page must be cross-origin isolated: ' +
         'serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp ' +
         '(see docs/browsers.md)',
     );
   }
-  const pageSize = options.pageSize === undefined ? 65536 : checkInt('pageSize', options.pageSize, 8192, 1 << 20);
-  if (!isPow2(pageSize)) throw new RangeError(`pageSize must be a power of two, got ${pageSize}`);
-  const maxSlots = options.maxWorkers === undefined ? 64 : checkInt('maxWorkers', options.maxWorkers, 1, 1024);
+  const pageSize = options.pageSize === undefined ? 65536 : checkInt('pageSize', options.pageSize, 8192, 1 << 20, 'bad-option');
+  if (!isPow2(pageSize)) throw rangeError('bad-option', `pageSize must be a power of two, got ${pageSize}`);
+  const maxSlots = options.maxWorkers === undefined ? 64 : checkInt('maxWorkers', options.maxWorkers, 1, 1024, 'bad-option');
   const maxAllocators =
-    options.maxAllocators === undefined ? 64 : checkInt('maxAllocators', options.maxAllocators, 1, MAX_ALLOCATOR_ID);
+    options.maxAllocators === undefined ? 64 : checkInt('maxAllocators', options.maxAllocators, 1, MAX_ALLOCATOR_ID, 'bad-option');
   const memory = options.memory;
   let maxBytes: number;
   let base = 0;
   if (memory !== undefined) {
     const wasm = (globalThis as { WebAssembly?: { Memory: abstract new (...args: never[]) => unknown } }).WebAssembly;
     if (wasm === undefined || !(memory instanceof wasm.Memory) || !(memory.buffer instanceof SharedArrayBuffer)) {
-      throw new TypeError('memory must be a shared WebAssembly.Memory (created with shared: true)');
+      throw typeError('bad-option', 'memory must be a shared WebAssembly.Memory (created with shared: true)');
     }
-    const reserve = options.reserveBytes === undefined ? 0 : checkInt('reserveBytes', options.reserveBytes, 0, MAX_BUFFER);
+    const reserve = options.reserveBytes === undefined ? 0 : checkInt('reserveBytes', options.reserveBytes, 0, MAX_BUFFER, 'bad-option');
     base = roundUp(reserve, pageSize);
     // WebAssembly.Memory does not expose its maximum: the creator states
     // it (the `maximum` it gave, in bytes); growth past the real maximum
     // just fails cleanly (alloc returns 0).
-    maxBytes = options.maxBytes === undefined ? MAX_BUFFER : checkInt('maxBytes', options.maxBytes, 1, MAX_BUFFER);
+    maxBytes = options.maxBytes === undefined ? MAX_BUFFER : checkInt('maxBytes', options.maxBytes, 1, MAX_BUFFER, 'bad-option');
   } else {
-    if (options.reserveBytes !== undefined) throw new TypeError('reserveBytes needs memory');
-    maxBytes = options.maxBytes === undefined ? GiB : checkInt('maxBytes', options.maxBytes, 1, MAX_BUFFER);
+    if (options.reserveBytes !== undefined) throw typeError('bad-option', 'reserveBytes needs memory');
+    maxBytes = options.maxBytes === undefined ? GiB : checkInt('maxBytes', options.maxBytes, 1, MAX_BUFFER, 'bad-option');
   }
   maxBytes = Math.min(Math.floor(maxBytes / pageSize) * pageSize, MAX_BUFFER);
   const maxPages = maxBytes / pageSize;
@@ -162,15 +201,21 @@ export function formatHeap(options: HeapOptions): HeapMemory {
   const metaEnd = roundUp(m.end, pageSize);
   const firstDataPage = metaEnd / pageSize;
   if (firstDataPage + 1 > maxPages) {
-    throw new RangeError(`maxBytes ${maxBytes} leaves no room for data pages (the tables need ${metaEnd} bytes)`);
+    throw rangeError('bad-option', `maxBytes ${maxBytes} leaves no room for data pages (the tables need ${metaEnd} bytes)`);
   }
-  let initial = options.initialBytes === undefined ? metaEnd + 16 * pageSize : checkInt('initialBytes', options.initialBytes, 0, maxBytes);
+  let initial = options.initialBytes === undefined ? metaEnd + 16 * pageSize : checkInt('initialBytes', options.initialBytes, 0, maxBytes, 'bad-option');
   initial = Math.min(maxBytes, Math.max(metaEnd, roundUp(initial, pageSize)));
 
   let sab: SharedArrayBuffer | undefined;
   if (memory !== undefined) {
     const have = memory.buffer.byteLength;
-    if (have < initial) memory.grow(Math.ceil((initial - have) / WASM_PAGE));
+    if (have < initial) {
+      try {
+        memory.grow(Math.ceil((initial - have) / WASM_PAGE));
+      } catch (e) {
+        throw rangeError('no-memory', `memory cannot grow from ${have} to ${initial} bytes (initialBytes): ${(e as Error).message}`);
+      }
+    }
   } else {
     sab = newBuffer(initial, maxBytes);
   }
@@ -201,6 +246,7 @@ export function formatHeap(options: HeapOptions): HeapMemory {
     u32[bitmap + (p >>> 5)] = (u32[bitmap + (p >>> 5)]! | (1 << (p & 31))) >>> 0;
   }
   u32[hdr + HeapHeader.EPOCH] = 1;
+  u32[hdr + HeapHeader.HEAP_ID] = newHeapId();
   u32[hdr + HeapHeader.VERSION] = LAYOUT_VERSION;
   // Publish: an agent that sees the magic sees everything above.
   store(u32, hdr + HeapHeader.MAGIC, HEAP_MAGIC);

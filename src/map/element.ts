@@ -7,7 +7,7 @@
  * the grace argument for the spare copy: ./layout.ts.
  */
 import { cas, load, store } from '../shm/atomic.js';
-import { describe } from '../errors.js';
+import { describe, typeError } from '../errors.js';
 import { tryAdvance } from '../reclaim/epoch.js';
 import { E_VER, V_COPY_SHIFT, V_GRACE, V_LOCK, V_STAMP_AHEAD, V_STAMP_MASK, V_STAMP_SHIFT } from './layout.js';
 import { MapFlag, MapStatus } from './status.js';
@@ -24,7 +24,7 @@ export class MapElements extends MapBuckets {
   /** @internal Checks that v holds a value (valueSize bytes or more). */
   checkValue(v: Uint8Array, op: string, name = 'value'): void {
     if (!(v instanceof Uint8Array) || v.length < this.valueSize) {
-      throw new TypeError(`${op}: ${name} must be a Uint8Array of at least valueSize ${this.valueSize} bytes, got ${v instanceof Uint8Array ? `${v.length} bytes` : describe(v)}`);
+      throw typeError('bad-argument', `${op}: ${name} must be a Uint8Array of at least valueSize ${this.valueSize} bytes, got ${v instanceof Uint8Array ? `${v.length} bytes` : describe(v)}`);
     }
   }
 

@@ -35,7 +35,8 @@
  * they call) allocate nothing.
  */
 import { load, store } from '../shm/atomic.js';
-import { describe } from '../errors.js';
+import { describe, rangeError, typeError } from '../errors.js';
+import { checkGenField, checkHandleHeap, checkHandleKeys } from '../heap/core.js';
 import type { HeapCore } from '../heap/core.js';
 import { Allocator } from '../alloc/allocator.js';
 import { openAllocator } from '../alloc/debug/open.js';
@@ -67,7 +68,17 @@ export interface HashMapHandle {
   readonly kind: 'anyalloc.map';
   /** Byte offset of the map's table in the heap. */
   readonly region: number;
+  /**
+   * The map's generation: that of its element allocator, unique in the
+   * heap, so a handle of a destroyed map never attaches a map that reuses
+   * its memory.
+   */
+  readonly gen: number;
+  /** The heap's identity (heap.id): a handle of another heap is refused. */
+  readonly heap: number;
 }
+
+const MAP_HANDLE_KEYS = new Set(['kind', 'region', 'gen', 'heap']);
 
 /**
  * The BPF hash map in the shared heap: fixed-size keys and values, lookups
@@ -88,13 +99,13 @@ export class HashMap extends MapPerWorker {
     const elems = openAllocator(heap, elemsId, {});
     if (g.mode === 'prealloc' && !elems.reserve(g.capacity)) {
       elems.destroy();
-      throw new RangeError(`heap is full: no room to preallocate ${g.capacity} elements of ${elems.unitSize} bytes`);
+      throw rangeError('heap-full', `heap is full: no room to preallocate ${g.capacity} elements of ${elems.unitSize} bytes`);
     }
     const bytes = (MAP_HEADER_WORDS + heap.maxSlots * MAP_SLOT_WORDS + g.buckets) * 4;
     const region = heap.takeRegion(bytes, 0);
     if (region === 0) {
       elems.destroy();
-      throw new RangeError(`heap is full: no room for the map's ${bytes}-byte table`);
+      throw rangeError('heap-full', `heap is full: no room for the map's ${bytes}-byte table`);
     }
     writeMapHeader(heap.u32, region >>> 2, g, elems.id, elems.unitSize);
     heap.setAllocatorMap(elems.id, region);
@@ -103,21 +114,58 @@ export class HashMap extends MapPerWorker {
 
   /** Attaches, in this agent, a map created elsewhere. */
   static attach(heap: HeapCore, handle: HashMapHandle): HashMap {
-    if (handle === null || typeof handle !== 'object' || handle.kind !== 'anyalloc.map') {
-      throw new TypeError(`HashMap.attach needs a map handle (map.handle), got ${describe(handle)}`);
-    }
-    heap.refresh();
-    const W = handle.region >>> 2;
-    if (load(heap.u32, W + MapHeader.MAGIC) !== MAP_MAGIC || load(heap.u32, W + MapHeader.STATE) !== MAP_LIVE) {
-      throw new RangeError(`no live map at byte ${handle.region}`);
-    }
-    const elems = openAllocator(heap, heap.u32[W + MapHeader.ELEM_ALLOC]!, {});
+    const elemsId = HashMap.checkHandle(heap, handle);
+    const elems = openAllocator(heap, elemsId, {});
     return new HashMap(heap, handle.region, elems);
+  }
+
+  /**
+   * Checks a map handle before anything is written: its fields (TypeError
+   * 'bad-handle'), its heap ('foreign-handle'), and a live map at its
+   * region in its generation ('stale-handle' for a destroyed map, perhaps
+   * with its memory reused; 'bad-handle' for a forged one). Returns the id
+   * of the map's element allocator.
+   */
+  private static checkHandle(heap: HeapCore, handle: HashMapHandle): number {
+    const h = handle as { kind?: unknown; region?: unknown; gen?: unknown; heap?: unknown } | null;
+    if (h === null || typeof h !== 'object' || h.kind !== 'anyalloc.map') {
+      throw typeError('bad-handle', `HashMap.attach needs a map handle (map.handle), got ${describe(handle)}`);
+    }
+    const what = 'HashMap.attach: bad map handle';
+    checkHandleKeys(h, MAP_HANDLE_KEYS, what);
+    heap.refresh();
+    const region = h.region;
+    if (typeof region !== 'number' || !Number.isSafeInteger(region)) throw typeError('bad-handle', `${what}: region must be a safe integer, got ${describe(region)}`);
+    const first = heap.firstDataPage * heap.pageSize;
+    const last = heap.viewBytes - MAP_HEADER_WORDS * 4;
+    if (region < first || region > last || region % 8 !== 0) {
+      throw rangeError('bad-handle', `${what}: no live map at byte ${region} (a region is a multiple of 8 in the heap's data pages [${first}, ${last}])`);
+    }
+    const gen = h.gen;
+    const mine = typeof h.heap === 'number' && h.heap === heap.id;
+    if (typeof h.heap === 'number' && !mine) checkHandleHeap(heap, h.heap, 'HashMap.attach', `the map at byte ${region}`);
+    const W = region >>> 2;
+    const issued = mine && typeof gen === 'number' && heap.allocatorGenGone(gen);
+    if (load(heap.u32, W + MapHeader.MAGIC) !== MAP_MAGIC || load(heap.u32, W + MapHeader.STATE) !== MAP_LIVE) {
+      throw rangeError(issued ? 'stale-handle' : 'bad-handle', `no live map at byte ${region}${issued ? `: stale handle of generation ${gen} (the map was destroyed)` : ''}`);
+    }
+    checkHandleHeap(heap, h.heap, 'HashMap.attach', `the map at byte ${region}`);
+    checkGenField(gen, what);
+    const elemsId = load(heap.u32, W + MapHeader.ELEM_ALLOC);
+    const live = elemsId >= 1 && elemsId <= heap.maxAllocators && heap.allocatorMap(elemsId) === region;
+    if (!live || heap.allocatorGen(elemsId) !== gen) {
+      if (heap.allocatorGenGone(gen)) {
+        throw rangeError('stale-handle', `HashMap.attach: stale handle: no live map at byte ${region} of generation ${gen}: it was destroyed and its memory holds a newer map`);
+      }
+      const why = heap.allocatorGenIssued(gen) ? `is not that of the map at byte ${region}` : 'was never handed out in this heap';
+      throw rangeError('bad-handle', `${what}: generation ${gen} ${why} (a forged handle)`);
+    }
+    return elemsId;
   }
 
   /** A handle to post to another agent (HashMap.attach there). */
   get handle(): HashMapHandle {
-    return { kind: 'anyalloc.map', region: this.region };
+    return { kind: 'anyalloc.map', region: this.region, gen: this.elems.generation, heap: this.heap.id };
   }
 
   /* -------------------------------- reads ------------------------------- */
@@ -190,7 +238,7 @@ export class HashMap extends MapPerWorker {
 
   /** Runs fn inside a read-side section: offsets from lookupOffset stay valid until it returns. */
   read<T>(fn: () => T): T {
-    if (this.detached) throw new RangeError('read: this map is detached in this agent');
+    if (this.detached) throw rangeError('detached', 'read: this map is detached in this agent');
     this.pin();
     try {
       return fn();
@@ -219,7 +267,7 @@ export class HashMap extends MapPerWorker {
 
   private updateTaken(value: Uint8Array, flag: number, op: string): number {
     this.checkValue(value, op);
-    if (flag !== 0 && flag !== 1 && flag !== 2) throw new RangeError(`${op} flag must be MapFlag.ANY (0), NOEXIST (1) or EXIST (2), got ${describe(flag)}`);
+    if (flag !== 0 && flag !== 1 && flag !== 2) throw (Number.isInteger(flag) ? rangeError : typeError)('bad-argument', `${op} flag must be MapFlag.ANY (0), NOEXIST (1) or EXIST (2), got ${describe(flag)}`);
     const b = this.hashKey() & this.mask;
     if (this.perWorker && flag !== MapFlag.NOEXIST) {
       // In place in our own slot: no lock, no new element; pinned, since
@@ -359,12 +407,12 @@ export class HashMap extends MapPerWorker {
 
   /** Deletes every element. Returns how many were deleted. */
   clear(): number {
-    if (this.detached) throw new RangeError('clear: this map is detached in this agent');
+    if (this.detached) throw rangeError('detached', 'clear: this map is detached in this agent');
     let n = 0;
     for (let b = 0; b <= this.mask; b++) {
       if (load(this.u32, this.bucketWord + b) === 0) continue;
       let e = this.lock(b);
-      if (e < 0) throw new RangeError(`clear: bucket ${b} stays locked: a writer stalled or died`);
+      if (e < 0) throw rangeError('busy', `clear: bucket ${b} stays locked: a writer stalled or died`);
       this.unlock(b, 0);
       while (e !== 0) {
         this.reach(e);
@@ -388,8 +436,8 @@ export class HashMap extends MapPerWorker {
    * seen; each key present throughout is seen exactly once.
    */
   getNextKey(key: Uint8Array | null, out: Uint8Array): boolean {
-    if (!(out instanceof Uint8Array) || out.length < this.keySize) throw new TypeError(`getNextKey: out must hold keySize ${this.keySize} bytes`);
-    if (this.detached) throw new RangeError('getNextKey: this map is detached in this agent');
+    if (!(out instanceof Uint8Array) || out.length < this.keySize) throw typeError('bad-argument', `getNextKey: out must hold keySize ${this.keySize} bytes`);
+    if (this.detached) throw rangeError('detached', 'getNextKey: this map is detached in this agent');
     let b = 0;
     this.pin();
     try {
@@ -488,7 +536,7 @@ export class HashMap extends MapPerWorker {
   /** Deletes n keys; returns how many were present. */
   deleteBatch(keys: Uint8Array): number {
     if (!(keys instanceof Uint8Array) || keys.length % this.keySize !== 0) {
-      throw new TypeError(`deleteBatch: keys must be a Uint8Array of a multiple of keySize ${this.keySize} bytes`);
+      throw typeError('bad-argument', `deleteBatch: keys must be a Uint8Array of a multiple of keySize ${this.keySize} bytes`);
     }
     const k = new Uint8Array(this.keySize);
     let deleted = 0;
@@ -501,11 +549,11 @@ export class HashMap extends MapPerWorker {
 
   private batchCount(keys: Uint8Array, values: Uint8Array, op: string): number {
     if (!(keys instanceof Uint8Array) || keys.length % this.keySize !== 0) {
-      throw new TypeError(`${op}: keys must be a Uint8Array of a multiple of keySize ${this.keySize} bytes`);
+      throw typeError('bad-argument', `${op}: keys must be a Uint8Array of a multiple of keySize ${this.keySize} bytes`);
     }
     const n = keys.length / this.keySize;
     if (!(values instanceof Uint8Array) || values.length < n * this.valueSize) {
-      throw new TypeError(`${op}: values must hold ${n} x valueSize ${this.valueSize} bytes`);
+      throw typeError('bad-argument', `${op}: values must hold ${n} x valueSize ${this.valueSize} bytes`);
     }
     return n;
   }
@@ -574,11 +622,11 @@ export class HashMap extends MapPerWorker {
    * detached. Returns how many elements were still in the map.
    */
   destroy(): number {
-    if (this.detached) throw new RangeError('destroy: this map is detached in this agent');
+    if (this.detached) throw rangeError('detached', 'destroy: this map is detached in this agent');
     // Every agent attached to the map has its element allocator attached,
     // and releaseSlot() of a dead agent detaches that: count those.
     const others = this.elems.attachedAgents - 1;
-    if (others > 0) throw new RangeError(`destroy: the map is still attached in ${others} other agent(s)`);
+    if (others > 0) throw rangeError('still-attached', `destroy: the map is still attached in ${others} other agent(s)`);
     const n = this.clear();
     store(this.u32, this.W + MapHeader.STATE, MAP_DESTROYED);
     const q = this.rowWord + MapSlotRow.QUOTA;

@@ -5,7 +5,7 @@
  * that publishes its element, and never changes while a reader may see it:
  * ./layout.ts).
  */
-import { describe } from '../errors.js';
+import { describe, rangeError, typeError } from '../errors.js';
 import { MapQuota } from './quota.js';
 
 function rotl(x: number, r: number): number {
@@ -54,9 +54,9 @@ export class MapKeys extends MapQuota {
 
   /** @internal Checks a number key (keySize >= 4) and puts it, little-endian and zero-extended, in the scratch words. */
   takeNumber(k: number, op: string): void {
-    if ((k >>> 0) !== k) throw new TypeError(`${op}: a number key must be an integer in [0, 2^32), got ${describe(k)}`);
-    if (this.keySize < 4) throw new RangeError(`${op}: number keys need keySize >= 4, the map has ${this.keySize}`);
-    if (this.detached) throw new RangeError(`${op}: this map is detached in this agent`);
+    if ((k >>> 0) !== k) throw typeError('bad-argument', `${op}: a number key must be an integer in [0, 2^32), got ${describe(k)}`);
+    if (this.keySize < 4) throw rangeError('wrong-mode', `${op}: number keys need keySize >= 4, the map has ${this.keySize}`);
+    if (this.detached) throw rangeError('detached', `${op}: this map is detached in this agent`);
     const kw = this.kw;
     kw[0] = k;
     for (let i = 1; i < kw.length; i++) kw[i] = 0;
@@ -64,9 +64,9 @@ export class MapKeys extends MapQuota {
 
   private checkKey(key: Uint8Array, op: string): void {
     if (!(key instanceof Uint8Array) || key.length < this.keySize) {
-      throw new TypeError(`${op}: key must be a Uint8Array of at least keySize ${this.keySize} bytes, got ${key instanceof Uint8Array ? `${key.length} bytes` : describe(key)}`);
+      throw typeError('bad-argument', `${op}: key must be a Uint8Array of at least keySize ${this.keySize} bytes, got ${key instanceof Uint8Array ? `${key.length} bytes` : describe(key)}`);
     }
-    if (this.detached) throw new RangeError(`${op}: this map is detached in this agent`);
+    if (this.detached) throw rangeError('detached', `${op}: this map is detached in this agent`);
   }
 
   /** @internal True when element e holds the key in the scratch words. */

@@ -6,7 +6,7 @@
  * (./layout.ts).
  */
 import { store } from '../shm/atomic.js';
-import { checkInt, describe } from '../errors.js';
+import { checkInt, checkOptions, describe, rangeError, typeError } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
 import { objectsPerSlab } from '../alloc/sizeclass.js';
 import { E_KEY_OFF, MapHeader, MAP_LIVE, MAP_MAGIC } from './layout.js';
@@ -80,21 +80,32 @@ function pow2AtLeast(n: number): number {
   return p;
 }
 
+/** The option names of HashMap.create and their types (checkOptions). */
+const MAP_OPTIONS = {
+  keySize: 'integer',
+  valueSize: 'integer',
+  maxEntries: 'integer',
+  mode: 'string',
+  perWorker: 'boolean',
+  seed: 'integer',
+  buckets: 'integer',
+  inPlace: 'boolean',
+} as const;
+
 /** @internal Checks create's options and computes the map's geometry; throws on bad options or elements too big for a page. */
 export function mapGeometry(heap: HeapCore, options: HashMapOptions): MapGeometry {
-  if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
-  const keySize = checkInt('keySize', options.keySize, 1, 512);
-  const valueSize = checkInt('valueSize', options.valueSize, 1, 65536);
-  const maxEntries = checkInt('maxEntries', options.maxEntries, 1, 1 << 26);
+  checkOptions<HashMapOptions>('HashMap.create', options, MAP_OPTIONS, true);
+  const keySize = checkInt('keySize', options.keySize, 1, 512, 'bad-option');
+  const valueSize = checkInt('valueSize', options.valueSize, 1, 65536, 'bad-option');
+  const maxEntries = checkInt('maxEntries', options.maxEntries, 1, 1 << 26, 'bad-option');
   const mode = options.mode ?? 'dynamic';
-  if (mode !== 'prealloc' && mode !== 'dynamic') throw new TypeError(`mode must be 'prealloc' or 'dynamic', got ${describe(mode)}`);
+  if (mode !== 'prealloc' && mode !== 'dynamic') throw typeError('bad-option', `mode must be 'prealloc' or 'dynamic', got ${describe(mode)}`);
   const perWorker = options.perWorker === true;
-  if (options.inPlace !== undefined && typeof options.inPlace !== 'boolean') throw new TypeError(`inPlace must be a boolean, got ${describe(options.inPlace)}`);
-  const seed = options.seed === undefined ? (Math.random() * 2 ** 32) >>> 0 : checkInt('seed', options.seed, 0, 0xffffffff);
+  const seed = options.seed === undefined ? (Math.random() * 2 ** 32) >>> 0 : checkInt('seed', options.seed, 0, 0xffffffff, 'bad-option');
   // Default: a quarter as many buckets as entries (chains of ~4 when
   // full), so the table costs ~1 byte per entry and a dynamic map's
   // memory follows its element count.
-  const buckets = pow2AtLeast(options.buckets === undefined ? Math.ceil(maxEntries / 4) : checkInt('buckets', options.buckets, 1, 1 << 26));
+  const buckets = pow2AtLeast(options.buckets === undefined ? Math.ceil(maxEntries / 4) : checkInt('buckets', options.buckets, 1, 1 << 26, 'bad-option'));
   const keyOff = E_KEY_OFF;
   const valueOff = keyOff + Math.ceil(keySize / 8) * 8;
   const padded = Math.ceil(valueSize / 8) * 8;
@@ -113,7 +124,7 @@ export function mapGeometry(heap: HeapCore, options: HashMapOptions): MapGeometr
   const limitBytes = mode === 'prealloc' ? Math.ceil(capacity / perSlab) * heap.pageSize : undefined;
   if (perSlab < 1) {
     const hint = copies === 2 ? ' (in place: two copies of the value; inPlace: false keeps one)' : '';
-    throw new RangeError(`elements of ${elemSize} bytes do not fit a ${heap.pageSize}-byte page${hint}`);
+    throw rangeError('bad-option', `elements of ${elemSize} bytes do not fit a ${heap.pageSize}-byte page${hint}`);
   }
   return { keySize, valueSize, maxEntries, mode, perWorker, seed, buckets, keyOff, valueOff, copies, stride, elemSize, capacity, limitBytes };
 }

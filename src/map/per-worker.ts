@@ -10,13 +10,14 @@
 import { load, store } from '../shm/atomic.js';
 import { MapSlotRow, OP_SLOT_WRITE } from './layout.js';
 import { MapElements } from './element.js';
+import { rangeError, typeError } from '../errors.js';
 
 /** How long a reader retries a per-worker value whose writer is mid-write. */
 const SEQ_WAIT_MS = 500;
 
 /** @internal The error of a per-worker value that stays mid-write (thrown once the reader has unpinned). */
 export function midWrite(slot: number): RangeError {
-  return new RangeError(`per-worker value of slot ${slot} stays mid-write: its writer stalled or died (release its slot)`);
+  return rangeError('busy', `per-worker value of slot ${slot} stays mid-write: its writer stalled or died (release its slot)`);
 }
 
 /** @hidden HashMap's layer of per-worker values (the layers: ./state.ts). */
@@ -87,10 +88,10 @@ export class MapPerWorker extends MapElements {
    */
   lookupAll(key: Uint8Array, out: Uint8Array): boolean {
     this.takeKey(key, 'lookupAll');
-    if (!this.perWorker) throw new TypeError('lookupAll needs a per-worker map');
+    if (!this.perWorker) throw typeError('wrong-mode', 'lookupAll needs a per-worker map');
     const slots = this.heap.maxSlots;
     if (!(out instanceof Uint8Array) || out.length < slots * this.valueSize) {
-      throw new TypeError(`lookupAll: out must hold maxWorkers x valueSize = ${slots * this.valueSize} bytes`);
+      throw typeError('bad-argument', `lookupAll: out must hold maxWorkers x valueSize = ${slots * this.valueSize} bytes`);
     }
     const h = this.hashKey();
     this.pin();
@@ -114,9 +115,9 @@ export class MapPerWorker extends MapElements {
    * all slots of the value read as `type`. undefined when absent.
    */
   sum(key: Uint8Array, type: 'u32' | 'i32' | 'f64' = 'f64'): number | undefined {
-    if (!this.perWorker) throw new TypeError('sum needs a per-worker map');
+    if (!this.perWorker) throw typeError('wrong-mode', 'sum needs a per-worker map');
     const size = type === 'f64' ? 8 : 4;
-    if (this.valueSize < size) throw new RangeError(`sum as ${type} needs valueSize >= ${size}, map has ${this.valueSize}`);
+    if (this.valueSize < size) throw rangeError('bad-argument', `sum as ${type} needs valueSize >= ${size}, map has ${this.valueSize}`);
     const slots = this.heap.maxSlots;
     const buf = new Uint8Array(slots * this.valueSize);
     if (!this.lookupAll(key, buf)) return undefined;

@@ -43,6 +43,7 @@
  */
 import { Worker, getEnvironmentData, isMainThread, setEnvironmentData, threadId } from 'node:worker_threads';
 import { Heap, type HeapHandle } from '../index.js';
+import { rangeError, typeError } from '../errors.js';
 
 /** A heap handle that also carries the thread table: what pool threads pass to attachInWorker. */
 export type ThreadsHandle = HeapHandle & {
@@ -223,13 +224,13 @@ function descendants(t: Int32Array, root: number): Set<number> {
  */
 export function attachInWorker(handle: ThreadsHandle | HeapHandle, options: AttachInWorkerOptions = {}): Heap {
   const waitMs = options.waitMs ?? 5000;
-  if (!Number.isFinite(waitMs) || waitMs < 0) throw new RangeError(`waitMs must be a number >= 0, got ${String(waitMs)}`);
+  if (!Number.isFinite(waitMs) || waitMs < 0) throw rangeError('out-of-range', `waitMs must be a number >= 0, got ${String(waitMs)}`);
   if (handle !== null && typeof handle === 'object' && handle.slot !== undefined) return Heap.attach(handle);
   const buffer = handle !== null && typeof handle === 'object' ? (handle as Partial<ThreadsHandle>).threads : undefined;
   if (!(buffer instanceof SharedArrayBuffer)) {
-    throw new TypeError('attachInWorker needs the handle of releaseExitedWorkers(heap) (it carries the thread table); got a handle without one');
+    throw typeError('bad-handle', 'attachInWorker needs the handle of releaseExitedWorkers(heap) (it carries the thread table); got a handle without one');
   }
-  if (isMainThread) throw new RangeError('attachInWorker is for worker threads; the main thread uses Heap.attach');
+  if (isMainThread) throw rangeError('unsupported', 'attachInWorker is for worker threads; the main thread uses Heap.attach');
   const t = new Int32Array(buffer);
   const row = claimRow(t);
   let heap: Heap;
@@ -260,7 +261,7 @@ function claimRow(t: Int32Array): number {
     Atomics.store(t, r + R_STATE, PENDING);
     return r;
   }
-  throw new RangeError(`attachInWorker: the thread table is full (${t.length / ROW_WORDS} rows)`);
+  throw rangeError('no-slot', `attachInWorker: the thread table is full (${t.length / ROW_WORDS} rows)`);
 }
 
 /** Frees this thread's other rows whose slot it no longer holds (it detached from them). */

@@ -38,7 +38,7 @@
  *   v
  *   +--------+-----------+------------+-----------+-----------+-------+------
  *   | header | slot tbl  | alloc tbl  | page tags | page args | free  | data
- *   | 128 B  | 16 B/slot | 16 B/alloc | 4 B/page  | 4 B/page  | bitmap| pages
+ *   | 128 B  | 64 B/slot | 32 B/alloc | 4 B/page  | 4 B/page  | bitmap| pages
  *   +--------+-----------+------------+-----------+-----------+-------+------
  *   '------------------ meta pages (tag META) -------------------------'
  *
@@ -48,7 +48,7 @@
  * ------------------------------------------------------------------------ */
 
 export const HEAP_MAGIC = 0x616e7941; // "Anya"
-export const LAYOUT_VERSION = 7;
+export const LAYOUT_VERSION = 8;
 
 /** Header words (index into the Uint32Array, relative to base/4). */
 export const HeapHeader = {
@@ -99,6 +99,20 @@ export const HeapHeader = {
   SLOTS_USED: 20,
   /** atomic by any: slots released by releaseSlot (agents gone without detaching). */
   SLOTS_RELEASED: 21,
+  /**
+   * once: the heap's identity, a random nonzero 32-bit number drawn at
+   * create. Allocator and map handles carry it, so a handle of another
+   * heap is refused instead of naming this heap's object of the same id.
+   */
+  HEAP_ID: 22,
+  /**
+   * atomic by any: allocator generations handed out. Each claim of an
+   * allocator id takes the next one (AllocatorEntry.GEN), so generations
+   * are unique in the heap (until 2^32 claims) and a handle of a
+   * destroyed allocator, or of a map whose element allocator it was,
+   * never matches the id's or the region's next owner.
+   */
+  ALLOC_GEN: 23,
 } as const;
 export const HEADER_BYTES = 128;
 
@@ -139,11 +153,12 @@ export const SLOT_ATTACHED = 2;
 export const SLOT_RELEASING = 3;
 
 /* ------------------------------------------------------------------------ *
- * Allocator table: one 16-byte row per allocator id (ids start at 1).
+ * Allocator table: one 32-byte row per allocator id (ids start at 1).
  *
- *   +-------+--------+------+----------+
- *   | state | region | unit |  map   |
- *   +-------+--------+------+----------+
+ *   +-------+--------+------+-------+-------+-----+
+ *   | state | region | unit |  map  |  gen  | ... |
+ *   +-------+--------+------+-------+-------+-----+
+ *   (8 words; words 5..7 unused)
  *
  * state: cas by any. FREE -> CREATING (creator) -> LIVE (store, after the
  *   region is initialised) -> DESTROYED (destroy). A destroyed id is not
@@ -152,9 +167,13 @@ export const SLOT_RELEASING = 3;
  * unit: once: 0 for size-bucketed mode, else the fixed unit size.
  * map: byte offset of the hash map whose elements this allocator holds (0
  *   for none): written once by the map's creator, read by releaseSlot().
+ * gen: written by the claimer (FREE -> CREATING), before the store that
+ *   makes the id LIVE: a fresh value from HeapHeader.ALLOC_GEN each time
+ *   the id is claimed. Handles carry it (with HeapHeader.HEAP_ID); attach
+ *   compares them. Never zero.
  * ------------------------------------------------------------------------ */
-export const ALLOC_ROW_WORDS = 4;
-export const AllocatorEntry = { STATE: 0, REGION: 1, UNIT: 2, MAP: 3 } as const;
+export const ALLOC_ROW_WORDS = 8;
+export const AllocatorEntry = { STATE: 0, REGION: 1, UNIT: 2, MAP: 3, GEN: 4 } as const;
 export const ALLOC_FREE = 0;
 export const ALLOC_CREATING = 1;
 export const ALLOC_LIVE = 2;

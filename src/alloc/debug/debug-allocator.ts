@@ -40,7 +40,7 @@ import type { AllocatorStats, AttachOptions, LeakReport } from '../types.js';
 import { AllocatorMisuseError, MISUSE } from '../misuse.js';
 import type { HeapCore } from '../../heap/core.js';
 import { CacheRow, CACHE_WORDS, KIND_LARGE, pageTag, SlotRow, SLOT_ATTACHED, SLOT_ROW_WORDS, tagKind } from '../../shm/layout.js';
-import { describe, hex } from '../../errors.js';
+import { describe, hex, typeError, withCode } from '../../errors.js';
 import { slotFlagWord } from '../region.js';
 import { CLASS_BY_GRANULE, MAX_SMALL } from '../sizeclass.js';
 import {
@@ -125,7 +125,7 @@ export class DebugAllocator extends Allocator {
     let ask: number | undefined;
     if (!this.fixed) {
       if (typeof size !== 'number' || !Number.isSafeInteger(size)) {
-        throw new TypeError(`alloc size must be a positive safe integer, got ${describe(size)}`);
+        throw typeError('bad-size', `alloc size must be a positive safe integer, got ${describe(size)}`);
       }
       if (size < 1 || size > this.maxSize) {
         throw new AllocatorMisuseError(`alloc size must be in [1, ${this.maxSize}] (debug mode), got ${size}`, 'bad-size', NaN);
@@ -135,7 +135,7 @@ export class DebugAllocator extends Allocator {
     } else {
       if (size !== undefined) {
         if (typeof size !== 'number' || !Number.isSafeInteger(size)) {
-          throw new TypeError(`alloc size must be a positive safe integer, got ${describe(size)}`);
+          throw typeError('bad-size', `alloc size must be a positive safe integer, got ${describe(size)}`);
         }
         if (size < 1 || size > this.unitSize) {
           throw new AllocatorMisuseError(
@@ -395,7 +395,7 @@ export class DebugAllocator extends Allocator {
   /** validate(), throwing an Error that lists the problems. */
   assertValid(): void {
     const errors = this.validate();
-    if (errors.length > 0) throw new Error(`heap is inconsistent:\n  ${errors.slice(0, 20).join('\n  ')}`);
+    if (errors.length > 0) throw withCode(new Error(`heap is inconsistent:\n  ${errors.slice(0, 20).join('\n  ')}`), 'inconsistent');
   }
 
   /* ----------------------------- internals ---------------------------- */

@@ -5,7 +5,7 @@
  * These read the release allocator's own fields through DebugShape.
  */
 import type { HeapCore } from '../../heap/core.js';
-import { describe, hex } from '../../errors.js';
+import { describe, hex, typeError } from '../../errors.js';
 import { AllocatorMisuseError, MISUSE, type MisuseCode } from '../misuse.js';
 import {
   CLASS_MASK,
@@ -152,7 +152,7 @@ export function checkLive(a: DebugShape, op: string, p: unknown): number {
 /** The slow half of checkLive: says exactly what is wrong with p (or returns the base after all). */
 function diagnose(a: DebugShape, op: string, p: unknown): number {
   if (typeof p !== 'number' || !Number.isInteger(p)) {
-    throw new TypeError(`${op}(${describe(p)}): ${MISUSE.notInteger}`);
+    throw typeError('bad-argument', `${op}(${describe(p)}): ${MISUSE.notInteger}`);
   }
   const heap = a.heap;
   if (p < 0 || p >= heap.maxPages * heap.pageSize) throw misuseError(op, p, MISUSE.outsideHeap, 'out-of-range');
