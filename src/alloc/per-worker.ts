@@ -21,7 +21,7 @@
  * (false sharing). `packed: true` rounds to 16 instead: 4x less memory for
  * small values, for objects written rarely or by one agent at a time.
  */
-import { describe } from '../errors.js';
+import { describe, rangeError as codedRange, typeError as codedType } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
 import type { Allocator } from './allocator.js';
 import type { AllocatorHandle, AllocatorOptions, AttachOptions, LeakReport } from './types.js';
@@ -83,15 +83,14 @@ export interface PerWorkerAllocatorHandle {
   readonly stride: number;
 }
 
-/** A TypeError or RangeError with Node's `code` for it. */
-type CodedError = (TypeError | RangeError) & { code: string };
-
-function typeError(message: string): CodedError {
-  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_TYPE' });
+/** A bad argument's TypeError, with the library's code for it (docs/errors.md). */
+function typeError(message: string): TypeError {
+  return codedType('bad-argument', message);
 }
 
-function rangeError(message: string): CodedError {
-  return Object.assign(new RangeError(message), { code: 'ERR_OUT_OF_RANGE' });
+/** An argument outside its range: a RangeError with the library's code for it. */
+function rangeError(message: string): RangeError {
+  return codedRange('out-of-range', message);
 }
 
 /** Checks that `v` is a safe integer within [min, max] (TypeError / RangeError with a code); returns it. */

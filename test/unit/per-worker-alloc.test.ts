@@ -109,16 +109,16 @@ test('copyOf: slot s is p + s x stride, for s in [0, maxWorkers); anything else 
   const pw = PerWorkerAllocator.create(heap, { size: 8 });
   const p = pw.alloc();
   for (let s = 0; s < 6; s++) assert.equal(pw.copyOf(p, s), p + s * 64);
-  throwsCoded(() => pw.copyOf(p, 6), RangeError, /slot must be in \[0, 5\], got 6/, 'ERR_OUT_OF_RANGE');
-  throwsCoded(() => pw.copyOf(p, -1), RangeError, /slot must be in \[0, 5\], got -1/, 'ERR_OUT_OF_RANGE');
-  throwsCoded(() => pw.copyOf(p, 1.5), TypeError, /slot must be a safe integer, got 1\.5/, 'ERR_INVALID_ARG_TYPE');
-  throwsCoded(() => pw.copyOf(p, '1' as unknown as number), TypeError, /slot must be a safe integer, got "1"/, 'ERR_INVALID_ARG_TYPE');
-  throwsCoded(() => pw.copyOf(0, 0), RangeError, /copyOf\(0\): p must be a non-zero, 16-byte aligned/, 'ERR_OUT_OF_RANGE');
-  throwsCoded(() => pw.copyOf(p + 8, 0), RangeError, /16-byte aligned/, 'ERR_OUT_OF_RANGE');
-  throwsCoded(() => pw.copyOf(-16, 0), RangeError, /copyOf\(-16\)/, 'ERR_OUT_OF_RANGE');
-  throwsCoded(() => pw.copyOf(NaN, 0), TypeError, /copyOf: p must be an integer byte offset, got NaN/, 'ERR_INVALID_ARG_TYPE');
-  throwsCoded(() => pw.copyOf(undefined as unknown as number, 0), TypeError, /got undefined/, 'ERR_INVALID_ARG_TYPE');
-  throwsCoded(() => pw.mine(p + 4), RangeError, /mine\(\d+\): p must be/, 'ERR_OUT_OF_RANGE');
+  throwsCoded(() => pw.copyOf(p, 6), RangeError, /slot must be in \[0, 5\], got 6/, 'out-of-range');
+  throwsCoded(() => pw.copyOf(p, -1), RangeError, /slot must be in \[0, 5\], got -1/, 'out-of-range');
+  throwsCoded(() => pw.copyOf(p, 1.5), TypeError, /slot must be a safe integer, got 1\.5/, 'bad-argument');
+  throwsCoded(() => pw.copyOf(p, '1' as unknown as number), TypeError, /slot must be a safe integer, got "1"/, 'bad-argument');
+  throwsCoded(() => pw.copyOf(0, 0), RangeError, /copyOf\(0\): p must be a non-zero, 16-byte aligned/, 'out-of-range');
+  throwsCoded(() => pw.copyOf(p + 8, 0), RangeError, /16-byte aligned/, 'out-of-range');
+  throwsCoded(() => pw.copyOf(-16, 0), RangeError, /copyOf\(-16\)/, 'out-of-range');
+  throwsCoded(() => pw.copyOf(NaN, 0), TypeError, /copyOf: p must be an integer byte offset, got NaN/, 'bad-argument');
+  throwsCoded(() => pw.copyOf(undefined as unknown as number, 0), TypeError, /got undefined/, 'bad-argument');
+  throwsCoded(() => pw.mine(p + 4), RangeError, /mine\(\d+\): p must be/, 'out-of-range');
   pw.free(p);
   pw.destroy();
 });
@@ -141,7 +141,7 @@ test("mine() is the copy of the agent's own slot; a second agent's mine() is its
   pw2.free(p);
   pw2.detach();
   heap2.detach();
-  throwsCoded(() => pw2.mine(16), RangeError, /mine: this agent has detached from the heap/, 'ERR_OUT_OF_RANGE');
+  throwsCoded(() => pw2.mine(16), RangeError, /mine: this agent has detached from the heap/, 'out-of-range');
   heap.assertValid();
   assert.equal(pw.allocator.stats().bytesInUse, 0);
   pw.destroy();
@@ -163,13 +163,13 @@ test('sumU32 and sumF64 add every slot\'s value at an offset of the copy; offset
   assert.equal(pw.sumU32(p, 4), 15);
   assert.equal(pw.sumF64(p, 8), 11.25);
   assert.equal(pw.sumF64(p, 16), -10);
-  throwsCoded(() => pw.sumU32(p, 24), RangeError, /offset must be in \[0, 20\], got 24/, 'ERR_OUT_OF_RANGE');
-  throwsCoded(() => pw.sumU32(p, 2), RangeError, /sumU32: offset must be a multiple of 4, got 2/, 'ERR_OUT_OF_RANGE');
-  throwsCoded(() => pw.sumF64(p, 4), RangeError, /sumF64: offset must be a multiple of 8, got 4/, 'ERR_OUT_OF_RANGE');
-  throwsCoded(() => pw.sumF64(p, 24), RangeError, /offset must be in \[0, 16\], got 24/, 'ERR_OUT_OF_RANGE');
-  throwsCoded(() => pw.sumF64(p, -8), RangeError, /offset must be in \[0, 16\], got -8/, 'ERR_OUT_OF_RANGE');
-  throwsCoded(() => pw.sumU32(p, 0.5), TypeError, /offset must be a safe integer, got 0\.5/, 'ERR_INVALID_ARG_TYPE');
-  throwsCoded(() => pw.sumU32(0), RangeError, /sumU32\(0\)/, 'ERR_OUT_OF_RANGE');
+  throwsCoded(() => pw.sumU32(p, 24), RangeError, /offset must be in \[0, 20\], got 24/, 'out-of-range');
+  throwsCoded(() => pw.sumU32(p, 2), RangeError, /sumU32: offset must be a multiple of 4, got 2/, 'out-of-range');
+  throwsCoded(() => pw.sumF64(p, 4), RangeError, /sumF64: offset must be a multiple of 8, got 4/, 'out-of-range');
+  throwsCoded(() => pw.sumF64(p, 24), RangeError, /offset must be in \[0, 16\], got 24/, 'out-of-range');
+  throwsCoded(() => pw.sumF64(p, -8), RangeError, /offset must be in \[0, 16\], got -8/, 'out-of-range');
+  throwsCoded(() => pw.sumU32(p, 0.5), TypeError, /offset must be a safe integer, got 0\.5/, 'bad-argument');
+  throwsCoded(() => pw.sumU32(0), RangeError, /sumU32\(0\)/, 'out-of-range');
   pw.free(p);
   pw.destroy();
 });
@@ -228,23 +228,23 @@ test('memory: bytesInUse counts objectBytes per live object; limitBytes makes al
 test('create and attach: bad options and handles throw TypeError / RangeError with a code, naming the value and the rule', () => {
   const heap = heapOf(64);
   const create = (o: unknown) => () => PerWorkerAllocator.create(heap, o as { size: number });
-  throwsCoded(create(undefined), TypeError, /needs options with a size, got undefined/, 'ERR_INVALID_ARG_TYPE');
-  throwsCoded(create({}), TypeError, /size must be a safe integer, got undefined/, 'ERR_INVALID_ARG_TYPE');
-  throwsCoded(create({ size: 1.5 }), TypeError, /size must be a safe integer, got 1\.5/, 'ERR_INVALID_ARG_TYPE');
-  throwsCoded(create({ size: '8' }), TypeError, /size must be a safe integer, got "8"/, 'ERR_INVALID_ARG_TYPE');
-  throwsCoded(create({ size: 0 }), RangeError, /size must be in \[1, 61440\], got 0/, 'ERR_OUT_OF_RANGE');
-  throwsCoded(create({ size: 8, packed: 1 }), TypeError, /packed must be a boolean, got 1/, 'ERR_INVALID_ARG_TYPE');
+  throwsCoded(create(undefined), TypeError, /needs options with a size, got undefined/, 'bad-argument');
+  throwsCoded(create({}), TypeError, /size must be a safe integer, got undefined/, 'bad-argument');
+  throwsCoded(create({ size: 1.5 }), TypeError, /size must be a safe integer, got 1\.5/, 'bad-argument');
+  throwsCoded(create({ size: '8' }), TypeError, /size must be a safe integer, got "8"/, 'bad-argument');
+  throwsCoded(create({ size: 0 }), RangeError, /size must be in \[1, 61440\], got 0/, 'out-of-range');
+  throwsCoded(create({ size: 8, packed: 1 }), TypeError, /packed must be a boolean, got 1/, 'bad-argument');
   // 64 workers x 64-byte strides fill a 61440-byte unit at size 960.
   assert.equal(PerWorkerAllocator.create(heap, { size: 960 }).objectBytes, 61440);
   throwsCoded(
     create({ size: 961 }),
     RangeError,
     /^size 961 needs 1024 x 64 worker slots = 65536 bytes per object; a fixed-size unit is at most 61440 \(pageSize - pageSize\/16\): use a smaller size, fewer maxWorkers, a larger pageSize$/,
-    'ERR_OUT_OF_RANGE',
+    'out-of-range',
   );
   // With 100 workers, 600-byte copies fit at 16-byte strides (608 x 100) but not at 64 (640 x 100).
   const heap100 = heapOf(100);
-  throwsCoded(() => PerWorkerAllocator.create(heap100, { size: 600 }), RangeError, /= 64000 bytes per object; .*, or packed: true$/, 'ERR_OUT_OF_RANGE');
+  throwsCoded(() => PerWorkerAllocator.create(heap100, { size: 600 }), RangeError, /= 64000 bytes per object; .*, or packed: true$/, 'out-of-range');
   assert.equal(PerWorkerAllocator.create(heap100, { size: 600, packed: true }).objectBytes, 60800);
   // The wrapped allocator's own checks still apply.
   assert.throws(create({ size: 8, batch: 0 }), /batch must be in/);
@@ -252,17 +252,17 @@ test('create and attach: bad options and handles throw TypeError / RangeError wi
   const pw = PerWorkerAllocator.create(heap, { size: 8 });
   const plain = heap.createAllocator({ unitSize: 64 });
   const attach = (h: unknown) => () => PerWorkerAllocator.attach(heap, h as typeof pw.handle);
-  throwsCoded(attach(null), TypeError, /needs a per-worker allocator handle \(\.handle\), got null/, 'ERR_INVALID_ARG_TYPE');
-  throwsCoded(attach(pw.allocator.handle), TypeError, /needs a per-worker allocator handle/, 'ERR_INVALID_ARG_TYPE');
-  throwsCoded(attach({ ...pw.handle, stride: 4 }), RangeError, /handle\.stride must be in/, 'ERR_OUT_OF_RANGE');
-  throwsCoded(attach({ ...pw.handle, size: 100 }), RangeError, /handle\.size must be in \[1, 64\], got 100/, 'ERR_OUT_OF_RANGE');
+  throwsCoded(attach(null), TypeError, /needs a per-worker allocator handle \(\.handle\), got null/, 'bad-argument');
+  throwsCoded(attach(pw.allocator.handle), TypeError, /needs a per-worker allocator handle/, 'bad-argument');
+  throwsCoded(attach({ ...pw.handle, stride: 4 }), RangeError, /handle\.stride must be in/, 'out-of-range');
+  throwsCoded(attach({ ...pw.handle, size: 100 }), RangeError, /handle\.size must be in \[1, 64\], got 100/, 'out-of-range');
   // Attaching the wrong allocator: detected, and the attach undone.
   const heap2 = Heap.attach(heap.handle);
   throwsCoded(
     () => PerWorkerAllocator.attach(heap2, { ...pw.handle, allocator: plain.handle }),
     RangeError,
     /has units of 64 bytes, not stride x maxWorkers = 4096/,
-    'ERR_OUT_OF_RANGE',
+    'out-of-range',
   );
   assert.equal(plain.attachedAgents, 1);
   heap2.detach();
