@@ -4,7 +4,8 @@
  * releasing the slot of an agent that is gone.
  */
 import { checkInt, checkOptions, rangeError, withCode } from './errors.js';
-import { HeapCore, checkAllocatorHandle, checkHeapHandle, type HeapHandle } from './heap/core.js';
+import { HeapCore, type HeapHandle } from './heap/core.js';
+import { checkAllocatorHandle, checkHeapHandle } from './heap/handles.js';
 import { formatHeap, type HeapOptions } from './heap/format.js';
 import { Allocator } from './alloc/allocator.js';
 import { validateHeap } from './alloc/validate.js';

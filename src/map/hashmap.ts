@@ -36,7 +36,7 @@
  */
 import { load, store } from '../shm/atomic.js';
 import { describe, rangeError, typeError } from '../errors.js';
-import { checkGenField, checkHandleHeap, checkHandleKeys } from '../heap/core.js';
+import { checkGenField, checkHandleHeap, checkHandleKeys } from '../heap/handles.js';
 import type { HeapCore } from '../heap/core.js';
 import { Allocator } from '../alloc/allocator.js';
 import { openAllocator } from '../alloc/debug/open.js';
