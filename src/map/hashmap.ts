@@ -59,6 +59,9 @@ import { MapPerWorker, midWrite } from './per-worker.js';
 import { validateMap } from './validate.js';
 
 export { MapFlag, MapStatus } from './status.js';
+
+/** How long destroy() waits for its elements' grace periods before it leaves them to finish later. */
+const DESTROY_WAIT_MS = 50;
 export type { HashMapOptions } from './options.js';
 
 /** A structured-cloneable reference to a map, to post to other agents (HashMap.attach takes it). */
@@ -76,8 +79,12 @@ export interface HashMapHandle {
  * HashMap.attach(heap, handle) there.
  */
 export class HashMap extends MapPerWorker {
+  /** Destroyed, with elements still waiting for a grace period (see destroy). */
+  private limbo: boolean;
+
   private constructor(heap: HeapCore, region: number, elems: Allocator) {
     super(heap, region, elems);
+    this.limbo = false;
     heap.addClient(this);
   }
 
@@ -550,6 +557,13 @@ export class HashMap extends MapPerWorker {
 
   /** @internal */
   detachFromHeap(): void {
+    if (this.limbo) {
+      // A destroy still waiting: wait once more, then free what can be.
+      const deadline = Date.now() + DESTROY_WAIT_MS;
+      while ((this.elems.collectDeferred(true) > 0 || this.elems.retiredObjects() > 0) && Date.now() < deadline);
+      this.finishDestroy();
+      return;
+    }
     this.detach();
   }
 
@@ -571,23 +585,70 @@ export class HashMap extends MapPerWorker {
 
   /**
    * Frees every element and the map itself. Every other agent must have
-   * detached. Returns how many elements were still in the map.
+   * detached (else it throws, code ERR_MAP_ATTACHED). Returns how many
+   * elements were still in the map.
+   *
+   * Deleted elements wait for a grace period before they may be freed,
+   * and a reader pinned anywhere in the heap (inside another map's read(),
+   * say) holds every grace period back. destroy() waits for them up to
+   * DESTROY_WAIT_MS; if some still wait, the map is marked destroyed at
+   * once (no agent can attach it) and this agent finishes the job later:
+   * it retries from a timer, and on heap.detach(), and frees the element
+   * allocator and the table as soon as the last grace period has passed.
+   * `destroying` is true until then.
    */
   destroy(): number {
     if (this.detached) throw new RangeError('destroy: this map is detached in this agent');
     // Every agent attached to the map has its element allocator attached,
     // and releaseSlot() of a dead agent detaches that: count those.
     const others = this.elems.attachedAgents - 1;
-    if (others > 0) throw new RangeError(`destroy: the map is still attached in ${others} other agent(s)`);
+    if (others > 0) {
+      const err = new RangeError(`destroy: the map is still attached in ${others} other agent(s)`);
+      (err as RangeError & { code: string }).code = 'ERR_MAP_ATTACHED';
+      throw err;
+    }
     const n = this.clear();
     store(this.u32, this.W + MapHeader.STATE, MAP_DESTROYED);
     const q = this.rowWord + MapSlotRow.QUOTA;
     this.i32[q] = 0;
     this.detached = true;
+    const deadline = Date.now() + DESTROY_WAIT_MS;
+    while (this.elems.collectDeferred(true) > 0 || this.elems.retiredObjects() > 0) {
+      if (Date.now() > deadline) {
+        this.limbo = true;
+        // The heap detaches its clients in order: this map must finish
+        // before its allocator lets go of the elements.
+        this.heap.removeClient(this.elems);
+        this.heap.addClient(this.elems);
+        this.scheduleFinish(1);
+        return n;
+      }
+    }
+    this.finishDestroy();
+    return n;
+  }
+
+  /** True while a destroyed map's last elements wait for their grace period (see destroy). */
+  get destroying(): boolean {
+    return this.limbo;
+  }
+
+  /** Frees the element allocator (whatever still waits is reported leaked by it) and the table. */
+  private finishDestroy(): void {
+    this.limbo = false;
     this.heap.removeClient(this);
     this.elems.destroy();
     this.heap.giveRegion(this.region);
-    return n;
+  }
+
+  /** Retries the end of a destroy that had to wait, backing off up to a second between tries. */
+  private scheduleFinish(ms: number): void {
+    const t = setTimeout(() => {
+      if (!this.limbo || this.heap.slot < 0) return;
+      if (this.elems.collectDeferred(true) > 0 || this.elems.retiredObjects() > 0) this.scheduleFinish(Math.min(1000, ms * 2));
+      else this.finishDestroy();
+    }, ms);
+    (t as { unref?: () => void }).unref?.();
   }
 
   /**

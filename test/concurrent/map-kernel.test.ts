@@ -1,0 +1,74 @@
+/**
+ * Kernel semantics across worker threads: FULL exactly at maxEntries
+ * while another agent holds unused entry quota, and destroy() of a map
+ * while a worker sits in a read-side section of another map (the
+ * destroyed map's elements wait for that grace period, then every page
+ * comes back).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
+import { HashMap, Heap, MapStatus } from '../../src/index.js';
+import type { InsertResult, KernelJob } from './workers/map-kernel-worker.js';
+
+const WORKER = new URL('./workers/map-kernel-worker.js', import.meta.url);
+
+function run<R>(job: KernelJob): { done: Promise<R>; worker: Worker } {
+  const worker = new Worker(WORKER, { workerData: job });
+  const done = new Promise<R>((resolve, reject) => {
+    worker.once('message', (m) => resolve(m as R));
+    worker.once('error', reject);
+    worker.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`worker exited with ${code}`))));
+  });
+  return { done, worker };
+}
+
+async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+test('maxWorkers 4, maxEntries 1024: the main thread inserts key 0 (and keeps its quota), a worker inserts 1..1023: all succeed', async () => {
+  for (const mode of ['prealloc', 'dynamic'] as const) {
+    const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 4 });
+    const map = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 1024, mode });
+    assert.equal(map.updateNumber(0, new Uint8Array(8)), MapStatus.OK);
+    const r = await run<InsertResult>({ kind: 'insert', heap: heap.handle, map: map.handle, from: 1, to: 1024 }).done;
+    assert.deepEqual(r, { ok: 1023, full: 0, other: 0 }, mode);
+    assert.equal(map.count(), 1024, mode);
+    assert.equal(map.updateNumber(5000, new Uint8Array(8)), MapStatus.FULL, `${mode}: and the main thread's next insert is FULL`);
+    const r2 = await run<InsertResult>({ kind: 'insert', heap: heap.handle, map: map.handle, from: 2000, to: 2010 }).done;
+    assert.deepEqual(r2, { ok: 0, full: 10, other: 0 }, `${mode}: so is a worker's`);
+    assert.deepEqual(map.validate(), [], mode);
+    map.destroy();
+    assert.deepEqual(heap.validate(), [], mode);
+    heap.detach();
+  }
+});
+
+test("destroy() while a worker is inside another map's read(): the elements are freed once it leaves, every page comes back", async () => {
+  const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 4 });
+  const used0 = heap.stats().usedPages;
+  const other = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 16 });
+  const usedOther = heap.stats().usedPages;
+  const map = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 10_000, mode: 'dynamic' });
+  const v = new Uint8Array(8);
+  for (let k = 0; k < 10_000; k++) assert.equal(map.updateNumber(k, v), MapStatus.OK);
+  const flag = new SharedArrayBuffer(8);
+  const f = new Int32Array(flag);
+  const holder = run<string>({ kind: 'hold', heap: heap.handle, map: other.handle, flag });
+  await until('the reader to enter read()', () => Atomics.load(f, 1) === 1);
+  assert.equal(map.destroy(), 10_000);
+  assert.equal(map.destroying, true, 'the elements wait for the reader');
+  Atomics.store(f, 0, 1);
+  assert.equal(await holder.done, 'done');
+  await until('the destroyed map to finish', () => !map.destroying);
+  assert.equal(heap.stats().usedPages, usedOther, 'every page of the destroyed map came back');
+  other.destroy();
+  assert.equal(heap.stats().usedPages, used0);
+  assert.deepEqual(heap.validate(), []);
+  heap.detach();
+});
