@@ -326,6 +326,75 @@ export class HashMap extends MapPerWorker {
     return status;
   }
 
+  /**
+   * Per-worker maps: sets every slot's value of `key` at once (the
+   * kernel's update of a per-CPU map from user space): `values` holds
+   * maxWorkers x valueSize bytes, slot order. flag as update(). The key's
+   * element is replaced by a new one, so readers see all old values or
+   * all new ones; a slot's own in-place update that races with it lands
+   * in the old element and is lost, as it would be overwritten anyway.
+   */
+  updateAll(key: Uint8Array, values: Uint8Array, flag: number = MapFlag.ANY): number {
+    this.takeKey(key, 'updateAll');
+    if (!this.perWorker) throw new TypeError('updateAll needs a per-worker map');
+    const slots = this.heap.maxSlots;
+    if (!(values instanceof Uint8Array) || values.length < slots * this.valueSize) {
+      throw new TypeError(`updateAll: values must hold maxWorkers x valueSize = ${slots * this.valueSize} bytes, got ${values instanceof Uint8Array ? `${values.length} bytes` : describe(values)}`);
+    }
+    if (flag !== 0 && flag !== 1 && flag !== 2) throw new RangeError(`updateAll flag must be MapFlag.ANY (0), NOEXIST (1) or EXIST (2), got ${describe(flag)}`);
+    const b = this.hashKey() & this.mask;
+    let fresh = this.newElement(values);
+    const i32 = this.i32;
+    const row = this.rowWord;
+    if (fresh !== 0) {
+      // Unpublished yet: plain stores (the linking store publishes them).
+      const u8 = this.u8;
+      for (let s = 0; s < slots; s++) {
+        const dst = fresh + this.valueOff + this.stride * s + 8;
+        const src = s * this.valueSize;
+        for (let i = 0; i < this.valueSize; i++) u8[dst + i] = values[src + i]!;
+      }
+      i32[row + MapSlotRow.OP_BUCKET] = b + 1;
+      i32[row + MapSlotRow.OP_ELEM] = fresh;
+      i32[row + MapSlotRow.OP_OLD] = 0;
+      i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
+      i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
+      i32[row + MapSlotRow.OP] = OP_INSERT;
+    }
+    let head = this.lock(b);
+    if (head < 0) {
+      i32[row + MapSlotRow.OP] = 0;
+      if (fresh !== 0) this.elems.free(fresh);
+      return MapStatus.BUSY;
+    }
+    const e = this.findLocked(head);
+    const pred = this.pred;
+    let status: number = MapStatus.OK;
+    if (e !== 0 && flag === MapFlag.NOEXIST) status = MapStatus.EXISTS;
+    else if (e === 0 && flag === MapFlag.EXIST) status = MapStatus.NOT_FOUND;
+    else if (fresh === 0) status = MapStatus.NO_MEMORY;
+    else if (e === 0 && !this.takeEntry()) status = MapStatus.FULL;
+    else {
+      if (e !== 0) {
+        i32[row + MapSlotRow.OP_OLD] = e;
+        i32[row + MapSlotRow.OP] = OP_REPLACE;
+        this.u32[(fresh >>> 2) + E_NEXT] = this.u32[(e >>> 2) + E_NEXT]!;
+        if (pred === 0) head = fresh;
+        else store(this.u32, (pred >>> 2) + E_NEXT, fresh);
+      } else {
+        this.u32[(fresh >>> 2) + E_NEXT] = head;
+        head = fresh;
+        i32[row + MapSlotRow.COUNT]!++;
+      }
+      fresh = 0;
+    }
+    this.unlock(b, head);
+    i32[row + MapSlotRow.OP] = 0;
+    if (fresh !== 0) this.elems.free(fresh);
+    if (status === MapStatus.OK && e !== 0) this.elems.freeDeferred(e);
+    return status;
+  }
+
   /** Deletes `key`. Returns MapStatus.OK, NOT_FOUND or BUSY. */
   delete(key: Uint8Array): number {
     this.takeKey(key, 'delete');
