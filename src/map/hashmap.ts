@@ -526,7 +526,8 @@ export class HashMap extends MapPerWorker {
    * when more may follow, NOT_FOUND when the walk has reached the end
    * (io[1] may still be > 0), NO_SPACE when the first bucket does not fit
    * (io[1] = 0; retry with larger buffers) and BUSY when a bucket lock
-   * stays taken. Allocates nothing.
+   * stays taken; room for no element at all: OK, nothing copied, as the
+   * kernel's count of 0. Allocates nothing. Semantics: docs/map.md.
    */
   lookupBatch(io: Uint32Array, keys: Uint8Array, values: Uint8Array, max?: number): number {
     return this.walkBatch(io, keys, values, max, false, 'lookupBatch');
@@ -555,6 +556,10 @@ export class HashMap extends MapPerWorker {
     if (max !== undefined) {
       if (!Number.isInteger(max) || max < 0) throw new RangeError(`${op}: max must be a non-negative integer, got ${describe(max)}`);
       cap = Math.min(cap, max);
+    }
+    if (cap === 0) {
+      io[1] = 0;
+      return MapStatus.OK;
     }
     let b = io[0]!;
     const nb = this.mask + 1;

@@ -352,3 +352,14 @@ for (const inPlace of [true, false]) {
     assert.deepEqual(heap.validate(), []);
   });
 }
+
+test('batches: room for no element copies nothing and returns OK, the cursor unchanged (the kernel: count 0)', () => {
+  const { m } = batchMap({});
+  fill(m, 3);
+  const io = new Uint32Array([2, 9]);
+  assert.equal(m.lookupBatch(io, new Uint8Array(40), new Uint8Array(80), 0), MapStatus.OK);
+  assert.deepEqual([...io], [2, 0]);
+  assert.equal(m.lookupAndDeleteBatch(io, new Uint8Array(0), new Uint8Array(80)), MapStatus.OK);
+  assert.equal(m.count(), 3);
+  m.destroy();
+});
