@@ -57,6 +57,7 @@ import {
 import { MapFlag, MapStatus } from './status.js';
 import { ELEM_MARKS, mapGeometry, writeMapHeader, type HashMapOptions } from './options.js';
 import { UPDATE_REPLACE } from './element.js';
+import { LOCKED } from './buckets.js';
 import { MapPerWorker, midWrite } from './per-worker.js';
 import { validateMap } from './validate.js';
 
@@ -64,6 +65,8 @@ export { MapFlag, MapStatus } from './status.js';
 
 /** How long destroy() waits for its elements' grace periods before it leaves them to finish later. */
 const DESTROY_WAIT_MS = 50;
+/** How long lookupAndDelete and lookupAndDeleteBatch wait for an element's value lock (held by an in-place writer). */
+const VALUE_LOCK_SPIN_MS = 20;
 export type { HashMapOptions } from './options.js';
 
 /** A structured-cloneable reference to a map, to post to other agents (HashMap.attach takes it). */
@@ -426,10 +429,11 @@ export class HashMap extends MapPerWorker {
       if (pred === 0) head = next;
       else store(this.u32, (pred >>> 2) + E_NEXT, next);
       i32[row + MapSlotRow.COUNT]!--;
+      // Under the lock: a slot changes its QUOTA only there (./quota.ts).
+      this.giveEntry();
     }
     this.unlock(b, head);
     if (e === 0) return MapStatus.NOT_FOUND;
-    this.giveEntry();
     i32[row + MapSlotRow.OP] = 0;
     this.elems.freeDeferred(e);
     return MapStatus.OK;
@@ -443,7 +447,10 @@ export class HashMap extends MapPerWorker {
       if (load(this.u32, this.bucketWord + b) === 0) continue;
       let e = this.lock(b);
       if (e < 0) throw new RangeError(`clear: bucket ${b} stays locked: a writer stalled or died`);
-      this.unlock(b, 0);
+      // Emptied at once (readers see an empty bucket); the lock is kept
+      // while the entries go back: a slot changes its QUOTA only under a
+      // bucket lock (./quota.ts).
+      store(this.u32, this.bucketWord + b, LOCKED);
       while (e !== 0) {
         this.reach(e);
         const next = load(this.u32, (e >>> 2) + E_NEXT);
@@ -453,6 +460,7 @@ export class HashMap extends MapPerWorker {
         n++;
         e = next;
       }
+      this.unlock(b, 0);
     }
     return n;
   }
@@ -650,10 +658,17 @@ export class HashMap extends MapPerWorker {
    */
   private lockValue(e: number): void {
     const vw = (e >>> 2) + E_VER;
-    for (;;) {
+    let deadline = 0;
+    for (let i = 1; ; i++) {
       const v = this.u32[vw]!;
-      // A holder is a writer copying a value in: moments.
+      // A holder is a writer copying a value in: moments. One that holds
+      // it longer stalled or died (a dead one never flips): go on without.
       if ((v & V_LOCK) === 0 && cas(this.u32, vw, v, (v | V_LOCK) >>> 0) === v) return;
+      if ((i & 1023) === 0) {
+        const now = Date.now();
+        if (deadline === 0) deadline = now + VALUE_LOCK_SPIN_MS;
+        else if (now > deadline) return;
+      }
     }
   }
 
@@ -709,9 +724,9 @@ export class HashMap extends MapPerWorker {
     if (pred === 0) head = next;
     else store(this.u32, (pred >>> 2) + E_NEXT, next);
     i32[row + MapSlotRow.COUNT]!--;
+    this.giveEntry();
     this.unlock(b, head);
     this.unpin();
-    this.giveEntry();
     i32[row + MapSlotRow.OP] = 0;
     this.elems.freeDeferred(e);
     return MapStatus.OK;

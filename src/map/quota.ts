@@ -11,12 +11,21 @@
  * RESERVED is within maxSlots x quotaBatch of maxEntries (the low water)
  * slots reserve one entry at a time and give every freed entry straight
  * back; and a writer that finds RESERVED at maxEntries takes the unused
- * quota other slots hold (idle, detached-without-returning or dead ones
- * alike) back into RESERVED with a cas on their QUOTA word before it
- * reports FULL. So a slot's own changes of its QUOTA are cas/add too (on
- * its own line: uncontended), while count() stays a sum of plain words.
+ * quota of other slots (idle or dead ones alike) back into RESERVED
+ * before it reports FULL (reclaimQuotas).
+ *
+ * A slot changes its own QUOTA with plain loads and stores, and only
+ * while it holds a bucket lock (INTENT set before the lock's cas, which
+ * orders that store before the QUOTA load): the insert and delete paths
+ * pay no atomic operation for it. Taking another slot's quota is then a
+ * Dekker handshake: the taker marks the quota (cas q -> -q), and settles
+ * it (cas -q -> 0, and q back to RESERVED) only once it has seen the
+ * owner's INTENT clear after its mark: an owner that read q before the
+ * mark had named its bucket before, and overwrites the mark with its
+ * blind store before it clears INTENT, undoing the take (the second cas
+ * fails). An owner that finds a mark settles it itself (claimMark).
  */
-import { add, cas, load, store } from '../shm/atomic.js';
+import { add, cas, load } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
 import type { Allocator } from '../alloc/allocator.js';
 import { MapHeader, MAP_HEADER_WORDS, MAP_SLOT_WORDS, MapSlotRow } from './layout.js';
@@ -52,27 +61,33 @@ export class MapQuota extends MapState {
 
   /**
    * @internal
-   * Reserves one entry against maxEntries: from this slot's quota, else
-   * (refill) a batch of quotaBatch from RESERVED while RESERVED is below
-   * the low water, else exactly one; when RESERVED is at maxEntries, other
-   * slots' unused quota is reclaimed first. Every change of RESERVED is a
-   * cas or add that keeps it <= maxEntries. False: the map holds
-   * maxEntries elements (or writes in flight hold the rest).
+   * Reserves one entry against maxEntries (the caller holds a bucket
+   * lock): from this slot's quota, else (refill) a batch of quotaBatch
+   * from RESERVED while RESERVED is below the low water, else exactly
+   * one; when RESERVED is at maxEntries, other slots' unused quota is
+   * taken back first. Every change of RESERVED keeps it <= maxEntries.
+   * False: the map holds maxEntries elements (or writes in flight hold
+   * the rest).
    */
   takeEntry(): boolean {
-    const u32 = this.u32;
+    const i32 = this.i32;
     const row = this.rowWord;
-    const qw = row + MapSlotRow.QUOTA;
-    for (;;) {
-      const q = u32[qw]! | 0;
-      if (q > 0) {
-        // Taken iff QUOTA = OP_QUOTA - 1 (../recovery/map-slot.ts). A cas:
-        // a writer near the limit may take this slot's quota meanwhile.
-        this.i32[row + MapSlotRow.OP_QUOTA] = q;
-        if (cas(u32, qw, q, q - 1) === q) return true;
-      } else if (!this.refill()) {
-        return false;
-      }
+    let q = i32[row + MapSlotRow.QUOTA]!;
+    if (q <= 0) {
+      if (q < 0) this.claimMark(q);
+      if (!this.refill()) return false;
+      q = i32[row + MapSlotRow.QUOTA]!;
+    }
+    // Taken iff QUOTA = OP_QUOTA - 1 (../recovery/map-slot.ts).
+    i32[row + MapSlotRow.OP_QUOTA] = q;
+    i32[row + MapSlotRow.QUOTA] = q - 1;
+    return true;
+  }
+
+  /** @internal This slot's quota was marked by a taker (-q): settle it here, q back to RESERVED, unless the taker did. QUOTA is 0 after. */
+  private claimMark(q: number): void {
+    if (cas(this.u32, this.rowWord + MapSlotRow.QUOTA, q >>> 0, 0) === q >>> 0) {
+      i32MovingAdd(this, q);
     }
   }
 
@@ -91,8 +106,8 @@ export class MapQuota extends MapState {
       if (n + take > max) {
         if (this.reclaimQuotas() > 0) continue;
         if (!this.othersInFlight()) return false;
-        // Entries in flight in another slot (a batch move, or a quota a
-        // writer is taking from): they land within moments.
+        // Entries in flight in another slot (a batch move, a write that
+        // may be taking from its quota, a mark not settled): moments.
         const now = Date.now();
         if (deadline === 0) deadline = now + RECLAIM_SPIN_MS;
         else if (now > deadline) return false;
@@ -101,8 +116,8 @@ export class MapQuota extends MapState {
       // MOVING brackets the atomic step, for a survivor (./layout.ts).
       i32[row + MapSlotRow.MOVING] = take;
       if (cas(u32, r, n, n + take) === n) {
-        // QUOTA is 0, and other slots take only positive quotas: no race.
-        store(u32, row + MapSlotRow.QUOTA, take);
+        // QUOTA is 0 here, and takers mark only positive quotas.
+        i32[row + MapSlotRow.QUOTA] = take;
         i32[row + MapSlotRow.MOVING] = 0;
         return true;
       }
@@ -112,34 +127,44 @@ export class MapQuota extends MapState {
 
   /**
    * @internal
-   * Takes the unused quota of every other slot that has no write or move
-   * in flight back into RESERVED (a cas on its QUOTA, so its owner's own
-   * cas fails and it refills). Returns how many entries came back. This
-   * slot's MOVING covers the step between the cas and RESERVED, for a
+   * Takes the unused quota of the other slots back into RESERVED (the
+   * handshake above): marks every positive quota of a slot with no write
+   * or move in flight, then settles each mark whose owner is seen outside
+   * its bucket lock. Returns how many entries came back. This slot's
+   * MOVING covers the step between a settling cas and RESERVED, for a
    * survivor (RESERVED_SLACK).
    */
   reclaimQuotas(): number {
     const u32 = this.u32;
-    const i32 = this.i32;
     const base = this.W + MAP_HEADER_WORDS;
     const mine = this.heap.slot;
     let got = 0;
     for (let s = 0; s < this.heap.maxSlots; s++) {
       if (s === mine) continue;
       const row = base + s * MAP_SLOT_WORDS;
-      const q = load(u32, row + MapSlotRow.QUOTA) | 0;
-      if (q <= 0 || load(u32, row + MapSlotRow.OP) !== 0 || load(u32, row + MapSlotRow.MOVING) !== 0) continue;
-      i32[this.rowWord + MapSlotRow.MOVING] = q;
-      if (cas(u32, row + MapSlotRow.QUOTA, q, 0) === q) {
-        add(u32, this.W + MapHeader.RESERVED, -q);
-        got += q;
+      let q = load(u32, row + MapSlotRow.QUOTA) | 0;
+      if (q > 0) {
+        // Not from a slot inside a write (it may be about to use the quota).
+        if (load(u32, row + MapSlotRow.OP) !== 0 || load(u32, row + MapSlotRow.MOVING) !== 0 || load(u32, row + MapSlotRow.INTENT) !== 0) continue;
+        if (cas(u32, row + MapSlotRow.QUOTA, q, -q >>> 0) !== q) continue;
+        q = -q;
       }
-      i32[this.rowWord + MapSlotRow.MOVING] = 0;
+      if (q === 0) continue;
+      // A mark (ours or one left by a taker that gave up): settle it once
+      // the owner is seen outside a bucket lock (an owner holds one for
+      // moments; one that stays is stalled or dead: leave the mark).
+      let clear = false;
+      for (let i = 0; i < 4096 && !clear; i++) clear = load(u32, row + MapSlotRow.INTENT) === 0;
+      if (!clear) continue;
+      if (cas(u32, row + MapSlotRow.QUOTA, q >>> 0, 0) === q >>> 0) {
+        i32MovingAdd(this, q);
+        got -= q;
+      }
     }
     return got;
   }
 
-  /** @internal Whether another slot has entries in flight: a move between its QUOTA and RESERVED, or a write that may be taking from its quota. */
+  /** @internal Whether another slot has entries in flight: a move between its QUOTA and RESERVED, a mark, or a write that may be taking from its quota. */
   private othersInFlight(): boolean {
     const u32 = this.u32;
     const base = this.W + MAP_HEADER_WORDS;
@@ -147,48 +172,52 @@ export class MapQuota extends MapState {
       if (s === this.heap.slot) continue;
       const row = base + s * MAP_SLOT_WORDS;
       if (load(u32, row + MapSlotRow.MOVING) !== 0) return true;
-      if ((load(u32, row + MapSlotRow.QUOTA) | 0) > 0 && load(u32, row + MapSlotRow.OP) !== 0) return true;
+      const q = load(u32, row + MapSlotRow.QUOTA) | 0;
+      if (q < 0 || (q > 0 && load(u32, row + MapSlotRow.OP) !== 0)) return true;
     }
     return false;
   }
 
   /**
    * @internal
-   * Gives one entry back: to this slot's quota, returning a batch to
-   * RESERVED when it holds two, and all of it near the limit (RESERVED
-   * above the low water), so that no freed entry is hoarded there.
+   * Gives one entry back (the caller holds a bucket lock): to this slot's
+   * quota, returning a batch to RESERVED when it holds two, and all of it
+   * near the limit (RESERVED above the low water), so that no freed entry
+   * is hoarded there.
    */
   giveEntry(): void {
-    const u32 = this.u32;
     const i32 = this.i32;
     const row = this.rowWord;
-    const qw = row + MapSlotRow.QUOTA;
     const B = this.quotaBatch;
+    let q = i32[row + MapSlotRow.QUOTA]!;
+    if (q < 0) {
+      this.claimMark(q);
+      q = 0;
+    }
     // Given back iff QUOTA = OP_QUOTA + 1, or MOVING is set (../recovery/map-slot.ts).
-    i32[row + MapSlotRow.OP_QUOTA] = u32[qw]! | 0;
-    const n = (add(u32, qw, 1) | 0) + 1;
-    if (n >= 2 * B || u32[this.W + MapHeader.RESERVED]! > this.maxEntries - this.lowWater) {
+    i32[row + MapSlotRow.OP_QUOTA] = q;
+    const n = q + 1;
+    i32[row + MapSlotRow.QUOTA] = n;
+    if (n >= 2 * B || this.u32[this.W + MapHeader.RESERVED]! > this.maxEntries - this.lowWater) {
       const back = n >= 2 * B && B > 0 ? B : n;
       // Out of QUOTA before RESERVED: a death in between overcounts
-      // RESERVED (FULL a little early), never undercounts it. A failed
-      // cas: another slot took the quota meanwhile.
+      // RESERVED (FULL a little early), never undercounts it.
       i32[row + MapSlotRow.MOVING] = back;
-      if (cas(u32, qw, n, n - back) === n) {
-        i32[row + MapSlotRow.OP_QUOTA] = n - back - 1;
-        add(u32, this.W + MapHeader.RESERVED, -back);
-      }
+      i32[row + MapSlotRow.QUOTA] = n - back;
+      i32[row + MapSlotRow.OP_QUOTA] = n - back - 1;
+      add(this.u32, this.W + MapHeader.RESERVED, -back);
       i32[row + MapSlotRow.MOVING] = 0;
     }
   }
 
-  /** @internal Gives this slot's whole unused quota back to RESERVED (detach). */
+  /** @internal Gives this slot's whole unused quota back to RESERVED (detach; a mark on it is settled too). */
   returnQuota(): void {
     const q = this.rowWord + MapSlotRow.QUOTA;
     for (;;) {
       const quota = load(this.u32, q) | 0;
-      if (quota <= 0) return;
-      if (cas(this.u32, q, quota, 0) === quota) {
-        add(this.u32, this.W + MapHeader.RESERVED, -quota);
+      if (quota === 0) return;
+      if (cas(this.u32, q, quota >>> 0, 0) === quota >>> 0) {
+        add(this.u32, this.W + MapHeader.RESERVED, -Math.abs(quota));
         return;
       }
     }
@@ -201,4 +230,12 @@ export class MapQuota extends MapState {
     for (let s = 0; s < this.heap.maxSlots; s++) n += this.i32[base + s * MAP_SLOT_WORDS + word]!;
     return n;
   }
+}
+
+/** Puts the q entries of a settled mark (-q) back into RESERVED, bracketed by m's MOVING for a survivor. */
+function i32MovingAdd(m: MapQuota, mark: number): void {
+  const row = m.rowWord;
+  m.i32[row + MapSlotRow.MOVING] = -mark;
+  add(m.u32, m.W + MapHeader.RESERVED, mark);
+  m.i32[row + MapSlotRow.MOVING] = 0;
 }

@@ -103,12 +103,13 @@ export function releaseMapSlot(r: MapRelease): void {
   const moving = u32[row + MapSlotRow.MOVING]!;
   if (moving !== 0) add(u32, W + MapHeader.RESERVED_SLACK, moving);
   u32[row + MapSlotRow.MOVING] = 0;
-  // A cas: a live writer near the limit may be taking this quota too (../map/quota.ts, reclaimQuotas).
+  // A cas: a live writer near the limit may be settling a mark on it (../map/quota.ts, reclaimQuotas).
   for (;;) {
     const quota = load(u32, row + MapSlotRow.QUOTA) | 0;
     if (quota === 0) break;
     if (cas(u32, row + MapSlotRow.QUOTA, quota >>> 0, 0) === quota >>> 0) {
-      add(u32, W + MapHeader.RESERVED, -quota);
+      // Negative: a taker's mark, not settled (../map/quota.ts): the same entries.
+      add(u32, W + MapHeader.RESERVED, -Math.abs(quota));
       break;
     }
   }

@@ -49,6 +49,23 @@ test('maxWorkers 4, maxEntries 1024: the main thread inserts key 0 (and keeps it
   }
 });
 
+test('three workers race to fill a map of 1024 whose other agent holds unused quota: exactly 1024 inserts succeed, never more', async () => {
+  for (let round = 0; round < 3; round++) {
+    const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 4 });
+    const map = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 1024 });
+    assert.equal(map.updateNumber(1_000_000, new Uint8Array(8)), MapStatus.OK);
+    const runs = [0, 1, 2].map((w) => run<InsertResult>({ kind: 'insert', heap: heap.handle, map: map.handle, from: w * 1000, to: (w + 1) * 1000 }).done);
+    const results = await Promise.all(runs);
+    const ok = results.reduce((a, r) => a + r.ok, 0);
+    assert.equal(results.reduce((a, r) => a + r.other, 0), 0);
+    assert.equal(ok, 1023, `round ${round}: ${JSON.stringify(results)}`);
+    assert.equal(map.count(), 1024);
+    assert.deepEqual(map.validate(), []);
+    map.destroy();
+    heap.detach();
+  }
+});
+
 test("destroy() while a worker is inside another map's read(): the elements are freed once it leaves, every page comes back", async () => {
   const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 4 });
   const used0 = heap.stats().usedPages;
