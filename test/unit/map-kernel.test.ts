@@ -5,11 +5,15 @@
  * map_tests/htab_map_batch_ops.c), written anew from the semantics they
  * check, where ours are the same (the differences: docs/map.md). The
  * parallel and stress tests are test/concurrent/map-parallel.test.ts and
- * stress tests; htab_reuse is test/concurrent/map-reuse.test.ts.
+ * stress tests; htab_reuse is test/concurrent/map-reuse.test.ts. Also:
+ * lookup_and_delete_elem, per-worker 64-bit sums, and destroy() while a
+ * reader is pinned elsewhere (the kernel's last close frees the map after
+ * an RCU grace period).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HashMap, Heap, MapFlag, MapStatus, type HashMapOptions } from '../../src/index.js';
+import { pin, unpin } from '../../src/reclaim/epoch.js';
 
 function key64(n: number, size = 8): Uint8Array {
   const k = new Uint8Array(Math.max(8, size));
@@ -362,4 +366,46 @@ test('batches: room for no element copies nothing and returns OK, the cursor unc
   assert.equal(m.lookupAndDeleteBatch(io, new Uint8Array(0), new Uint8Array(80)), MapStatus.OK);
   assert.equal(m.count(), 3);
   m.destroy();
+});
+
+/* --------------------------------- destroy -------------------------------- */
+
+test('destroy with another agent attached throws a RangeError with code ERR_MAP_ATTACHED', () => {
+  const heap = heapOf();
+  const m = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 8 });
+  const other = Heap.attach(heap.handle);
+  const m2 = HashMap.attach(other, m.handle);
+  assert.throws(() => m.destroy(), (e: Error & { code?: string }) => e instanceof RangeError && e.code === 'ERR_MAP_ATTACHED');
+  m2.detach();
+  other.detach();
+  m.destroy();
+});
+
+test('destroy while a reader is pinned elsewhere: destroying until the reader leaves, then (timer, or heap.detach) every page comes back', async () => {
+  for (const finish of ['timer', 'detach'] as const) {
+    const heap = heapOf();
+    const used0 = heap.stats().usedPages;
+    const m = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 10_000, mode: 'dynamic' });
+    for (let i = 0; i < 10_000; i++) assert.equal(m.updateNumber(i, new Uint8Array(8)), MapStatus.OK);
+    const reader = Heap.attach(heap.handle);
+    pin(reader);
+    assert.equal(m.destroy(), 10_000);
+    assert.equal(m.destroying, true, finish);
+    assert.throws(() => HashMap.attach(reader, m.handle), RangeError, 'a destroyed map cannot be attached');
+    unpin(reader);
+    if (finish === 'timer') {
+      const end = Date.now() + 5000;
+      while (m.destroying && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(m.destroying, false);
+      assert.equal(heap.stats().usedPages, used0, finish);
+      reader.detach();
+      assert.deepEqual(heap.validate(), []);
+    } else {
+      heap.detach();
+      assert.equal(m.destroying, false);
+      assert.equal(reader.stats().usedPages, used0, finish);
+      assert.deepEqual(reader.validate(), []);
+      reader.detach();
+    }
+  }
 });
