@@ -3,7 +3,8 @@
  * while another agent holds unused entry quota, and destroy() of a map
  * while a worker sits in a read-side section of another map (the
  * destroyed map's elements wait for that grace period, then every page
- * comes back).
+ * comes back); and the kernel's test_map_stress: the single-map selftests
+ * run in many workers at once, each on maps of its own in one heap.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -85,6 +86,17 @@ test("destroy() while a worker is inside another map's read(): the elements are 
   await until('the destroyed map to finish', () => !map.destroying);
   assert.equal(heap.stats().usedPages, usedOther, 'every page of the destroyed map came back');
   other.destroy();
+  assert.equal(heap.stats().usedPages, used0);
+  assert.deepEqual(heap.validate(), []);
+  heap.detach();
+});
+
+test('test_map_stress: 8 workers run test_hashmap, _walk and _percpu at once, each on its own maps in one heap; every page comes back', async () => {
+  const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 9 });
+  const used0 = heap.stats().usedPages;
+  const runs = Array.from({ length: 8 }, () => run<string[]>({ kind: 'selftests', heap: heap.handle, rounds: 20 }).done);
+  const results = await Promise.all(runs);
+  assert.deepEqual(results.flat(), []);
   assert.equal(heap.stats().usedPages, used0);
   assert.deepEqual(heap.validate(), []);
   heap.detach();
