@@ -101,3 +101,43 @@ test('test_map_stress: 8 workers run test_hashmap, _walk and _percpu at once, ea
   assert.deepEqual(heap.validate(), []);
   heap.detach();
 });
+
+test('lookupAndDeleteBatch walks while two workers insert: every key inserted is taken exactly once, with its value', async () => {
+  const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 4 });
+  const N = 20_000;
+  const map = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: N, buckets: 4096 });
+  const runs = [0, 1].map((w) => run<InsertResult>({ kind: 'insert', heap: heap.handle, map: map.handle, from: w * (N / 2), to: (w + 1) * (N / 2) }).done);
+  let finished = false;
+  void Promise.all(runs).then(() => (finished = true));
+  const io = new Uint32Array(2);
+  const keys = new Uint8Array(4 * 64);
+  const values = new Uint8Array(8 * 64).fill(1);
+  const seen = new Uint8Array(N);
+  const kv = new DataView(keys.buffer);
+  let taken = 0;
+  for (let pass = 0; ; pass++) {
+    const last = finished;
+    io[0] = 0;
+    for (;;) {
+      const st = map.lookupAndDeleteBatch(io, keys, values);
+      assert.ok(st === MapStatus.OK || st === MapStatus.NOT_FOUND, `status ${st}`);
+      for (let i = 0; i < io[1]!; i++) {
+        const k = kv.getUint32(4 * i, true);
+        assert.equal(seen[k], 0, `key ${k} taken twice`);
+        seen[k] = 1;
+        taken++;
+        for (let j = 0; j < 8; j++) assert.equal(values[8 * i + j], 0, 'the value written');
+      }
+      if (st === MapStatus.NOT_FOUND) break;
+    }
+    if (last) break;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const results = await Promise.all(runs);
+  assert.equal(results.reduce((a, r) => a + r.ok, 0), N);
+  assert.equal(taken, N);
+  assert.equal(map.count(), 0);
+  assert.deepEqual(map.validate(), []);
+  map.destroy();
+  heap.detach();
+});
