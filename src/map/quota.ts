@@ -18,8 +18,9 @@
  * while it holds a bucket lock (INTENT set before the lock's cas, which
  * orders that store before the QUOTA load): the insert and delete paths
  * pay no atomic operation for it. Taking another slot's quota is then a
- * Dekker handshake: the taker marks the quota (cas q -> -q), and settles
- * it (cas -q -> 0, and q back to RESERVED) only once it has seen the
+ * Dekker handshake: the taker marks the quota (cas q -> a negative mark,
+ * markEntries), and settles it (cas mark -> 0, and q back to RESERVED)
+ * only once it has seen the
  * owner's INTENT clear after its mark: an owner that read q before the
  * mark had named its bucket before, and overwrites the mark with its
  * blind store before it clears INTENT, undoing the take (the second cas
@@ -28,7 +29,7 @@
 import { add, cas, load } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
 import type { Allocator } from '../alloc/allocator.js';
-import { MapHeader, MAP_HEADER_WORDS, MAP_SLOT_WORDS, MapSlotRow } from './layout.js';
+import { MapHeader, MAP_HEADER_WORDS, MAP_SLOT_WORDS, MapSlotRow, markEntries } from './layout.js';
 import { MapState } from './state.js';
 
 /** How long a writer that finds the map full waits for other slots' entries in flight (a write or a batch move in progress) before it reports FULL. */
@@ -52,11 +53,14 @@ export class MapQuota extends MapState {
   readonly quotaBatch: number;
   /** @internal RESERVED above maxEntries - lowWater: slots reserve one entry at a time and hoard none (see takeEntry). */
   readonly lowWater: number;
+  /** @internal This agent's marks made so far (their tags: markEntries). */
+  markSeq: number;
 
   protected constructor(heap: HeapCore, region: number, elems: Allocator) {
     super(heap, region, elems);
     this.quotaBatch = quotaBatch(this.maxEntries, heap.maxSlots);
     this.lowWater = this.quotaBatch * heap.maxSlots;
+    this.markSeq = 0;
   }
 
   /**
@@ -84,11 +88,27 @@ export class MapQuota extends MapState {
     return true;
   }
 
-  /** @internal This slot's quota was marked by a taker (-q): settle it here, q back to RESERVED, unless the taker did. QUOTA is 0 after. */
-  private claimMark(q: number): void {
-    if (cas(this.u32, this.rowWord + MapSlotRow.QUOTA, q >>> 0, 0) === q >>> 0) {
-      i32MovingAdd(this, q);
+  /**
+   * @internal
+   * This slot's quota was marked by a taker: settle it here, its entries
+   * back to RESERVED, unless a taker does (another may mark over the mark
+   * meanwhile: settle the mark found). QUOTA is 0 after: takers mark only
+   * a nonzero quota.
+   */
+  private claimMark(mark: number): void {
+    const qw = this.rowWord + MapSlotRow.QUOTA;
+    for (let m = mark; m < 0; m = load(this.u32, qw) | 0) {
+      if (cas(this.u32, qw, m >>> 0, 0) === m >>> 0) {
+        settleEntries(this, markEntries(m));
+        return;
+      }
     }
+  }
+
+  /** @internal A new mark of q entries, tagged by this agent's slot and attempt. */
+  private newMark(q: number): number {
+    const tag = ((this.markSeq++ * this.heap.maxSlots + this.heap.slot) % 0x3fffff) + 1;
+    return -(q + tag * 256);
   }
 
   /** @internal takeEntry's slow path: moves entries from RESERVED to this slot's QUOTA (which is 0 here). */
@@ -142,23 +162,25 @@ export class MapQuota extends MapState {
     for (let s = 0; s < this.heap.maxSlots; s++) {
       if (s === mine) continue;
       const row = base + s * MAP_SLOT_WORDS;
-      let q = load(u32, row + MapSlotRow.QUOTA) | 0;
-      if (q > 0) {
-        // Not from a slot inside a write (it may be about to use the quota).
-        if (load(u32, row + MapSlotRow.OP) !== 0 || load(u32, row + MapSlotRow.MOVING) !== 0 || load(u32, row + MapSlotRow.INTENT) !== 0) continue;
-        if (cas(u32, row + MapSlotRow.QUOTA, q, -q >>> 0) !== q) continue;
-        q = -q;
-      }
+      const q = load(u32, row + MapSlotRow.QUOTA) | 0;
       if (q === 0) continue;
-      // A mark (ours or one left by a taker that gave up): settle it once
-      // the owner is seen outside a bucket lock (an owner holds one for
-      // moments; one that stays is stalled or dead: leave the mark).
+      if (q > 0 && (load(u32, row + MapSlotRow.OP) !== 0 || load(u32, row + MapSlotRow.MOVING) !== 0 || load(u32, row + MapSlotRow.INTENT) !== 0)) {
+        continue; // a slot inside a write: it may be about to use its quota
+      }
+      // Marked by this taker now, also over a mark another left (so the
+      // owner's INTENT is looked at after this mark was made).
+      const mark = this.newMark(markEntries(q));
+      if (cas(u32, row + MapSlotRow.QUOTA, q >>> 0, mark >>> 0) !== q >>> 0) continue;
+      // Settled once the owner is seen outside a bucket lock (an owner
+      // holds one for moments; one that stays is stalled or dead: leave
+      // the mark, for the owner, a survivor or a later taker).
       let clear = false;
       for (let i = 0; i < 4096 && !clear; i++) clear = load(u32, row + MapSlotRow.INTENT) === 0;
       if (!clear) continue;
-      if (cas(u32, row + MapSlotRow.QUOTA, q >>> 0, 0) === q >>> 0) {
-        i32MovingAdd(this, q);
-        got -= q;
+      if (cas(u32, row + MapSlotRow.QUOTA, mark >>> 0, 0) === mark >>> 0) {
+        const n = markEntries(mark);
+        settleEntries(this, n);
+        got += n;
       }
     }
     return got;
@@ -173,7 +195,7 @@ export class MapQuota extends MapState {
       const row = base + s * MAP_SLOT_WORDS;
       if (load(u32, row + MapSlotRow.MOVING) !== 0) return true;
       const q = load(u32, row + MapSlotRow.QUOTA) | 0;
-      if (q < 0 || (q > 0 && load(u32, row + MapSlotRow.OP) !== 0)) return true;
+      if (q < 0 || (q > 0 && (load(u32, row + MapSlotRow.OP) !== 0 || load(u32, row + MapSlotRow.INTENT) !== 0))) return true;
     }
     return false;
   }
@@ -217,7 +239,7 @@ export class MapQuota extends MapState {
       const quota = load(this.u32, q) | 0;
       if (quota === 0) return;
       if (cas(this.u32, q, quota >>> 0, 0) === quota >>> 0) {
-        add(this.u32, this.W + MapHeader.RESERVED, -Math.abs(quota));
+        add(this.u32, this.W + MapHeader.RESERVED, -markEntries(quota));
         return;
       }
     }
@@ -232,10 +254,10 @@ export class MapQuota extends MapState {
   }
 }
 
-/** Puts the q entries of a settled mark (-q) back into RESERVED, bracketed by m's MOVING for a survivor. */
-function i32MovingAdd(m: MapQuota, mark: number): void {
+/** Puts the n entries of a settled mark back into RESERVED, bracketed by m's MOVING for a survivor. */
+function settleEntries(m: MapQuota, n: number): void {
   const row = m.rowWord;
-  m.i32[row + MapSlotRow.MOVING] = -mark;
-  add(m.u32, m.W + MapHeader.RESERVED, mark);
+  m.i32[row + MapSlotRow.MOVING] = n;
+  add(m.u32, m.W + MapHeader.RESERVED, -n);
   m.i32[row + MapSlotRow.MOVING] = 0;
 }

@@ -47,6 +47,7 @@ import {
   OP_INSERT,
   OP_REPLACE,
   OP_SLOT_WRITE,
+  markEntries,
 } from '../map/layout.js';
 
 /** How long a survivor watches for a live writer that names a locked bucket. */
@@ -109,7 +110,7 @@ export function releaseMapSlot(r: MapRelease): void {
     if (quota === 0) break;
     if (cas(u32, row + MapSlotRow.QUOTA, quota >>> 0, 0) === quota >>> 0) {
       // Negative: a taker's mark, not settled (../map/quota.ts): the same entries.
-      add(u32, W + MapHeader.RESERVED, -Math.abs(quota));
+      add(u32, W + MapHeader.RESERVED, -markEntries(quota));
       break;
     }
   }

@@ -94,3 +94,38 @@ test('an idle agent holding a batch of quota near the limit: every other agent s
   }
   map.destroy();
 });
+
+test("another slot's quota in flight is waited for; a mark a taker left is settled by the owner or a later taker", async () => {
+  const { MapSlotRow, MAP_HEADER_WORDS, MAP_SLOT_WORDS } = await import('../../src/map/layout.js');
+  for (const settler of ['owner', 'taker'] as const) {
+    const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 2 });
+    const map = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 512 });
+    const other = Heap.attach(heap.handle);
+    const m2 = HashMap.attach(other, map.handle);
+    const v = new Uint8Array(8);
+    assert.equal(m2.updateNumber(100_000, v), MapStatus.OK);
+    const row = map.W + MAP_HEADER_WORDS + other.slot * MAP_SLOT_WORDS;
+    const quota = heap.i32[row + MapSlotRow.QUOTA]!;
+    assert.ok(quota > 0, 'the other agent holds quota');
+    let k = 0;
+    while (map.count() < 512 - quota) assert.equal(map.updateNumber(k++, v), MapStatus.OK);
+    // The other agent looks as if inside a bucket lock: its quota is in
+    // flight, waited for (20 ms), then FULL.
+    heap.i32[row + MapSlotRow.INTENT] = 1;
+    assert.equal(map.updateNumber(k, v), MapStatus.FULL, 'quota of a writer in flight: FULL');
+    heap.i32[row + MapSlotRow.INTENT] = 0;
+    // A mark a taker left when it could not settle it.
+    heap.i32[row + MapSlotRow.QUOTA] = -(quota + 256 * 12345);
+    assert.deepEqual(map.validate(), [], 'a mark still counts its entries');
+    if (settler === 'owner') {
+      assert.equal(m2.updateNumber(100_001, v), MapStatus.OK, "the owner's next insert settles the mark and refills");
+      assert.equal(heap.i32[row + MapSlotRow.QUOTA]! >= 0, true);
+    }
+    while (map.updateNumber(k, v) === MapStatus.OK) k++;
+    assert.equal(map.count(), 512, `${settler}: the marked entries came back`);
+    assert.deepEqual(map.validate(), [], settler);
+    m2.detach();
+    other.detach();
+    map.destroy();
+  }
+});
