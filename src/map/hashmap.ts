@@ -34,7 +34,7 @@
  * The operations on every call (lookup, update, delete and the methods
  * they call) allocate nothing.
  */
-import { load, store } from '../shm/atomic.js';
+import { cas, load, store } from '../shm/atomic.js';
 import { describe, rangeError, typeError } from '../errors.js';
 import { checkGenField, checkHandleHeap, checkHandleKeys } from '../heap/handles.js';
 import type { HeapCore } from '../heap/core.js';
@@ -42,6 +42,7 @@ import { Allocator } from '../alloc/allocator.js';
 import { openAllocator } from '../alloc/debug/open.js';
 import {
   E_NEXT,
+  E_VER,
   MapHeader,
   MAP_DESTROYED,
   MAP_HEADER_WORDS,
@@ -52,14 +53,21 @@ import {
   OP_DELETE,
   OP_INSERT,
   OP_REPLACE,
+  V_LOCK,
 } from './layout.js';
 import { MapFlag, MapStatus } from './status.js';
 import { ELEM_MARKS, mapGeometry, writeMapHeader, type HashMapOptions } from './options.js';
 import { UPDATE_REPLACE } from './element.js';
+import { LOCKED } from './buckets.js';
 import { MapPerWorker, midWrite } from './per-worker.js';
 import { validateMap } from './validate.js';
 
 export { MapFlag, MapStatus } from './status.js';
+
+/** How long destroy() waits for its elements' grace periods before it leaves them to finish later. */
+const DESTROY_WAIT_MS = 50;
+/** How long lookupAndDelete and lookupAndDeleteBatch wait for an element's value lock (held by an in-place writer). */
+const VALUE_LOCK_SPIN_MS = 20;
 export type { HashMapOptions } from './options.js';
 
 /** A structured-cloneable reference to a map, to post to other agents (HashMap.attach takes it). */
@@ -87,8 +95,12 @@ const MAP_HANDLE_KEYS = new Set(['kind', 'region', 'gen', 'heap']);
  * HashMap.attach(heap, handle) there.
  */
 export class HashMap extends MapPerWorker {
+  /** Destroyed, with elements still waiting for a grace period (see destroy). */
+  private limbo: boolean;
+
   private constructor(heap: HeapCore, region: number, elems: Allocator) {
     super(heap, region, elems);
+    this.limbo = false;
     heap.addClient(this);
   }
 
@@ -365,6 +377,75 @@ export class HashMap extends MapPerWorker {
     return status;
   }
 
+  /**
+   * Per-worker maps: sets every slot's value of `key` at once (the
+   * kernel's update of a per-CPU map from user space): `values` holds
+   * maxWorkers x valueSize bytes, slot order. flag as update(). The key's
+   * element is replaced by a new one, so readers see all old values or
+   * all new ones; a slot's own in-place update that races with it lands
+   * in the old element and is lost, as it would be overwritten anyway.
+   */
+  updateAll(key: Uint8Array, values: Uint8Array, flag: number = MapFlag.ANY): number {
+    this.takeKey(key, 'updateAll');
+    if (!this.perWorker) throw typeError('wrong-mode', 'updateAll needs a per-worker map');
+    const slots = this.heap.maxSlots;
+    if (!(values instanceof Uint8Array) || values.length < slots * this.valueSize) {
+      throw typeError('bad-argument', `updateAll: values must hold maxWorkers x valueSize = ${slots * this.valueSize} bytes, got ${values instanceof Uint8Array ? `${values.length} bytes` : describe(values)}`);
+    }
+    if (flag !== 0 && flag !== 1 && flag !== 2) throw rangeError('bad-argument', `updateAll flag must be MapFlag.ANY (0), NOEXIST (1) or EXIST (2), got ${describe(flag)}`);
+    const b = this.hashKey() & this.mask;
+    let fresh = this.newElement(values);
+    const i32 = this.i32;
+    const row = this.rowWord;
+    if (fresh !== 0) {
+      // Unpublished yet: plain stores (the linking store publishes them).
+      const u8 = this.u8;
+      for (let s = 0; s < slots; s++) {
+        const dst = fresh + this.valueOff + this.stride * s + 8;
+        const src = s * this.valueSize;
+        for (let i = 0; i < this.valueSize; i++) u8[dst + i] = values[src + i]!;
+      }
+      i32[row + MapSlotRow.OP_BUCKET] = b + 1;
+      i32[row + MapSlotRow.OP_ELEM] = fresh;
+      i32[row + MapSlotRow.OP_OLD] = 0;
+      i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
+      i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
+      i32[row + MapSlotRow.OP] = OP_INSERT;
+    }
+    let head = this.lock(b);
+    if (head < 0) {
+      i32[row + MapSlotRow.OP] = 0;
+      if (fresh !== 0) this.elems.free(fresh);
+      return MapStatus.BUSY;
+    }
+    const e = this.findLocked(head);
+    const pred = this.pred;
+    let status: number = MapStatus.OK;
+    if (e !== 0 && flag === MapFlag.NOEXIST) status = MapStatus.EXISTS;
+    else if (e === 0 && flag === MapFlag.EXIST) status = MapStatus.NOT_FOUND;
+    else if (fresh === 0) status = MapStatus.NO_MEMORY;
+    else if (e === 0 && !this.takeEntry()) status = MapStatus.FULL;
+    else {
+      if (e !== 0) {
+        i32[row + MapSlotRow.OP_OLD] = e;
+        i32[row + MapSlotRow.OP] = OP_REPLACE;
+        this.u32[(fresh >>> 2) + E_NEXT] = this.u32[(e >>> 2) + E_NEXT]!;
+        if (pred === 0) head = fresh;
+        else store(this.u32, (pred >>> 2) + E_NEXT, fresh);
+      } else {
+        this.u32[(fresh >>> 2) + E_NEXT] = head;
+        head = fresh;
+        i32[row + MapSlotRow.COUNT]!++;
+      }
+      fresh = 0;
+    }
+    this.unlock(b, head);
+    i32[row + MapSlotRow.OP] = 0;
+    if (fresh !== 0) this.elems.free(fresh);
+    if (status === MapStatus.OK && e !== 0) this.elems.freeDeferred(e);
+    return status;
+  }
+
   /** Deletes `key`. Returns MapStatus.OK, NOT_FOUND or BUSY. */
   delete(key: Uint8Array): number {
     this.takeKey(key, 'delete');
@@ -396,10 +477,11 @@ export class HashMap extends MapPerWorker {
       if (pred === 0) head = next;
       else store(this.u32, (pred >>> 2) + E_NEXT, next);
       i32[row + MapSlotRow.COUNT]!--;
+      // Under the lock: a slot changes its QUOTA only there (./quota.ts).
+      this.giveEntry();
     }
     this.unlock(b, head);
     if (e === 0) return MapStatus.NOT_FOUND;
-    this.giveEntry();
     i32[row + MapSlotRow.OP] = 0;
     this.elems.freeDeferred(e);
     return MapStatus.OK;
@@ -413,7 +495,10 @@ export class HashMap extends MapPerWorker {
       if (load(this.u32, this.bucketWord + b) === 0) continue;
       let e = this.lock(b);
       if (e < 0) throw rangeError('busy', `clear: bucket ${b} stays locked: a writer stalled or died`);
-      this.unlock(b, 0);
+      // Emptied at once (readers see an empty bucket); the lock is kept
+      // while the entries go back: a slot changes its QUOTA only under a
+      // bucket lock (./quota.ts).
+      store(this.u32, this.bucketWord + b, LOCKED);
       while (e !== 0) {
         this.reach(e);
         const next = load(this.u32, (e >>> 2) + E_NEXT);
@@ -423,6 +508,7 @@ export class HashMap extends MapPerWorker {
         n++;
         e = next;
       }
+      this.unlock(b, 0);
     }
     return n;
   }
@@ -486,11 +572,221 @@ export class HashMap extends MapPerWorker {
   /* ------------------------------- batches ------------------------------ */
 
   /**
-   * Looks up n = keys.length / keySize keys; values go to values[i *
+   * The kernel's lookup_batch: copies whole buckets, from bucket
+   * `io[0]` on, into `keys` (keySize bytes each) and `values` (valueSize
+   * each; per-worker maps: maxWorkers x valueSize each, slot order), at
+   * most `max` elements (default: as many as both buffers hold). A bucket
+   * is never split: each is copied under its lock, as one snapshot.
+   * Writes the elements copied to io[1] and the next bucket to io[0] (so
+   * the same `io` continues the walk; start with io[0] = 0). Returns OK
+   * when more may follow, NOT_FOUND when the walk has reached the end
+   * (io[1] may still be > 0), NO_SPACE when the first bucket does not fit
+   * (io[1] = 0; retry with larger buffers) and BUSY when a bucket lock
+   * stays taken; room for no element at all: OK, nothing copied, as the
+   * kernel's count of 0. Allocates nothing. Semantics: docs/map.md.
+   */
+  lookupBatch(io: Uint32Array, keys: Uint8Array, values: Uint8Array, max?: number): number {
+    return this.walkBatch(io, keys, values, max, false, 'lookupBatch');
+  }
+
+  /**
+   * The kernel's lookup_and_delete_batch: lookupBatch, deleting each
+   * bucket's elements as it copies them (same io words and statuses).
+   */
+  lookupAndDeleteBatch(io: Uint32Array, keys: Uint8Array, values: Uint8Array, max?: number): number {
+    return this.walkBatch(io, keys, values, max, true, 'lookupAndDeleteBatch');
+  }
+
+  /** Bytes of one element's value in batch buffers and lookupAndDelete (per-worker: every slot's). */
+  private get batchValueBytes(): number {
+    return this.perWorker ? this.valueSize * this.heap.maxSlots : this.valueSize;
+  }
+
+  private walkBatch(io: Uint32Array, keys: Uint8Array, values: Uint8Array, max: number | undefined, del: boolean, op: string): number {
+    if (!(io instanceof Uint32Array) || io.length < 2) throw typeError('bad-argument', `${op}: io must be a Uint32Array of 2 words (cursor, count), got ${describe(io)}`);
+    if (!(keys instanceof Uint8Array)) throw typeError('bad-argument', `${op}: keys must be a Uint8Array, got ${describe(keys)}`);
+    if (!(values instanceof Uint8Array)) throw typeError('bad-argument', `${op}: values must be a Uint8Array, got ${describe(values)}`);
+    if (this.detached) throw rangeError('detached', `${op}: this map is detached in this agent`);
+    const vb = this.batchValueBytes;
+    let cap = Math.min(Math.floor(keys.length / this.keySize), Math.floor(values.length / vb));
+    if (max !== undefined) {
+      if (!Number.isInteger(max) || max < 0) throw rangeError('bad-argument', `${op}: max must be a non-negative integer, got ${describe(max)}`);
+      cap = Math.min(cap, max);
+    }
+    if (cap === 0) {
+      io[1] = 0;
+      return MapStatus.OK;
+    }
+    let b = io[0]!;
+    const nb = this.mask + 1;
+    let n = 0;
+    let status: number = MapStatus.NOT_FOUND;
+    this.pin();
+    try {
+      for (; b < nb; b++) {
+        if (this.bucketHead(b) === 0) continue;
+        let head = this.lock(b);
+        if (head < 0) {
+          status = MapStatus.BUSY;
+          break;
+        }
+        let size = 0;
+        for (let e = head; e !== 0; e = this.u32[(e >>> 2) + E_NEXT]!) {
+          this.reach(e);
+          size++;
+        }
+        if (size > cap - n) {
+          this.unlock(b, head);
+          status = n === 0 ? MapStatus.NO_SPACE : MapStatus.OK;
+          break;
+        }
+        let torn = -1;
+        for (let e = head; e !== 0; e = this.u32[(e >>> 2) + E_NEXT]!) {
+          this.reach(e);
+          const kb = e + this.keyOff;
+          for (let i = 0, o = n * this.keySize; i < this.keySize; i++) keys[o + i] = this.u8[kb + i]!;
+          if (del && this.copies === 2) this.lockValue(e);
+          if (this.perWorker) {
+            for (let s = 0; s < this.heap.maxSlots && torn < 0; s++) if (!this.readSlot(e, s, values, n * vb + s * this.valueSize)) torn = s;
+          } else {
+            this.copyOutAt(this.valueAt(e), values, n * vb);
+          }
+          n++;
+        }
+        if (torn >= 0) {
+          this.unlock(b, head);
+          throw midWrite(torn);
+        }
+        if (del) head = this.deleteChain(b, head);
+        this.unlock(b, head);
+      }
+    } finally {
+      this.unpin();
+    }
+    io[0] = b;
+    io[1] = n;
+    return status;
+  }
+
+  /**
+   * Deletes every element of locked bucket b's chain (from head), each
+   * logged as an OP_DELETE for a survivor, and retires them. Returns the
+   * new head (0).
+   */
+  private deleteChain(b: number, head: number): number {
+    const i32 = this.i32;
+    const row = this.rowWord;
+    let e = head;
+    while (e !== 0) {
+      this.reach(e);
+      const next = this.u32[(e >>> 2) + E_NEXT]!;
+      i32[row + MapSlotRow.OP_BUCKET] = b + 1;
+      i32[row + MapSlotRow.OP_ELEM] = e;
+      i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
+      i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
+      i32[row + MapSlotRow.OP] = OP_DELETE;
+      // Unlinked from the head: the bucket word is stored at unlock, but
+      // a survivor walks the chain from the word, so store it now.
+      store(this.u32, this.bucketWord + b, (next | 1) >>> 0);
+      i32[row + MapSlotRow.COUNT]!--;
+      this.giveEntry();
+      i32[row + MapSlotRow.OP] = 0;
+      this.elems.freeDeferred(e);
+      e = next;
+    }
+    return 0;
+  }
+
+  /**
+   * Takes element e's value LOCK (in-place maps) for good, before it is
+   * unlinked: an in-place update that found e then replaces it instead,
+   * under the bucket lock, after the delete, so no update is lost between
+   * the copy of the value and the unlink. (A new life of the element
+   * writes a fresh version word.)
+   */
+  private lockValue(e: number): void {
+    const vw = (e >>> 2) + E_VER;
+    let deadline = 0;
+    for (let i = 1; ; i++) {
+      const v = this.u32[vw]!;
+      // A holder is a writer copying a value in: moments. One that holds
+      // it longer stalled or died (a dead one never flips): go on without.
+      if ((v & V_LOCK) === 0 && cas(this.u32, vw, v, (v | V_LOCK) >>> 0) === v) return;
+      if ((i & 1023) === 0) {
+        const now = Date.now();
+        if (deadline === 0) deadline = now + VALUE_LOCK_SPIN_MS;
+        else if (now > deadline) return;
+      }
+    }
+  }
+
+  /** copyOut into out at byte offset `at`. */
+  private copyOutAt(src: number, out: Uint8Array, at: number): void {
+    const u8 = this.u8;
+    for (let i = 0; i < this.valueSize; i++) out[at + i] = u8[src + i]!;
+  }
+
+  /**
+   * The kernel's lookup_and_delete_elem: copies the value of `key` into
+   * `out` (per-worker maps: every slot's, maxWorkers x valueSize bytes)
+   * and deletes the key, as one step. Returns OK, NOT_FOUND or BUSY.
+   */
+  lookupAndDelete(key: Uint8Array, out: Uint8Array): number {
+    this.takeKey(key, 'lookupAndDelete');
+    const vb = this.batchValueBytes;
+    if (!(out instanceof Uint8Array) || out.length < vb) {
+      throw typeError('bad-argument', `lookupAndDelete: out must be a Uint8Array of at least ${vb} bytes${this.perWorker ? ' (maxWorkers x valueSize)' : ''}, got ${out instanceof Uint8Array ? `${out.length} bytes` : describe(out)}`);
+    }
+    const b = this.hashKey() & this.mask;
+    this.pin();
+    let head = this.lock(b);
+    if (head < 0) {
+      this.unpin();
+      return MapStatus.BUSY;
+    }
+    const e = this.findLocked(head);
+    const pred = this.pred;
+    let torn = -1;
+    if (e !== 0) {
+      if (this.perWorker) {
+        for (let s = 0; s < this.heap.maxSlots && torn < 0; s++) if (!this.readSlot(e, s, out, s * this.valueSize)) torn = s;
+      } else {
+        if (this.copies === 2) this.lockValue(e);
+        this.copyOutAt(this.valueAt(e), out, 0);
+      }
+    }
+    if (e === 0 || torn >= 0) {
+      this.unlock(b, head);
+      this.unpin();
+      if (torn >= 0) throw midWrite(torn);
+      return MapStatus.NOT_FOUND;
+    }
+    const i32 = this.i32;
+    const row = this.rowWord;
+    i32[row + MapSlotRow.OP_BUCKET] = b + 1;
+    i32[row + MapSlotRow.OP_ELEM] = e;
+    i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
+    i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
+    i32[row + MapSlotRow.OP] = OP_DELETE;
+    const next = this.u32[(e >>> 2) + E_NEXT]!;
+    if (pred === 0) head = next;
+    else store(this.u32, (pred >>> 2) + E_NEXT, next);
+    i32[row + MapSlotRow.COUNT]!--;
+    this.giveEntry();
+    this.unlock(b, head);
+    this.unpin();
+    i32[row + MapSlotRow.OP] = 0;
+    this.elems.freeDeferred(e);
+    return MapStatus.OK;
+  }
+
+  /**
+   * Looks up each of n = keys.length / keySize keys on its own (not a
+   * kernel batch: see lookupBatch for the walk): values go to values[i *
    * valueSize], found[i] = 1 or 0 when given. Returns how many were found.
    */
-  lookupBatch(keys: Uint8Array, values: Uint8Array, found?: Uint8Array): number {
-    const n = this.batchCount(keys, values, 'lookupBatch');
+  lookupEach(keys: Uint8Array, values: Uint8Array, found?: Uint8Array): number {
+    const n = this.batchCount(keys, values, 'lookupEach');
     const k = new Uint8Array(this.keySize);
     const v = new Uint8Array(this.valueSize);
     let hits = 0;
@@ -507,44 +803,54 @@ export class HashMap extends MapPerWorker {
   }
 
   /**
-   * Updates n keys in order and stops at the first failure (as the
-   * kernel's batch ops). Returns { done, status }: done keys succeeded,
-   * status is OK or the failure of key number `done`.
+   * The kernel's update_batch: updates n = keys.length / keySize keys in
+   * order and stops at the first failure. Writes the pairs written to
+   * io[1] when `io` is given. Returns OK, or the status of the first
+   * failure (key number io[1]).
    */
-  updateBatch(
-    keys: Uint8Array,
-    values: Uint8Array,
-    flag: number = MapFlag.ANY,
-  ): {
-    /** Pairs written before the first failure (all of them on success). */
-    done: number;
-    /** MapStatus of the first failure, OK when all were written. */
-    status: number;
-  } {
+  updateBatch(keys: Uint8Array, values: Uint8Array, flag: number = MapFlag.ANY, io?: Uint32Array): number {
     const n = this.batchCount(keys, values, 'updateBatch');
+    this.checkIo(io, 'updateBatch');
     const k = new Uint8Array(this.keySize);
     const v = new Uint8Array(this.valueSize);
-    for (let i = 0; i < n; i++) {
+    let i = 0;
+    let st: number = MapStatus.OK;
+    for (; i < n; i++) {
       k.set(keys.subarray(i * this.keySize, (i + 1) * this.keySize));
       v.set(values.subarray(i * this.valueSize, (i + 1) * this.valueSize));
-      const st = this.update(k, v, flag);
-      if (st !== MapStatus.OK) return { done: i, status: st };
+      st = this.update(k, v, flag);
+      if (st !== MapStatus.OK) break;
     }
-    return { done: n, status: MapStatus.OK };
+    if (io !== undefined) io[1] = i;
+    return st;
   }
 
-  /** Deletes n keys; returns how many were present. */
-  deleteBatch(keys: Uint8Array): number {
+  /**
+   * The kernel's delete_batch: deletes n = keys.length / keySize keys in
+   * order and stops at the first failure: an absent key stops it with
+   * NOT_FOUND. Writes the keys deleted to io[1] when `io` is given.
+   * Returns OK, or the status of the first failure (key number io[1]).
+   */
+  deleteBatch(keys: Uint8Array, io?: Uint32Array): number {
     if (!(keys instanceof Uint8Array) || keys.length % this.keySize !== 0) {
       throw typeError('bad-argument', `deleteBatch: keys must be a Uint8Array of a multiple of keySize ${this.keySize} bytes`);
     }
+    this.checkIo(io, 'deleteBatch');
     const k = new Uint8Array(this.keySize);
-    let deleted = 0;
-    for (let i = 0; i < keys.length / this.keySize; i++) {
+    const n = keys.length / this.keySize;
+    let i = 0;
+    let st: number = MapStatus.OK;
+    for (; i < n; i++) {
       k.set(keys.subarray(i * this.keySize, (i + 1) * this.keySize));
-      if (this.delete(k) === MapStatus.OK) deleted++;
+      st = this.delete(k);
+      if (st !== MapStatus.OK) break;
     }
-    return deleted;
+    if (io !== undefined) io[1] = i;
+    return st;
+  }
+
+  private checkIo(io: Uint32Array | undefined, op: string): void {
+    if (io !== undefined && (!(io instanceof Uint32Array) || io.length < 2)) throw typeError('bad-argument', `${op}: io must be a Uint32Array of 2 words (cursor, count), got ${describe(io)}`);
   }
 
   private batchCount(keys: Uint8Array, values: Uint8Array, op: string): number {
@@ -598,6 +904,13 @@ export class HashMap extends MapPerWorker {
 
   /** @internal */
   detachFromHeap(): void {
+    if (this.limbo) {
+      // A destroy still waiting: wait once more, then free what can be.
+      const deadline = Date.now() + DESTROY_WAIT_MS;
+      while ((this.elems.collectDeferred(true) > 0 || this.elems.retiredObjects() > 0) && Date.now() < deadline);
+      this.finishDestroy();
+      return;
+    }
     this.detach();
   }
 
@@ -619,7 +932,17 @@ export class HashMap extends MapPerWorker {
 
   /**
    * Frees every element and the map itself. Every other agent must have
-   * detached. Returns how many elements were still in the map.
+   * detached (else it throws, code still-attached). Returns how many
+   * elements were still in the map.
+   *
+   * Deleted elements wait for a grace period before they may be freed,
+   * and a reader pinned anywhere in the heap (inside another map's read(),
+   * say) holds every grace period back. destroy() waits for them up to
+   * DESTROY_WAIT_MS; if some still wait, the map is marked destroyed at
+   * once (no agent can attach it) and this agent finishes the job later:
+   * it retries from a timer, and on heap.detach(), and frees the element
+   * allocator and the table as soon as the last grace period has passed.
+   * `destroying` is true until then.
    */
   destroy(): number {
     if (this.detached) throw rangeError('detached', 'destroy: this map is detached in this agent');
@@ -632,10 +955,46 @@ export class HashMap extends MapPerWorker {
     const q = this.rowWord + MapSlotRow.QUOTA;
     this.i32[q] = 0;
     this.detached = true;
+    const deadline = Date.now() + DESTROY_WAIT_MS;
+    while (this.elems.collectDeferred(true) > 0 || this.elems.retiredObjects() > 0) {
+      if (Date.now() > deadline) {
+        this.limbo = true;
+        // The heap detaches its clients in order: this map must finish
+        // before its allocator lets go of the elements.
+        this.heap.removeClient(this.elems);
+        this.heap.addClient(this.elems);
+        this.scheduleFinish(1);
+        return n;
+      }
+    }
+    this.finishDestroy();
+    return n;
+  }
+
+  /** True while a destroyed map's last elements wait for their grace period (see destroy). */
+  get destroying(): boolean {
+    return this.limbo;
+  }
+
+  /** Frees the element allocator (whatever still waits is reported leaked by it) and the table. */
+  private finishDestroy(): void {
+    this.limbo = false;
     this.heap.removeClient(this);
     this.elems.destroy();
     this.heap.giveRegion(this.region);
-    return n;
+  }
+
+  /** Retries the end of a destroy that had to wait, backing off up to a second between tries. */
+  private scheduleFinish(ms: number): void {
+    // A scope without timers (an AudioWorklet) finishes at heap.detach().
+    const setTimeout = (globalThis as { setTimeout?: (f: () => void, ms: number) => unknown }).setTimeout;
+    if (typeof setTimeout !== 'function') return;
+    const t = setTimeout(() => {
+      if (!this.limbo || this.heap.slot < 0) return;
+      if (this.elems.collectDeferred(true) > 0 || this.elems.retiredObjects() > 0) this.scheduleFinish(Math.min(1000, ms * 2));
+      else this.finishDestroy();
+    }, ms);
+    (t as { unref?: () => void }).unref?.();
   }
 
   /**

@@ -15,7 +15,8 @@
  * Slot row (owner-written with plain stores, read racily by count()):
  *   COUNT  elements this slot inserted minus those it deleted (int32; a
  *          slot's own count may go negative, the sum may not).
- *   QUOTA  entries reserved from RESERVED and not used yet.
+ *   QUOTA  entries reserved from RESERVED and not used yet (negative: a
+ *          taker's mark on them, see markEntries at the end).
  *   INTENT bucket + 1 from just before this slot's cas on that bucket's
  *          lock until after the store that releases it (cleared at once
  *          when the cas fails): while a slot holds a lock its INTENT names
@@ -188,3 +189,16 @@ export const E_NEXT = 0;
 /** In-place maps: the version word of the value copies. */
 export const E_VER = 1;
 export const E_KEY_OFF = 8;
+
+/**
+ * Entries a slot's QUOTA word stands for: the word itself, or for a
+ * taker's mark (./quota.ts, reclaimQuotas) the q entries it marked: a
+ * mark is negative, -(q + 256 x tag), q < 256 (a quota stays below 2 x
+ * quotaBatch), with a tag unique to the taker and its attempt, so that a
+ * mark settled and made again never looks like the one a taker saw
+ * before (no ABA).
+ */
+export function markEntries(quota: number): number {
+  return quota < 0 ? -quota & 255 : quota;
+}
+

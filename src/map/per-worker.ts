@@ -10,7 +10,9 @@
 import { load, store } from '../shm/atomic.js';
 import { MapSlotRow, OP_SLOT_WRITE } from './layout.js';
 import { MapElements } from './element.js';
-import { rangeError, typeError } from '../errors.js';
+import { describe, rangeError, typeError } from '../errors.js';
+import type { HeapCore } from '../heap/core.js';
+import type { Allocator } from '../alloc/allocator.js';
 
 /** How long a reader retries a per-worker value whose writer is mid-write. */
 const SEQ_WAIT_MS = 500;
@@ -22,6 +24,20 @@ export function midWrite(slot: number): RangeError {
 
 /** @hidden HashMap's layer of per-worker values (the layers: ./state.ts). */
 export class MapPerWorker extends MapElements {
+  /** @internal sumInto's view of its caller's array (kept while the caller passes the same buffer). */
+  sumView: Uint32Array | null;
+  /** @internal readSlot64's out-values. */
+  lo32: number;
+  /** @internal */
+  hi32: number;
+
+  protected constructor(heap: HeapCore, region: number, elems: Allocator) {
+    super(heap, region, elems);
+    this.sumView = null;
+    this.lo32 = 0;
+    this.hi32 = 0;
+  }
+
   /**
    * @internal
    * Copies slot `slot`'s value of e into out (seqlock read). false: the
@@ -112,10 +128,14 @@ export class MapPerWorker extends MapElements {
 
   /**
    * Per-worker maps whose values are little-endian numbers: the sum over
-   * all slots of the value read as `type`. undefined when absent.
+   * all slots of the value read as `type` ('u32', 'i32' or 'f64'; for
+   * exact 64-bit sums see sumInto). undefined when absent.
    */
   sum(key: Uint8Array, type: 'u32' | 'i32' | 'f64' = 'f64'): number | undefined {
     if (!this.perWorker) throw typeError('wrong-mode', 'sum needs a per-worker map');
+    if (type !== 'u32' && type !== 'i32' && type !== 'f64') {
+      throw typeError('bad-argument', `sum: type must be 'u32', 'i32' or 'f64' (sumInto sums u64 and i64), got ${describe(type)}`);
+    }
     const size = type === 'f64' ? 8 : 4;
     if (this.valueSize < size) throw rangeError('bad-argument', `sum as ${type} needs valueSize >= ${size}, map has ${this.valueSize}`);
     const slots = this.heap.maxSlots;
@@ -128,5 +148,71 @@ export class MapPerWorker extends MapElements {
       total += type === 'f64' ? dv.getFloat64(o, true) : type === 'u32' ? dv.getUint32(o, true) : dv.getInt32(o, true);
     }
     return total;
+  }
+
+  /**
+   * Per-worker maps whose values start with a little-endian 64-bit
+   * integer: writes into out[0] the exact sum over all slots, modulo 2^64
+   * (the same bits whether the values are u64 or i64: out's type says how
+   * they read). Returns false, leaving out alone, when the key is absent.
+   * Allocates nothing (after the first call with a given `out`).
+   */
+  sumInto(key: Uint8Array, out: BigUint64Array | BigInt64Array): boolean {
+    if (!this.perWorker) throw typeError('wrong-mode', 'sumInto needs a per-worker map');
+    if (!(out instanceof BigUint64Array || out instanceof BigInt64Array) || out.length < 1) {
+      throw typeError('bad-argument', `sumInto: out must be a BigUint64Array or BigInt64Array of at least 1 element, got ${describe(out)}`);
+    }
+    if (this.valueSize < 8) throw rangeError('bad-argument', `sumInto needs valueSize >= 8, map has ${this.valueSize}`);
+    this.takeKey(key, 'sumInto');
+    const h = this.hashKey();
+    this.pin();
+    const e = this.find(h & this.mask);
+    let lo = 0;
+    let hi = 0;
+    let torn = -1;
+    if (e !== 0) {
+      for (let s = 0; s < this.heap.maxSlots; s++) {
+        if (!this.readSlot64(e, s)) {
+          torn = s;
+          break;
+        }
+        // Halves summed apart as doubles: exact for up to 2^21 slots.
+        lo += this.lo32;
+        hi += this.hi32;
+      }
+    }
+    this.unpin();
+    if (torn >= 0) throw midWrite(torn);
+    if (e === 0) return false;
+    const carry = Math.floor(lo / 0x1_0000_0000);
+    let view = this.sumView;
+    if (view === null || view.buffer !== out.buffer) view = this.sumView = new Uint32Array(out.buffer);
+    const w = out.byteOffset >>> 2;
+    view[w] = lo % 0x1_0000_0000;
+    view[w + 1] = (hi + carry) % 0x1_0000_0000;
+    return true;
+  }
+
+  /** @internal Reads the first 8 bytes of slot `slot`'s value of e into lo32/hi32 (seqlock read); false as readSlot. */
+  private readSlot64(e: number, slot: number): boolean {
+    const rec = e + this.valueOff + this.stride * slot;
+    let deadline = 0;
+    for (let tries = 1; ; tries++) {
+      if ((tries & 1023) === 0) {
+        const now = Date.now();
+        if (deadline === 0) deadline = now + SEQ_WAIT_MS;
+        else if (now > deadline) return false;
+      }
+      const u32 = this.u32;
+      const s1 = load(u32, rec >>> 2);
+      if ((s1 & 1) !== 0) continue;
+      const lo = load(u32, (rec + 8) >>> 2);
+      const hi = load(u32, (rec + 12) >>> 2);
+      if (load(u32, rec >>> 2) === s1) {
+        this.lo32 = lo;
+        this.hi32 = hi;
+        return true;
+      }
+    }
   }
 }

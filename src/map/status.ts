@@ -14,7 +14,7 @@ export const MapFlag = {
   EXIST: 2,
 } as const;
 
-/** Results of update/delete: 0 on success, else a negative status (the kernel's errno values). */
+/** Results of update/delete and the batch operations: 0 on success, else a negative status (the kernel's errno values). */
 export const MapStatus = {
   /** Done. */
   OK: 0,
@@ -28,4 +28,6 @@ export const MapStatus = {
   EXISTS: -17,
   /** maxEntries elements exist already (E2BIG). */
   FULL: -7,
+  /** A batch's buffers cannot hold the first bucket it would copy (ENOSPC): nothing was copied. */
+  NO_SPACE: -28,
 } as const;

@@ -6,7 +6,7 @@
  * mid-reservation may have left); no lock or write record is left open.
  */
 import { load } from '../shm/atomic.js';
-import { E_NEXT, MapHeader, MAP_HEADER_WORDS, MAP_SLOT_WORDS, MapSlotRow } from './layout.js';
+import { E_NEXT, MapHeader, MAP_HEADER_WORDS, MAP_SLOT_WORDS, MapSlotRow, markEntries } from './layout.js';
 import { LOCKED, type MapBuckets } from './buckets.js';
 
 /** @internal HashMap.validate: the problems found. */
@@ -37,7 +37,8 @@ export function validateMap(m: MapBuckets): string[] {
   }
   const counted = m.sumSlotRows(MapSlotRow.COUNT);
   if (counted !== reachable) errors.push(`per-slot counts sum to ${counted}, ${reachable} elements reachable`);
-  const quota = m.sumSlotRows(MapSlotRow.QUOTA);
+  let quota = 0;
+  for (let s = 0; s < m.heap.maxSlots; s++) quota += markEntries(m.i32[m.W + MAP_HEADER_WORDS + s * MAP_SLOT_WORDS + MapSlotRow.QUOTA]!);
   const reserved = load(u32, m.W + MapHeader.RESERVED);
   const slack = load(u32, m.W + MapHeader.RESERVED_SLACK);
   if (reserved < counted + quota || reserved > counted + quota + slack) {

@@ -22,7 +22,8 @@
  *    is cleared before the writer frees anything, so a logged element is
  *    still the dead writer's. A per-worker value it was writing in place
  *    (its seqlock odd) is zeroed and the seqlock made even.
- * 3. Entry reservations: its unused quota goes back to RESERVED. If it
+ * 3. Entry reservations: its unused quota goes back to RESERVED (unless a
+ *    writer near the limit took it back first: ../map/quota.ts). If it
  *    died inside the atomic step that moves entries between its quota and
  *    RESERVED (MOVING != 0), which side it died on cannot be known: the
  *    amount is added to MapHeader.RESERVED_SLACK, the bound validate() allows.
@@ -46,6 +47,7 @@ import {
   OP_INSERT,
   OP_REPLACE,
   OP_SLOT_WRITE,
+  markEntries,
 } from '../map/layout.js';
 
 /** How long a survivor watches for a live writer that names a locked bucket. */
@@ -102,9 +104,16 @@ export function releaseMapSlot(r: MapRelease): void {
   const moving = u32[row + MapSlotRow.MOVING]!;
   if (moving !== 0) add(u32, W + MapHeader.RESERVED_SLACK, moving);
   u32[row + MapSlotRow.MOVING] = 0;
-  const quota = u32[row + MapSlotRow.QUOTA]! | 0;
-  if (quota !== 0) add(u32, W + MapHeader.RESERVED, -quota);
-  u32[row + MapSlotRow.QUOTA] = 0;
+  // A cas: a live writer near the limit may be settling a mark on it (../map/quota.ts, reclaimQuotas).
+  for (;;) {
+    const quota = load(u32, row + MapSlotRow.QUOTA) | 0;
+    if (quota === 0) break;
+    if (cas(u32, row + MapSlotRow.QUOTA, quota >>> 0, 0) === quota >>> 0) {
+      // Negative: a taker's mark, not settled (../map/quota.ts): the same entries.
+      add(u32, W + MapHeader.RESERVED, -markEntries(quota));
+      break;
+    }
+  }
 }
 
 /** True when the dead slot holds bucket b's lock (see 1. above). */
