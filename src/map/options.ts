@@ -15,7 +15,13 @@ import { E_KEY_OFF, MapHeader, MAP_LIVE, MAP_MAGIC } from './layout.js';
 export interface HashMapOptions {
   /** Key size in bytes, 1..512. */
   keySize: number;
-  /** Value size in bytes, 1..65536 (per slot for per-worker maps). */
+  /**
+   * Value size in bytes, from 1 (per slot for per-worker maps). An element
+   * (its header, the key and the value copies) must fit one page: with
+   * 64 KiB pages and 8-byte keys a value of up to 61,424 bytes; a
+   * per-worker map of 64 workers up to 944 bytes per slot. create() says
+   * when it does not fit.
+   */
   valueSize: number;
   /** Most elements the map holds. */
   maxEntries: number;
