@@ -75,6 +75,27 @@ export function flushCacheRow(u32: Uint32Array, cr: number, rec: number, batch: 
   if (!locked) unlockDepot(u32, cr);
 }
 
+/**
+ * Links `objects` into batches of at most `batch` (each head carrying its
+ * count, tail and next batch) and returns the first batch's head (0 for
+ * none). The caller publishes it as the depot's head under the lock.
+ */
+export function linkBatches(u32: Uint32Array, objects: readonly number[], batch: number): number {
+  let head = 0;
+  for (let end = objects.length; end > 0; end -= batch) {
+    const start = Math.max(0, end - batch);
+    for (let i = start; i < end - 1; i++) u32[objects[i]! >>> 2] = objects[i + 1]!;
+    const first = objects[start]!;
+    const last = objects[end - 1]!;
+    u32[last >>> 2] = 0;
+    u32[(first >>> 2) + O_COUNT] = end - start;
+    u32[(first >>> 2) + O_TAIL] = last;
+    u32[(first >>> 2) + O_NEXT_BATCH] = head;
+    head = first;
+  }
+  return head;
+}
+
 /** How long a flush waits for the depot lock (never on an alloc or free path). */
 export const DEPOT_FLUSH_MS = 2000;
 

@@ -38,7 +38,7 @@ import { AllocatorEntry, AllocatorHeader, ALLOC_LIVE, ALLOC_ROW_WORDS, AF_RESERV
 import { add, load, store } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
 import { cacheRowAt, classRowAt } from './region.js';
-import { CARVE_SHRINKING, lockDepot, unlockDepot } from './depot.js';
+import { CARVE_SHRINKING, linkBatches, lockDepot, unlockDepot } from './depot.js';
 
 /** Whole empty slabs a class keeps in its depot after a look that a trim started. */
 export const KEEP_SLABS = 2;
@@ -96,19 +96,7 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
         if (!release.has(x >>> shift)) rest.push(x);
       }
     }
-    const batch = Math.max(1, u32[cr + ClassRow.BATCH]!);
-    let head = 0;
-    for (let end = rest.length; end > 0; end -= batch) {
-      const start = Math.max(0, end - batch);
-      for (let i = start; i < end - 1; i++) u32[rest[i]! >>> 2] = rest[i + 1]!;
-      const first = rest[start]!;
-      const last = rest[end - 1]!;
-      u32[last >>> 2] = 0;
-      u32[(first >>> 2) + O_COUNT] = end - start;
-      u32[(first >>> 2) + O_TAIL] = last;
-      u32[(first >>> 2) + O_NEXT_BATCH] = head;
-      head = first;
-    }
+    const head = linkBatches(u32, rest, Math.max(1, u32[cr + ClassRow.BATCH]!));
     store(u32, cr + ClassRow.DEPOT_HEAD, head);
     store(u32, cr + ClassRow.DEPOT_OBJECTS, rest.length);
     store(u32, cr + ClassRow.SHRINK_MARK, rest.length);

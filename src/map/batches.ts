@@ -210,21 +210,10 @@ export class MapBatches extends MapOperations {
       if (torn >= 0) throw midWrite(torn);
       return MapStatus.NOT_FOUND;
     }
-    const i32 = this.i32;
-    const row = this.rowWord;
-    i32[row + MapSlotRow.OP_BUCKET] = b + 1;
-    i32[row + MapSlotRow.OP_ELEM] = e;
-    i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
-    i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
-    i32[row + MapSlotRow.OP] = OP_DELETE;
-    const next = this.u32[(e >>> 2) + E_NEXT]!;
-    if (pred === 0) head = next;
-    else store(this.u32, (pred >>> 2) + E_NEXT, next);
-    i32[row + MapSlotRow.COUNT]!--;
-    this.giveEntry();
+    head = this.unlinkLogged(b, e, pred, head);
     this.unlock(b, head);
     this.unpin();
-    i32[row + MapSlotRow.OP] = 0;
+    this.i32[this.rowWord + MapSlotRow.OP] = 0;
     this.elems.freeDeferred(e);
     return MapStatus.OK;
   }

@@ -16,6 +16,45 @@ import { MapPerWorker, midWrite } from './per-worker.js';
 
 /** @hidden HashMap's layer of the operations on one key (the layers: ./state.ts). */
 export class MapOperations extends MapPerWorker {
+  /**
+   * @internal The write-ahead record (layout.ts) of an insert of element
+   * `fresh` into bucket b, written before the bucket lock is taken: OP goes
+   * last. No allocation.
+   */
+  logInsert(b: number, fresh: number): void {
+    const i32 = this.i32;
+    const row = this.rowWord;
+    i32[row + MapSlotRow.OP_BUCKET] = b + 1;
+    i32[row + MapSlotRow.OP_ELEM] = fresh;
+    i32[row + MapSlotRow.OP_OLD] = 0;
+    i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
+    i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
+    i32[row + MapSlotRow.OP] = OP_INSERT;
+  }
+
+  /**
+   * @internal Unlinks element e (after `pred`, 0 when e heads the chain)
+   * from bucket b, whose lock this agent holds, with its write-ahead
+   * record: the slot's count and its entry go with it (under the lock: a
+   * slot changes its QUOTA only there, ./quota.ts). Returns the chain's new
+   * head. No allocation.
+   */
+  unlinkLogged(b: number, e: number, pred: number, head: number): number {
+    const i32 = this.i32;
+    const row = this.rowWord;
+    i32[row + MapSlotRow.OP_BUCKET] = b + 1;
+    i32[row + MapSlotRow.OP_ELEM] = e;
+    i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
+    i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
+    i32[row + MapSlotRow.OP] = OP_DELETE;
+    const next = this.u32[(e >>> 2) + E_NEXT]!;
+    if (pred === 0) head = next;
+    else store(this.u32, (pred >>> 2) + E_NEXT, next);
+    i32[row + MapSlotRow.COUNT]!--;
+    this.giveEntry();
+    return head;
+  }
+
   /* -------------------------------- reads ------------------------------- */
 
   /**
@@ -165,12 +204,7 @@ export class MapOperations extends MapPerWorker {
     const row = this.rowWord;
     if (fresh !== 0) {
       // The write-ahead record (layout.ts): OP goes last.
-      i32[row + MapSlotRow.OP_BUCKET] = b + 1;
-      i32[row + MapSlotRow.OP_ELEM] = fresh;
-      i32[row + MapSlotRow.OP_OLD] = 0;
-      i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
-      i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
-      i32[row + MapSlotRow.OP] = OP_INSERT;
+      this.logInsert(b, fresh);
     }
     let head = this.lock(b);
     if (head < 0) {
@@ -244,12 +278,7 @@ export class MapOperations extends MapPerWorker {
         const src = s * this.valueSize;
         for (let i = 0; i < this.valueSize; i++) u8[dst + i] = values[src + i]!;
       }
-      i32[row + MapSlotRow.OP_BUCKET] = b + 1;
-      i32[row + MapSlotRow.OP_ELEM] = fresh;
-      i32[row + MapSlotRow.OP_OLD] = 0;
-      i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
-      i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
-      i32[row + MapSlotRow.OP] = OP_INSERT;
+      this.logInsert(b, fresh);
     }
     let head = this.lock(b);
     if (head < 0) {
@@ -308,17 +337,7 @@ export class MapOperations extends MapPerWorker {
     const i32 = this.i32;
     const row = this.rowWord;
     if (e !== 0) {
-      i32[row + MapSlotRow.OP_BUCKET] = b + 1;
-      i32[row + MapSlotRow.OP_ELEM] = e;
-      i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
-      i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
-      i32[row + MapSlotRow.OP] = OP_DELETE;
-      const next = this.u32[(e >>> 2) + E_NEXT]!;
-      if (pred === 0) head = next;
-      else store(this.u32, (pred >>> 2) + E_NEXT, next);
-      i32[row + MapSlotRow.COUNT]!--;
-      // Under the lock: a slot changes its QUOTA only there (./quota.ts).
-      this.giveEntry();
+      head = this.unlinkLogged(b, e, pred, head);
     }
     this.unlock(b, head);
     if (e === 0) return MapStatus.NOT_FOUND;

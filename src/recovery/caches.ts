@@ -6,7 +6,7 @@
 import { AllocatorHeader, CacheRow, ClassRow, GRANULE_SHIFT, KIND_SLAB, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE, pageTag } from '../shm/layout.js';
 import { add, load, store } from '../shm/atomic.js';
 import { cacheRowAt, classRowAt, slotFlagWord } from '../alloc/region.js';
-import { CARVE_BUILDING, CARVE_LINKING, CARVE_SHRINKING, DEPOT_FLUSH_MS, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
+import { CARVE_BUILDING, CARVE_LINKING, CARVE_SHRINKING, DEPOT_FLUSH_MS, linkBatches, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
 
 /** What releaseRow needs to see a slab's objects, and to find the slabs of a class (the heap is one). */
 export interface SlabGeometry {
@@ -212,19 +212,7 @@ function rebuildDepot(u32: Uint32Array, g: SlabGeometry, R: number, c: number): 
       if (g.u8[base + ((mapBytes + i * unit) >>> GRANULE_SHIFT)] === ST_FREE && !elsewhere.has(x)) free.push(x);
     }
   }
-  let head = 0;
-  for (let end = free.length; end > 0; end -= batch) {
-    const start = Math.max(0, end - batch);
-    for (let i = start; i < end - 1; i++) u32[free[i]! >>> 2] = free[i + 1]!;
-    const first = free[start]!;
-    const last = free[end - 1]!;
-    u32[last >>> 2] = 0;
-    u32[(first >>> 2) + O_COUNT] = end - start;
-    u32[(first >>> 2) + O_TAIL] = last;
-    u32[(first >>> 2) + O_NEXT_BATCH] = head;
-    head = first;
-  }
-  store(u32, cr + ClassRow.DEPOT_HEAD, head);
+  store(u32, cr + ClassRow.DEPOT_HEAD, linkBatches(u32, free, batch));
   store(u32, cr + ClassRow.DEPOT_OBJECTS, free.length);
   store(u32, cr + ClassRow.SHRINK_MARK, free.length);
   const counted = load(u32, cr + ClassRow.SLAB_PAGES);
