@@ -42,7 +42,7 @@ import { Allocator } from '../alloc/allocator.js';
 import { openAllocator } from '../alloc/debug/open.js';
 import { MapHeader, MAP_DESTROYED, MAP_HEADER_WORDS, MAP_LIVE, MAP_MAGIC, MAP_SLOT_WORDS, MapSlotRow } from './layout.js';
 import { MapFlag, MapStatus } from './status.js';
-import { ELEM_MARKS, mapGeometry, writeMapHeader, type HashMapOptions } from './options.js';
+import { elemMarks, mapGeometry, writeMapHeader, type HashMapOptions } from './options.js';
 import { validateMap } from './validate.js';
 import { MapBatches } from './batches.js';
 
@@ -89,7 +89,7 @@ export class HashMap extends MapBatches {
   /** Creates a map in the heap and attaches it in this agent. */
   static create(heap: HeapCore, options: HashMapOptions): HashMap {
     const g = mapGeometry(heap, options);
-    const elemsId = Allocator.create(heap, { unitSize: g.elemSize, ...ELEM_MARKS, ...(g.limitBytes === undefined ? {} : { limitBytes: g.limitBytes }) });
+    const elemsId = Allocator.create(heap, { unitSize: g.elemSize, ...elemMarks(g.elemSize), ...(g.limitBytes === undefined ? {} : { limitBytes: g.limitBytes }) });
     const elems = openAllocator(heap, elemsId, {});
     if (g.mode === 'prealloc' && !elems.reserve(g.capacity)) {
       elems.destroy();

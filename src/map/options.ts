@@ -49,12 +49,29 @@ export interface HashMapOptions {
 
 /**
  * @internal
- * Watermarks of the element allocator. The high mark sits above the 64
- * elements a deferred-free collection returns at once, so an overwrite
- * loop (one element in, one retired, per update) stays in its cache
- * instead of trimming and refilling through the depot.
+ * Bytes of elements an agent's cache of a map holds at its high watermark.
+ * Small elements get the fixed watermarks below (a cache of up to 128); a
+ * large element's cache holds fewer, so that what a preallocated map keeps
+ * aside for agents' caches (its slack) is bounded in bytes, not a multiple
+ * of maxWorkers large elements.
  */
-export const ELEM_MARKS = { lowWatermark: 16, highWatermark: 128, batch: 32, prefill: 16 };
+const CACHE_BYTES = 16 << 10;
+
+/** @internal The element allocator's watermarks for elements of `elemSize` bytes. */
+export function elemMarks(elemSize: number): { lowWatermark: number; highWatermark: number; batch: number; prefill: number } {
+  const high = Math.max(2, Math.min(128, Math.floor(CACHE_BYTES / elemSize)));
+  return { lowWatermark: Math.max(1, high >>> 3), highWatermark: high, batch: Math.max(1, high >>> 2), prefill: Math.min(16, Math.max(1, high >>> 3)) };
+}
+
+/**
+ * @internal Elements that may wait in one agent's limbo list for their
+ * grace period, counted in a preallocated map's slack: 64, fewer for large
+ * elements (at least 4; past it a writer waits for a grace period, bounded
+ * in time, before NO_MEMORY).
+ */
+function limboSlack(elemSize: number): number {
+  return Math.max(4, Math.min(64, Math.floor((CACHE_BYTES * 8) / elemSize / 2)));
+}
 
 /** @internal The checked options and what follows from them: the contents of the map header. */
 export interface MapGeometry {
@@ -124,7 +141,8 @@ export function mapGeometry(heap: HeapCore, options: HashMapOptions): MapGeometr
   const elemSize = valueOff + (perWorker ? stride * heap.maxSlots : copies === 2 ? 2 * padded : valueSize);
   // Preallocated maps keep slack for what agents' caches and limbo lists
   // hold at any moment, so maxEntries live elements always fit.
-  const slack = heap.maxSlots * (ELEM_MARKS.highWatermark + ELEM_MARKS.batch + 64);
+  const marks = elemMarks(elemSize);
+  const slack = heap.maxSlots * (marks.highWatermark + marks.batch + limboSlack(elemSize));
   const capacity = maxEntries + slack;
   const perSlab = objectsPerSlab(heap.pageSize, elemSize);
   const limitBytes = mode === 'prealloc' ? Math.ceil(capacity / perSlab) * heap.pageSize : undefined;

@@ -173,3 +173,20 @@ test('an agent that dies while shrinking a depot (lock held, batches half relink
   for (const p of live) a.free(p);
   assert.deepEqual(heap.validate(), []);
 });
+
+test("a preallocated map's slack for agents' caches is bounded in bytes: 2 entries of 32 KiB values at 16 workers take a few MiB, not maxWorkers x 224 elements", async () => {
+  const { HashMap } = await import('../../src/index.js');
+  const heap = Heap.create({ maxBytes: 1 << 30, maxWorkers: 16 });
+  const before = heap.stats().usedBytes;
+  const map = HashMap.create(heap, { keySize: 8, valueSize: 32 << 10, maxEntries: 2, mode: 'prealloc' });
+  const taken = heap.stats().usedBytes - before;
+  assert.ok(taken <= 16 << 20, `${taken} bytes for a 2-entry map`);
+  const key = new Uint8Array(8);
+  const value = new Uint8Array(32 << 10);
+  assert.equal(map.update(key, value), 0);
+  key[0] = 1;
+  assert.equal(map.update(key, value), 0);
+  key[0] = 2;
+  assert.ok(map.update(key, value) < 0, 'the third entry does not fit a 2-entry map');
+  assert.deepEqual(heap.validate(), []);
+});
