@@ -28,6 +28,17 @@ const ALLOCATOR_OPTIONS = {
 /** The option names of attachAllocator. */
 const ATTACH_OPTIONS = { nowait: 'boolean' } as const;
 
+/** Options of Heap.attach. */
+export interface HeapAttachOptions {
+  /**
+   * A tag for this agent's slot, 1..2^32-1, recorded with the slot as it is
+   * taken (heap.slots() shows it): a host that learns an agent is gone
+   * finds its slot by it, even if the agent died right after attaching.
+   * anyalloc/node's attachInWorker gives its thread id + 1.
+   */
+  owner?: number;
+}
+
 export class Heap extends HeapCore {
   /** Creates a heap in a new growable SharedArrayBuffer (or in `memory`) and attaches this agent. */
   static create(options?: HeapOptions): Heap {
@@ -38,11 +49,13 @@ export class Heap extends HeapCore {
   }
 
   /** Attaches this agent to a heap made elsewhere; takes a worker slot. */
-  static attach(handle: HeapHandle): Heap {
+  static attach(handle: HeapHandle, options?: HeapAttachOptions): Heap {
     // Every field checked before the buffer is read or a slot taken.
     checkHeapHandle(handle);
+    const o = checkOptions<HeapAttachOptions>('Heap.attach', options, { owner: 'integer' });
+    const owner = o.owner === undefined ? 0 : checkInt('owner', o.owner, 1, 0xffffffff, 'bad-option');
     const heap = new Heap(handle.buffer, handle.memory, handle.base);
-    heap.claimSlot(handle.slot ?? -1, handle.gen ?? 0);
+    heap.claimSlot(handle.slot ?? -1, handle.gen ?? 0, owner);
     return heap;
   }
 

@@ -11,6 +11,7 @@
  *   const heap = Heap.attach(handle); const a = heap.attachAllocator(allocHandle);
  */
 export { Heap } from './anyalloc.js';
+export type { HeapAttachOptions } from './anyalloc.js';
 export type { HeapCore, HeapHandle, HeapStats, SlotInfo } from './heap/core.js';
 export type { HeapOptions, SharedMemory } from './heap/format.js';
 export { Allocator } from './alloc/allocator.js';

@@ -81,6 +81,8 @@ export interface SlotInfo {
   self: boolean;
   /** Milliseconds since the slot's agent last beat (attach, heartbeat(), a deferred refill or trim). */
   silentMs: number;
+  /** The tag its agent gave Heap.attach({ owner }), 0 for none. */
+  owner: number;
 }
 
 /** What Heap.stats() returns: the page heap and the slot table, read without stopping anyone. */
@@ -249,7 +251,7 @@ export class HeapCore {
   }
 
   /** @internal Moves a FREE slot to `state` with a fresh generation (published by the final store). */
-  private takeFreeSlot(state: number): { slot: number; gen: number } {
+  private takeFreeSlot(state: number, owner = 0): { slot: number; gen: number } {
     const u32 = this.u32;
     for (let s = 0; s < this.maxSlots; s++) {
       const w = this.slotWord + s * SLOT_ROW_WORDS;
@@ -257,6 +259,7 @@ export class HeapCore {
       if (cas(u32, w + SlotRow.STATE, SLOT_FREE, SLOT_RELEASING) !== SLOT_FREE) continue;
       const gen = (add(u32, this.hdr + HeapHeader.SLOT_GEN, 1) + 1) >>> 0;
       store(u32, w + SlotRow.GEN, gen);
+      store(u32, w + SlotRow.OWNER, owner);
       store(u32, w + SlotRow.BEAT, Date.now() >>> 0);
       this.clearPin(s);
       maxTo(u32, this.hdr + HeapHeader.SLOTS_USED, s + 1);
@@ -267,19 +270,20 @@ export class HeapCore {
   }
 
   /** @internal */
-  protected claimSlot(wanted: number, gen: number): void {
+  protected claimSlot(wanted: number, gen: number, owner = 0): void {
     if (wanted >= 0) {
       checkInt('slot', wanted, 0, this.maxSlots - 1);
       const w = this.slotWord + wanted * SLOT_ROW_WORDS;
       if (load(this.u32, w + SlotRow.GEN) !== gen || cas(this.u32, w + SlotRow.STATE, SLOT_RESERVED, SLOT_ATTACHED) !== SLOT_RESERVED) {
         throw rangeError('stale-handle', `slot ${wanted} is no longer reserved for this handle (released or already attached)`);
       }
+      store(this.u32, w + SlotRow.OWNER, owner);
       this.slot = wanted;
       this.slotGen = gen;
       this.heartbeat();
       return;
     }
-    const taken = this.takeFreeSlot(SLOT_ATTACHED);
+    const taken = this.takeFreeSlot(SLOT_ATTACHED, owner);
     this.slot = taken.slot;
     this.slotGen = taken.gen;
     this.heartbeat();
@@ -318,6 +322,7 @@ export class HeapCore {
         state: st === SLOT_ATTACHED ? 'attached' : 'reserved',
         self: s === this.slot,
         silentMs: (now - load(this.u32, w + SlotRow.BEAT)) >>> 0,
+        owner: load(this.u32, w + SlotRow.OWNER),
       });
     }
     return out;

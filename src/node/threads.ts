@@ -36,10 +36,12 @@
  *   release passes both, so a slot the thread detached, or that another
  *   agent has taken since, is left alone.
  *
- * The one window: a thread terminated between the slot claim inside
- * Heap.attach and the store that records it (a few instructions) leaves a
- * PENDING row; its slot cannot be told from others and stays taken. Such
- * exits are counted (`unrecorded`).
+ * A thread terminated between the slot claim inside Heap.attach and the
+ * store that records it (a few instructions) leaves a PENDING row; its
+ * slot is found by the owner word the thread gave Heap.attach (its thread
+ * id + 1, published with the slot) and released like the others. A
+ * PENDING row with no such slot (it died before taking one) is counted as
+ * `unrecorded`.
  */
 import { Worker, getEnvironmentData, isMainThread, setEnvironmentData, threadId } from 'node:worker_threads';
 import { Heap, type HeapHandle } from '../index.js';
@@ -112,6 +114,9 @@ const BUSY = 1;
 const PENDING = 2;
 const HELD = 3;
 
+/** @internal The thread table's row layout (above), for tests that stage a thread dying mid-attach. */
+export const THREAD_ROW = { WORDS: ROW_WORDS, STATE: R_STATE, THREAD: R_THREAD, FREE, PENDING } as const;
+
 /** Environment data key: the threadId of the nearest thread that watches its workers (inherited by new workers). */
 const PARENT_KEY = 'anyalloc.node.watcherThread';
 
@@ -155,7 +160,18 @@ export function releaseExitedWorkers(heap: Heap, options: ReleaseExitedOptions =
       if (st !== HELD && st !== PENDING) continue;
       if (Atomics.compareExchange(t, r + R_STATE, st, BUSY) !== st) continue;
       if (st === PENDING) {
-        counts.unrecorded++;
+        // It died between taking its slot and recording it: the slot row
+        // names it (the owner it gave Heap.attach), published with the slot.
+        const tid = Atomics.load(t, r + R_THREAD);
+        const found = heap.slots().find((s) => s.owner === tid + 1 && s.state === 'attached' && !s.self);
+        if (found === undefined) {
+          counts.unrecorded++;
+        } else {
+          const released = heap.releaseSlot(found.slot, found.gen);
+          if (released) counts.released++;
+          else counts.clean++;
+          options.onExit?.({ threadId: tid, slot: found.slot, gen: found.gen, released });
+        }
       } else {
         const slot = Atomics.load(t, r + R_SLOT);
         const gen = Atomics.load(t, r + R_GEN) >>> 0;
@@ -282,7 +298,7 @@ function attachWaiting(handle: HeapHandle, waitMs: number): Heap {
   let sleeper: Int32Array | undefined;
   for (;;) {
     try {
-      return Heap.attach(handle);
+      return Heap.attach(handle, { owner: threadId + 1 });
     } catch (e) {
       if (!(e instanceof RangeError) || !e.message.startsWith('no free worker slot') || Date.now() >= deadline) throw e;
     }

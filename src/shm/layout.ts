@@ -123,7 +123,7 @@ export const HEADER_BYTES = 128;
  *   +-------+-------+-----------+----------+-------------+---------+-----+
  *   | state |  gen  |    pin    |   beat   | claim first | claim k | ... |
  *   +-------+-------+-----------+----------+-------------+---------+-----+
- *   (16 words, 64 bytes; words 6..15 unused)
+ *   (16 words, 64 bytes; then owner; words 7..15 unused)
  *
  * state: cas by any. FREE -> RESERVED (creator reserves for a worker it is
  *   about to start), FREE/RESERVED -> ATTACHED (the agent that attaches),
@@ -138,6 +138,11 @@ export const HEADER_BYTES = 128;
  * beat: Atomics.store by the owner: the low 32 bits of Date.now() when it
  *   last showed it runs (attach, heap.heartbeat(), an allocator's deferred
  *   refill/trim); read by heap.slots() for the liveness check.
+ * owner: a tag the attaching agent gave Heap.attach ({ owner }), 0 for
+ *   none; stored by that agent with the generation, before the store that
+ *   publishes the state, so a host that knows an agent is gone (Node: the
+ *   thread id of an exited thread) finds its slot even when the agent died
+ *   right after attaching (anyalloc/node). Read by anyone.
  * claim first/k: Atomics.store by the owner: the page run it is claiming,
  *   written before each atomic operation that may claim it (heap/pages.ts)
  *   and cleared (k = 0) once the pages are tagged. A page that is claimed
@@ -145,7 +150,7 @@ export const HEADER_BYTES = 128;
  *   was claimed by a dead one: releaseSlot gives it back.
  * ------------------------------------------------------------------------ */
 export const SLOT_ROW_WORDS = 16;
-export const SlotRow = { STATE: 0, GEN: 1, PIN: 2, BEAT: 3, CLAIM_FIRST: 4, CLAIM_K: 5 } as const;
+export const SlotRow = { STATE: 0, GEN: 1, PIN: 2, BEAT: 3, CLAIM_FIRST: 4, CLAIM_K: 5, OWNER: 6 } as const;
 export const SLOT_FREE = 0;
 export const SLOT_RESERVED = 1;
 export const SLOT_ATTACHED = 2;

@@ -51,6 +51,19 @@ test('a terminated worker has its slot released on exit', async () => {
   finish(heap, a, watch);
 });
 
+test('a worker terminated between taking its slot and recording it is found by its owner tag and released', async () => {
+  const { heap, a, watch, exits } = setup();
+  const w = new Worker(WORKER, { workerData: { mode: 'window', heap: watch.handle, alloc: a.handle } });
+  const [m] = (await once(w, 'message')) as [{ slot: number }];
+  const taken = heap.slots().find((s) => s.slot === m.slot)!;
+  assert.equal(taken.owner, w.threadId + 1, 'the slot carries the thread id + 1');
+  await w.terminate();
+  await until(() => exits.length === 1, 'the exit');
+  assert.deepEqual(exits.map((e) => [e.slot, e.released]), [[m.slot, true]]);
+  assert.deepEqual(watch.stats(), { workersSeen: 1, released: 1, clean: 0, unrecorded: 0 });
+  finish(heap, a, watch);
+});
+
 test('a worker that detached is left alone, and so is whoever took its slot since', async () => {
   const { heap, a, watch, exits } = setup();
   const w = new Worker(WORKER, { workerData: { mode: 'detach', heap: watch.handle, alloc: a.handle } });

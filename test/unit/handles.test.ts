@@ -232,3 +232,20 @@ test('a heap full of agents, or of allocators, says so with a code', () => {
   expectCode(() => heap.createAllocator(), RangeError, 'no-allocator-id', /no free allocator id: all 1 are in use/);
   assert.deepEqual(snapshot(heap), before);
 });
+
+test('Heap.attach records an owner tag with the slot (slots() shows it) and refuses a bad one before taking a slot', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
+  const other = Heap.attach(heap.handle, { owner: 42 });
+  assert.equal(heap.slots().find((s) => s.slot === other.slot)!.owner, 42);
+  assert.equal(heap.slots().find((s) => s.slot === heap.slot)!.owner, 0);
+  const before = heap.slots().length;
+  for (const owner of [0, -1, 2 ** 32, 1.5]) {
+    assert.throws(() => Heap.attach(heap.handle, { owner }), (e: Error & { code?: string }) => e.code === 'bad-option' && /owner/.test(e.message), `owner ${owner}`);
+  }
+  assert.throws(() => Heap.attach(heap.handle, { ownr: 1 } as never), (e: Error & { code?: string }) => e.code === 'bad-option' && /did you mean owner/.test(e.message));
+  assert.equal(heap.slots().length, before, 'no slot taken by a refused attach');
+  other.detach();
+  // A slot taken again carries its new agent's tag, not the old one.
+  const again = Heap.attach(heap.handle);
+  assert.equal(heap.slots().find((s) => s.slot === again.slot)!.owner, 0);
+});
