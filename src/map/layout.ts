@@ -12,11 +12,17 @@
  * Header words: all `once` (written by the creator before the handle is
  * published), except RESERVED and STATE.
  *
- * Slot row (owner-written with plain stores, read racily by count()):
+ * Slot row (owner-written with plain stores, read racily by count(); QUOTA
+ * is the one word other agents write too):
  *   COUNT  elements this slot inserted minus those it deleted (int32; a
  *          slot's own count may go negative, the sum may not).
- *   QUOTA  entries reserved from RESERVED and not used yet (negative: a
- *          taker's mark on them, see markEntries at the end).
+ *   QUOTA  entries reserved from RESERVED and not used yet. The owner
+ *          writes it with plain stores, only while it holds a bucket lock
+ *          (INTENT set); another agent near maxEntries takes it back with a
+ *          cas to a negative mark (see markEntries at the end) and a cas of
+ *          that mark to 0 once it saw the owner's INTENT clear; the owner
+ *          (claimMark), the agent that detaches the slot (returnQuota) and
+ *          a survivor settle a mark with a cas to 0 (../map/quota.ts).
  *   INTENT bucket + 1 from just before this slot's cas on that bucket's
  *          lock until after the store that releases it (cleared at once
  *          when the cas fails): while a slot holds a lock its INTENT names
@@ -27,8 +33,10 @@
  *          cleared when it is done): OP_INSERT/OP_REPLACE of the new
  *          element OP_ELEM into bucket OP_BUCKET - 1 (replacing OP_OLD),
  *          OP_DELETE of OP_ELEM, OP_SLOT_WRITE of this slot's per-worker
- *          value in OP_ELEM; OP_COUNT and OP_QUOTA are COUNT and QUOTA
- *          before it. A survivor that releases the slot of a writer that
+ *          value in OP_ELEM; OP_COUNT is COUNT before it;
+ *          OP_QUOTA is QUOTA before the write took or gave its entry
+ *          (takeEntry and giveEntry rewrite it with their own step), so
+ *          QUOTA = OP_QUOTA - 1 says the entry was taken, + 1 given. A survivor that releases the slot of a writer that
  *          died mid-write completes or rolls it back from this record.
  *   MOVING entries in flight between QUOTA and RESERVED (from before the
  *          atomic operation on RESERVED until QUOTA is written), 0 else.

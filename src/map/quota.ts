@@ -55,12 +55,19 @@ export class MapQuota extends MapState {
   readonly lowWater: number;
   /** @internal This agent's marks made so far (their tags: markEntries). */
   markSeq: number;
+  /**
+   * @internal This agent's last refill found RESERVED above the low water
+   * (it took one entry): it gives freed entries straight back. Read by
+   * giveEntry instead of RESERVED, a word every agent's batch moves write.
+   */
+  nearLimit: boolean;
 
   protected constructor(heap: HeapCore, region: number, elems: Allocator) {
     super(heap, region, elems);
     this.quotaBatch = quotaBatch(this.maxEntries, heap.maxSlots);
     this.lowWater = this.quotaBatch * heap.maxSlots;
     this.markSeq = 0;
+    this.nearLimit = false;
   }
 
   /**
@@ -122,7 +129,8 @@ export class MapQuota extends MapState {
     let deadline = 0;
     for (;;) {
       const n = load(u32, r);
-      const take = B > 0 && n + B <= max - this.lowWater ? B : 1;
+      const batch = B > 0 && n + B <= max - this.lowWater;
+      const take = batch ? B : 1;
       if (n + take > max) {
         if (this.reclaimQuotas() > 0) continue;
         if (!this.othersInFlight()) return false;
@@ -139,6 +147,7 @@ export class MapQuota extends MapState {
         // QUOTA is 0 here, and takers mark only positive quotas.
         i32[row + MapSlotRow.QUOTA] = take;
         i32[row + MapSlotRow.MOVING] = 0;
+        this.nearLimit = !batch;
         return true;
       }
       i32[row + MapSlotRow.MOVING] = 0;
@@ -204,8 +213,9 @@ export class MapQuota extends MapState {
    * @internal
    * Gives one entry back (the caller holds a bucket lock): to this slot's
    * quota, returning a batch to RESERVED when it holds two, and all of it
-   * near the limit (RESERVED above the low water), so that no freed entry
-   * is hoarded there.
+   * near the limit (this agent's last refill found RESERVED above the low
+   * water), so that little is hoarded there; what a slot still holds when
+   * the map fills, reclaimQuotas takes back.
    */
   giveEntry(): void {
     const i32 = this.i32;
@@ -220,7 +230,7 @@ export class MapQuota extends MapState {
     i32[row + MapSlotRow.OP_QUOTA] = q;
     const n = q + 1;
     i32[row + MapSlotRow.QUOTA] = n;
-    if (n >= 2 * B || this.u32[this.W + MapHeader.RESERVED]! > this.maxEntries - this.lowWater) {
+    if (n >= 2 * B || this.nearLimit) {
       const back = n >= 2 * B && B > 0 ? B : n;
       // Out of QUOTA before RESERVED: a death in between overcounts
       // RESERVED (FULL a little early), never undercounts it.
