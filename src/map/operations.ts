@@ -196,10 +196,10 @@ export class MapOperations extends MapPerWorker {
   }
 
   /** @internal */
-  updateLocked(b: number, value: Uint8Array, flag: number): number {
-    // Build the new element before taking the lock: the lock is held only
-    // for the search and the pointer swap.
-    let fresh = this.newElement(value);
+  updateLocked(b: number, value: Uint8Array, flag: number, fresh = this.newElement(value), whole = false): number {
+    // The new element is built before the lock is taken (the default
+    // argument; updateAll passes its own with every slot's value, `whole`):
+    // the lock is held only for the search and the pointer swap.
     const i32 = this.i32;
     const row = this.rowWord;
     if (fresh !== 0) {
@@ -214,11 +214,11 @@ export class MapOperations extends MapPerWorker {
     }
     const e = this.findLocked(head);
     const pred = this.pred;
-    if (flag === MapFlag.ANY) this.anyHits = e !== 0 ? Math.min(3, this.anyHits + 1) : Math.max(0, this.anyHits - 1);
+    if (flag === MapFlag.ANY && !whole) this.anyHits = e !== 0 ? Math.min(3, this.anyHits + 1) : Math.max(0, this.anyHits - 1);
     let status: number = MapStatus.OK;
     if (e !== 0 && flag === MapFlag.NOEXIST) status = MapStatus.EXISTS;
     else if (e === 0 && flag === MapFlag.EXIST) status = MapStatus.NOT_FOUND;
-    else if (e !== 0 && this.perWorker) {
+    else if (e !== 0 && this.perWorker && !whole) {
       this.writeSlot(e, value); // raced with an insert of the same key
     } else if (fresh === 0) {
       status = MapStatus.NO_MEMORY;
@@ -246,7 +246,7 @@ export class MapOperations extends MapPerWorker {
     // on an element that may have been reused.
     i32[row + MapSlotRow.OP] = 0;
     if (fresh !== 0) this.elems.free(fresh);
-    if (status === MapStatus.OK && e !== 0 && !this.perWorker) this.elems.freeDeferred(e);
+    if (status === MapStatus.OK && e !== 0 && (!this.perWorker || whole)) this.elems.freeDeferred(e);
     return status;
   }
 
@@ -267,9 +267,7 @@ export class MapOperations extends MapPerWorker {
     }
     if (flag !== 0 && flag !== 1 && flag !== 2) throw rangeError('bad-argument', `updateAll flag must be MapFlag.ANY (0), NOEXIST (1) or EXIST (2), got ${describe(flag)}`);
     const b = this.hashKey() & this.mask;
-    let fresh = this.newElement(values);
-    const i32 = this.i32;
-    const row = this.rowWord;
+    const fresh = this.newElement(values);
     if (fresh !== 0) {
       // Unpublished yet: plain stores (the linking store publishes them).
       const u8 = this.u8;
@@ -278,40 +276,8 @@ export class MapOperations extends MapPerWorker {
         const src = s * this.valueSize;
         for (let i = 0; i < this.valueSize; i++) u8[dst + i] = values[src + i]!;
       }
-      this.logInsert(b, fresh);
     }
-    let head = this.lock(b);
-    if (head < 0) {
-      i32[row + MapSlotRow.OP] = 0;
-      if (fresh !== 0) this.elems.free(fresh);
-      return MapStatus.BUSY;
-    }
-    const e = this.findLocked(head);
-    const pred = this.pred;
-    let status: number = MapStatus.OK;
-    if (e !== 0 && flag === MapFlag.NOEXIST) status = MapStatus.EXISTS;
-    else if (e === 0 && flag === MapFlag.EXIST) status = MapStatus.NOT_FOUND;
-    else if (fresh === 0) status = MapStatus.NO_MEMORY;
-    else if (e === 0 && !this.takeEntry()) status = MapStatus.FULL;
-    else {
-      if (e !== 0) {
-        i32[row + MapSlotRow.OP_OLD] = e;
-        i32[row + MapSlotRow.OP] = OP_REPLACE;
-        this.u32[(fresh >>> 2) + E_NEXT] = this.u32[(e >>> 2) + E_NEXT]!;
-        if (pred === 0) head = fresh;
-        else store(this.u32, (pred >>> 2) + E_NEXT, fresh);
-      } else {
-        this.u32[(fresh >>> 2) + E_NEXT] = head;
-        head = fresh;
-        i32[row + MapSlotRow.COUNT]!++;
-      }
-      fresh = 0;
-    }
-    this.unlock(b, head);
-    i32[row + MapSlotRow.OP] = 0;
-    if (fresh !== 0) this.elems.free(fresh);
-    if (status === MapStatus.OK && e !== 0) this.elems.freeDeferred(e);
-    return status;
+    return this.updateLocked(b, values, flag, fresh, true);
   }
 
   /** Deletes `key`. Returns MapStatus.OK, NOT_FOUND or BUSY. */

@@ -26,27 +26,27 @@ export function midWrite(slot: number): RangeError {
 export class MapPerWorker extends MapElements {
   /** @internal sumInto's view of its caller's array (kept while the caller passes the same buffer). */
   sumView: Uint32Array | null;
-  /** @internal readSlot64's out-values. */
-  lo32: number;
+  /** @internal sumInto's scratch: the first 8 bytes of one slot's value, and the same as two words. */
+  first8: Uint8Array;
   /** @internal */
-  hi32: number;
+  first8Words: Uint32Array;
 
   protected constructor(heap: HeapCore, region: number, elems: Allocator) {
     super(heap, region, elems);
     this.sumView = null;
-    this.lo32 = 0;
-    this.hi32 = 0;
+    this.first8Words = new Uint32Array(2);
+    this.first8 = new Uint8Array(this.first8Words.buffer);
   }
 
   /**
    * @internal
-   * Copies slot `slot`'s value of e into out (seqlock read). false: the
-   * slot stayed mid-write for SEQ_WAIT_MS (its writer stalled, or died and
-   * was not released); the caller throws once it has unpinned.
+   * Copies the first n bytes (all of them by default) of slot `slot`'s
+   * value of e into out (seqlock read). false: the slot stayed mid-write
+   * for SEQ_WAIT_MS (its writer stalled, or died and was not released);
+   * the caller throws once it has unpinned.
    */
-  readSlot(e: number, slot: number, out: Uint8Array, outOff = 0): boolean {
+  readSlot(e: number, slot: number, out: Uint8Array, outOff = 0, n = this.valueSize): boolean {
     const rec = e + this.valueOff + this.stride * slot;
-    const n = this.valueSize;
     let deadline = 0;
     for (let tries = 1; ; tries++) {
       if ((tries & 1023) === 0) {
@@ -172,13 +172,13 @@ export class MapPerWorker extends MapElements {
     let torn = -1;
     if (e !== 0) {
       for (let s = 0; s < this.heap.maxSlots; s++) {
-        if (!this.readSlot64(e, s)) {
+        if (!this.readSlot(e, s, this.first8, 0, 8)) {
           torn = s;
           break;
         }
         // Halves summed apart as doubles: exact for up to 2^21 slots.
-        lo += this.lo32;
-        hi += this.hi32;
+        lo += this.first8Words[0]!;
+        hi += this.first8Words[1]!;
       }
     }
     this.unpin();
@@ -191,28 +191,5 @@ export class MapPerWorker extends MapElements {
     view[w] = lo % 0x1_0000_0000;
     view[w + 1] = (hi + carry) % 0x1_0000_0000;
     return true;
-  }
-
-  /** @internal Reads the first 8 bytes of slot `slot`'s value of e into lo32/hi32 (seqlock read); false as readSlot. */
-  private readSlot64(e: number, slot: number): boolean {
-    const rec = e + this.valueOff + this.stride * slot;
-    let deadline = 0;
-    for (let tries = 1; ; tries++) {
-      if ((tries & 1023) === 0) {
-        const now = Date.now();
-        if (deadline === 0) deadline = now + SEQ_WAIT_MS;
-        else if (now > deadline) return false;
-      }
-      const u32 = this.u32;
-      const s1 = load(u32, rec >>> 2);
-      if ((s1 & 1) !== 0) continue;
-      const lo = load(u32, (rec + 8) >>> 2);
-      const hi = load(u32, (rec + 12) >>> 2);
-      if (load(u32, rec >>> 2) === s1) {
-        this.lo32 = lo;
-        this.hi32 = hi;
-        return true;
-      }
-    }
   }
 }
