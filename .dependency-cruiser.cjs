@@ -52,15 +52,8 @@ module.exports = {
       name: 'tests-and-benchmarks-apart',
       comment: 'Tests and benchmarks share helpers from one place instead of importing each other.',
       severity: 'error',
-      from: { path: '^test/' },
-      to: { path: '^bench/' },
-    },
-    {
-      name: 'benchmarks-apart-from-tests',
-      comment: 'Tests and benchmarks share helpers from one place instead of importing each other.',
-      severity: 'error',
-      from: { path: '^bench/' },
-      to: { path: '^test/' },
+      from: { path: '^(test|bench)/' },
+      to: { path: '^(test|bench)/', pathNot: '^$1/' },
     },
     {
       name: 'no-unresolvable',

@@ -296,25 +296,13 @@ export class DebugAllocator extends Allocator {
       // touching a slot that is not ours (the quarantine stays for
       // reclaimOrphans()).
       this.stale = true;
-      const t = this.through;
-      this.through = true;
-      try {
-        super.detach();
-      } finally {
-        this.through = t;
-      }
+      this.rawDetach();
       return;
     }
     for (let i = 0; i < 64 && this.collectDeferred() > 0; i++);
     this.noQuarantine = true;
     const err = this.evict(0, 0);
-    const t = this.through;
-    this.through = true;
-    try {
-      super.detach();
-    } finally {
-      this.through = t;
-    }
+    this.rawDetach();
     this.gone = true;
     if (err !== null) throw err;
   }
@@ -434,6 +422,16 @@ export class DebugAllocator extends Allocator {
     this.through = true;
     try {
       super.freeDeferred(base);
+    } finally {
+      this.through = t;
+    }
+  }
+
+  private rawDetach(): void {
+    const t = this.through;
+    this.through = true;
+    try {
+      super.detach();
     } finally {
       this.through = t;
     }

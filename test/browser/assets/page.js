@@ -3,6 +3,7 @@
 // runs every step and resolves to a plain object the Node side asserts on;
 // each step records its own error, so one failure does not hide the rest.
 import { Heap, HashMap } from '/dist/src/index.js';
+import { fill, matches, valueOf } from './payload.js';
 
 const SAMPLE_RATE = 48000;
 const SECONDS = 10;
@@ -47,24 +48,6 @@ function startWorker(name) {
     return within(reply, REPLY_MS, `worker ${name} to answer ${op}`);
   };
   return { worker, call, ready: within(ready, REPLY_MS, `worker ${name} to start`) };
-}
-
-function fill(heap, p, len, seed) {
-  const u8 = heap.u8;
-  for (let i = 0; i < len; i++) u8[p + i] = (seed + i * 7) & 0xff;
-}
-
-function matches(heap, p, len, seed) {
-  const u8 = heap.u8;
-  for (let i = 0; i < len; i++) if (u8[p + i] !== ((seed + i * 7) & 0xff)) return false;
-  return true;
-}
-
-function valueOf(key) {
-  const v = new Uint8Array(8);
-  new DataView(v.buffer).setUint32(0, key * 3 + 1, true);
-  new DataView(v.buffer).setUint32(4, key ^ 0x5a5a, true);
-  return v;
 }
 
 function lookupAll(map, keys) {

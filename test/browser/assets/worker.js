@@ -3,28 +3,14 @@
 // Workers do not see the page's import map: the library is imported by URL
 // (an absolute path on the test server).
 import { Heap, HashMap } from '/dist/src/index.js';
+import { fill as fillIn, matches as matchesIn, valueOf } from './payload.js';
 
 let heap;
 let a;
 let map;
 
-function fill(p, len, seed) {
-  const u8 = heap.u8;
-  for (let i = 0; i < len; i++) u8[p + i] = (seed + i * 7) & 0xff;
-}
-
-function matches(p, len, seed) {
-  const u8 = heap.u8;
-  for (let i = 0; i < len; i++) if (u8[p + i] !== ((seed + i * 7) & 0xff)) return false;
-  return true;
-}
-
-function valueOf(key) {
-  const v = new Uint8Array(8);
-  new DataView(v.buffer).setUint32(0, key * 3 + 1, true);
-  new DataView(v.buffer).setUint32(4, key ^ 0x5a5a, true);
-  return v;
-}
+const fill = (p, len, seed) => fillIn(heap, p, len, seed);
+const matches = (p, len, seed) => matchesIn(heap, p, len, seed);
 
 function sameBytes(x, y) {
   if (x.length !== y.length) return false;
