@@ -461,9 +461,13 @@ export class HeapCore {
 
   /* --------------------------- page heap -------------------------------- */
 
-  /** @internal Takes a run of k pages for the caller to tag (runs.ts); 0 when the heap is full. */
-  takePages(k: number, low = false): number {
-    return takeRun(this, k, low);
+  /**
+   * @internal Takes a run of k pages for the caller to tag (runs.ts); 0
+   * when the heap is full. `low` keeps it below 2 GiB; its first page is a
+   * multiple of `align` (a power of two).
+   */
+  takePages(k: number, low = false, align = 1): number {
+    return takeRun(this, k, low, align);
   }
 
   /** @internal The run from the last takePages is tagged: this agent's claim record is cleared. */

@@ -6,9 +6,10 @@
  * claim that meets a word someone else changed puts back what it took and
  * searches on. A run nobody has freed yet comes from bumping the committed
  * page count (after growing the buffer far enough). Nobody ever waits. A
- * worker that dies between two CASes of a multi-word claim leaves those
- * pages claimed and unused: a bounded leak that validate() reports as pages
- * with no tag.
+ * run may be asked to start at a multiple of a power of two (`align`). The
+ * agent's claim record names the pages before each operation that may
+ * claim them, so pages a worker that dies mid-claim leaves claimed and
+ * untagged are given back by a survivor (runs.ts, recoverClaim).
  */
 import { cas, load, or, store } from '../shm/atomic.js';
 
@@ -116,28 +117,34 @@ function claimRange(h: PageHeapHost, first: number, k: number): boolean {
   return true;
 }
 
-/** Claims a run of k > 1 free pages below page `limit` from the bitmap; -1 when there is none. */
-function claimRun(h: PageHeapHost, k: number, limit: number): number {
+/**
+ * Claims the first run of k free pages below page `limit` whose first page
+ * is a multiple of `align` (a power of two); -1 when there is none. A
+ * stretch of free pages from page s holds the run once it reaches page
+ * alignUp(s) + k.
+ */
+function claimRun(h: PageHeapHost, k: number, limit: number, align: number): number {
   const u32 = h.u32;
-  let runStart = 0;
-  let run = 0;
+  // The page the current stretch of free pages must reach; -1 outside one.
+  let need = -1;
   const words = Math.min(h.bitmapWords, Math.ceil(limit / 32));
   for (let w = 0; w < words; w++) {
     const v = load(u32, h.bitmapWord + w);
     if (v === 0) {
-      run = 0;
+      need = -1;
       continue;
     }
     for (let b = 0; b < 32; b++) {
-      if ((v >>> b) & 1) {
-        if (run === 0) runStart = w * 32 + b;
-        if (++run === k) {
-          if (runStart + k > limit) return -1;
-          if (claimRange(h, runStart, k)) return runStart;
-          run = 0;
-        }
-      } else {
-        run = 0;
+      if (((v >>> b) & 1) === 0) {
+        need = -1;
+        continue;
+      }
+      const p = w * 32 + b;
+      if (need < 0) need = ((p + align - 1) & -align) + k;
+      if (need === p + 1) {
+        if (need > limit) return -1;
+        if (claimRange(h, need - k, k)) return need - k;
+        need = -1;
       }
     }
   }
@@ -145,20 +152,34 @@ function claimRun(h: PageHeapHost, k: number, limit: number): number {
 }
 
 /**
- * Takes a run of k pages ending at or below page `limit`; returns the first
- * page number, or 0 when the heap cannot provide it (page 0 is always a
- * meta page, so 0 is "none").
+ * Takes a run of k pages ending at or below page `limit` whose first page is
+ * a multiple of `align` (a power of two, default 1); returns the first page
+ * number, or 0 when the heap cannot provide it (page 0 is always a meta
+ * page, so 0 is "none").
+ *
+ * From the bump, an unaligned committed count n moves to alignUp(n) + k in
+ * one CAS, and the gap pages [n, alignUp(n)) go to the bitmap as free. The
+ * claim record names [n, alignUp(n) + k) from before the CAS until the gap
+ * is free, then [alignUp(n), k): a survivor of a death in between gives
+ * back whatever of it is still claimed and untagged (runs.ts, recoverClaim).
  */
-export function takePages(h: PageHeapHost, k: number, limit: number, cursorWord: number, committedWord: number): number {
-  const found = k === 1 ? claimOne(h, limit, cursorWord) : claimRun(h, k, limit);
+export function takePages(h: PageHeapHost, k: number, limit: number, cursorWord: number, committedWord: number, align = 1): number {
+  const found = k === 1 && align === 1 ? claimOne(h, limit, cursorWord) : claimRun(h, k, limit, align);
   if (found >= 0) return found;
   const u32 = h.u32;
   for (;;) {
     const n = load(u32, committedWord);
-    if (n + k > limit) return 0;
-    if (!h.growTo((n + k) * h.pageSize)) return 0;
-    name(h, n, k);
-    if (cas(h.u32, committedWord, n, n + k) === n) return n;
+    const first = (n + align - 1) & -align;
+    if (first + k > limit) return 0;
+    if (!h.growTo((first + k) * h.pageSize)) return 0;
+    name(h, n, first + k - n);
+    if (cas(h.u32, committedWord, n, first + k) === n) {
+      if (first > n) {
+        releaseBits(h, n, first - n);
+        name(h, first, k);
+      }
+      return first;
+    }
   }
 }
 

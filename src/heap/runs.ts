@@ -44,12 +44,15 @@ export interface RunHost extends PageHeapHost {
 /**
  * Takes a run of k pages for the caller to tag; 0 when the heap is full.
  * `low` keeps the run below 2 GiB: slabs live there, so the pointers the
- * fast paths handle are always small non-negative integers in V8. The
- * claim record names the run until claimDone().
+ * fast paths handle are always small non-negative integers in V8. `align`
+ * (a power of two) makes the first page a multiple of it: a slab of 2^j
+ * pages aligned to its own size finds its start by masking a pointer. The
+ * claim record names the run until claimDone(). USED_PAGES counts the k
+ * pages only: a gap the bump skipped to align the run went back free.
  */
-export function takeRun(h: RunHost, k: number, low: boolean): number {
+export function takeRun(h: RunHost, k: number, low: boolean, align = 1): number {
   const limit = low ? Math.min(h.maxPages, LOW_PAGES_BYTES / h.pageSize) : h.maxPages;
-  const p = takePages(h, k, limit, h.hdr + HeapHeader.FREE_CURSOR, h.hdr + HeapHeader.COMMITTED_PAGES);
+  const p = takePages(h, k, limit, h.hdr + HeapHeader.FREE_CURSOR, h.hdr + HeapHeader.COMMITTED_PAGES, align);
   if (p === 0) {
     claimDone(h);
     return 0;

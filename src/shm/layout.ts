@@ -145,7 +145,9 @@ export const HEADER_BYTES = 128;
  *   right after attaching (anyalloc/node). Read by anyone.
  * claim first/k: Atomics.store by the owner: the page run it is claiming,
  *   written before each atomic operation that may claim it (heap/pages.ts)
- *   and cleared (k = 0) once the pages are tagged. A page that is claimed
+ *   and cleared (k = 0) once the pages are tagged. A run taken aligned from
+ *   the end of the committed pages is named together with the gap it skips
+ *   until the gap is back in the bitmap. A page that is claimed
  *   (not free in the bitmap), still tagged FREE and named by no live slot
  *   was claimed by a dead one: releaseSlot gives it back.
  * ------------------------------------------------------------------------ */
