@@ -117,36 +117,82 @@ function claimRange(h: PageHeapHost, first: number, k: number): boolean {
   return true;
 }
 
+/** Index of the lowest set bit of a nonzero word. */
+function lowestBit(v: number): number {
+  return ctz32((v & -v) >>> 0);
+}
+
+/** Bit j of the result is set when bits j .. j+k-1 of v all are (1 <= k <= 32). */
+function runStarts(v: number, k: number): number {
+  let m = v;
+  // Doubling: after each step bit j covers `have` bits from j.
+  for (let have = 1; have < k; ) {
+    const s = have < k - have ? have : k - have;
+    m = (m & (m >>> s)) >>> 0;
+    have += s;
+  }
+  return m;
+}
+
 /**
  * Claims the first run of k free pages below page `limit` whose first page
- * is a multiple of `align` (a power of two); -1 when there is none. A
- * stretch of free pages from page s holds the run once it reaches page
- * alignUp(s) + k.
+ * is a multiple of `align` (a power of two); -1 when there is none.
+ *
+ * One pass over the bitmap words that follows the stretch of free pages
+ * reaching the current word from below: a word of 0 ends it, a word of all
+ * ones extends it by 32, and a mixed word ends it after its trailing ones
+ * and starts the next with its leading ones (count-trailing/leading-zeros
+ * arithmetic, no loop over bits). A stretch from page s holds the run once
+ * it reaches page alignUp(s) + k. Runs of fewer than 32 pages may also lie
+ * inside one mixed word: a few shifts mark where they start. A run found
+ * is claimed all-or-nothing; a claim that loses a race moves on, so the
+ * pass stays bounded.
  */
 function claimRun(h: PageHeapHost, k: number, limit: number, align: number): number {
   const u32 = h.u32;
-  // The page the current stretch of free pages must reach; -1 outside one.
-  let need = -1;
   const words = Math.min(h.bitmapWords, Math.ceil(limit / 32));
+  const down = -align;
+  // Bits of a word at aligned pages (align <= 32; a word starts at a multiple of 32).
+  let aligned = 0;
+  for (let j = 0; j < 32 && align <= 32; j += align) aligned |= 1 << j;
+  aligned >>>= 0;
+  // The page the stretch reaching this word must reach to hold the run
+  // (alignUp(its first page) + k); -1 when no free page reaches this word.
+  let need = -1;
   for (let w = 0; w < words; w++) {
-    const v = load(u32, h.bitmapWord + w);
+    // A plain read (Atomics.load costs several times more per word): it
+    // only picks a candidate, and claimRange's CAS decides.
+    const v = u32[h.bitmapWord + w]!;
     if (v === 0) {
       need = -1;
       continue;
     }
-    for (let b = 0; b < 32; b++) {
-      if (((v >>> b) & 1) === 0) {
-        need = -1;
-        continue;
-      }
-      const p = w * 32 + b;
-      if (need < 0) need = ((p + align - 1) & -align) + k;
-      if (need === p + 1) {
+    const at = w * 32;
+    if (v === 0xffffffff) {
+      if (need < 0) need = ((at + align - 1) & down) + k;
+      if (need <= at + 32) {
         if (need > limit) return -1;
         if (claimRange(h, need - k, k)) return need - k;
         need = -1;
       }
+      continue;
     }
+    // The stretch from below ends at this word's first clear bit.
+    if (need >= 0 && need <= at + lowestBit(~v >>> 0)) {
+      if (need > limit) return -1;
+      if (claimRange(h, need - k, k)) return need - k;
+    }
+    if (k < 32) {
+      const m = (runStarts(v, k) & (align <= 32 ? aligned : (at & (align - 1)) === 0 ? 1 : 0)) >>> 0;
+      if (m !== 0) {
+        const first = at + lowestBit(m);
+        if (first + k > limit) return -1;
+        if (claimRange(h, first, k)) return first;
+      }
+    }
+    // The word's leading ones start the stretch into the next word.
+    const top = Math.clz32(~v);
+    need = top === 0 ? -1 : ((at + 32 - top + align - 1) & down) + k;
   }
   return -1;
 }
