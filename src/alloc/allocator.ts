@@ -68,15 +68,20 @@ import {
   ST_NONE,
   ST_RETIRED,
   pageTag,
+  CLASS_MASK,
+  SLAB_LOG_MASK,
+  stateIndex,
   tagAllocator,
   tagClass,
   tagKind,
+  tagSlabMask,
 } from '../shm/layout.js';
 import { add, load, or } from '../shm/atomic.js';
 import { badPointer, checkInt, describe, rangeError, typeError } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
 import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
 import { classRowAt, limboRowAt, slotFlagWord } from './region.js';
+import { forEachSlab, slabState } from './slabs.js';
 import { flushCacheRow } from './depot.js';
 import { clearOrphan, dropRing, markOrphan, rowCount, tryLockRow, unlockRow } from '../reclaim/limbo.js';
 import { BUCKET_SIZES, CLASS_BY_GRANULE, MAX_SMALL } from './sizeclass.js';
@@ -99,6 +104,9 @@ const HOT_MAX_SMALL: number = MAX_SMALL;
 const HOT_LOW: number = CacheRow.LOW;
 const HOT_HIGH: number = CacheRow.HIGH;
 const HOT_OWNER: number = CacheRow.OWNER;
+const HOT_SLAB_MASK: number = CacheRow.SLAB_MASK;
+/** Tag bits that differ between this allocator's slabs of different classes. */
+const HOT_CLASS_BITS: number = CLASS_MASK | SLAB_LOG_MASK;
 const HOT_KEY_RANGE: number = KEY_RANGE;
 const HOT_ROW: number = CACHE_WORDS;
 const HOT_ALLOCATED: number = ST_ALLOCATED;
@@ -141,6 +149,7 @@ export class Allocator extends AllocatorState {
       u32[this.cacheRec + c * CACHE_WORDS + CacheRow.LOW] = this.low[c]! + this.key;
       u32[this.cacheRec + c * CACHE_WORDS + CacheRow.HIGH] = this.high[c]! + this.key;
       u32[this.cacheRec + c * CACHE_WORDS + CacheRow.OWNER] = heap.slotGen;
+      u32[this.cacheRec + c * CACHE_WORDS + CacheRow.SLAB_MASK] = this.slabMasks[c]!;
     }
     this.deferred = () => runDeferred(this);
     this.collector = () => {
@@ -224,7 +233,7 @@ export class Allocator extends AllocatorState {
     if (((n - i32[rec + HOT_LOW]! + this.key) >>> 0) >= HOT_KEY_RANGE || (p | 0) === 0) return this.allocSlow(c, size);
     i32[rec] = i32[p >>> 2]!;
     i32[rec + HOT_COUNT] = n;
-    const off = p & this.pageMask;
+    const off = p & i32[rec + HOT_SLAB_MASK]!;
     this.u8[p - off + (off >>> 4)] = HOT_ALLOCATED;
     return p;
   }
@@ -254,7 +263,7 @@ export class Allocator extends AllocatorState {
     if ((p | 0) === 0 || i32[rec + HOT_OWNER] !== this.ownerGen) return this.allocMiss(size);
     i32[rec] = i32[p >>> 2]!;
     i32[rec + HOT_COUNT]!--;
-    const off = p & this.pageMask;
+    const off = p & i32[rec + HOT_SLAB_MASK]!;
     this.u8[p - off + (off >>> 4)] = HOT_ALLOCATED;
     this.kick(c);
     return p;
@@ -338,16 +347,16 @@ export class Allocator extends AllocatorState {
     // off a same-size alloc+free pair, 2% on a random mix of classes).
     let rec = this.freeRec;
     if ((p & 15) !== 0 || d !== this.freeTag) {
-      if ((p & 15) !== 0 || ((d & ~0xf0) >>> 0) !== this.slabTagBase) return this.freeMiss(p);
-      rec = this.cacheRec + ((d >>> 4) & 15) * HOT_ROW;
+      if ((p & 15) !== 0 || ((d & ~HOT_CLASS_BITS) >>> 0) !== this.slabTagBase) return this.freeMiss(p);
+      rec = this.cacheRec + ((d >>> 4) & 63) * HOT_ROW;
       this.freeTag = d;
       this.freeRec = rec;
     }
-    const off = p & this.pageMask;
+    const i32 = this.i32;
+    const off = p & i32[rec + HOT_SLAB_MASK]!;
     const s = p - off + (off >>> 4);
     const u8 = this.u8;
     if (u8[s] !== HOT_ALLOCATED) return this.freeMiss(p);
-    const i32 = this.i32;
     const n = i32[rec + HOT_COUNT]! + 1;
     // At or below the high watermark after this push, and a row keyed with
     // our generation, in one compare (see alloc).
@@ -384,6 +393,7 @@ export class Allocator extends AllocatorState {
       return this.free(p);
     }
     const page = p >>> this.pageShift;
+    if (page >= heap.committedPages()) throw badPointer('free', p, `${MISUSE.outsideHeap} (beyond its committed pages)`);
     const tag = this.tags[page]!;
     const kind = tagKind(tag);
     const owner = tagAllocator(tag);
@@ -392,8 +402,8 @@ export class Allocator extends AllocatorState {
     }
     if (kind === KIND_SLAB) {
       if ((p & 15) !== 0) throw badPointer('free', p, `${MISUSE.unalignedFree}: objects are 16-byte aligned`);
-      const off = p & this.pageMask;
-      const st = this.u8[p - off + (off >>> 4)];
+      const at = stateIndex(p, tagSlabMask(tag));
+      const st = this.u8[at];
       if (st === ST_FREE) throw badPointer('free', p, MISUSE.doubleFree);
       if (st === ST_RETIRED) throw badPointer('free', p, `${MISUSE.doubleFree}: already freed with freeDeferred, waiting for a grace period`);
       if (st === ST_NONE) throw badPointer('free', p, MISUSE.notObjectStart);
@@ -403,7 +413,7 @@ export class Allocator extends AllocatorState {
       const rec = this.cacheRec + c * CACHE_WORDS;
       const i32 = this.i32;
       const n = i32[rec + CacheRow.COUNT]! + 1;
-      this.u8[p - off + (off >>> 4)] = ST_FREE;
+      this.u8[at] = ST_FREE;
       i32[p >>> 2] = i32[rec]!;
       i32[rec] = p;
       i32[rec + CacheRow.COUNT] = n;
@@ -501,7 +511,7 @@ export class Allocator extends AllocatorState {
 
   /** @internal Schedules the deferred refill/trim of class c (our irq_work). */
   override kick(c: number): void {
-    this.pending |= 1 << c;
+    this.due[c] = 1;
     // The flag is set only once the work is scheduled: a scope that cannot
     // schedule leaves it clear, and the next kick tries again.
     if (!this.scheduled) this.scheduled = later(this.deferred);
@@ -509,7 +519,7 @@ export class Allocator extends AllocatorState {
 
   /** Runs pending refills and trims now (they normally run in a microtask). */
   flushDeferred(): void {
-    if (this.pending !== 0) runDeferred(this);
+    if (this.due.includes(1)) runDeferred(this);
   }
 
   /**
@@ -525,7 +535,7 @@ export class Allocator extends AllocatorState {
     const cr = this.R + ALLOC_WORDS;
     // Reserved objects are promised: no shrink gives their slabs back.
     or(this.u32, this.R + AllocatorHeader.FLAGS, AF_RESERVED);
-    while (load(this.u32, cr + ClassRow.SLAB_PAGES) * this.perSlab[0]! < objects) {
+    while (load(this.u32, cr + ClassRow.SLABS) * this.perSlab[0]! < objects) {
       if (!carve(this, 0, -1)) return false;
     }
     return true;
@@ -636,31 +646,29 @@ export class Allocator extends AllocatorState {
     const u8 = heap.u8;
     const report: LeakReport = { leakedObjects: 0, leakedBytes: 0, classes: [], largeRuns: 0, pagesKept: 0 };
     const perClass = new Array<number>(this.classes).fill(0);
+    forEachSlab(heap, this.id, (base, tag, pages) => {
+      const c = tagClass(tag);
+      const mask = this.slabMasks[c]!;
+      let live = 0;
+      for (let i = 0; i < this.perSlab[c]!; i++) {
+        const st = u8[slabState(base, mask, this.units[c]!, i)];
+        if (st === ST_ALLOCATED || st === ST_RETIRED) live++;
+      }
+      if (live === 0) {
+        heap.givePages(base >>> heap.pageShift, pages);
+      } else {
+        perClass[c]! += live;
+        report.pagesKept += pages;
+      }
+    });
     const committed = heap.committedPages();
     for (let p = heap.firstDataPage; p < committed; p++) {
       const tag = load(u32, heap.tagWord + p);
-      if (tagAllocator(tag) !== this.id) continue;
-      const kind = tagKind(tag);
-      if (kind === KIND_SLAB) {
-        const c = tagClass(tag);
-        const base = p * heap.pageSize;
-        let live = 0;
-        for (let i = 0; i < this.perSlab[c]!; i++) {
-          const st = u8[base + ((this.mapBytes + i * this.units[c]!) >>> 4)];
-          if (st === ST_ALLOCATED || st === ST_RETIRED) live++;
-        }
-        if (live === 0) {
-          heap.givePages(p, 1);
-        } else {
-          perClass[c]! += live;
-          report.pagesKept++;
-        }
-      } else if (kind === KIND_LARGE) {
-        report.largeRuns++;
-        const k = load(u32, heap.argWord + p);
-        report.leakedBytes += k * heap.pageSize;
-        report.pagesKept += k;
-      }
+      if (tagAllocator(tag) !== this.id || tagKind(tag) !== KIND_LARGE) continue;
+      report.largeRuns++;
+      const k = load(u32, heap.argWord + p);
+      report.leakedBytes += k * heap.pageSize;
+      report.pagesKept += k;
     }
     for (let c = 0; c < this.classes; c++) {
       if (perClass[c]! > 0) {

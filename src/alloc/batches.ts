@@ -10,7 +10,7 @@
  * by the agent that owns its slot, with plain reads and writes; a depot's
  * stack and counter only under its pop lock (./depot.ts).
  */
-import { AllocatorHeader, ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE } from '../shm/layout.js';
+import { AllocatorHeader, ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, CacheRow, ClassRow, GRANULE_SHIFT, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE } from '../shm/layout.js';
 import { add, load, maxTo, store } from '../shm/atomic.js';
 import { CARVE_BUILDING, CARVE_LINKING, linkLocked, lockDepot, moveToDepot, unlockDepot } from './depot.js';
 import type { AllocatorState } from './state.js';
@@ -49,14 +49,16 @@ export function kickTrim(s: AllocatorState, c: number, n: number): void {
 /** @internal The deferred work: bring every flagged cache between its watermarks. */
 export function runDeferred(s: AllocatorState): void {
   s.scheduled = false;
-  let pending = s.pending;
-  s.pending = 0;
+  const due = s.due;
   s.aboveHigh.fill(0);
-  if (s.detached || s.slotLost()) return;
+  if (s.detached || s.slotLost()) {
+    due.fill(0);
+    return;
+  }
   s.heap.heartbeat();
-  while (pending !== 0) {
-    const c = 31 - Math.clz32(pending);
-    pending &= ~(1 << c);
+  for (let c = s.classes - 1; c >= 0; c--) {
+    if (due[c] === 0) continue;
+    due[c] = 0;
     const countWord = s.cacheRec + c * CACHE_WORDS + CacheRow.COUNT;
     if (s.u32[countWord]! < s.low[c]!) {
       refill(s, c);
@@ -135,17 +137,19 @@ function depotPop(s: AllocatorState, c: number, rec: number, tries: number): num
 
 /**
  * @internal
- * Takes a new page, carves it into batches: one for the cache, the rest to the depot.
+ * Takes a new slab (an aligned run of pages), carves it into batches: one for the cache, the rest to the depot.
  * rec < 0: every batch goes to the depot (reserve).
  */
 export function carve(s: AllocatorState, c: number, rec: number): boolean {
-  if (!charge(s, 1)) return false;
   const heap = s.heap;
-  let page = heap.takePages(1, true);
+  const mask = s.slabMasks[c]!;
+  const k = Math.max(1, (mask + 1) / heap.pageSize);
+  if (!charge(s, k)) return false;
+  let page = heap.takePages(k, true, k);
   // The page heap ran dry: slabs lying wholly in depots go back to it first.
-  if (page === 0 && shrinkHeap(heap, LOCK_TRIES) > 0) page = heap.takePages(1, true);
+  if (page === 0 && shrinkHeap(heap, LOCK_TRIES) > 0) page = heap.takePages(k, true, k);
   if (page === 0) {
-    add(s.u32, s.R + AllocatorHeader.CHARGED_PAGES, -1);
+    add(s.u32, s.R + AllocatorHeader.CHARGED_PAGES, -k);
     return false;
   }
   const u32 = s.u32;
@@ -155,17 +159,25 @@ export function carve(s: AllocatorState, c: number, rec: number): boolean {
   // slab is in a list (the row of class c, even for a reserve).
   const row = s.cacheRec + c * CACHE_WORDS;
   u32[row + CacheRow.CARVE] = base | CARVE_BUILDING;
-  store(u32, heap.argWord + page, 0);
-  store(u32, heap.tagWord + page, (s.slabTagBase | (c << 4)) >>> 0);
-  heap.claimDone();
-  u8.fill(0, base, base + s.mapBytes);
+  // The state map first, then the tags, the first page's last: a slab
+  // exists once its first page carries the tag, and its map is ready by
+  // then. A survivor finds a slab whose pages do not all carry the tag
+  // (we died tagging) and gives them back (../recovery/caches.ts).
+  const mapBytes = (mask + 1) >>> GRANULE_SHIFT;
+  u8.fill(0, base, base + mapBytes);
   const unit = s.units[c]!;
   const perSlab = s.perSlab[c]!;
   const batch = s.batch[c]!;
-  const first = base + s.mapBytes;
-  for (let i = 0; i < perSlab; i++) u8[base + ((s.mapBytes + i * unit) >>> 4)] = ST_FREE;
+  const first = base + mapBytes;
+  for (let i = 0; i < perSlab; i++) u8[base + ((mapBytes + i * unit) >>> GRANULE_SHIFT)] = ST_FREE;
+  const tag = s.slabTag(c);
+  for (let p = page + k - 1; p >= page; p--) {
+    store(u32, heap.argWord + p, 0);
+    store(u32, heap.tagWord + p, tag);
+  }
+  heap.claimDone();
   const cr = s.R + ALLOC_WORDS + c * CLASS_WORDS;
-  add(u32, cr + ClassRow.SLAB_PAGES, 1);
+  add(u32, cr + ClassRow.SLABS, 1);
   // The first batch goes to our cache, the others to the depot (into
   // our cache too when the depot's lock is busy: a trim moves them on).
   let locked = lockDepot(u32, cr, s.lockId, TRIM_LOCK_TRIES);
@@ -248,7 +260,7 @@ export function sampleOut(s: AllocatorState, extra: number): void {
   let out = extra + load(u32, s.R + AllocatorHeader.LARGE_LIVE_PAGES) * s.heap.pageSize;
   for (let c = 0; c < s.classes; c++) {
     const cr = s.R + ALLOC_WORDS + c * CLASS_WORDS;
-    out += (load(u32, cr + ClassRow.SLAB_PAGES) * s.perSlab[c]! - load(u32, cr + ClassRow.DEPOT_OBJECTS)) * s.units[c]!;
+    out += (load(u32, cr + ClassRow.SLABS) * s.perSlab[c]! - load(u32, cr + ClassRow.DEPOT_OBJECTS)) * s.units[c]!;
   }
   maxTo(u32, s.R + AllocatorHeader.PEAK_OUT_BYTES_LO, Math.min(out, 0xffffffff));
 }

@@ -8,15 +8,14 @@ import { AllocatorHeader, AF_DEBUG, AF_PREFILL, ALLOC_WORDS, ClassRow, CLASS_WOR
 import { checkInt, rangeError, typeError } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
 import { regionWords } from './region.js';
-import { BUCKET_SIZES, defaultWatermarks, objectsPerSlab } from './sizeclass.js';
+import { BUCKET_SIZES, defaultWatermarks, maxUnitSize, slabGeometry } from './sizeclass.js';
 import type { AllocatorOptions } from './types.js';
 
 /** @internal Initialises the shared region of a new allocator; returns its id (Allocator.create). */
 export function createAllocatorRegion(heap: HeapCore, options: AllocatorOptions): number {
   // The names and types were checked by the caller (checkOptions); this is a backstop for internal callers.
   if (options === null || typeof options !== 'object') throw typeError('bad-option', 'options must be an object');
-  const mapBytes = heap.pageSize / GRANULE;
-  const maxUnit = heap.pageSize - mapBytes;
+  const maxUnit = maxUnitSize(heap.pageSize);
   let unit = 0;
   if (options.unitSize !== undefined) {
     unit = checkInt('unitSize', options.unitSize, 1, maxUnit, 'bad-option');
@@ -67,7 +66,9 @@ export function createAllocatorRegion(heap: HeapCore, options: AllocatorOptions)
     u32[cr + ClassRow.HIGH] = m.high;
     u32[cr + ClassRow.BATCH] = m.batch;
     u32[cr + ClassRow.PREFILL] = m.prefill;
-    u32[cr + ClassRow.PER_SLAB] = objectsPerSlab(heap.pageSize, units[c]!);
+    const slab = slabGeometry(heap.pageSize, units[c]!);
+    u32[cr + ClassRow.PER_SLAB] = slab.perSlab;
+    u32[cr + ClassRow.SLAB_LOG] = slab.log;
   }
   heap.publishAllocator(id, region);
   return id;

@@ -13,7 +13,7 @@
  * ring (locked by a collector for too long, or no page for a bigger ring)
  * waits in the agent's spill list, in JS memory.
  */
-import { AllocatorHeader, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, CACHE_WORDS, CacheRow, KIND_LARGE, KIND_SLAB, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, tagAllocator, tagKind } from '../shm/layout.js';
+import { AllocatorHeader, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, CACHE_WORDS, CacheRow, KIND_LARGE, KIND_SLAB, CLASS_MASK, SLAB_LOG_MASK, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, stateIndex, tagAllocator, tagKind, tagSlabMask } from '../shm/layout.js';
 import { cas, load } from '../shm/atomic.js';
 import { badPointer, describe, typeError } from '../errors.js';
 import { limboRowAt } from './region.js';
@@ -33,6 +33,7 @@ const SPILL_AFTER_TRIES = 100_000;
 const HOT_COUNT: number = CacheRow.COUNT;
 const HOT_FREES: number = CacheRow.FREES;
 const HOT_OWNER: number = CacheRow.OWNER;
+const HOT_SLAB_MASK: number = CacheRow.SLAB_MASK;
 const HOT_ROW: number = CACHE_WORDS;
 const HOT_ALLOCATED: number = ST_ALLOCATED;
 const HOT_FREE: number = ST_FREE;
@@ -48,9 +49,8 @@ const HOT_L_INLINE: number = LIMBO_INLINE;
 /** @internal Allocator.freeDeferred (which see). */
 export function deferFree(s: AllocatorState, p: number): void {
   const d = s.tags[p >>> s.pageShift]!;
-  const off = p & s.pageMask;
-  const o = p - off + (off >>> 4);
-  if ((p & 15) !== 0 || ((d & ~0xf0) >>> 0) !== s.slabTagBase || s.u8[o] !== ST_ALLOCATED || s.i32[s.cacheRec + HOT_OWNER] !== s.ownerGen) {
+  const o = stateIndex(p, tagSlabMask(d));
+  if ((p & 15) !== 0 || ((d & ~(CLASS_MASK | SLAB_LOG_MASK)) >>> 0) !== s.slabTagBase || s.u8[o] !== ST_ALLOCATED || s.i32[s.cacheRec + HOT_OWNER] !== s.ownerGen) {
     if (p === 0) return;
     s.checkAttached('freeDeferred');
     // A stale handle must not append to a ring its slot's new agent owns;
@@ -231,43 +231,39 @@ export function retiredPusher(s: AllocatorState): PushRetired {
     if (s.retireThroughFree || i32[s.cacheRec + HOT_OWNER] !== s.ownerGen) {
       for (let m = 0, j = head; m < k; m++, j = j + 1 < cap ? j + 1 : 0) {
         const p = s.i32[ring + 2 * j]!;
-        const off = p & s.pageMask;
-        s.u8[p - off + (off >>> 4)] = HOT_ALLOCATED;
+        s.u8[stateIndex(p, tagSlabMask(s.tags[p >>> s.pageShift]!))] = HOT_ALLOCATED;
         s.free(p);
       }
       return;
     }
     const u8 = s.u8;
     const tags = s.tags;
-    const pageMask = s.pageMask;
     const pageShift = s.pageShift;
     const cacheRec = s.cacheRec;
-    let touched = s.retiredTouched;
+    const touched = s.retiredTouched;
     // Ring entries and objects lie below 2 GiB: Int32 words hold them.
     for (let m = 0, j = head; m < k; m++) {
       const p = i32[ring + 2 * j]!;
       j = j + 1 < cap ? j + 1 : 0;
-      const c = (tags[p >>> pageShift]! >>> 4) & 15;
+      const c = (tags[p >>> pageShift]! >>> 4) & 63;
       const rec = cacheRec + c * HOT_ROW;
-      const off = p & pageMask;
+      const off = p & i32[rec + HOT_SLAB_MASK]!;
       u8[p - off + (off >>> 4)] = HOT_FREE;
       i32[p >>> 2] = i32[rec]!;
       i32[rec] = p;
       i32[rec + HOT_COUNT]!++;
       i32[rec + HOT_FREES]++;
-      touched |= 1 << c;
+      touched[c] = 1;
     }
-    s.retiredTouched = touched;
   };
 }
 
 /** After a collect: the classes that took objects from limbo rings trim (now, or in the microtask) if above high. */
 function settleRetired(s: AllocatorState): void {
-  let touched = s.retiredTouched;
-  s.retiredTouched = 0;
-  while (touched !== 0) {
-    const c = 31 - Math.clz32(touched);
-    touched &= ~(1 << c);
+  const touched = s.retiredTouched;
+  for (let c = 0; c < s.classes; c++) {
+    if (touched[c] === 0) continue;
+    touched[c] = 0;
     const rec = s.cacheRec + c * HOT_ROW;
     const n = s.i32[rec + HOT_COUNT]!;
     if (n > s.high[c]!) kickTrim(s, c, n);
@@ -282,7 +278,9 @@ function checkFreeable(s: AllocatorState, p: unknown): void {
   const heap = s.heap;
   if (p < 0 || p >= heap.maxPages * heap.pageSize) throw badPointer('freeDeferred', p, MISUSE.outsideHeap);
   if (p >= heap.viewBytes) heap.refresh();
-  if (p >= heap.viewBytes) throw badPointer('freeDeferred', p, `${MISUSE.outsideHeap} (beyond its committed pages)`);
+  if (p >= heap.viewBytes || p >>> s.pageShift >= heap.committedPages()) {
+    throw badPointer('freeDeferred', p, `${MISUSE.outsideHeap} (beyond its committed pages)`);
+  }
   const tag = s.tags[p >>> s.pageShift]!;
   const kind = tagKind(tag);
   if (kind !== KIND_SLAB) throw badPointer('freeDeferred', p, 'not allocated: not a slab object');
@@ -290,8 +288,7 @@ function checkFreeable(s: AllocatorState, p: unknown): void {
     throw badPointer('freeDeferred', p, `${MISUSE.wrongAllocator}: the object belongs to allocator ${tagAllocator(tag)}, not ${s.id}`);
   }
   if ((p & 15) !== 0) throw badPointer('freeDeferred', p, `${MISUSE.unalignedFree}: objects are 16-byte aligned`);
-  const off = p & s.pageMask;
-  const st = s.u8[p - off + (off >>> 4)];
+  const st = s.u8[stateIndex(p, tagSlabMask(tag))];
   if (st === ST_FREE) throw badPointer('freeDeferred', p, MISUSE.doubleFree);
   if (st === ST_RETIRED) throw badPointer('freeDeferred', p, `${MISUSE.doubleFree}: already freed with freeDeferred, waiting for a grace period`);
   if (st === ST_NONE) throw badPointer('freeDeferred', p, MISUSE.notObjectStart);

@@ -15,7 +15,7 @@
  *
  * The stride is `size` rounded up to 64 bytes (a cache line) by default,
  * and every object starts on a 64-byte boundary (a slab's objects start at
- * pageSize/16 into a page, a multiple of 64, and the unit is a multiple
+ * slabBytes/16 into the slab, a multiple of 64, and the unit is a multiple
  * of 64), so no two slots' copies share a cache line: agents incrementing
  * their own copies at the same time do not take the line from each other
  * (false sharing). `packed: true` rounds to 16 instead: 4x less memory for
@@ -25,6 +25,7 @@ import { describe, rangeError as codedRange, typeError as codedType } from '../e
 import type { HeapCore } from '../heap/core.js';
 import type { Allocator } from './allocator.js';
 import type { AllocatorHandle, AllocatorOptions, AttachOptions, LeakReport } from './types.js';
+import { maxUnitSize } from './sizeclass.js';
 
 /** Bytes between two slots' copies by default: one cache line on the CPUs JavaScript runs on. */
 const CACHE_LINE = 64;
@@ -47,8 +48,8 @@ export interface PerWorkerAllocatorOptions {
   /**
    * Bytes of each slot's copy, 1 or more. The object holds maxWorkers
    * copies, each rounded up to the stride, and must fit a fixed-size unit
-   * (pageSize - pageSize/16 bytes: 61440 with 64 KiB pages), so
-   * size <= 960 with 64 workers and cache-line strides.
+   * (983040 bytes: a 1 MiB slab less its state map), so size <= 15360
+   * with 64 workers and cache-line strides.
    */
   size: number;
   /**
@@ -151,15 +152,15 @@ export class PerWorkerAllocator {
     }
     const packed = options.packed ?? false;
     if (typeof packed !== 'boolean') throw typeError(`packed must be a boolean, got ${describe(packed)}`);
-    const maxUnit = heap.pageSize - heap.pageSize / 16;
+    const maxUnit = maxUnitSize(heap.pageSize);
     const size = intArg('size', options.size, 1, maxUnit);
     const align = packed ? PACKED : CACHE_LINE;
     const stride = Math.ceil(size / align) * align;
     if (stride * heap.maxSlots > maxUnit) {
       throw rangeError(
         `size ${size} needs ${stride} x ${heap.maxSlots} worker slots = ${stride * heap.maxSlots} bytes per object; ` +
-          `a fixed-size unit is at most ${maxUnit} (pageSize - pageSize/16): use a smaller size, ` +
-          `fewer maxWorkers, a larger pageSize${!packed && Math.ceil(size / PACKED) * PACKED * heap.maxSlots <= maxUnit ? ', or packed: true' : ''}`,
+          `a fixed-size unit is at most ${maxUnit} (the largest slab less its state map): use a smaller size, ` +
+          `fewer maxWorkers${!packed && Math.ceil(size / PACKED) * PACKED * heap.maxSlots <= maxUnit ? ', or packed: true' : ''}`,
       );
     }
     // Only the options that keep objects plain and aligned (no debug headers).
@@ -173,7 +174,7 @@ export class PerWorkerAllocator {
     if (handle === null || typeof handle !== 'object' || handle.kind !== 'anyalloc.per-worker-allocator') {
       throw typeError(`PerWorkerAllocator.attach needs a per-worker allocator handle (.handle), got ${describe(handle)}`);
     }
-    const stride = intArg('handle.stride', handle.stride, PACKED, heap.pageSize);
+    const stride = intArg('handle.stride', handle.stride, PACKED, maxUnitSize(heap.pageSize));
     const size = intArg('handle.size', handle.size, 1, stride);
     const allocator = heap.attachAllocator(handle.allocator, options);
     if (!allocator.fixed || allocator.unitFor(1) !== stride * heap.maxSlots) {

@@ -11,14 +11,14 @@
  *
  *   shrink(class c), depot lock held, the record CARVE_SHRINKING in this
  *   agent's cache row of c:
- *     1. walk the depot's batches, counting objects per slab page;
- *     2. pages whose count is perSlab lie wholly in the depot: keep `keep`
+ *     1. walk the depot's batches, counting objects per slab;
+ *     2. slabs whose count is perSlab lie wholly in the depot: keep `keep`
  *        of them (hysteresis: a class that frees and allocates around a
  *        boundary should not carve and give back all the time), the rest
  *        are released;
  *     3. relink the other objects into fresh batches; publish the depot's
  *        head and count;
- *     4. give each released page back (heap/runs.ts, its claim record
+ *     4. give each released slab's pages back (heap/runs.ts, its claim record
  *        covers a death in there), count it off the class and the limit;
  *     5. clear the record, unlock.
  *
@@ -31,7 +31,8 @@
  * When: the page heap ran dry (carve or a large run found no pages: every
  * class of every allocator of the heap, keep 0), and after a trim filled a
  * depot past SHRINK_SLABS slabs' worth beyond what the last look left (that
- * class only, keep KEEP_SLABS). Allocators that reserved their objects (a
+ * class only, keep KEEP_SLABS; both in bytes at least SHRINK_BYTES and
+ * KEEP_BYTES). Allocators that reserved their objects (a
  * preallocated map's elements) keep their slabs: their memory is promised.
  */
 import { AllocatorEntry, AllocatorHeader, ALLOC_LIVE, ALLOC_ROW_WORDS, AF_RESERVED, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH, O_TAIL } from '../shm/layout.js';
@@ -40,10 +41,16 @@ import type { HeapCore } from '../heap/core.js';
 import { cacheRowAt, classRowAt } from './region.js';
 import { CARVE_SHRINKING, linkBatches, lockDepot, unlockDepot } from './depot.js';
 
-/** Whole empty slabs a class keeps in its depot after a look that a trim started. */
+/**
+ * Whole empty slabs a class keeps in its depot after a look that a trim
+ * started: KEEP_SLABS, or as many as make KEEP_BYTES (small slabs hold
+ * only a few batches).
+ */
 export const KEEP_SLABS = 2;
-/** A trim looks again once the depot grew by this many slabs' worth since the last look. */
+export const KEEP_BYTES = 64 * 1024;
+/** A trim looks again once the depot grew by SHRINK_SLABS slabs' worth (at least SHRINK_BYTES) since the last look. */
 export const SHRINK_SLABS = 4;
+export const SHRINK_BYTES = 128 * 1024;
 
 /**
  * Gives back the slabs of class c of the allocator whose region starts at
@@ -66,11 +73,12 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
   u32[rec + CacheRow.CARVE] = CARVE_SHRINKING;
   let released = 0;
   try {
-    // 1. Objects per page (a batch may hold objects of pages this agent's
+    // 1. Objects per slab (a batch may hold objects of pages this agent's
     //    views do not reach yet: renew them first).
     heap.refresh();
     u32 = heap.u32;
-    const shift = heap.pageShift;
+    const shift = u32[cr + ClassRow.SLAB_LOG]!;
+    const pages = Math.max(1, 2 ** shift / heap.pageSize);
     const perPage = new Map<number, number>();
     let total = 0;
     for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
@@ -80,7 +88,7 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
         total++;
       }
     }
-    // 2. Whole pages, but `keep` of them.
+    // 2. Whole slabs, but `keep` of them.
     const whole: number[] = [];
     for (const [page, n] of perPage) if (n === perSlab) whole.push(page);
     store(u32, cr + ClassRow.SHRINK_MARK, total);
@@ -101,11 +109,11 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
     store(u32, cr + ClassRow.DEPOT_OBJECTS, rest.length);
     store(u32, cr + ClassRow.SHRINK_MARK, rest.length);
     // 4. The pages back to the page heap.
-    for (const page of release) {
-      heap.givePages(page, 1);
-      add(u32, cr + ClassRow.SLAB_PAGES, -1);
-      add(u32, R + AllocatorHeader.CHARGED_PAGES, -1);
-      released++;
+    for (const slab of release) {
+      heap.givePages(slab * pages, pages);
+      add(u32, cr + ClassRow.SLABS, -1);
+      add(u32, R + AllocatorHeader.CHARGED_PAGES, -pages);
+      released += pages;
     }
     return released;
   } finally {
@@ -141,7 +149,9 @@ export function shrinkAfterTrim(heap: HeapCore, R: number, c: number, tries: num
   const u32 = heap.u32;
   const cr = classRowAt(R, c);
   const perSlab = u32[cr + ClassRow.PER_SLAB]!;
-  if (load(u32, cr + ClassRow.DEPOT_OBJECTS) < u32[cr + ClassRow.SHRINK_MARK]! + SHRINK_SLABS * perSlab) return;
+  const slabBytes = 2 ** u32[cr + ClassRow.SLAB_LOG]!;
+  const grown = Math.max(SHRINK_SLABS, Math.ceil(SHRINK_BYTES / slabBytes)) * perSlab;
+  if (load(u32, cr + ClassRow.DEPOT_OBJECTS) < u32[cr + ClassRow.SHRINK_MARK]! + grown) return;
   if ((u32[R + AllocatorHeader.FLAGS]! & AF_RESERVED) !== 0) return;
-  shrinkClass(heap, R, c, KEEP_SLABS, tries);
+  shrinkClass(heap, R, c, Math.max(KEEP_SLABS, Math.ceil(KEEP_BYTES / slabBytes)), tries);
 }

@@ -1,26 +1,38 @@
 /**
- * Size classes and watermarks.
+ * Size classes and slab sizes.
  *
- * Bucketed mode has the kernel's eleven buckets:
- *   16 32 64 96 128 192 256 512 1024 2048 4096
- * (The kernel maps sizes up to 192 through a table and larger ones by
- * their highest bit; here one table indexed by (size - 1) >> 4 does both.)
- * Unlike the kernel we keep no header in the
- * object (a page's state map says where objects start and whether they are
- * free), so alloc(16) really gets a 16-byte object.
+ * Bucketed mode has 40 classes: every multiple of 16 up to 128, then four
+ * per doubling up to 32 KiB (160 192 224 256, 320 384 448 512, ...,
+ * 20480 24576 28672 32768), so rounding a request up wastes at most 20%
+ * of it (the kernel's eleven buckets, a power of two apart above 256,
+ * waste up to 50%). One table indexed by (size - 1) >> 4 answers every
+ * size with a single load. Unlike the kernel we keep no header in the
+ * object (a slab's state map says where objects start and whether they
+ * are free), so alloc(16) really gets a 16-byte object.
+ *
+ * Each class has its own slab size (slabGeometry): the smallest aligned
+ * run of pages that holds at least MIN_PER_SLAB objects with at most
+ * 1/8 of it left to the state map and the tail.
  */
 
 import { GRANULE } from '../shm/layout.js';
 
 /** The object sizes of a size-bucketed allocator's classes, in bytes. */
-export const BUCKET_SIZES: readonly number[] = [16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
+export const BUCKET_SIZES: readonly number[] = (() => {
+  const sizes: number[] = [];
+  for (let s = 16; s <= 128; s += 16) sizes.push(s);
+  for (let base = 128; base < 32768; base *= 2) {
+    for (let q = 1; q <= 4; q++) sizes.push(base + (base / 4) * q);
+  }
+  return sizes;
+})();
 /** Largest size served from a slab in bucketed mode; larger ones get page runs. */
-export const MAX_SMALL = 4096;
+export const MAX_SMALL = 32768;
 
 /**
- * Class index for sizes 1..4096, by (size - 1) >> 4: every bucket is a
- * multiple of 16, so one 256-entry table answers every size with a single
- * load (no branch between the table and the highest-bit rule).
+ * Class index for sizes 1..MAX_SMALL, by (size - 1) >> 4: every class is a
+ * multiple of 16, so one table answers every size with a single load (no
+ * branch between the table and a highest-bit rule).
  */
 export const CLASS_BY_GRANULE: Uint8Array = (() => {
   const t = new Uint8Array(MAX_SMALL / 16);
@@ -30,6 +42,50 @@ export const CLASS_BY_GRANULE: Uint8Array = (() => {
   }
   return t;
 })();
+
+/** A slab holds at least this many objects where the size allows (see slabGeometry). */
+export const MIN_PER_SLAB = 4;
+/** Largest slab, in bytes (or one page, when pages are larger). */
+export const MAX_SLAB_BYTES = 1 << 20;
+
+/** A class's slab: log2 of its bytes, and the objects it holds. */
+export interface SlabGeometry {
+  /** log2 of the slab's bytes (a power of two, at least one page). */
+  log: number;
+  /** Objects of the class a slab holds (after its state map). */
+  perSlab: number;
+}
+
+/**
+ * The slab of objects of `bytes` (rounded up to the 16-byte granule):
+ * the smallest power-of-two run of pages, from one page up to
+ * MAX_SLAB_BYTES, that holds MIN_PER_SLAB objects and uses at least 7/8
+ * of its bytes for them (the state map, 1/16, and the tail take the
+ * rest); where none does, the one that uses the most. perSlab is 0 when
+ * not even MAX_SLAB_BYTES holds one object.
+ */
+export function slabGeometry(pageSize: number, bytes: number): SlabGeometry {
+  const unit = Math.ceil(bytes / GRANULE) * GRANULE;
+  const maxBytes = Math.max(pageSize, MAX_SLAB_BYTES);
+  let best: SlabGeometry = { log: Math.log2(pageSize), perSlab: 0 };
+  let bestUse = 0;
+  for (let size = pageSize; size <= maxBytes; size *= 2) {
+    const perSlab = Math.floor((size - size / GRANULE) / unit);
+    const use = (perSlab * unit) / size;
+    if (perSlab >= MIN_PER_SLAB && use >= 0.875) return { log: Math.log2(size), perSlab };
+    if (use > bestUse + 1 / 64) {
+      best = { log: Math.log2(size), perSlab };
+      bestUse = use;
+    }
+  }
+  return best;
+}
+
+/** Largest fixed unit, in bytes: one object in the largest slab. */
+export function maxUnitSize(pageSize: number): number {
+  const maxBytes = Math.max(pageSize, MAX_SLAB_BYTES);
+  return maxBytes - maxBytes / GRANULE;
+}
 
 /** A cache's watermarks, per size class (the kernel's low/high watermarks and batch). */
 export interface Watermarks {
@@ -57,11 +113,10 @@ export function defaultWatermarks(unit: number): Watermarks {
 }
 
 /**
- * Objects of `bytes` (rounded up to the 16-byte granule) a slab page
- * holds: the page less its state map, one byte per granule. The
- * allocator's per-slab count, and what the hash map sizes a preallocated
- * map's pages and its elements' fit by.
+ * Objects of `bytes` (rounded up to the 16-byte granule) one slab of
+ * them holds (slabGeometry): what the hash map sizes a preallocated map's
+ * pages and its elements' fit by.
  */
 export function objectsPerSlab(pageSize: number, bytes: number): number {
-  return Math.floor((pageSize - pageSize / GRANULE) / (Math.ceil(bytes / GRANULE) * GRANULE));
+  return slabGeometry(pageSize, bytes).perSlab;
 }

@@ -63,10 +63,10 @@ export abstract class AllocatorState {
   readonly aboveHigh: Uint32Array;
   /** @internal Word index of the region. */
   readonly R: number;
-  /** @internal */
-  readonly mapBytes: number;
-  /** @internal Classes with a refill or trim due in the microtask (a bit each). */
-  pending: number;
+  /** @internal Per class: the slab's bytes - 1 (see the slab in ../shm/layout.ts). */
+  readonly slabMasks: Uint32Array;
+  /** @internal Per class: 1 when a refill or trim is due in the microtask. */
+  readonly due: Uint8Array;
   /** @internal The microtask is queued. */
   scheduled: boolean;
   /** @internal Word index of this agent's limbo row (deferred frees; ../reclaim/limbo.ts). */
@@ -98,8 +98,8 @@ export abstract class AllocatorState {
   sinceCollect: number;
   /** @internal The collect microtask is queued. */
   collectScheduled: boolean;
-  /** @internal Classes whose caches took objects from limbo rings since the last settleRetired (a bit each). */
-  retiredTouched: number;
+  /** @internal Per class: 1 when its cache took objects from limbo rings since the last settleRetired. */
+  readonly retiredTouched: Uint8Array;
   /** @internal The collect microtask (assigned by Allocator's constructor). */
   collector!: () => void;
   /** @internal Puts objects a collect took out of a limbo ring into this agent's caches (./deferred.ts retiredPusher). */
@@ -126,14 +126,14 @@ export abstract class AllocatorState {
    */
   constructor(heap: HeapCore, id: number, options: AttachOptions, retiredPusher: (s: AllocatorState) => PushRetired) {
     const region = heap.allocatorRow(id).region;
-    this.pending = 0;
+    this.due = new Uint8Array(heap.u32[(region >>> 2) + AllocatorHeader.CLASSES]!);
     this.scheduled = false;
     this.spill = [];
     this.retireThroughFree = false;
     this.ringHeld = false;
     this.sinceCollect = 0;
     this.collectScheduled = false;
-    this.retiredTouched = 0;
+    this.retiredTouched = new Uint8Array(heap.u32[(region >>> 2) + AllocatorHeader.CLASSES]!);
     this.detached = false;
     this.freeTag = -1;
     this.freeRec = 0;
@@ -151,7 +151,7 @@ export abstract class AllocatorState {
     this.tags = new Uint32Array(heap.u32.buffer, heap.tagWord * 4, heap.maxPages);
     this.pageShift = heap.pageShift;
     this.pageMask = heap.pageSize - 1;
-    this.mapBytes = heap.pageSize / GRANULE;
+    this.slabMasks = new Uint32Array(u32[this.R + AllocatorHeader.CLASSES]!);
     this.slabTagBase = pageTag(KIND_SLAB, id, 0);
     this.cacheRec = cacheRowAt(this.R, this.classes, heap.maxSlots, heap.slot, 0);
     this.limboRow = limboRowAt(this.R, this.classes, heap.maxSlots, heap.slot);
@@ -171,7 +171,13 @@ export abstract class AllocatorState {
       this.batch[c] = u32[cr + ClassRow.BATCH]!;
       this.units[c] = u32[cr + ClassRow.UNIT]!;
       this.perSlab[c] = u32[cr + ClassRow.PER_SLAB]!;
+      this.slabMasks[c] = 2 ** u32[cr + ClassRow.SLAB_LOG]! - 1;
     }
+  }
+
+  /** @internal The page tag of this allocator's slabs of class c. */
+  slabTag(c: number): number {
+    return pageTag(KIND_SLAB, this.id, c, 31 - Math.clz32(this.slabMasks[c]! + 1));
   }
 
   /** @internal Schedules the deferred refill/trim of class c (our irq_work; Allocator.kick). */

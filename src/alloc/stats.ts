@@ -3,7 +3,8 @@
  * region and the page tags by any agent, with racy reads: they need not
  * be exact while agents run.
  */
-import { AllocatorHeader, ALLOC_WORDS, CacheRow, ClassRow, CLASS_WORDS, KIND_LARGE, KIND_SLAB, tagAllocator, tagClass, tagKind } from '../shm/layout.js';
+import { AllocatorHeader, ALLOC_WORDS, CacheRow, ClassRow, CLASS_WORDS, KIND_LARGE, tagAllocator, tagClass, tagKind } from '../shm/layout.js';
+import { forEachSlab } from './slabs.js';
 import { load } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
 import { cacheRowAt, slotFlagWord } from './region.js';
@@ -16,18 +17,19 @@ export function allocatorStats(heap: HeapCore, R: number): AllocatorStats {
   const unitSize = u32[R + AllocatorHeader.UNIT]!;
   const ps = heap.pageSize;
   // Slab pages and live large runs come from the page tags: the counters
-  // (SLAB_PAGES, LARGE_LIVE) can be off by one page or run that an agent
+  // (SLABS, LARGE_LIVE) can be off by one page or run that an agent
   // was tagging or freeing when it died.
   const id = u32[R + AllocatorHeader.ID]!;
-  const slabPages = new Array<number>(classes).fill(0);
+  const slabs = new Array<number>(classes).fill(0);
   let largeLive = 0;
   let largePages = 0;
+  forEachSlab(heap, id, (_base, tag) => {
+    slabs[tagClass(tag)]!++;
+  });
   const committed = heap.committedPages();
   for (let p = heap.firstDataPage; p < committed; p++) {
     const tag = load(u32, heap.tagWord + p);
-    if (tagAllocator(tag) !== id) continue;
-    if (tagKind(tag) === KIND_SLAB) slabPages[tagClass(tag)]!++;
-    else if (tagKind(tag) === KIND_LARGE) {
+    if (tagAllocator(tag) === id && tagKind(tag) === KIND_LARGE) {
       largeLive++;
       largePages += load(u32, heap.argWord + p);
     }
@@ -78,10 +80,11 @@ export function allocatorStats(heap: HeapCore, R: number): AllocatorStats {
   for (let c = 0; c < classes; c++) {
     const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
     const unit = u32[cr + ClassRow.UNIT]!;
-    const objects = slabPages[c]! * u32[cr + ClassRow.PER_SLAB]!;
+    const slabPages = slabs[c]! * Math.max(1, 2 ** u32[cr + ClassRow.SLAB_LOG]! / ps);
+    const objects = slabs[c]! * u32[cr + ClassRow.PER_SLAB]!;
     const depot = load(u32, cr + ClassRow.DEPOT_OBJECTS);
     const live = objects - depot - cached[c]!;
-    out.classes.push({ unit, slabPages: slabPages[c]!, objects, depot, cached: cached[c]!, live, liveBytes: live * unit });
+    out.classes.push({ unit, slabPages, objects, depot, cached: cached[c]!, live, liveBytes: live * unit });
     out.bytesInUse += live * unit;
   }
   out.bytesInUse += out.large.liveBytes;

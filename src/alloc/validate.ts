@@ -2,7 +2,8 @@
  * The allocator's invariants, checked over the shared memory of a quiet
  * heap (Heap.validate).
  */
-import { AllocatorHeader, ALLOC_LIVE, ALLOC_WORDS, CacheRow, ClassRow, CLASS_WORDS, GRANULE, KIND_SLAB, LimboRow, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_ALLOCATED, ST_FREE, ST_RETIRED, tagAllocator, tagClass, tagKind } from '../shm/layout.js';
+import { AllocatorHeader, ALLOC_LIVE, ALLOC_WORDS, CacheRow, ClassRow, CLASS_WORDS, KIND_SLAB, LimboRow, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_ALLOCATED, ST_FREE, ST_RETIRED, stateIndex, tagAllocator, tagClass, tagKind, tagSlabMask } from '../shm/layout.js';
+import { slabObject, slabState } from './slabs.js';
 import { load } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
 import { cacheRowAt, limboRowAt } from './region.js';
@@ -25,7 +26,7 @@ export function validateHeap(heap: HeapCore): string[] {
 /**
  * Checks one allocator's invariants; the heap must be quiet (no agent
  * allocating or freeing). Per class:
- *   slabPages * perSlab = depotObjects + sum(cached) + live
+ *   slabs * perSlab = depotObjects + sum(cached) + live
  *   every object in a depot batch or a cache list is FREE, in a slab of
  *   this class, at an object start, and in exactly one list;
  *   every FREE object of a slab is in some list (nothing lost).
@@ -39,8 +40,6 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
   const u8 = heap.u8;
   const R = row.region >>> 2;
   const classes = u32[R + AllocatorHeader.CLASSES]!;
-  const mapBytes = heap.pageSize / GRANULE;
-  const pageMask = heap.pageSize - 1;
   const seen = new Set<number>();
   const inList = new Array<number>(classes).fill(0);
   const check = (p: number, c: number, where: string): boolean => {
@@ -49,10 +48,8 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
       errors.push(`${where}: object ${p} is not in a slab of class ${c} of allocator ${id}`);
       return false;
     }
-    const off = p & pageMask;
-    if (u8[p - off + (off >>> 4)] !== ST_FREE) {
-      errors.push(`${where}: object ${p} is in a free list but its state is ${u8[p - off + (off >>> 4)]}`);
-    }
+    const at = stateIndex(p, tagSlabMask(tag));
+    if (u8[at] !== ST_FREE) errors.push(`${where}: object ${p} is in a free list but its state is ${u8[at]}`);
     if (seen.has(p)) {
       errors.push(`${where}: object ${p} is in two free lists (would be handed out twice)`);
       return false;
@@ -103,9 +100,9 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
     const pending = u32[row + LimboRow.PENDING]!;
     for (const p of pending === 0 ? rowEntries(u32, row) : [...rowEntries(u32, row), pending]) {
       const tag = load(u32, heap.tagWord + (p >>> heap.pageShift));
-      const off = p & pageMask;
+      const at = stateIndex(p, tagSlabMask(tag));
       if (tagKind(tag) !== KIND_SLAB || tagAllocator(tag) !== id) errors.push(`slot ${s} limbo ring: ${p} is not an object of allocator ${id}`);
-      else if (u8[p - off + (off >>> 4)] !== ST_RETIRED) errors.push(`slot ${s} limbo ring: object ${p} is waiting but its state is ${u8[p - off + (off >>> 4)]}`);
+      else if (u8[at] !== ST_RETIRED) errors.push(`slot ${s} limbo ring: object ${p} is waiting but its state is ${u8[at]}`);
       if (waiting.has(p)) errors.push(`slot ${s} limbo ring: object ${p} is waiting twice (would be freed twice)`);
       waiting.add(p);
     }
@@ -114,18 +111,31 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
   // Every FREE object must be in a list; count live objects per class.
   const freeInSlabs = new Array<number>(classes).fill(0);
   const committed = heap.committedPages();
-  const slabPages = new Array<number>(classes).fill(0);
   for (let p = heap.firstDataPage; p < committed; p++) {
     const tag = load(u32, heap.tagWord + p);
     if (tagKind(tag) !== KIND_SLAB || tagAllocator(tag) !== id) continue;
     const c = tagClass(tag);
-    slabPages[c]!++;
-    const unit = u32[R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.UNIT]!;
-    const per = u32[R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.PER_SLAB]!;
+    const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
+    const mask = 2 ** u32[cr + ClassRow.SLAB_LOG]! - 1;
+    if (tagSlabMask(tag) !== mask) {
+      errors.push(`page ${p}: slab tag of class ${c} says ${tagSlabMask(tag) + 1}-byte slabs, the class has ${mask + 1}`);
+      continue;
+    }
     const base = p * heap.pageSize;
+    const pages = Math.max(1, (mask + 1) / heap.pageSize);
+    if ((base & mask) !== 0) {
+      const head = p - ((base & mask) / heap.pageSize);
+      if (load(u32, heap.tagWord + head) !== tag) errors.push(`page ${p}: tagged as a slab of class ${c}, but its slab's first page ${head} is not`);
+      continue;
+    }
+    for (let q = p + 1; q < p + pages; q++) {
+      if (load(u32, heap.tagWord + q) !== tag) errors.push(`slab at page ${p} (class ${c}): its page ${q} is not tagged alike`);
+    }
+    const unit = u32[cr + ClassRow.UNIT]!;
+    const per = u32[cr + ClassRow.PER_SLAB]!;
     for (let i = 0; i < per; i++) {
-      const obj = base + mapBytes + i * unit;
-      const st = u8[base + ((mapBytes + i * unit) >>> 4)];
+      const obj = slabObject(base, mask, unit, i);
+      const st = u8[slabState(base, mask, unit, i)];
       if (st === ST_FREE) {
         freeInSlabs[c]!++;
         if (!seen.has(obj)) errors.push(`class ${c}: free object ${obj} is in no list (lost)`);

@@ -44,6 +44,9 @@ import { countFreePages } from './pages.js';
 import { WASM_PAGE, metaLayout, type SharedMemory } from './format.js';
 import { claimDone, giveRegion, giveRun, takeRegion, takeRun } from './runs.js';
 
+/** The buffer grows by at least this much at a time (HeapCore.growTo). */
+const GROW_STEP = 1 << 20;
+
 /** A structured-cloneable description of a heap, to post to another agent. */
 export interface HeapHandle {
   /** Always 'anyalloc.heap'. */
@@ -415,16 +418,27 @@ export class HeapCore {
     return true;
   }
 
-  /** Grows the buffer to at least `bytes`. False when it is at its maximum. */
+  /**
+   * Grows the buffer to at least `bytes`, in steps of GROW_STEP where the
+   * maximum allows (pages are committed one run at a time, but each growth
+   * makes every agent renew its views). False when it is at its maximum.
+   */
   growTo(bytes: number): boolean {
     const buf = this.currentBuffer();
     if (buf.byteLength < bytes) {
+      const step = Math.min(Math.ceil(bytes / GROW_STEP) * GROW_STEP, this.maxPages * this.pageSize);
       try {
         if (this.sab !== undefined) {
-          this.sab.grow(bytes);
+          this.sab.grow(Math.min(Math.max(bytes, step), this.sab.maxByteLength));
         } else {
           const have = this.memory!.buffer.byteLength;
-          if (have < bytes) this.memory!.grow(Math.ceil((bytes - have) / WASM_PAGE));
+          if (have < bytes) {
+            try {
+              this.memory!.grow(Math.ceil((Math.max(bytes, step) - have) / WASM_PAGE));
+            } catch {
+              this.memory!.grow(Math.ceil((bytes - have) / WASM_PAGE));
+            }
+          }
         }
       } catch {
         // Another agent may have grown it past `bytes` meanwhile (grow to a

@@ -30,7 +30,11 @@ export interface HeapOptions {
   maxBytes?: number;
   /** Bytes to commit at creation. Default: the meta pages plus 16 pages. */
   initialBytes?: number;
-  /** Page size, a power of two from 8 KiB to 1 MiB. Default 64 KiB. */
+  /**
+   * Page size, a power of two from 4 KiB to 1 MiB. Default 4 KiB: the
+   * granule of allocations above the largest size class and of the
+   * memory empty slabs give back (a slab is one or more pages).
+   */
   pageSize?: number;
   /** Worker slots: how many agents may be attached at once. Default 64, at most 1024. */
   maxWorkers?: number;
@@ -172,7 +176,7 @@ export function formatHeap(given: HeapOptions | undefined): HeapMemory {
         '(see docs/browsers.md)',
     );
   }
-  const pageSize = options.pageSize === undefined ? 65536 : checkInt('pageSize', options.pageSize, 8192, 1 << 20, 'bad-option');
+  const pageSize = options.pageSize === undefined ? 4096 : checkInt('pageSize', options.pageSize, 4096, 1 << 20, 'bad-option');
   if (!isPow2(pageSize)) throw rangeError('bad-option', `pageSize must be a power of two, got ${pageSize}`);
   const maxSlots = options.maxWorkers === undefined ? 64 : checkInt('maxWorkers', options.maxWorkers, 1, 1024, 'bad-option');
   const maxAllocators =

@@ -8,7 +8,7 @@
 import { store } from '../shm/atomic.js';
 import { checkInt, checkOptions, describe, rangeError, typeError } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
-import { objectsPerSlab } from '../alloc/sizeclass.js';
+import { MAX_SLAB_BYTES, slabGeometry } from '../alloc/sizeclass.js';
 import { E_KEY_OFF, MapHeader, MAP_LIVE, MAP_MAGIC } from './layout.js';
 
 /** Options of HashMap.create. */
@@ -40,12 +40,16 @@ export interface HashMapOptions {
    * no reader uses and flips, without the bucket lock or a new element,
    * so writers on different keys share no cache line they write. false:
    * every update builds a new element and frees the old one after a grace
-   * period (elements smaller by valueSize padded to 8). By default, a
-   * value too big for two copies in one heap page gets one copy, as with
-   * false; true then throws instead.
+   * period (elements smaller by valueSize padded to 8). By default, an
+   * element whose two copies would pass IN_PLACE_MAX_BYTES (60 KiB) gets
+   * one copy, as with false: large values would double their memory for
+   * updates that copy them whole anyway; true asks for two regardless.
    */
   inPlace?: boolean;
 }
+
+/** Largest element that gets two copies of its value by default (see MapOptions.inPlace). */
+export const IN_PLACE_MAX_BYTES = 60 * 1024;
 
 /**
  * @internal
@@ -132,10 +136,10 @@ export function mapGeometry(heap: HeapCore, options: HashMapOptions): MapGeometr
   const keyOff = E_KEY_OFF;
   const valueOff = keyOff + Math.ceil(keySize / 8) * 8;
   const padded = Math.ceil(valueSize / 8) * 8;
-  // In place by default; with values too big for two copies in a page,
-  // one copy (updates replace the element) unless inPlace: true asks.
+  // In place by default; with large values, one copy (updates replace
+  // the element) unless inPlace: true asks.
   let copies: 1 | 2 = !perWorker && options.inPlace !== false ? 2 : 1;
-  if (copies === 2 && options.inPlace === undefined && objectsPerSlab(heap.pageSize, valueOff + 2 * padded) < 1) copies = 1;
+  if (copies === 2 && options.inPlace === undefined && valueOff + 2 * padded > IN_PLACE_MAX_BYTES) copies = 1;
   // Per-worker: bytes per slot record; in place: bytes per copy.
   const stride = perWorker ? 8 + padded : copies === 2 ? padded : valueSize;
   const elemSize = valueOff + (perWorker ? stride * heap.maxSlots : copies === 2 ? 2 * padded : valueSize);
@@ -144,12 +148,13 @@ export function mapGeometry(heap: HeapCore, options: HashMapOptions): MapGeometr
   const marks = elemMarks(elemSize);
   const slack = heap.maxSlots * (marks.highWatermark + marks.batch + limboSlack(elemSize));
   const capacity = maxEntries + slack;
-  const perSlab = objectsPerSlab(heap.pageSize, elemSize);
-  const limitBytes = mode === 'prealloc' ? Math.ceil(capacity / perSlab) * heap.pageSize : undefined;
-  if (perSlab < 1) {
+  const slab = slabGeometry(heap.pageSize, elemSize);
+  if (slab.perSlab < 1) {
     const hint = copies === 2 ? ' (in place: two copies of the value; inPlace: false keeps one)' : '';
-    throw rangeError('bad-option', `elements of ${elemSize} bytes do not fit a ${heap.pageSize}-byte page${hint}`);
+    const most = Math.max(heap.pageSize, MAX_SLAB_BYTES);
+    throw rangeError('bad-option', `elements of ${elemSize} bytes do not fit the largest slab (${most} bytes less its state map)${hint}`);
   }
+  const limitBytes = mode === 'prealloc' ? Math.ceil(capacity / slab.perSlab) * 2 ** slab.log : undefined;
   return { keySize, valueSize, maxEntries, mode, perWorker, seed, buckets, keyOff, valueOff, copies, stride, elemSize, capacity, limitBytes };
 }
 

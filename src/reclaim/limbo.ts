@@ -15,7 +15,7 @@
  * heap.u8) at each step: a ring region or a waiting object may lie in
  * pages another agent committed, and refresh() renews the views.
  */
-import { AllocatorHeader, GRANULE_SHIFT, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_RETIRED } from '../shm/layout.js';
+import { AllocatorHeader, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_RETIRED, stateIndex, tagSlabMask } from '../shm/layout.js';
 import { add, cas, load, store } from '../shm/atomic.js';
 import { currentEpoch, gracePassed, tryAdvance } from './epoch.js';
 import type { HeapCore } from '../heap/core.js';
@@ -30,12 +30,6 @@ function ringAt(u32: Uint32Array, row: number): number {
 
 function capOf(u32: Uint32Array, row: number): number {
   return u32[row + LimboRow.CAP]! || LIMBO_INLINE;
-}
-
-/** State byte index of object p. */
-function stateIndex(p: number, pageMask: number): number {
-  const off = p & pageMask;
-  return p - off + (off >>> GRANULE_SHIFT);
 }
 
 /** Makes sure this agent's views cover [0, end). */
@@ -318,13 +312,12 @@ function repairTake(heap: HeapCore, row: number): void {
     let count = tc - k;
     u32[row + LimboRow.HEAD] = head;
     u32[row + LimboRow.COUNT] = count;
-    const pageMask = heap.pageSize - 1;
     for (let m = 0, j = th; m < k; m++) {
       const p = u32[ring + 2 * j]!;
       j = j + 1 < cap ? j + 1 : 0;
       reach(heap, p + 16);
       u32 = heap.u32;
-      if (heap.u8[stateIndex(p, pageMask)] !== ST_RETIRED) continue;
+      if (heap.u8[stateIndex(p, tagSlabMask(heap.u32[heap.tagWord + (p >>> heap.pageShift)]!))] !== ST_RETIRED) continue;
       // The free slots after the tail are the taken ones, in order, and
       // this one has been read: the tail never overtakes the reading.
       const tail = head + count < cap ? head + count : head + count - cap;

@@ -3,7 +3,8 @@
  * have held, the batch it was moving, the slab it was carving, and the
  * objects in its cache rows, all put back into the depot.
  */
-import { AllocatorHeader, CacheRow, ClassRow, GRANULE_SHIFT, KIND_SLAB, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE, pageTag } from '../shm/layout.js';
+import { AllocatorHeader, CacheRow, ClassRow, KIND_FREE, KIND_SLAB, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE, pageTag } from '../shm/layout.js';
+import { slabObject, slabState } from '../alloc/slabs.js';
 import { add, load, store } from '../shm/atomic.js';
 import { cacheRowAt, classRowAt, slotFlagWord } from '../alloc/region.js';
 import { CARVE_BUILDING, CARVE_LINKING, CARVE_SHRINKING, DEPOT_FLUSH_MS, linkBatches, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
@@ -20,12 +21,43 @@ export interface SlabGeometry {
 }
 
 /**
+ * Whether every page of the slab at `base` (`pages` pages) carries `tag`.
+ * A slab whose pages do not was being tagged by a carve or given back by
+ * a shrink when its agent died: the pages that still carry the tag are
+ * tagged FREE, so that the dead agent's claim record, which names them,
+ * gives them back (../heap/runs.ts recoverClaim, a later step).
+ */
+function completeSlab(u32: Uint32Array, g: SlabGeometry, base: number, pages: number, tag: number): boolean {
+  const first = base / g.pageSize;
+  let all = true;
+  for (let p = first; p < first + pages; p++) if (load(u32, g.tagWord + p) !== tag) all = false;
+  if (all) return true;
+  for (let p = first; p < first + pages; p++) if (load(u32, g.tagWord + p) === tag) store(u32, g.tagWord + p, pageTag(KIND_FREE, 0, 0));
+  return false;
+}
+
+/** The tag, mask (bytes - 1) and pages of class c's slabs in the region at word R. */
+function slabOf(u32: Uint32Array, g: SlabGeometry, R: number, c: number): { tag: number; mask: number; pages: number } {
+  const log = u32[classRowAt(R, c) + ClassRow.SLAB_LOG]!;
+  const mask = 2 ** log - 1;
+  return { tag: pageTag(KIND_SLAB, u32[R + AllocatorHeader.ID]!, c, log), mask, pages: Math.max(1, (mask + 1) / g.pageSize) };
+}
+
+/**
  * A carve the dead agent did not finish: every FREE object of the slab
  * that is in no list (neither the depot, which nobody popped since the
  * dead agent took its lock, nor the dead row) is linked into the depot in
- * batches. Depot lock held.
+ * batches. Depot lock held. A slab it had not finished tagging holds no
+ * object anyone has seen: its pages go back (completeSlab).
  */
-function finishCarve(u32: Uint32Array, g: SlabGeometry, cr: number, rec: number, base: number): void {
+function finishCarve(u32: Uint32Array, g: SlabGeometry, R: number, c: number, rec: number, base: number): void {
+  const cr = classRowAt(R, c);
+  const slab = slabOf(u32, g, R, c);
+  if (!completeSlab(u32, g, base, slab.pages, slab.tag)) {
+    add(u32, cr + ClassRow.SLABS, -1);
+    add(u32, R + AllocatorHeader.CHARGED_PAGES, -slab.pages);
+    return;
+  }
   const inList = new Set<number>();
   for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
     let x = b;
@@ -35,13 +67,12 @@ function finishCarve(u32: Uint32Array, g: SlabGeometry, cr: number, rec: number,
   const unit = u32[cr + ClassRow.UNIT]!;
   const per = u32[cr + ClassRow.PER_SLAB]!;
   const batch = u32[cr + ClassRow.BATCH]!;
-  const mapBytes = g.pageSize >>> GRANULE_SHIFT;
   let head = 0;
   let tail = 0;
   let n = 0;
   for (let i = 0; i < per; i++) {
-    const p = base + mapBytes + i * unit;
-    if (g.u8[base + ((mapBytes + i * unit) >>> GRANULE_SHIFT)] !== ST_FREE || inList.has(p)) continue;
+    const p = slabObject(base, slab.mask, unit, i);
+    if (g.u8[slabState(base, slab.mask, unit, i)] !== ST_FREE || inList.has(p)) continue;
     if (n === 0) head = p;
     else u32[tail >>> 2] = p;
     tail = p;
@@ -130,7 +161,7 @@ function releaseRow(u32: Uint32Array, g: SlabGeometry, R: number, c: number, rec
   // Batches of a carve that got the lock went to the depot only while the
   // dead agent held it (it clears the record first): then nobody can have
   // popped them since. Without the lock, everything went to its row.
-  if (carve !== 0 && ((carve & CARVE_LINKING) === 0 || deadHeld)) finishCarve(u32, g, cr, rec, (carve & ~15) >>> 0);
+  if (carve !== 0 && ((carve & CARVE_LINKING) === 0 || deadHeld)) finishCarve(u32, g, R, c, rec, (carve & ~15) >>> 0);
   u32[rec + CacheRow.CARVE] = 0;
   // Recount: nobody changes the stack or its counter without the lock.
   let total = 0;
@@ -174,18 +205,19 @@ export function releaseSlotCaches(u32: Uint32Array, g: SlabGeometry, R: number, 
  * FREE object of the class's slabs that is in no agent's cache list and in
  * no batch an agent popped and has not spliced yet goes into fresh
  * batches; a slab a live agent is carving (its cache row's CARVE names it)
- * is left to that agent. The class's slab pages are recounted from the
- * page tags, and the allocator's charge follows (a shrink that died
- * between giving a page back and counting it off).
+ * is left to that agent, and a slab the dead agent was giving back (not
+ * all its pages carry the tag any more) is given back (completeSlab). The
+ * class's slabs are recounted from the page tags, and the allocator's
+ * charge follows (a shrink that died between giving a slab back and
+ * counting it off).
  */
 function rebuildDepot(u32: Uint32Array, g: SlabGeometry, R: number, c: number): void {
   const cr = classRowAt(R, c);
   const classes = u32[R + AllocatorHeader.CLASSES]!;
-  const tag = pageTag(KIND_SLAB, u32[R + AllocatorHeader.ID]!, c);
+  const slab = slabOf(u32, g, R, c);
   const unit = u32[cr + ClassRow.UNIT]!;
   const per = u32[cr + ClassRow.PER_SLAB]!;
   const batch = Math.max(1, u32[cr + ClassRow.BATCH]!);
-  const mapBytes = g.pageSize >>> GRANULE_SHIFT;
   const elsewhere = new Set<number>();
   const carving = new Set<number>();
   for (let s = 0; s < g.maxSlots; s++) {
@@ -200,24 +232,30 @@ function rebuildDepot(u32: Uint32Array, g: SlabGeometry, R: number, c: number): 
     if ((carve & (CARVE_BUILDING | CARVE_LINKING)) !== 0) carving.add((carve & ~15) >>> 0);
   }
   const free: number[] = [];
-  let pages = 0;
+  let slabs = 0;
   const committed = g.committedPages();
-  for (let p = g.firstDataPage; p < committed; p++) {
-    if (load(u32, g.tagWord + p) !== tag) continue;
-    pages++;
+  const first = Math.ceil(g.firstDataPage / slab.pages) * slab.pages;
+  for (let p = first; p < committed; p += slab.pages) {
     const base = p * g.pageSize;
-    if (carving.has(base)) continue;
+    if (carving.has(base)) {
+      if (load(u32, g.tagWord + p) === slab.tag) slabs++;
+      continue;
+    }
+    let any = false;
+    for (let q = p; q < p + slab.pages && q < committed; q++) if (load(u32, g.tagWord + q) === slab.tag) any = true;
+    if (!any || !completeSlab(u32, g, base, slab.pages, slab.tag)) continue;
+    slabs++;
     for (let i = 0; i < per; i++) {
-      const x = base + mapBytes + i * unit;
-      if (g.u8[base + ((mapBytes + i * unit) >>> GRANULE_SHIFT)] === ST_FREE && !elsewhere.has(x)) free.push(x);
+      const x = slabObject(base, slab.mask, unit, i);
+      if (g.u8[slabState(base, slab.mask, unit, i)] === ST_FREE && !elsewhere.has(x)) free.push(x);
     }
   }
   store(u32, cr + ClassRow.DEPOT_HEAD, linkBatches(u32, free, batch));
   store(u32, cr + ClassRow.DEPOT_OBJECTS, free.length);
   store(u32, cr + ClassRow.SHRINK_MARK, free.length);
-  const counted = load(u32, cr + ClassRow.SLAB_PAGES);
-  if (counted !== pages) {
-    store(u32, cr + ClassRow.SLAB_PAGES, pages);
-    add(u32, R + AllocatorHeader.CHARGED_PAGES, pages - counted);
+  const counted = load(u32, cr + ClassRow.SLABS);
+  if (counted !== slabs) {
+    store(u32, cr + ClassRow.SLABS, slabs);
+    add(u32, R + AllocatorHeader.CHARGED_PAGES, (slabs - counted) * slab.pages);
   }
 }

@@ -7,10 +7,11 @@
  *   agent      a thread of JS execution: the main thread, a worker, a worklet.
  *   slot       a row in the heap's worker-slot table; an attached agent owns
  *              exactly one. Slots are our "CPU ids".
- *   page       the unit of the page heap (default 64 KiB, a power of two).
- *   slab       one page carved into objects of one size class of one
+ *   page       the unit of the page heap (default 4 KiB, a power of two).
+ *   slab       an aligned run of pages carved into objects of one size
+ *              class of one
  *              allocator.
- *   large run  a run of pages holding one allocation above 4096 bytes.
+ *   large run  a run of pages holding one allocation above the largest class.
  *   cache      a per-(allocator, slot, class) free list, touched only by the
  *              slot's owner with plain reads and writes.
  *   depot      a per-(allocator, class) lock-free stack of batches of free
@@ -48,7 +49,7 @@
  * ------------------------------------------------------------------------ */
 
 export const HEAP_MAGIC = 0x616e7941; // "Anya"
-export const LAYOUT_VERSION = 8;
+export const LAYOUT_VERSION = 9;
 
 /** Header words (index into the Uint32Array, relative to base/4). */
 export const HeapHeader = {
@@ -191,10 +192,14 @@ export const MAX_ALLOCATOR_ID = 4095;
 /* ------------------------------------------------------------------------ *
  * Page tags: one uint32 per page (index = page number).
  *
- *    31            20 19            8 7      4 3      0
- *   +----------------+---------------+--------+--------+
- *   |    reserved    | allocator id  | class  |  kind  |
- *   +----------------+---------------+--------+--------+
+ *    31     27 26      22 21            10 9       4 3      0
+ *   +---------+----------+----------------+---------+--------+
+ *   |reserved | slab log2|  allocator id  |  class  |  kind  |
+ *   +---------+----------+----------------+---------+--------+
+ *
+ * slab log2: on SLAB pages, log2 of the slab's bytes (every page of a slab
+ * carries the same tag), so that any agent finds a slab's start and its
+ * state map from a pointer and the tag alone; 0 on other kinds.
  *
  * Written by the agent that owns the page at the moment: the one that took
  * it from the page heap (store before the page's objects are published
@@ -216,11 +221,15 @@ export const KIND_LARGE_TAIL = 5;
 export const KIND_REGION = 6;
 export const KIND_MASK = 0xf;
 export const CLASS_SHIFT = 4;
-export const CLASS_MASK = 0xf0;
-export const AID_SHIFT = 8;
+/** Size classes fit in 6 bits of a page tag. */
+export const MAX_CLASSES = 64;
+export const CLASS_MASK = 0x3f0;
+export const AID_SHIFT = 10;
+export const SLAB_LOG_SHIFT = 22;
+export const SLAB_LOG_MASK = 0x7c00000;
 
-export function pageTag(kind: number, allocatorId: number, cls: number): number {
-  return (kind | (cls << CLASS_SHIFT) | (allocatorId << AID_SHIFT)) >>> 0;
+export function pageTag(kind: number, allocatorId: number, cls: number, slabLog = 0): number {
+  return (kind | (cls << CLASS_SHIFT) | (allocatorId << AID_SHIFT) | (slabLog << SLAB_LOG_SHIFT)) >>> 0;
 }
 export function tagKind(tag: number): number {
   return tag & KIND_MASK;
@@ -231,6 +240,18 @@ export function tagClass(tag: number): number {
 export function tagAllocator(tag: number): number {
   return (tag >>> AID_SHIFT) & MAX_ALLOCATOR_ID;
 }
+/** Bytes - 1 of the slab a SLAB page tag belongs to. */
+export function tagSlabMask(tag: number): number {
+  return (1 << ((tag & SLAB_LOG_MASK) >>> SLAB_LOG_SHIFT)) - 1;
+}
+/**
+ * Byte offset of the state byte of slab object p, given its slab's mask
+ * (bytes - 1): the slab's start plus one byte per 16-byte granule.
+ */
+export function stateIndex(p: number, slabMask: number): number {
+  const off = p & slabMask;
+  return p - off + (off >>> GRANULE_SHIFT);
+}
 
 /* ------------------------------------------------------------------------ *
  * Free-page bitmap: bit (p & 31) of word (p >> 5) is 1 when committed page p
@@ -240,18 +261,25 @@ export function tagAllocator(tag: number): number {
  * ------------------------------------------------------------------------ */
 
 /* ------------------------------------------------------------------------ *
- * Slab page
+ * Slab
  *
- *   page start                                            page end
+ *   slab start (aligned to the slab's size)                 slab end
  *   +----------------------+--------+--------+-----+--------+------+
  *   | object state map     | obj 0  | obj 1  | ... | obj n-1| tail |
- *   | pageSize/16 bytes    |        |        |     |        | slack|
+ *   | slabBytes/16 bytes   |        |        |     |        | slack|
  *   +----------------------+--------+--------+-----+--------+------+
+ *   '-- page --'-- page --'-- ... (2^k pages, each tagged alike) --'
  *
- * The state map has one byte per 16-byte granule of the page: the byte for
+ * A slab is a run of 2^k pages whose first page number is a multiple of
+ * 2^k, so its start is the pointer with the low log2(slabBytes) bits
+ * cleared. Each class has its own slab size (ClassRow.SLAB_LOG, chosen by
+ * alloc/sizeclass.ts slabGeometry so that the tail stays small); the page
+ * tags carry it too, and each agent's cache rows carry its mask.
+ *
+ * The state map has one byte per 16-byte granule of the slab: the byte for
  * the granule where an object starts says whether the object is free or
  * allocated; all other bytes are 0 (NONE). For a pointer p:
- *     stateIndex(p) = pageStart(p) + (pageOffset(p) >> 4)
+ *     stateIndex(p) = slabStart(p) + (slabOffset(p) >> 4)
  * No division, and it answers "is p an object start" as well.
  *
  * A state byte is written by the agent that holds the object at the moment:
@@ -301,8 +329,9 @@ export const O_TAIL = 3;
  * slot flags: 1 while the slot's agent has the allocator attached; written
  *   by that agent (attach/detach) or by whoever releases the slot.
  *
- * Memory budget: a bucketed allocator with 64 slots needs
- *   (32 + 11*16 + 64 + 64*11*16) * 4 = 46 KiB  -> one 64 KiB page.
+ * Memory budget: a bucketed allocator (40 classes) with 64 slots needs
+ *   (32 + 40*16 + 64 + 64*40*16 + 64*144) * 4 = 199 KiB (limbo rows
+ *   included), 50 pages of 4 KiB.
  * ------------------------------------------------------------------------ */
 export const AllocatorHeader = {
   /** once: allocator id. */
@@ -361,7 +390,7 @@ export const ALLOC_WORDS = 32;
  * Class row: one per size class.
  *
  *   +------+------------+------------+--------------+------------+-----+------+-------+---------+
- *   | unit | depot head | depot lock | depot objects| slab pages | low | high | batch | prefill |
+ *   | unit | depot head | depot lock | depot objects| slabs | low | high | batch | prefill | per slab | shrink mark | slab log2 |
  *   +------+------------+------------+--------------+------------+-----+------+-------+---------+
  *
  * depot head, depot objects: changed only by the holder of depot lock
@@ -376,20 +405,20 @@ export const ALLOC_WORDS = 32;
  *   releases its slot takes the lock over, finds the stack and the counter
  *   as the dead agent left them, settles the batch it was moving (cache
  *   row TRIM/INFLIGHT) and recounts (alloc/region.ts, releaseRow).
- * slab pages: atomic by any (carve adds, a shrink under the depot lock
+ * slabs: atomic by any (carve adds, a shrink under the depot lock
  *   subtracts).
  * shrink mark: store under the depot lock by a shrink, read racily.
- * unit, low, high, batch, prefill, per slab: once.
+ * unit, low, high, batch, prefill, per slab, slab log2: once.
  *
  * Invariant (quiescent heap), per class:
- *   slabPages * perSlab = depotObjects + sum(cache counts) + live objects
+ *   slabs * perSlab = depotObjects + sum(cache counts) + live objects
  */
 export const ClassRow = {
   UNIT: 0,
   DEPOT_HEAD: 1,
   DEPOT_LOCK: 2,
   DEPOT_OBJECTS: 3,
-  SLAB_PAGES: 4,
+  SLABS: 4,
   LOW: 5,
   HIGH: 6,
   BATCH: 7,
@@ -401,6 +430,8 @@ export const ClassRow = {
    * grew well past it. A hint, read without the lock.
    */
   SHRINK_MARK: 10,
+  /** once: log2 of the class's slab bytes (a slab is 2^k pages, aligned to its size). */
+  SLAB_LOG: 11,
 } as const;
 export const CLASS_WORDS = 16;
 
@@ -413,7 +444,7 @@ export const CLASS_WORDS = 16;
  *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+
  *   | head | count | frees  | objsIn | objsOut | refills | trims | failures | inflight | low | high | trim | trim n | carve |
  *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+
- *   (16 words, one 64-byte line; then owner; word 15 unused)
+ *   (16 words, one 64-byte line; then owner and slab mask)
  *
  * head/count: the cache's free list (objects linked through word 0).
  * frees: objects freed into this cache (by free, or after a grace period).
@@ -434,6 +465,9 @@ export const CLASS_WORDS = 16;
  * owner: the slot generation of the agent that attached (written at
  *   attach, zeroed by releaseSlot); the slow paths compare it with their
  *   own.
+ * slab mask: the class's slab bytes - 1, written by the owner at attach
+ *   (a copy of the class row's, on the line alloc's fast path reads anyway:
+ *   it finds the popped object's state byte with it).
  * low/high: the class's watermarks keyed with the owner: watermark +
  *   ownerKey(generation), written by the owner when it attaches (releaseSlot
  *   zeroes high). The fast paths check, in one compare each,
@@ -462,6 +496,7 @@ export const CacheRow = {
   TRIM_N: 12,
   CARVE: 13,
   OWNER: 14,
+  SLAB_MASK: 15,
 } as const;
 export const CACHE_WORDS = 16;
 

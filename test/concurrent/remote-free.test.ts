@@ -15,7 +15,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BUCKET_SIZES, Heap, type Allocator } from '../../src/index.js';
+import { BUCKET_SIZES, Heap, MAX_SMALL, type Allocator } from '../../src/index.js';
+import { slabGeometry } from '../../src/alloc/sizeclass.js';
 import { assertDestroyClean, assertHeapValid, liveObjects } from '../util/checks.js';
 import { seedNote, testSeed } from '../util/prng.js';
 import type { ConsumerResult, ProducerJob, ProducerResult, RemoteJob } from '../util/remote-protocol.js';
@@ -44,9 +45,9 @@ function maxOutside(ringCapacity: number): number {
  * it; one more slab per class covers a pop that lost the depot's try-lock
  * to the consumer's prefill.
  */
-function maxSlabs(unit: number, pageSize: number, ringCapacity: number): number {
-  const perSlab = Math.floor((pageSize - pageSize / 16) / unit);
-  return Math.floor(maxOutside(ringCapacity) / perSlab) + 2;
+function maxSlabPages(unit: number, pageSize: number, ringCapacity: number): number {
+  const slab = slabGeometry(pageSize, unit);
+  return (Math.floor(maxOutside(ringCapacity) / slab.perSlab) + 2) * Math.max(1, 2 ** slab.log / pageSize);
 }
 
 interface RemoteRun {
@@ -112,10 +113,10 @@ test('remote free: a fixed-size allocator capped by limitBytes serves 500x its c
   const pageSize = 8 << 10;
   const unit = 64;
   const ringCapacity = 64;
-  const perSlab = Math.floor((pageSize - pageSize / 16) / unit);
+  const perSlab = slabGeometry(pageSize, unit).perSlab;
   const limitPages = 3;
-  const capacity = limitPages * perSlab; // 360 objects
-  assert.ok(maxSlabs(unit, pageSize, ringCapacity) <= limitPages, 'the limit must hold the worst case of a correct allocator');
+  const capacity = limitPages * perSlab; // 360 objects in three one-page slabs
+  assert.ok(maxSlabPages(unit, pageSize, ringCapacity) <= limitPages, 'the limit must hold the worst case of a correct allocator');
 
   const heap = Heap.create({ maxBytes: 16 << 20, pageSize, maxWorkers: 4 });
   const a = heap.createAllocator({ unitSize: unit, limitBytes: limitPages * pageSize, ...MARKS });
@@ -145,15 +146,17 @@ test('remote free: a small bucketed heap (all buckets, some large runs) serves 6
   const seed = testSeed();
   const note = `bucketed, ${seedNote(seed)}`;
   const pageSize = 16 << 10;
-  const maxPages = 160;
   const ringCapacity = 32;
+  // Worst case of a correct allocator: every class's slabs, plus the pages
+  // of each large block in flight (at most MAX_SMALL + pageSize bytes), plus
+  // the meta pages and the allocator region; the heap is that big.
+  const slabPages = BUCKET_SIZES.reduce((n, unit) => n + maxSlabPages(unit, pageSize, ringCapacity), 0);
+  const largePages = maxOutside(ringCapacity) * Math.ceil((MAX_SMALL + pageSize) / pageSize);
+  const probe = Heap.create({ maxBytes: 64 << 20, pageSize, maxWorkers: 4, maxAllocators: 4 });
+  probe.createAllocator({ ...MARKS });
+  const maxPages = slabPages + largePages + probe.stats().usedPages + probe.stats().metaPages + 4;
   const heap = Heap.create({ maxBytes: maxPages * pageSize, pageSize, maxWorkers: 4, maxAllocators: 4 });
   const a = heap.createAllocator({ ...MARKS });
-  // Worst case of a correct allocator: every class's slabs, plus one page
-  // per large block in flight, plus the meta pages and the allocator region.
-  const slabPages = BUCKET_SIZES.reduce((n, unit) => n + maxSlabs(unit, pageSize, ringCapacity), 0);
-  const used = heap.stats().usedPages + heap.stats().metaPages;
-  assert.ok(slabPages + maxOutside(ringCapacity) + used <= maxPages, 'the heap must hold the worst case of a correct allocator');
 
   const ring = SpscRing.create(ringCapacity);
   const run = await runRemoteFree(

@@ -2,6 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BUCKET_SIZES, Heap } from '../../src/index.js';
 
+/** Class indices of 32- and 64-byte objects. */
+const C32 = BUCKET_SIZES.indexOf(32);
+const C64 = BUCKET_SIZES.indexOf(64);
+
 function tick(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
 }
@@ -52,8 +56,9 @@ test('large allocations are page runs, freed back to the page heap', () => {
   const before = heap.stats().usedPages;
   const p = a.alloc(200_000);
   assert.equal(p % heap.pageSize, 0);
-  assert.equal(a.usableSize(p), 4 * heap.pageSize);
-  assert.equal(heap.stats().usedPages, before + 4);
+  const pages = Math.ceil(200_000 / heap.pageSize);
+  assert.equal(a.usableSize(p), pages * heap.pageSize);
+  assert.equal(heap.stats().usedPages, before + pages);
   assert.equal(a.stats().large.live, 1);
   a.free(p);
   assert.equal(heap.stats().usedPages, before);
@@ -204,10 +209,10 @@ test('objects migrate: freed by another agent go to that agent\'s cache', () => 
   const st = a.stats();
   const wa = st.workers.find((w) => w.slot === heap.slot)!;
   const wb = st.workers.find((w) => w.slot === other.slot)!;
-  assert.equal(wa.classes[2]!.allocs, 100);
-  assert.equal(wb.classes[2]!.frees, 100);
-  assert.ok(wb.classes[2]!.cached <= 8 + 4, 'freeing agent trims its cache synchronously when it overflows');
-  assert.ok(wb.classes[2]!.trims > 0);
+  assert.equal(wa.classes[C64]!.allocs, 100);
+  assert.equal(wb.classes[C64]!.frees, 100);
+  assert.ok(wb.classes[C64]!.cached <= 8 + 4, 'freeing agent trims its cache synchronously when it overflows');
+  assert.ok(wb.classes[C64]!.trims > 0);
   // The objects come back to a through the depot.
   const back = new Set<number>();
   for (let i = 0; i < 100; i++) back.add(a.alloc(64));
@@ -270,7 +275,7 @@ test('nowait: an empty cache returns 0 and is refilled in a microtask', async ()
   const heap = Heap.create({ maxBytes: 16 << 20 });
   const a = heap.createAllocator({ nowait: true, lowWatermark: 4, highWatermark: 16, batch: 8, prefill: 2 });
   assert.equal(a.nowait, true);
-  const prefilled = a.stats().workers[0]!.classes[1]!.cached;
+  const prefilled = a.stats().workers[0]!.classes[C32]!.cached;
   assert.ok(prefilled >= 2, 'at least the prefill');
   const got: number[] = [];
   for (;;) {
@@ -279,14 +284,14 @@ test('nowait: an empty cache returns 0 and is refilled in a microtask', async ()
     got.push(p);
   }
   assert.equal(got.length, prefilled, 'only the prefilled objects');
-  const st = a.stats().workers[0]!.classes[1]!;
+  const st = a.stats().workers[0]!.classes[C32]!;
   assert.equal(st.failures, 1);
   await tick();
   assert.notEqual(a.alloc(32), 0);
 });
 
 test('limitBytes caps the pages an allocator holds; alloc returns 0 past it', () => {
-  const heap = Heap.create({ maxBytes: 64 << 20 });
+  const heap = Heap.create({ maxBytes: 64 << 20, pageSize: 65536 });
   const f = heap.createAllocator({ unitSize: 4096, limitBytes: 3 * 65536, prefill: 0 });
   const ps: number[] = [];
   for (;;) {
@@ -346,7 +351,9 @@ test('destroy drains caches, frees pages and reports leaks', () => {
     { unit: 16, objects: 2 },
     { unit: 1024, objects: 1 },
   ]);
-  assert.equal(report.pagesKept, 2 + 2);
+  // A 4 KiB page of 16-byte objects, a 2-page slab of 1024-byte ones
+  // (seven of them), and the 25 pages of the large run.
+  assert.equal(report.pagesKept, 1 + 2 + Math.ceil(100_000 / heap.pageSize));
   assert.equal(heap.stats().usedPages, used0 + report.pagesKept);
   assert.throws(() => a.alloc(16), /detached/);
   assert.throws(() => a.free(keep[0]!), /detached/);
@@ -372,13 +379,13 @@ test('releaseSlot gives a dead agent\'s cached objects back', () => {
   assert.equal(dead.slot, h.slot);
   const d = dead.attachAllocator(a.handle);
   for (let i = 0; i < 50; i++) d.free(d.alloc(64));
-  const cachedBefore = a.stats().workers.find((w) => w.slot === h.slot)!.classes[2]!.cached;
+  const cachedBefore = a.stats().workers.find((w) => w.slot === h.slot)!.classes[C64]!.cached;
   assert.ok(cachedBefore > 0);
   // The agent "dies" without detaching; a survivor releases its slot.
   assert.equal(heap.releaseSlot(h.slot), true);
   assert.equal(heap.releaseSlot(h.slot), false, 'already free');
   const row = a.stats().workers.find((w) => w.slot === h.slot);
-  assert.equal(row?.classes[2]!.cached ?? 0, 0);
+  assert.equal(row?.classes[C64]!.cached ?? 0, 0);
   assert.equal(row?.attached ?? false, false);
   heap.assertValid();
   assert.equal(a.destroy().leakedObjects, 0);

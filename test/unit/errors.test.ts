@@ -47,7 +47,7 @@ for (const mode of ['release', 'debug'] as const) {
     const b = heap.createAllocator({ debug });
     const p = a.alloc(64);
     const q = b.alloc(64);
-    const big = a.alloc(10000);
+    const big = a.alloc(100_000);
     const range = (e: Error): void => assert.equal(e instanceof AllocatorMisuseError, debug, `${mode}: ${e.name}`);
     range(expectCode(() => a.free(p + 8), RangeError, 'unaligned', /invalid unaligned/));
     range(expectCode(() => a.free(q), RangeError, 'wrong-allocator', /wrong allocator/));

@@ -148,9 +148,9 @@ test('read(): a lookup on another map of the same agent inside it does not end i
   assert.equal(Atomics.load(heap.u32, pinWord), 0, 'unpinned once the outer read() returns');
 });
 
-test('in place by default, one copy for values too big for two in a page; inPlace: true then throws', () => {
-  const heap = Heap.create({ maxBytes: 32 << 20 });
-  const big = Math.floor(heap.pageSize * 0.6);
+test('in place by default, one copy for values too big for two copies in 60 KiB; inPlace: true asks for two anyway', () => {
+  const heap = Heap.create({ maxBytes: 64 << 20 });
+  const big = 40 * 1024;
   const m = HashMap.create(heap, { keySize: 8, valueSize: big, maxEntries: 4 });
   const v = new Uint8Array(big).fill(7);
   assert.equal(m.update(k32(1), v), MapStatus.OK);
@@ -160,11 +160,18 @@ test('in place by default, one copy for values too big for two in a page; inPlac
   const out = new Uint8Array(big);
   assert.ok(m.lookup(k32(1), out));
   assert.deepEqual(out, v);
-  assert.throws(() => HashMap.create(heap, { keySize: 8, valueSize: big, maxEntries: 4, inPlace: true }), (e: unknown) => e instanceof RangeError && /inPlace: false/.test(e.message));
+  const two = HashMap.create(heap, { keySize: 8, valueSize: big, maxEntries: 4, inPlace: true });
+  assert.equal(two.update(k32(1), v), MapStatus.OK);
+  v.fill(9);
+  assert.equal(two.update(k32(1), v, MapFlag.EXIST), MapStatus.OK);
+  assert.deepEqual(two.updateCounts, { inPlace: 1, replaced: 0 }, 'two copies: the update went in place');
+  assert.ok(two.lookup(k32(1), out));
+  assert.deepEqual(out, v);
   const small = HashMap.create(heap, { keySize: 8, valueSize: 64, maxEntries: 4 });
   assert.equal(small.update(k32(1), new Uint8Array(64)), MapStatus.OK);
   assert.equal(small.update(k32(1), new Uint8Array(64), MapFlag.EXIST), MapStatus.OK);
   assert.deepEqual(small.updateCounts, { inPlace: 1, replaced: 0 });
+  assert.deepEqual(heap.validate(), []);
 });
 
 test('in place: an element left locked by a writer that died mid-update is read as before and replaced by the next update', () => {

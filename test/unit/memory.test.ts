@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Heap } from '../../src/index.js';
+import { slabGeometry } from '../../src/alloc/sizeclass.js';
 
 test('an empty size-bucketed allocator with one agent attached holds its control region only (at most 256 KiB)', () => {
   const heap = Heap.create({ maxBytes: 64 << 20 });
@@ -45,7 +46,10 @@ test('prefill given at create is honoured at attach, carving slabs if need be', 
   const heap = Heap.create({ maxBytes: 64 << 20 });
   const a = heap.createAllocator({ prefill: 2 });
   const classes = a.stats().classes;
-  assert.ok(classes.every((c) => c.slabPages === 1), 'a slab per class');
+  assert.ok(
+    classes.every((c) => c.slabPages === 2 ** slabGeometry(heap.pageSize, c.unit).log / heap.pageSize),
+    'a slab per class',
+  );
   const mine = a.stats().workers.find((w) => w.slot === heap.slot)!;
   assert.ok(mine.classes.every((c) => c.cached >= 2));
   assert.deepEqual(heap.validate(), []);
@@ -130,7 +134,7 @@ test('an agent that dies while shrinking a depot (lock held, batches half relink
   const { AllocatorHeader, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH } = await import('../../src/shm/layout.js');
   const { cacheRowAt, classRowAt } = await import('../../src/alloc/region.js');
   const { CARVE_SHRINKING } = await import('../../src/alloc/depot.js');
-  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4 });
+  const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4, pageSize: 65536 });
   const a = heap.createAllocator({ unitSize: 64, batch: 32, lowWatermark: 8, highWatermark: 64 });
   const ps: number[] = [];
   for (let i = 0; i < 20_000; i++) ps.push(a.alloc());

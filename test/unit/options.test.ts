@@ -40,7 +40,7 @@ test('Heap.create takes undefined or a plain object of known options', () => {
     [{ maxWorkers: 0 }, RangeError, /maxWorkers must be in \[1, 1024\], got 0/],
     [{ maxBytes: 2 ** 33 }, RangeError, /maxBytes must be in \[1, 4294967296\], got 8589934592/],
     [{ reserveBytes: 0 }, TypeError, /reserveBytes needs memory/],
-    [{ maxBytes: 65536 }, RangeError, /maxBytes 65536 leaves no room for data pages/],
+    [{ maxBytes: 8192 }, RangeError, /maxBytes 8192 leaves no room for data pages/],
   ];
   for (const [options, cls, message] of cases) expectOption(() => Heap.create(options as never), cls, message);
   // Absent, undefined values and objects without a prototype are fine.
@@ -62,7 +62,7 @@ test('createAllocator checks its options before it claims an id or a page', () =
     [{ unitSize: '64' }, TypeError, /^unitSize must be a safe integer, got "64"$/],
     [{ nowait: 'yes' }, TypeError, /^nowait must be a boolean, got "yes"$/],
     [{ debug: 1 }, TypeError, /^debug must be a boolean, got 1$/],
-    [{ unitSize: 0 }, RangeError, /unitSize must be in \[1, 61440\], got 0/],
+    [{ unitSize: 0 }, RangeError, /unitSize must be in \[1, 983040\], got 0/],
     [{ lowWatermark: 10, highWatermark: 5 }, RangeError, /highWatermark must be above lowWatermark, got low 10 and high 5/],
     [{ batch: 65537 }, RangeError, /batch must be in \[1, 65536\], got 65537/],
   ];
@@ -108,7 +108,7 @@ test('HashMap.create checks its options before it takes memory', () => {
     [{ ...ok, mode: 1 }, TypeError, /^mode must be a string, got 1$/],
     [{ ...ok, mode: 'static' }, TypeError, /mode must be 'prealloc' or 'dynamic', got "static"/],
     [{ ...ok, keySize: 513 }, RangeError, /keySize must be in \[1, 512\], got 513/],
-    [{ ...ok, valueSize: 60000, inPlace: true }, RangeError, /elements of \d+ bytes do not fit a 65536-byte page/],
+    [{ ...ok, valueSize: 65536, perWorker: true }, RangeError, /elements of \d+ bytes do not fit the largest slab \(1048576 bytes less its state map\)/],
   ];
   for (const [options, cls, message] of cases) expectOption(() => HashMap.create(heap, options as never), cls, message);
   assert.deepEqual(heap.stats(), before, 'no map, no allocator, no page');

@@ -232,20 +232,20 @@ test('create and attach: bad options and handles throw TypeError / RangeError wi
   throwsCoded(create({}), TypeError, /size must be a safe integer, got undefined/, 'bad-argument');
   throwsCoded(create({ size: 1.5 }), TypeError, /size must be a safe integer, got 1\.5/, 'bad-argument');
   throwsCoded(create({ size: '8' }), TypeError, /size must be a safe integer, got "8"/, 'bad-argument');
-  throwsCoded(create({ size: 0 }), RangeError, /size must be in \[1, 61440\], got 0/, 'out-of-range');
+  throwsCoded(create({ size: 0 }), RangeError, /size must be in \[1, 983040\], got 0/, 'out-of-range');
   throwsCoded(create({ size: 8, packed: 1 }), TypeError, /packed must be a boolean, got 1/, 'bad-argument');
-  // 64 workers x 64-byte strides fill a 61440-byte unit at size 960.
-  assert.equal(PerWorkerAllocator.create(heap, { size: 960 }).objectBytes, 61440);
+  // 64 workers x 64-byte strides fill a 983040-byte unit at size 15360.
+  assert.equal(PerWorkerAllocator.create(heap, { size: 15360 }).objectBytes, 983040);
   throwsCoded(
-    create({ size: 961 }),
+    create({ size: 15361 }),
     RangeError,
-    /^size 961 needs 1024 x 64 worker slots = 65536 bytes per object; a fixed-size unit is at most 61440 \(pageSize - pageSize\/16\): use a smaller size, fewer maxWorkers, a larger pageSize$/,
+    /^size 15361 needs 15424 x 64 worker slots = 987136 bytes per object; a fixed-size unit is at most 983040 \(the largest slab less its state map\): use a smaller size, fewer maxWorkers$/,
     'out-of-range',
   );
-  // With 100 workers, 600-byte copies fit at 16-byte strides (608 x 100) but not at 64 (640 x 100).
+  // With 100 workers, 9800-byte copies fit at 16-byte strides (9808 x 100) but not at 64 (9856 x 100).
   const heap100 = heapOf(100);
-  throwsCoded(() => PerWorkerAllocator.create(heap100, { size: 600 }), RangeError, /= 64000 bytes per object; .*, or packed: true$/, 'out-of-range');
-  assert.equal(PerWorkerAllocator.create(heap100, { size: 600, packed: true }).objectBytes, 60800);
+  throwsCoded(() => PerWorkerAllocator.create(heap100, { size: 9800 }), RangeError, /= 985600 bytes per object; .*, or packed: true$/, 'out-of-range');
+  assert.equal(PerWorkerAllocator.create(heap100, { size: 9800, packed: true }).objectBytes, 980800);
   // The wrapped allocator's own checks still apply.
   assert.throws(create({ size: 8, batch: 0 }), /batch must be in/);
 

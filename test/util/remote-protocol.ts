@@ -25,7 +25,7 @@ export interface ProducerJob extends RemoteJob {
   minBytes: number;
   /** 0: bucketed sizes (all eleven buckets, some large); else the fixed unit. */
   fixedUnit: number;
-  /** Bucketed mode: chance that a block is large (4097..pageSize bytes, one page). */
+  /** Bucketed mode: chance that a block is large (MAX_SMALL + 1 .. MAX_SMALL + pageSize bytes). */
   largeChance: number;
   pageSize: number;
 }

@@ -16,10 +16,14 @@ import {
   ST_FREE,
   ST_NONE,
   ST_RETIRED,
+  SLAB_LOG_MASK,
+  stateIndex,
   tagAllocator,
   tagClass,
   tagKind,
+  tagSlabMask,
 } from '../../shm/layout.js';
+import { slabObject, slabState } from '../slabs.js';
 import { DEBUG_HEADER, DEFR, MARKER, isLiveHead, isQuarantinedHead } from './guard.js';
 
 const HEAD = DEBUG_HEADER;
@@ -32,8 +36,10 @@ export interface DebugShape {
   readonly fixed: boolean;
   readonly pageShift: number;
   readonly pageMask: number;
-  /** Bytes of a slab's state map, where its first object starts. */
-  readonly mapBytes: number;
+  /** Per class: the slab's bytes - 1; its state map takes (mask + 1) / 16 bytes, where its first object starts. */
+  readonly slabMasks: Uint32Array;
+  /** The page tag of this allocator's slabs of class c. */
+  slabTag(c: number): number;
   readonly units: Uint32Array;
   readonly perSlab: Uint32Array;
   readonly slabTagBase: number;
@@ -54,8 +60,8 @@ export function userPointer(a: DebugShape, base: number): number {
 
 /** The state byte (ST_*) of the slab object at base. */
 export function stateOf(a: DebugShape, base: number): number {
-  const off = base & a.pageMask;
-  return a.heap.u8[base - off + (off >>> 4)]!;
+  const heap = a.heap;
+  return heap.u8[stateIndex(base, tagSlabMask(heap.u32[heap.tagWord + (base >>> a.pageShift)]!))]!;
 }
 
 /** Bytes of the page run that starts at base. */
@@ -89,10 +95,10 @@ export function forEachObject(a: DebugShape, visit: (base: number, unit: number,
     } else if (kind === KIND_SLAB) {
       const c = tagClass(tag);
       const unit = a.units[c]!;
+      const mask = a.slabMasks[c]!;
       const start = pg * heap.pageSize;
-      for (let i = 0; i < a.perSlab[c]!; i++) {
-        visit(start + a.mapBytes + i * unit, unit, heap.u8[start + ((a.mapBytes + i * unit) >>> 4)]!);
-      }
+      if ((start & mask) !== 0) continue;
+      for (let i = 0; i < a.perSlab[c]!; i++) visit(slabObject(start, mask, unit, i), unit, heap.u8[slabState(start, mask, unit, i)]!);
     }
   }
 }
@@ -118,9 +124,11 @@ export function isFreeObject(a: DebugShape, p: number, c: number): boolean {
   const heap = a.heap;
   if (p >= heap.viewBytes) heap.refresh();
   if ((p & 15) !== 0 || p >= heap.viewBytes) return false;
-  if (heap.u32[heap.tagWord + (p >>> a.pageShift)] !== (a.slabTagBase | (c << 4)) >>> 0) return false;
-  const off = p & a.pageMask;
-  if (off < a.mapBytes || (off - a.mapBytes) % a.units[c]! !== 0) return false;
+  if (heap.u32[heap.tagWord + (p >>> a.pageShift)] !== a.slabTag(c)) return false;
+  const mask = a.slabMasks[c]!;
+  const off = p & mask;
+  const mapBytes = (mask + 1) >>> 4;
+  if (off < mapBytes || (off - mapBytes) % a.units[c]! !== 0) return false;
   return heap.u8[p - off + (off >>> 4)] === ST_FREE;
 }
 
@@ -133,16 +141,18 @@ export function checkLive(a: DebugShape, op: string, p: unknown): number {
   if (typeof p === 'number' && p >>> 0 === p && (p & 15) === 0 && p !== 0 && p < heap.viewBytes) {
     const u32 = heap.u32;
     const tag = u32[heap.tagWord + (p >>> a.pageShift)]!;
-    const off = p & a.pageMask;
-    if (((tag & ~CLASS_MASK) >>> 0) === a.slabTagBase) {
+    if (((tag & ~(CLASS_MASK | SLAB_LOG_MASK)) >>> 0) === a.slabTagBase) {
+      const mask = tagSlabMask(tag);
+      const off = p & mask;
+      const mapBytes = (mask + 1) >>> 4;
       if (a.fixed) {
-        if (off >= a.mapBytes && heap.u8[p - off + (off >>> 4)] === ST_ALLOCATED && !isQuarantinedHead(heap, p)) return p;
-      } else if (off >= a.mapBytes + HEAD) {
+        if (off >= mapBytes && heap.u8[p - off + (off >>> 4)] === ST_ALLOCATED && !isQuarantinedHead(heap, p)) return p;
+      } else if (off >= mapBytes + HEAD) {
         const base = p - HEAD;
         const bo = off - HEAD;
         if (heap.u8[base - bo + (bo >>> 4)] === ST_ALLOCATED && isLiveHead(heap, base)) return base;
       }
-    } else if (tag === a.largeTag && off === HEAD && isLiveHead(heap, p - HEAD)) {
+    } else if (tag === a.largeTag && (p & a.pageMask) === HEAD && isLiveHead(heap, p - HEAD)) {
       return p - HEAD;
     }
   }
@@ -163,6 +173,9 @@ function diagnose(a: DebugShape, op: string, p: unknown): number {
     }
     return checkLive(a, op, p);
   }
+  if (p >>> a.pageShift >= heap.committedPages()) {
+    throw misuseError(op, p, `${MISUSE.outsideHeap} (beyond its committed pages)`, 'out-of-range');
+  }
   if (p === 0) throw misuseError(op, p, `${MISUSE.notAllocated}: the null pointer`, 'not-allocated');
   const tag = heap.u32[heap.tagWord + (p >>> a.pageShift)]!;
   const kind = tagKind(tag);
@@ -176,10 +189,9 @@ function diagnose(a: DebugShape, op: string, p: unknown): number {
     if ((p & 15) !== 0) {
       throw misuseError(op, p, `${freeing ? MISUSE.unalignedFree : 'invalid unaligned pointer'}: objects are 16-byte aligned`, 'unaligned');
     }
-    const off = p & a.pageMask;
     const head = a.fixed ? 0 : HEAD;
-    if (kind === KIND_LARGE && off !== head) throw misuseError(op, p, inLarge, 'not-allocated');
-    if (kind === KIND_SLAB && off < a.mapBytes + head) throw misuseError(op, p, MISUSE.notObjectStart, 'not-allocated');
+    if (kind === KIND_LARGE && (p & a.pageMask) !== head) throw misuseError(op, p, inLarge, 'not-allocated');
+    if (kind === KIND_SLAB && (p & tagSlabMask(tag)) < ((tagSlabMask(tag) + 1) >>> 4) + head) throw misuseError(op, p, MISUSE.notObjectStart, 'not-allocated');
     const base = p - head;
     const st = kind === KIND_LARGE ? ST_ALLOCATED : stateOf(a, base);
     const gone = (why: string): AllocatorMisuseError =>

@@ -10,7 +10,7 @@
  * deadline if the consumer stops draining.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { BUCKET_SIZES, Heap } from '../../../src/index.js';
+import { BUCKET_SIZES, Heap, MAX_SMALL } from '../../../src/index.js';
 import { fillCookie } from '../../util/cookie.js';
 import { Prng, deriveSeed, seedNote } from '../../util/prng.js';
 import type { ProducerJob, ProducerResult } from '../../util/remote-protocol.js';
@@ -31,7 +31,7 @@ function fail(msg: string): never {
 
 function pickSize(): number {
   if (job.fixedUnit !== 0) return rng.chance(0.5) ? job.fixedUnit : rng.between(1, job.fixedUnit);
-  if (rng.chance(job.largeChance)) return rng.between(4097, job.pageSize);
+  if (rng.chance(job.largeChance)) return rng.between(MAX_SMALL + 1, MAX_SMALL + job.pageSize);
   const b = rng.below(BUCKET_SIZES.length);
   return rng.between(b === 0 ? 1 : BUCKET_SIZES[b - 1]! + 1, BUCKET_SIZES[b]!);
 }
