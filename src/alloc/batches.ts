@@ -170,9 +170,12 @@ export function carve(s: AllocatorState, c: number, rec: number): boolean {
   const batch = s.batch[c]!;
   const first = base + mapBytes;
   for (let i = 0; i < perSlab; i++) u8[base + ((mapBytes + i * unit) >>> GRANULE_SHIFT)] = ST_FREE;
+  // Every page's arg: the state map's base less the slab's start in
+  // granules, so that a pointer's state byte is (p >> 4) + arg.
   const tag = s.slabTag(c);
+  const arg = base - (base >>> GRANULE_SHIFT);
   for (let p = page + k - 1; p >= page; p--) {
-    store(u32, heap.argWord + p, 0);
+    store(u32, heap.argWord + p, arg);
     store(u32, heap.tagWord + p, tag);
   }
   heap.claimDone();

@@ -33,7 +33,6 @@ const SPILL_AFTER_TRIES = 100_000;
 const HOT_COUNT: number = CacheRow.COUNT;
 const HOT_FREES: number = CacheRow.FREES;
 const HOT_OWNER: number = CacheRow.OWNER;
-const HOT_SLAB_MASK: number = CacheRow.SLAB_MASK;
 const HOT_ROW: number = CACHE_WORDS;
 const HOT_ALLOCATED: number = ST_ALLOCATED;
 const HOT_FREE: number = ST_FREE;
@@ -239,6 +238,7 @@ export function retiredPusher(s: AllocatorState): PushRetired {
     const u8 = s.u8;
     const tags = s.tags;
     const pageShift = s.pageShift;
+    const args = s.args;
     const cacheRec = s.cacheRec;
     const touched = s.retiredTouched;
     // Ring entries and objects lie below 2 GiB: Int32 words hold them.
@@ -247,8 +247,7 @@ export function retiredPusher(s: AllocatorState): PushRetired {
       j = j + 1 < cap ? j + 1 : 0;
       const c = (tags[p >>> pageShift]! >>> 4) & 63;
       const rec = cacheRec + c * HOT_ROW;
-      const off = p & i32[rec + HOT_SLAB_MASK]!;
-      u8[p - off + (off >>> 4)] = HOT_FREE;
+      u8[(p >>> 4) + args[p >>> pageShift]!] = HOT_FREE;
       i32[p >>> 2] = i32[rec]!;
       i32[rec] = p;
       i32[rec + HOT_COUNT]!++;

@@ -59,20 +59,24 @@ export interface SlabGeometry {
 /**
  * The slab of objects of `bytes` (rounded up to the 16-byte granule):
  * the smallest power-of-two run of pages, from one page up to
- * MAX_SLAB_BYTES, that holds MIN_PER_SLAB objects and uses at least 7/8
- * of its bytes for them (the state map, 1/16, and the tail take the
- * rest); where none does, the one that uses the most. perSlab is 0 when
- * not even MAX_SLAB_BYTES holds one object.
+ * MAX_SLAB_BYTES, that holds MIN_PER_SLAB objects and a default batch of
+ * them (a new slab fills a cache to its low watermark at once: a slab
+ * smaller than that would leave every alloc of a loop that never yields
+ * on the slow path), and uses at least 7/8 of its bytes for them (the
+ * state map, 1/16, and the tail take the rest); where none does, the one
+ * that uses the most. perSlab is 0 when not even MAX_SLAB_BYTES holds
+ * one object.
  */
 export function slabGeometry(pageSize: number, bytes: number): SlabGeometry {
   const unit = Math.ceil(bytes / GRANULE) * GRANULE;
   const maxBytes = Math.max(pageSize, MAX_SLAB_BYTES);
+  const least = Math.max(MIN_PER_SLAB, defaultWatermarks(unit).batch);
   let best: SlabGeometry = { log: Math.log2(pageSize), perSlab: 0 };
   let bestUse = 0;
   for (let size = pageSize; size <= maxBytes; size *= 2) {
     const perSlab = Math.floor((size - size / GRANULE) / unit);
     const use = (perSlab * unit) / size;
-    if (perSlab >= MIN_PER_SLAB && use >= 0.875) return { log: Math.log2(size), perSlab };
+    if (perSlab >= least && use >= 0.875) return { log: Math.log2(size), perSlab };
     if (use > bestUse + 1 / 64) {
       best = { log: Math.log2(size), perSlab };
       bestUse = use;

@@ -63,7 +63,15 @@ export abstract class AllocatorState {
   readonly aboveHigh: Uint32Array;
   /** @internal Word index of the region. */
   readonly R: number;
-  /** @internal Per class: the slab's bytes - 1 (see the slab in ../shm/layout.ts). */
+  /**
+   * @internal Word index of the page args: on a slab's pages, where its
+   * state map is relative to a pointer's granule (see the slab in
+   * ../shm/layout.ts).
+   */
+  readonly argWord: number;
+  /** @internal The page args as int32 (the same words). */
+  readonly args: Int32Array;
+  /** @internal Per class: the slab's bytes - 1. */
   readonly slabMasks: Uint32Array;
   /** @internal Per class: 1 when a refill or trim is due in the microtask. */
   readonly due: Uint8Array;
@@ -151,7 +159,7 @@ export abstract class AllocatorState {
     this.tags = new Uint32Array(heap.u32.buffer, heap.tagWord * 4, heap.maxPages);
     this.pageShift = heap.pageShift;
     this.pageMask = heap.pageSize - 1;
-    this.slabMasks = new Uint32Array(u32[this.R + AllocatorHeader.CLASSES]!);
+    this.argWord = heap.argWord;
     this.slabTagBase = pageTag(KIND_SLAB, id, 0);
     this.cacheRec = cacheRowAt(this.R, this.classes, heap.maxSlots, heap.slot, 0);
     this.limboRow = limboRowAt(this.R, this.classes, heap.maxSlots, heap.slot);
@@ -163,6 +171,8 @@ export abstract class AllocatorState {
     this.batch = new Uint32Array(this.classes);
     this.units = new Uint32Array(this.classes);
     this.perSlab = new Uint32Array(this.classes);
+    this.slabMasks = new Uint32Array(this.classes);
+    this.args = new Int32Array(heap.u32.buffer, heap.argWord * 4, heap.maxPages);
     this.aboveHigh = new Uint32Array(this.classes);
     for (let c = 0; c < this.classes; c++) {
       const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;

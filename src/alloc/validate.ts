@@ -131,6 +131,10 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
     for (let q = p + 1; q < p + pages; q++) {
       if (load(u32, heap.tagWord + q) !== tag) errors.push(`slab at page ${p} (class ${c}): its page ${q} is not tagged alike`);
     }
+    for (let q = p; q < p + pages; q++) {
+      const arg = load(u32, heap.argWord + q);
+      if (arg !== base - base / 16) errors.push(`slab at page ${p} (class ${c}): page ${q}'s arg is ${arg}, not ${base - base / 16}`);
+    }
     const unit = u32[cr + ClassRow.UNIT]!;
     const per = u32[cr + ClassRow.PER_SLAB]!;
     for (let i = 0; i < per; i++) {

@@ -210,7 +210,10 @@ export const MAX_ALLOCATOR_ID = 4095;
  *
  * Page args: one uint32 per page, same writers.
  *   LARGE head: pages in the run;  LARGE tail: the head's page number;
- *   REGION head: pages in the run; others: 0.
+ *   REGION head: pages in the run; SLAB: start - start / 16 (its slab's
+ *   start in bytes), so that the state byte of an object p of the slab is
+ *   (p >> 4) + arg: the fast paths find it with one load, whatever the
+ *   slab's size; others: 0.
  * ------------------------------------------------------------------------ */
 export const KIND_FREE = 0;
 export const KIND_META = 1;
@@ -274,12 +277,13 @@ export function stateIndex(p: number, slabMask: number): number {
  * 2^k, so its start is the pointer with the low log2(slabBytes) bits
  * cleared. Each class has its own slab size (ClassRow.SLAB_LOG, chosen by
  * alloc/sizeclass.ts slabGeometry so that the tail stays small); the page
- * tags carry it too, and each agent's cache rows carry its mask.
+ * tags carry it too, and the page args the state map's place.
  *
  * The state map has one byte per 16-byte granule of the slab: the byte for
  * the granule where an object starts says whether the object is free or
  * allocated; all other bytes are 0 (NONE). For a pointer p:
  *     stateIndex(p) = slabStart(p) + (slabOffset(p) >> 4)
+ *       = (p >> 4) + pageArg(p)    (the fast paths' form)
  * No division, and it answers "is p an object start" as well.
  *
  * A state byte is written by the agent that holds the object at the moment:
@@ -444,7 +448,7 @@ export const CLASS_WORDS = 16;
  *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+
  *   | head | count | frees  | objsIn | objsOut | refills | trims | failures | inflight | low | high | trim | trim n | carve |
  *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+
- *   (16 words, one 64-byte line; then owner and slab mask)
+ *   (16 words, one 64-byte line; then owner; word 15 unused)
  *
  * head/count: the cache's free list (objects linked through word 0).
  * frees: objects freed into this cache (by free, or after a grace period).
@@ -465,9 +469,6 @@ export const CLASS_WORDS = 16;
  * owner: the slot generation of the agent that attached (written at
  *   attach, zeroed by releaseSlot); the slow paths compare it with their
  *   own.
- * slab mask: the class's slab bytes - 1, written by the owner at attach
- *   (a copy of the class row's, on the line alloc's fast path reads anyway:
- *   it finds the popped object's state byte with it).
  * low/high: the class's watermarks keyed with the owner: watermark +
  *   ownerKey(generation), written by the owner when it attaches (releaseSlot
  *   zeroes high). The fast paths check, in one compare each,
@@ -496,7 +497,6 @@ export const CacheRow = {
   TRIM_N: 12,
   CARVE: 13,
   OWNER: 14,
-  SLAB_MASK: 15,
 } as const;
 export const CACHE_WORDS = 16;
 

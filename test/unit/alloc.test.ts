@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BUCKET_SIZES, Heap } from '../../src/index.js';
+import { slabGeometry } from '../../src/alloc/sizeclass.js';
 
 /** Class indices of 32- and 64-byte objects. */
 const C32 = BUCKET_SIZES.indexOf(32);
@@ -351,9 +352,9 @@ test('destroy drains caches, frees pages and reports leaks', () => {
     { unit: 16, objects: 2 },
     { unit: 1024, objects: 1 },
   ]);
-  // A 4 KiB page of 16-byte objects, a 2-page slab of 1024-byte ones
-  // (seven of them), and the 25 pages of the large run.
-  assert.equal(report.pagesKept, 1 + 2 + Math.ceil(100_000 / heap.pageSize));
+  // A slab of 16-byte objects, one of 1024-byte ones, and the pages of the large run.
+  const slabPages = (unit: number): number => 2 ** slabGeometry(heap.pageSize, unit).log / heap.pageSize;
+  assert.equal(report.pagesKept, slabPages(16) + slabPages(1024) + Math.ceil(100_000 / heap.pageSize));
   assert.equal(heap.stats().usedPages, used0 + report.pagesKept);
   assert.throws(() => a.alloc(16), /detached/);
   assert.throws(() => a.free(keep[0]!), /detached/);

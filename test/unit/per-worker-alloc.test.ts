@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Heap, PerWorkerAllocator } from '../../src/index.js';
+import { slabGeometry } from '../../src/alloc/sizeclass.js';
 
 const MAX_BYTES = 32 << 20;
 
@@ -200,21 +201,22 @@ test('free: every copy at once; free(0) does nothing; bad pointers throw and cha
 
 test('memory: bytesInUse counts objectBytes per live object; limitBytes makes alloc return 0; destroy reports leaks', () => {
   const heap = heapOf(8);
-  const pageSize = heap.pageSize;
-  const pw = PerWorkerAllocator.create(heap, { size: 32, limitBytes: pageSize, lowWatermark: 0, prefill: 0 });
+  const slab = slabGeometry(heap.pageSize, 512);
+  const slabBytes = 2 ** slab.log;
+  const pw = PerWorkerAllocator.create(heap, { size: 32, limitBytes: slabBytes, lowWatermark: 0, prefill: 0 });
   assert.equal(pw.objectBytes, 512);
-  const perSlab = Math.floor((pageSize - pageSize / 16) / 512);
+  const perSlab = slab.perSlab;
   const live: number[] = [];
   for (;;) {
     const p = pw.alloc();
     if (p === 0) break;
     live.push(p);
-    assert.ok(live.length <= perSlab, 'more objects than one slab page holds under a one-page limit');
+    assert.ok(live.length <= perSlab, 'more objects than one slab holds under a one-slab limit');
   }
   assert.equal(live.length, perSlab);
   const st = pw.allocator.stats();
   assert.equal(st.bytesInUse, perSlab * 512);
-  assert.equal(st.chargedBytes, pageSize);
+  assert.equal(st.chargedBytes, slabBytes);
   assert.ok(st.failures >= 1);
   for (const p of live.slice(1)) pw.free(p);
   assert.equal(pw.allocator.stats().bytesInUse, 512);
