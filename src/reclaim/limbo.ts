@@ -28,6 +28,11 @@ function ringAt(u32: Uint32Array, row: number): number {
   return u32[row + LimboRow.RING]! || (row + LIMBO_HEADER_WORDS) * 4;
 }
 
+/** Byte offset of the state byte of slab object p (its page tag gives the slab's size). */
+function slabStateOf(heap: HeapCore, p: number): number {
+  return stateIndex(p, tagSlabMask(heap.u32[heap.tagWord + (p >>> heap.pageShift)]!));
+}
+
 function capOf(u32: Uint32Array, row: number): number {
   return u32[row + LimboRow.CAP]! || LIMBO_INLINE;
 }
@@ -103,7 +108,7 @@ export function appendRetired(heap: HeapCore, row: number, p: number, owner: num
   const cap = capOf(u32, row);
   reach(heap, ring + cap * 8);
   u32[row + LimboRow.PENDING] = p;
-  heap.u8[stateIndex(p, heap.pageSize - 1)] = ST_RETIRED;
+  heap.u8[slabStateOf(heap, p)] = ST_RETIRED;
   const head = u32[row + LimboRow.HEAD]!;
   const count = u32[row + LimboRow.COUNT]!;
   const i = head + count < cap ? head + count : head + count - cap;
@@ -275,7 +280,7 @@ export function repairLimboRow(heap: HeapCore, R: number, row: number, slot: num
       const count = u32[row + LimboRow.COUNT]!;
       const last = u32[row + LimboRow.HEAD]! + count - 1;
       const inRing = count > 0 && u32[(ring >>> 2) + 2 * (last < cap ? last : last - cap)] === p;
-      if (!inRing && heap.u8[stateIndex(p, heap.pageSize - 1)] === ST_RETIRED) {
+      if (!inRing && heap.u8[slabStateOf(heap, p)] === ST_RETIRED) {
         // The owner grew the ring before it set pending: there is room.
         const i = last + 1 < cap ? last + 1 : last + 1 - cap;
         u32[(ring >>> 2) + 2 * i] = p;
@@ -317,7 +322,7 @@ function repairTake(heap: HeapCore, row: number): void {
       j = j + 1 < cap ? j + 1 : 0;
       reach(heap, p + 16);
       u32 = heap.u32;
-      if (heap.u8[stateIndex(p, tagSlabMask(heap.u32[heap.tagWord + (p >>> heap.pageShift)]!))] !== ST_RETIRED) continue;
+      if (heap.u8[slabStateOf(heap, p)] !== ST_RETIRED) continue;
       // The free slots after the tail are the taken ones, in order, and
       // this one has been read: the tail never overtakes the reading.
       const tail = head + count < cap ? head + count : head + count - cap;
