@@ -80,7 +80,7 @@ import { add, load, or } from '../shm/atomic.js';
 import { badPointer, checkInt, describe, rangeError, typeError } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
 import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
-import { classRowAt, limboRowAt, slotFlagWord } from './region.js';
+import { classRowAt, ensureSlotBlock, giveSlotBlocks, limboRowAt, slotFlagWord } from './region.js';
 import { forEachSlab, slabState } from './slabs.js';
 import { flushCacheRow } from './depot.js';
 import { clearOrphan, dropRing, markOrphan, rowCount, tryLockRow, unlockRow } from '../reclaim/limbo.js';
@@ -141,6 +141,10 @@ export class Allocator extends AllocatorState {
     }
     const flag0 = (row.region >>> 2) + slotFlagWord(heap.u32[(row.region >>> 2) + AllocatorHeader.CLASSES]!) + heap.slot;
     if (heap.u32[flag0] !== 0) throw rangeError('already-attached', `allocator ${id} is already attached in this agent's slot ${heap.slot}`);
+    // This slot's caches and limbo ring: taken from the heap by the first agent to attach in it.
+    if (!ensureSlotBlock(heap, row.region >>> 2, heap.slot)) {
+      throw rangeError('heap-full', `allocator ${id}: heap is full: no room for this worker slot's caches (a page)`);
+    }
     super(heap, id, options, retiredPusher);
     this.generation = heap.allocatorGen(id);
     const u32 = this.u32;
@@ -632,8 +636,8 @@ export class Allocator extends AllocatorState {
     // short; a bounded number of attempts), then give back region rings.
     for (let i = 0; i < 100_000 && (this.collectDeferred(true), this.retiredObjects() > 0); i++);
     for (let s = 0; s < heap.maxSlots; s++) {
-      const row = limboRowAt(R, this.classes, heap.maxSlots, s);
-      if (rowCount(heap.u32, row) === 0) {
+      const row = limboRowAt(heap.u32, R, this.classes, heap.maxSlots, s);
+      if (row !== 0 && rowCount(heap.u32, row) === 0) {
         dropRing(heap, row);
         clearOrphan(heap.u32, R, row);
       }
@@ -679,6 +683,7 @@ export class Allocator extends AllocatorState {
     heap.removeClient(this);
     this.kill();
     heap.retireAllocator(this.id, report.pagesKept === 0);
+    giveSlotBlocks(heap, R);
     heap.giveRegion(R * 4);
     return report;
   }

@@ -7,7 +7,7 @@
 import { AllocatorHeader, AF_DEBUG, AF_PREFILL, ALLOC_WORDS, ClassRow, CLASS_WORDS, GRANULE } from '../shm/layout.js';
 import { checkInt, rangeError, typeError } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
-import { regionWords } from './region.js';
+import { regionWords, slotsPerGroup } from './region.js';
 import { BUCKET_SIZES, defaultWatermarks, maxUnitSize, slabGeometry } from './sizeclass.js';
 import type { AllocatorOptions } from './types.js';
 
@@ -43,7 +43,7 @@ export function createAllocatorRegion(heap: HeapCore, options: AllocatorOptions)
   });
 
   const id = heap.claimAllocatorId(unit);
-  const bytes = regionWords(classes, heap.maxSlots) * 4;
+  const bytes = regionWords(classes, heap.maxSlots, heap.pageSize) * 4;
   const pages = Math.ceil(bytes / heap.pageSize);
   const region = heap.takeRegion(bytes, id);
   if (region === 0) {
@@ -57,6 +57,7 @@ export function createAllocatorRegion(heap: HeapCore, options: AllocatorOptions)
   u32[R + AllocatorHeader.UNIT] = unit;
   u32[R + AllocatorHeader.LIMIT_PAGES] = limit === 0 ? 0 : Math.max(1, Math.floor(limit / heap.pageSize));
   u32[R + AllocatorHeader.REGION_PAGES] = pages;
+  u32[R + AllocatorHeader.SLOT_GROUP] = slotsPerGroup(classes, heap.pageSize);
   u32[R + AllocatorHeader.FLAGS] = (options.debug === true ? AF_DEBUG : 0) | (options.prefill !== undefined ? AF_PREFILL : 0);
   for (let c = 0; c < classes; c++) {
     const cr = R + ALLOC_WORDS + c * CLASS_WORDS;

@@ -152,7 +152,10 @@ export function deferredPending(s: AllocatorState): number {
 export function retiredObjects(s: AllocatorState): number {
   const u32 = s.heap.u32;
   let n = s.spill.length;
-  for (let slot = 0; slot < s.heap.maxSlots; slot++) n += rowCount(u32, limboRowAt(s.R, s.classes, s.heap.maxSlots, slot));
+  for (let slot = 0; slot < s.heap.maxSlots; slot++) {
+    const row = limboRowAt(u32, s.R, s.classes, s.heap.maxSlots, slot);
+    if (row !== 0) n += rowCount(u32, row);
+  }
   return n;
 }
 
@@ -203,8 +206,9 @@ function collectOthers(s: AllocatorState, every: boolean): void {
   const me = heap.slot + 1;
   for (let slot = 0; slot < heap.maxSlots; slot++) {
     if (slot === heap.slot) continue;
-    const row = limboRowAt(s.R, s.classes, heap.maxSlots, slot);
     const u32 = heap.u32;
+    const row = limboRowAt(u32, s.R, s.classes, heap.maxSlots, slot);
+    if (row === 0) continue;
     if (rowCount(u32, row) === 0 && u32[row + LimboRow.ORPHAN] === 0) continue;
     if (!every && u32[row + LimboRow.ORPHAN] === 0) continue;
     if (!tryLockRow(heap, row, me)) continue;

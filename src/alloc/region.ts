@@ -1,41 +1,57 @@
 /**
- * Where things are in an allocator's shared region (layout and diagram in
- * ../shm/layout.ts): its header, one class row per size class, the slots'
- * attach flags, one cache row per (slot, class) and one limbo row per slot.
+ * Where things are in an allocator's shared memory (layout and diagram in
+ * ../shm/layout.ts): its region (header, one class row per size class,
+ * the slots' attach flags, the table of slot blocks) and each slot's block
+ * (its cache rows, one per class, and its limbo row), taken from the page
+ * heap when an agent first attaches in that slot.
  */
-import { ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, LIMBO_ROW_WORDS } from '../shm/layout.js';
+import { AllocatorHeader, ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, LIMBO_ROW_WORDS } from '../shm/layout.js';
+import { cas, load } from '../shm/atomic.js';
+import type { HeapCore } from '../heap/core.js';
 
 /** Word offset (from the region start) of the per-slot attach flags. */
 export function slotFlagWord(classes: number): number {
   return ALLOC_WORDS + classes * CLASS_WORDS;
 }
 
-/**
- * Cache rows start on a 64-byte boundary and each slot's rows are a whole
- * number of 64-byte lines (rows are 16 words), so two agents' caches never
- * share a cache line.
- */
-function cacheRowsWord(classes: number, maxSlots: number): number {
-  return Math.ceil((slotFlagWord(classes) + maxSlots) / 16) * 16;
+/** Word offset (from the region start) of the block table: one word per group of slots. */
+function blockTableWord(classes: number, maxSlots: number): number {
+  return slotFlagWord(classes) + maxSlots;
 }
 
-/** Words in the region of an allocator with `classes` classes. */
-export function regionWords(classes: number, maxSlots: number): number {
-  return limboRowsWord(classes, maxSlots) + maxSlots * LIMBO_ROW_WORDS;
+/** Words of one slot's block: its cache rows, then its limbo row (a whole number of 64-byte lines). */
+export function blockWords(classes: number): number {
+  return classes * CACHE_WORDS + LIMBO_ROW_WORDS;
 }
 
-function limboRowsWord(classes: number, maxSlots: number): number {
-  return cacheRowsWord(classes, maxSlots) + maxSlots * classes * CACHE_WORDS;
+/** Slots whose blocks share one run of pages: as many as fit a page, at least one. */
+export function slotsPerGroup(classes: number, pageSize: number): number {
+  return Math.max(1, Math.floor(pageSize / (blockWords(classes) * 4)));
 }
 
-/** Word index of the limbo row of `slot` in the region at word R. */
-export function limboRowAt(R: number, classes: number, maxSlots: number, slot: number): number {
-  return R + limboRowsWord(classes, maxSlots) + slot * LIMBO_ROW_WORDS;
+/** Words in the region of an allocator with `classes` classes (slot blocks are apart). */
+export function regionWords(classes: number, maxSlots: number, pageSize: number): number {
+  const groups = Math.ceil(maxSlots / slotsPerGroup(classes, pageSize));
+  return Math.ceil((blockTableWord(classes, maxSlots) + groups) / 16) * 16;
 }
 
-/** Word index of the cache row of (slot, class) in the region at word R. */
-export function cacheRowAt(R: number, classes: number, maxSlots: number, slot: number, c: number): number {
-  return R + cacheRowsWord(classes, maxSlots) + (slot * classes + c) * CACHE_WORDS;
+/** Word index of the block of `slot` in the region at word R, or 0 when no agent ever attached there. */
+function blockAt(u32: Uint32Array, R: number, classes: number, maxSlots: number, slot: number): number {
+  const k = u32[R + AllocatorHeader.SLOT_GROUP]!;
+  const group = load(u32, R + blockTableWord(classes, maxSlots) + Math.floor(slot / k));
+  return group === 0 ? 0 : (group >>> 2) + (slot % k) * blockWords(classes);
+}
+
+/** Word index of the limbo row of `slot` in the region at word R; 0 when the slot has no block. */
+export function limboRowAt(u32: Uint32Array, R: number, classes: number, maxSlots: number, slot: number): number {
+  const b = blockAt(u32, R, classes, maxSlots, slot);
+  return b === 0 ? 0 : b + classes * CACHE_WORDS;
+}
+
+/** Word index of the cache row of (slot, class) in the region at word R; 0 when the slot has no block. */
+export function cacheRowAt(u32: Uint32Array, R: number, classes: number, maxSlots: number, slot: number, c: number): number {
+  const b = blockAt(u32, R, classes, maxSlots, slot);
+  return b === 0 ? 0 : b + c * CACHE_WORDS;
 }
 
 /** Word index of the class row of class c. */
@@ -43,3 +59,34 @@ export function classRowAt(R: number, c: number): number {
   return R + ALLOC_WORDS + c * CLASS_WORDS;
 }
 
+/**
+ * Makes sure `slot` has its block in the allocator whose region starts at
+ * word R: the first agent to attach in any slot of a group takes a zeroed
+ * run of pages for the group's blocks and publishes it with a CAS (a loser
+ * gives its run back). False when the heap has no room. A death between
+ * the run's tagging and the CAS strands that run (tagged REGION of this
+ * allocator, given back by destroy only if published): a few pages, once.
+ */
+export function ensureSlotBlock(heap: HeapCore, R: number, slot: number): boolean {
+  const u32 = heap.u32;
+  const classes = u32[R + AllocatorHeader.CLASSES]!;
+  const k = u32[R + AllocatorHeader.SLOT_GROUP]!;
+  const word = R + blockTableWord(classes, heap.maxSlots) + Math.floor(slot / k);
+  if (load(u32, word) !== 0) return true;
+  const at = heap.takeRegion(k * blockWords(classes) * 4, u32[R + AllocatorHeader.ID]!);
+  if (at === 0) return false;
+  if (cas(heap.u32, word, 0, at) !== 0) heap.giveRegion(at);
+  return true;
+}
+
+/** Gives back every slot block of the region at word R (destroy, once no agent is attached). */
+export function giveSlotBlocks(heap: HeapCore, R: number): void {
+  const u32 = heap.u32;
+  const classes = u32[R + AllocatorHeader.CLASSES]!;
+  const k = u32[R + AllocatorHeader.SLOT_GROUP]!;
+  const table = R + blockTableWord(classes, heap.maxSlots);
+  for (let g = 0; g < Math.ceil(heap.maxSlots / k); g++) {
+    const at = load(u32, table + g);
+    if (at !== 0 && cas(u32, table + g, at, 0) === at) heap.giveRegion(at);
+  }
+}

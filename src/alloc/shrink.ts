@@ -69,7 +69,12 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
   const me = heap.slot + 1;
   if (!lockDepot(u32, cr, me, tries)) return 0;
   const classes = u32[R + AllocatorHeader.CLASSES]!;
-  const rec = cacheRowAt(R, classes, heap.maxSlots, heap.slot, c);
+  const rec = cacheRowAt(u32, R, classes, heap.maxSlots, heap.slot, c);
+  if (rec === 0) {
+    // This agent never attached the allocator: it has no row to record in.
+    unlockDepot(u32, cr);
+    return 0;
+  }
   u32[rec + CacheRow.CARVE] = CARVE_SHRINKING;
   let released = 0;
   try {

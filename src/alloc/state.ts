@@ -161,8 +161,8 @@ export abstract class AllocatorState {
     this.pageMask = heap.pageSize - 1;
     this.argWord = heap.argWord;
     this.slabTagBase = pageTag(KIND_SLAB, id, 0);
-    this.cacheRec = cacheRowAt(this.R, this.classes, heap.maxSlots, heap.slot, 0);
-    this.limboRow = limboRowAt(this.R, this.classes, heap.maxSlots, heap.slot);
+    this.cacheRec = cacheRowAt(u32, this.R, this.classes, heap.maxSlots, heap.slot, 0);
+    this.limboRow = limboRowAt(u32, this.R, this.classes, heap.maxSlots, heap.slot);
     this.lockId = heap.slot + 1;
     this.ownerGen = heap.slotGen | 0;
     this.key = ownerKey(heap.slotGen);

@@ -57,10 +57,11 @@ export function allocatorStats(heap: HeapCore, R: number): AllocatorStats {
   const cached = new Array<number>(classes).fill(0);
   for (let s = 0; s < heap.maxSlots; s++) {
     const attached = u32[R + slotFlagWord(classes) + s] !== 0;
+    if (cacheRowAt(u32, R, classes, heap.maxSlots, s, 0) === 0) continue;
     const rows: CacheStats[] = [];
     let any = attached;
     for (let c = 0; c < classes; c++) {
-      const rec = cacheRowAt(R, classes, heap.maxSlots, s, c);
+      const rec = cacheRowAt(u32, R, classes, heap.maxSlots, s, c);
       const row: CacheStats = {
         unit: u32[R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.UNIT]!,
         cached: u32[rec + CacheRow.COUNT]!,

@@ -81,7 +81,8 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
       errors.push(`depot ${c}: counter says ${load(u32, cr + ClassRow.DEPOT_OBJECTS)}, batches hold ${depotCount}`);
     }
     for (let s = 0; s < heap.maxSlots; s++) {
-      const rec = cacheRowAt(R, classes, heap.maxSlots, s, c);
+      const rec = cacheRowAt(u32, R, classes, heap.maxSlots, s, c);
+      if (rec === 0) continue;
       const n = u32[rec + CacheRow.COUNT]!;
       let walked = 0;
       for (let p = u32[rec]!; p !== 0 && walked <= n; p = u32[p >>> 2]!) {
@@ -94,7 +95,8 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
   // Every RETIRED object is in exactly one limbo ring (or a row's pending word).
   const waiting = new Set<number>();
   for (let s = 0; s < heap.maxSlots; s++) {
-    const row = limboRowAt(R, classes, heap.maxSlots, s);
+    const row = limboRowAt(u32, R, classes, heap.maxSlots, s);
+    if (row === 0) continue;
     if (load(u32, row + LimboRow.LOCK) !== 0) errors.push(`slot ${s} limbo ring: locked by slot ${load(u32, row + LimboRow.LOCK) - 1} in a quiet heap`);
     if (u32[row + LimboRow.TAKING] !== 0) errors.push(`slot ${s} limbo ring: a take of ${u32[row + LimboRow.TAKING]} was left unfinished`);
     const pending = u32[row + LimboRow.PENDING]!;

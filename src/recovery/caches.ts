@@ -186,7 +186,8 @@ function releaseRow(u32: Uint32Array, g: SlabGeometry, R: number, c: number, rec
 export function releaseSlotCaches(u32: Uint32Array, g: SlabGeometry, R: number, maxSlots: number, slot: number, me: number): void {
   const classes = u32[R + AllocatorHeader.CLASSES]!;
   for (let c = 0; c < classes; c++) {
-    const rec = cacheRowAt(R, classes, maxSlots, slot, c);
+    const rec = cacheRowAt(u32, R, classes, maxSlots, slot, c);
+    if (rec === 0) break;
     releaseRow(u32, g, R, c, rec, slot, me);
     // Should the agent still run after all (a stale handle), its next free
     // goes to the slow path, which finds the slot released and throws.
@@ -221,7 +222,8 @@ function rebuildDepot(u32: Uint32Array, g: SlabGeometry, R: number, c: number): 
   const elsewhere = new Set<number>();
   const carving = new Set<number>();
   for (let s = 0; s < g.maxSlots; s++) {
-    const row = cacheRowAt(R, classes, g.maxSlots, s, c);
+    const row = cacheRowAt(u32, R, classes, g.maxSlots, s, c);
+    if (row === 0) continue;
     for (let x = u32[row]!, i = 0; x !== 0 && i < 1 << 26; x = u32[x >>> 2]!, i++) elsewhere.add(x);
     const inflight = u32[row + CacheRow.INFLIGHT]!;
     if (inflight !== 0) {

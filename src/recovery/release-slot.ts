@@ -55,10 +55,14 @@ export function releaseSlot(heap: HeapCore, slot: number, gen: number | undefine
     const map = load(heap.u32, row + AllocatorEntry.MAP);
     const R = load(heap.u32, row + AllocatorEntry.REGION) >>> 2;
     const classes = heap.u32[R + AllocatorHeader.CLASSES]!;
-    const limbo = limboRowAt(R, classes, heap.maxSlots, slot);
+    // A slot in which no agent ever attached this allocator has no block
+    // and holds nothing of it (collecting from other rings needs attaching).
+    const limbo = limboRowAt(heap.u32, R, classes, heap.maxSlots, slot);
+    if (limbo === 0) continue;
     repairLimboRow(heap, R, limbo, slot);
     for (let s = 0; s < heap.maxSlots; s++) {
-      if (s !== slot) releaseDeadCollector(heap, limboRowAt(R, classes, heap.maxSlots, s), slot);
+      const other = limboRowAt(heap.u32, R, classes, heap.maxSlots, s);
+      if (s !== slot && other !== 0) releaseDeadCollector(heap, other, slot);
     }
     if (map !== 0) releaseMapSlot({ heap, map, slot, allocId: id, limboRow: limbo });
     releaseSlotCaches(heap.u32, heap, R, heap.maxSlots, slot, heap.slot + 1);

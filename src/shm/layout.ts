@@ -319,23 +319,37 @@ export const O_COUNT = 2;
 export const O_TAIL = 3;
 
 /* ------------------------------------------------------------------------ *
- * Allocator region: a run of pages (tag REGION) per allocator, page-aligned.
+ * Allocator region: a run of pages (tag REGION) per allocator, page-aligned,
+ * and a block per slot, taken when an agent first attaches in the slot.
  *
- *   +-----------------+--------------------+-------------+------------------+
- *   | allocator words | class rows         | slot flags  | cache rows       |
- *   | 32 words        | classes x 16 words | maxSlots    | maxSlots x       |
- *   |                 | (one 64 B line     | words, then | classes x 16     |
- *   |                 |  per class)        | pad to 64 B | words            |
- *   +-----------------+--------------------+-------------+------------------+
+ *   region
+ *   +-----------------+--------------------+-------------+----------------+
+ *   | allocator words | class rows         | slot flags  | block table    |
+ *   | 32 words        | classes x 16 words | maxSlots    | one word per   |
+ *   |                 | (one 64 B line     | words       | group of slots |
+ *   |                 |  per class)        |             | (pad to 64 B)  |
+ *   +-----------------+--------------------+-------------+----------------+
+ *
+ *   a group's run of pages (tag REGION, owner: the allocator id), k blocks:
+ *   +-------------------------------------------+-------------------+-----
+ *   | slot g*k: cache rows, classes x 16 words  | its limbo row     | slot g*k+1 ...
+ *   +-------------------------------------------+-------------------+-----
  *
  * Every class row and every cache row is one 64-byte line, so agents
  * working on different slots or classes never share a line.
  * slot flags: 1 while the slot's agent has the allocator attached; written
  *   by that agent (attach/detach) or by whoever releases the slot.
+ * block table: word g holds the byte offset of the run of group g (slots
+ *   g*k .. g*k+k-1, k = AllocatorHeader.SLOT_GROUP: as many blocks as fit a
+ *   page, at least one), 0 until an agent attaches in one of them: cas 0 ->
+ *   run by that agent (a loser gives its run back); cas run -> 0 by
+ *   destroy, which gives the runs back. A slot without a block has no
+ *   caches and no limbo ring: readers skip it.
  *
- * Memory budget: a bucketed allocator (40 classes) with 64 slots needs
- *   (32 + 40*16 + 64 + 64*40*16 + 64*144) * 4 = 199 KiB (limbo rows
- *   included), 50 pages of 4 KiB.
+ * Memory budget: a bucketed allocator (40 classes) with 64 slots needs a
+ *   (32 + 40*16 + 64 + 64) * 4 = 3 KiB region and a 4 KiB page per slot
+ *   that ever attached (a block is 40*16 + 144 words, 3,136 bytes); a
+ *   fixed-size one 6 blocks to a page.
  * ------------------------------------------------------------------------ */
 export const AllocatorHeader = {
   /** once: allocator id. */
@@ -372,6 +386,8 @@ export const AllocatorHeader = {
    * released with objects still waiting); a hint for collectors to sweep.
    */
   LIMBO_ORPHANS: 15,
+  /** once: slots whose blocks share one run of pages (see the block table). */
+  SLOT_GROUP: 16,
 } as const;
 /** AllocatorHeader.FLAGS: debug mode (src/alloc/debug/): every agent attaches a DebugAllocator. */
 export const AF_DEBUG = 1;

@@ -448,7 +448,7 @@ test('releaseSlot repairs a depot pop lock held by a dead agent', async () => {
   const R = heap.allocatorRow(a.id).region >>> 2;
   const u32 = heap.u32;
   const cr = classRowAt(R, 0);
-  const rec = cacheRowAt(R, u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, h.slot, 0);
+  const rec = cacheRowAt(u32, R, u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, h.slot, 0);
   const depotBefore = a.stats().classes[0]!.depot;
   assert.ok(depotBefore > 0);
   // The agent takes the lock, records the batch, pops it with its CAS...

@@ -32,7 +32,7 @@ test('an agent attaching later takes its prefill from depots that have objects, 
   const pagesBefore = heap.stats().usedPages;
   const other = Heap.attach(heap.handle);
   const b = other.attachAllocator(a.handle);
-  assert.equal(heap.stats().usedPages, pagesBefore, 'no slab carved at attach');
+  assert.equal(heap.stats().usedPages, pagesBefore + 1, 'no slab carved at attach: one page for the slot\'s caches only');
   const mine = b.stats().workers.find((w) => w.slot === other.slot)!;
   const cached = mine.classes.find((c) => c.unit === 64)!.cached;
   assert.ok(cached > 0, 'the used class was prefilled from its depot');
@@ -93,16 +93,35 @@ test('phase change across agents: objects freed by another agent (and passed thr
   const capacity = fill(fresh.createAllocator(), 4096).length;
   const heap = Heap.create({ maxBytes: 16 << 20 });
   const a = heap.createAllocator();
-  const old = fill(a, 16);
-  // Another agent (an attachment in this thread stands in for a worker) frees them all.
+  // Another agent (an attachment in this thread stands in for a worker,
+  // attached from the start) frees them all.
   const other = Heap.attach(heap.handle);
   const b = other.attachAllocator(a.handle);
+  const old = fill(a, 16);
   for (const p of old) b.free(p);
   const now = fill(a, 4096);
   assert.ok(now.length >= 0.9 * capacity, `${now.length} of ${capacity} objects of 4096 B`);
   for (const p of now) a.free(p);
   b.detach();
   other.detach();
+  assert.deepEqual(heap.validate(), []);
+});
+
+test('an allocator costs its small region and a page per slot that attached; attaching in a full heap throws heap-full and changes nothing', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const before = heap.stats().usedPages;
+  const a = heap.createAllocator();
+  const region = heap.stats().usedPages - before;
+  assert.ok(region * heap.pageSize <= 8 << 10, `a bucketed allocator with one agent attached takes ${region} pages`);
+  const held = fill(a, 16);
+  const other = Heap.attach(heap.handle);
+  const used = heap.stats().usedPages;
+  assert.throws(() => other.attachAllocator(a.handle), { name: 'RangeError', code: 'heap-full', message: /no room for this worker slot's caches/ });
+  assert.equal(heap.stats().usedPages, used, 'nothing taken');
+  for (const p of held.slice(0, 1000)) a.free(p);
+  a.flushCaches();
+  other.detach();
+  for (const p of held.slice(1000)) a.free(p);
   assert.deepEqual(heap.validate(), []);
 });
 
@@ -147,7 +166,7 @@ test('an agent that dies while shrinking a depot (lock held, batches half relink
   const u32 = heap.u32;
   const R = heap.allocatorRow(a.id).region >>> 2;
   const cr = classRowAt(R, 0);
-  const rec = cacheRowAt(R, u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, h.slot, 0);
+  const rec = cacheRowAt(u32, R, u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, h.slot, 0);
   const depot = Atomics.load(u32, cr + ClassRow.DEPOT_OBJECTS);
   assert.ok(depot > 1000, `${depot} objects in the depot`);
   // The dying agent takes the lock, records the shrink, and has rewritten

@@ -93,7 +93,7 @@ test('deferred frees are collected in a microtask and memory stays bounded under
 /** The limbo row of `agent`'s slot for allocator `a` (white-box: src/alloc/region.ts). */
 function rowOf(heap: Heap, a: { handle: { id: number } }, slot: number): number {
   const R = heap.allocatorRow(a.handle.id).region >>> 2;
-  return limboRowAt(R, heap.u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, slot);
+  return limboRowAt(heap.u32, R, heap.u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, slot);
 }
 
 test('a released slot leaves its waiting deferred frees to the others; none is lost or freed early', () => {
@@ -275,7 +275,7 @@ test('a collector that died inside a take: the releaser makes head and count agr
         const pushed = at === 3 ? 1 : at === 4 ? k : 0;
         // The dead collector's cache row for this allocator's only class.
         const R = heap.allocatorRow(a.handle.id).region >>> 2;
-        const rec = cacheRowAt(R, heap.u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, dead.slot, 0);
+        const rec = cacheRowAt(heap.u32, R, heap.u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, dead.slot, 0);
         for (let m = 0; m < pushed; m++) {
           const p = taken[m]!;
           const off = p & (heap.pageSize - 1);
