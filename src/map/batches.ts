@@ -7,7 +7,7 @@
  */
 import { cas, store } from '../shm/atomic.js';
 import { describe, rangeError, typeError } from '../errors.js';
-import { E_NEXT, E_VER, MapSlotRow, OP_DELETE, V_LOCK } from './layout.js';
+import { E_NEXT, E_VER, MapSlotRow, OP_DELETE, OP_QUOTA_NONE, V_LOCK } from './layout.js';
 import { MapFlag, MapStatus } from './status.js';
 import { midWrite } from './per-worker.js';
 import { MapOperations } from './operations.js';
@@ -132,7 +132,7 @@ export class MapBatches extends MapOperations {
       i32[row + MapSlotRow.OP_BUCKET] = b + 1;
       i32[row + MapSlotRow.OP_ELEM] = e;
       i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
-      i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
+      i32[row + MapSlotRow.OP_QUOTA] = OP_QUOTA_NONE;
       i32[row + MapSlotRow.OP] = OP_DELETE;
       // Unlinked from the head: the bucket word is stored at unlock, but
       // a survivor walks the chain from the word, so store it now.

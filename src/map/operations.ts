@@ -8,7 +8,7 @@
  */
 import { load, store } from '../shm/atomic.js';
 import { describe, rangeError, typeError } from '../errors.js';
-import { E_NEXT, MapSlotRow, OP_DELETE, OP_INSERT, OP_REPLACE } from './layout.js';
+import { E_NEXT, MapSlotRow, OP_DELETE, OP_INSERT, OP_QUOTA_NONE, OP_REPLACE } from './layout.js';
 import { MapFlag, MapStatus } from './status.js';
 import { UPDATE_REPLACE } from './element.js';
 import { LOCKED } from './buckets.js';
@@ -28,7 +28,7 @@ export class MapOperations extends MapPerWorker {
     i32[row + MapSlotRow.OP_ELEM] = fresh;
     i32[row + MapSlotRow.OP_OLD] = 0;
     i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
-    i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
+    i32[row + MapSlotRow.OP_QUOTA] = OP_QUOTA_NONE;
     i32[row + MapSlotRow.OP] = OP_INSERT;
   }
 
@@ -37,7 +37,10 @@ export class MapOperations extends MapPerWorker {
    * from bucket b, whose lock this agent holds, with its write-ahead
    * record: the slot's count and its entry go with it (under the lock: a
    * slot changes its QUOTA only there, ./quota.ts). Returns the chain's new
-   * head. No allocation.
+   * head, which the caller's unlock publishes (a survivor that finds e
+   * still heading the chain of a lock the dead writer held, with the
+   * entry given, completes the delete: ../recovery/map-slot.ts). No
+   * allocation.
    */
   unlinkLogged(b: number, e: number, pred: number, head: number): number {
     const i32 = this.i32;
@@ -45,7 +48,7 @@ export class MapOperations extends MapPerWorker {
     i32[row + MapSlotRow.OP_BUCKET] = b + 1;
     i32[row + MapSlotRow.OP_ELEM] = e;
     i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
-    i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
+    i32[row + MapSlotRow.OP_QUOTA] = OP_QUOTA_NONE;
     i32[row + MapSlotRow.OP] = OP_DELETE;
     const next = this.u32[(e >>> 2) + E_NEXT]!;
     if (pred === 0) head = next;

@@ -89,7 +89,8 @@ export class MapQuota extends MapState {
       if (!this.refill()) return false;
       q = i32[row + MapSlotRow.QUOTA]!;
     }
-    // Taken iff QUOTA = OP_QUOTA - 1 (../recovery/map-slot.ts).
+    // Taken iff QUOTA = OP_QUOTA - 1 (../recovery/map-slot.ts): OP_QUOTA
+    // was OP_QUOTA_NONE through the settled mark and the refill above.
     i32[row + MapSlotRow.OP_QUOTA] = q;
     i32[row + MapSlotRow.QUOTA] = q - 1;
     return true;
@@ -226,7 +227,9 @@ export class MapQuota extends MapState {
       this.claimMark(q);
       q = 0;
     }
-    // Given back iff QUOTA = OP_QUOTA + 1, or MOVING is set (../recovery/map-slot.ts).
+    // Given back iff QUOTA = OP_QUOTA + 1, or MOVING is set after this
+    // store (../recovery/map-slot.ts): OP_QUOTA was OP_QUOTA_NONE through
+    // the settled mark above, whose MOVING says nothing of this entry.
     i32[row + MapSlotRow.OP_QUOTA] = q;
     const n = q + 1;
     i32[row + MapSlotRow.QUOTA] = n;
