@@ -47,8 +47,10 @@
  *          refill, can move QUOTA by one in between.) A survivor that
  *          releases the slot of a writer that died mid-write completes
  *          or rolls it back from this record (../recovery/map-slot.ts).
- *   MOVING entries in flight between QUOTA and RESERVED (from before the
- *          atomic operation on RESERVED until QUOTA is written), 0 else.
+ *   MOVING entries in flight between QUOTA (or a mark) and RESERVED: set
+ *          before a move starts (refill's cas on RESERVED, giveEntry's
+ *          batch back, the cas that settles a mark, detach's cas on QUOTA)
+ *          and cleared once both sides are written, 0 else.
  *
  * Bucket word: the first element of the chain, with bit 0 set while a
  *   writer holds the bucket's lock (elements are 16-byte aligned, so the

@@ -32,9 +32,10 @@
  *    in place (its seqlock odd) is zeroed and the seqlock made even.
  * 3. Entry reservations: its unused quota goes back to RESERVED (unless a
  *    writer near the limit took it back first: ../map/quota.ts). If it
- *    died inside the atomic step that moves entries between its quota and
- *    RESERVED (MOVING != 0), which side it died on cannot be known: the
- *    amount is added to MapHeader.RESERVED_SLACK, the bound validate() allows.
+ *    died inside a step that moves entries between its quota (or a mark,
+ *    its own or another slot's) and RESERVED (MOVING != 0), which side it
+ *    died on cannot be known: the amount is added to
+ *    MapHeader.RESERVED_SLACK, the bound validate() allows.
  *
  * Not recorded: clear() (a dead clear() leaves the elements of the bucket
  * it was emptying allocated; the bucket itself is consistent).
