@@ -35,7 +35,7 @@
  *          cleared when it is done): OP_INSERT/OP_REPLACE of the new
  *          element OP_ELEM into bucket OP_BUCKET - 1 (replacing OP_OLD),
  *          OP_DELETE of OP_ELEM (delete, lookupAndDelete, and each
- *          element of a batch delete), OP_SLOT_WRITE of this
+ *          element of a batch delete or a clear), OP_SLOT_WRITE of this
  *          slot's per-worker value in OP_ELEM; OP_COUNT is COUNT before
  *          it. OP_QUOTA is OP_QUOTA_NONE when the record is written; the
  *          step that takes or gives the write's entry (takeEntry,

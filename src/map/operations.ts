@@ -11,7 +11,6 @@ import { describe, rangeError, typeError } from '../errors.js';
 import { E_NEXT, MapSlotRow, OP_DELETE, OP_INSERT, OP_QUOTA_NONE, OP_REPLACE } from './layout.js';
 import { MapFlag, MapStatus } from './status.js';
 import { UPDATE_REPLACE } from './element.js';
-import { LOCKED } from './buckets.js';
 import { MapPerWorker, midWrite } from './per-worker.js';
 
 /** @hidden HashMap's layer of the operations on one key (the layers: ./state.ts). */
@@ -56,6 +55,37 @@ export class MapOperations extends MapPerWorker {
     i32[row + MapSlotRow.COUNT]!--;
     this.giveEntry();
     return head;
+  }
+
+  /**
+   * Deletes every element of locked bucket b's chain (from head), each
+   * logged as an OP_DELETE for a survivor, and retires them. The bucket is
+   * left empty (still locked). Returns how many were deleted.
+   */
+  deleteChain(b: number, head: number): number {
+    const i32 = this.i32;
+    const row = this.rowWord;
+    let n = 0;
+    let e = head;
+    while (e !== 0) {
+      this.reach(e);
+      const next = this.u32[(e >>> 2) + E_NEXT]!;
+      i32[row + MapSlotRow.OP_BUCKET] = b + 1;
+      i32[row + MapSlotRow.OP_ELEM] = e;
+      i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
+      i32[row + MapSlotRow.OP_QUOTA] = OP_QUOTA_NONE;
+      i32[row + MapSlotRow.OP] = OP_DELETE;
+      // Unlinked from the head: the bucket word is stored at unlock, but
+      // a survivor walks the chain from the word, so store it now.
+      store(this.u32, this.bucketWord + b, (next | 1) >>> 0);
+      i32[row + MapSlotRow.COUNT]!--;
+      this.giveEntry();
+      i32[row + MapSlotRow.OP] = 0;
+      this.elems.freeDeferred(e);
+      n++;
+      e = next;
+    }
+    return n;
   }
 
   /* -------------------------------- reads ------------------------------- */
@@ -321,21 +351,11 @@ export class MapOperations extends MapPerWorker {
     let n = 0;
     for (let b = 0; b <= this.mask; b++) {
       if (load(this.u32, this.bucketWord + b) === 0) continue;
-      let e = this.lock(b);
-      if (e < 0) throw rangeError('busy', `clear: bucket ${b} stays locked: a writer stalled or died`);
-      // Emptied at once (readers see an empty bucket); the lock is kept
-      // while the entries go back: a slot changes its QUOTA only under a
-      // bucket lock (./quota.ts).
-      store(this.u32, this.bucketWord + b, LOCKED);
-      while (e !== 0) {
-        this.reach(e);
-        const next = load(this.u32, (e >>> 2) + E_NEXT);
-        this.i32[this.rowWord + MapSlotRow.COUNT]!--;
-        this.giveEntry();
-        this.elems.freeDeferred(e);
-        n++;
-        e = next;
-      }
+      const head = this.lock(b);
+      if (head < 0) throw rangeError('busy', `clear: bucket ${b} stays locked: a writer stalled or died`);
+      // Each element with its write record, as the batch delete does: a
+      // survivor settles an agent terminated mid-clear element by element.
+      n += this.deleteChain(b, head);
       this.unlock(b, 0);
     }
     return n;

@@ -37,8 +37,8 @@
  *    died on cannot be known: the amount is added to
  *    MapHeader.RESERVED_SLACK, the bound validate() allows.
  *
- * Not recorded: clear() (a dead clear() leaves the elements of the bucket
- * it was emptying allocated; the bucket itself is consistent).
+ * clear() and the batch deletes log each element as a delete, so an agent
+ * terminated inside them is settled element by element too.
  */
 import { add, cas, load, store } from '../shm/atomic.js';
 import { appendRetired, tryLockRow, unlockRow } from '../reclaim/limbo.js';
