@@ -245,6 +245,7 @@ function redoOrUndo(r: MapRelease, W: number, row: number, bucketWord: number, o
 
 /** Unlinks element e from the chain of bucketWord (whose lock the caller holds). */
 function unlinkFrom(heap: HeapCore, bucketWord: number, e: number): void {
+  if (e + 16 > heap.viewBytes) heap.refresh();
   let u32 = heap.u32;
   const next = load(u32, (e >>> 2) + E_NEXT);
   const first = (load(u32, bucketWord) & ~1) >>> 0;
