@@ -7,7 +7,7 @@
  */
 import { cas, store } from '../shm/atomic.js';
 import { describe, rangeError, typeError } from '../errors.js';
-import { E_NEXT, E_VER, MapSlotRow, OP_DELETE, V_LOCK } from './layout.js';
+import { E_NEXT, E_VER, MapSlotRow, V_LOCK } from './layout.js';
 import { MapFlag, MapStatus } from './status.js';
 import { midWrite } from './per-worker.js';
 import { MapOperations } from './operations.js';
@@ -106,7 +106,10 @@ export class MapBatches extends MapOperations {
           this.unlock(b, head);
           throw midWrite(torn);
         }
-        if (del) head = this.deleteChain(b, head);
+        if (del) {
+          this.deleteChain(b, head);
+          head = 0;
+        }
         this.unlock(b, head);
       }
     } finally {
@@ -115,35 +118,6 @@ export class MapBatches extends MapOperations {
     io[0] = b;
     io[1] = n;
     return status;
-  }
-
-  /**
-   * Deletes every element of locked bucket b's chain (from head), each
-   * logged as an OP_DELETE for a survivor, and retires them. Returns the
-   * new head (0).
-   */
-  deleteChain(b: number, head: number): number {
-    const i32 = this.i32;
-    const row = this.rowWord;
-    let e = head;
-    while (e !== 0) {
-      this.reach(e);
-      const next = this.u32[(e >>> 2) + E_NEXT]!;
-      i32[row + MapSlotRow.OP_BUCKET] = b + 1;
-      i32[row + MapSlotRow.OP_ELEM] = e;
-      i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
-      i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
-      i32[row + MapSlotRow.OP] = OP_DELETE;
-      // Unlinked from the head: the bucket word is stored at unlock, but
-      // a survivor walks the chain from the word, so store it now.
-      store(this.u32, this.bucketWord + b, (next | 1) >>> 0);
-      i32[row + MapSlotRow.COUNT]!--;
-      this.giveEntry();
-      i32[row + MapSlotRow.OP] = 0;
-      this.elems.freeDeferred(e);
-      e = next;
-    }
-    return 0;
   }
 
   /**

@@ -22,7 +22,9 @@
  *          cas to a negative mark (see markEntries at the end) and a cas of
  *          that mark to 0 once it saw the owner's INTENT clear; the owner
  *          (claimMark), the agent that detaches the slot (returnQuota) and
- *          a survivor settle a mark with a cas to 0 (../map/quota.ts).
+ *          a survivor settle a mark with a cas to 0 (../map/quota.ts). A
+ *          survivor changes it only by that cas: an entry it gives back
+ *          for a dead writer goes straight to RESERVED.
  *   INTENT bucket + 1 from just before this slot's cas on that bucket's
  *          lock until after the store that releases it (cleared at once
  *          when the cas fails): while a slot holds a lock its INTENT names
@@ -32,14 +34,23 @@
  *          flight (a redo/undo record, OP written last when it starts and
  *          cleared when it is done): OP_INSERT/OP_REPLACE of the new
  *          element OP_ELEM into bucket OP_BUCKET - 1 (replacing OP_OLD),
- *          OP_DELETE of OP_ELEM, OP_SLOT_WRITE of this slot's per-worker
- *          value in OP_ELEM; OP_COUNT is COUNT before it;
- *          OP_QUOTA is QUOTA before the write took or gave its entry
- *          (takeEntry and giveEntry rewrite it with their own step), so
- *          QUOTA = OP_QUOTA - 1 says the entry was taken, + 1 given. A survivor that releases the slot of a writer that
- *          died mid-write completes or rolls it back from this record.
- *   MOVING entries in flight between QUOTA and RESERVED (from before the
- *          atomic operation on RESERVED until QUOTA is written), 0 else.
+ *          OP_DELETE of OP_ELEM (delete, lookupAndDelete, and each
+ *          element of a batch delete or a clear), OP_SLOT_WRITE of this
+ *          slot's per-worker value in OP_ELEM; OP_COUNT is COUNT before
+ *          it. OP_QUOTA is OP_QUOTA_NONE when the record is written; the
+ *          step that takes or gives the write's entry (takeEntry,
+ *          giveEntry, ../map/quota.ts) stores QUOTA into it just before
+ *          it moves QUOTA by one, so QUOTA = OP_QUOTA - 1 says the entry
+ *          was taken, QUOTA = OP_QUOTA + 1 (or MOVING set after that:
+ *          the batch that follows went back) that it was given. (The
+ *          record cannot hold QUOTA from its start: a mark settled, a
+ *          refill, can move QUOTA by one in between.) A survivor that
+ *          releases the slot of a writer that died mid-write completes
+ *          or rolls it back from this record (../recovery/map-slot.ts).
+ *   MOVING entries in flight between QUOTA (or a mark) and RESERVED: set
+ *          before a move starts (refill's cas on RESERVED, giveEntry's
+ *          batch back, the cas that settles a mark, detach's cas on QUOTA)
+ *          and cleared once both sides are written, 0 else.
  *
  * Bucket word: the first element of the chain, with bit 0 set while a
  *   writer holds the bucket's lock (elements are 16-byte aligned, so the
@@ -175,6 +186,8 @@ export const OP_INSERT = 1;
 export const OP_REPLACE = 2;
 export const OP_DELETE = 3;
 export const OP_SLOT_WRITE = 4;
+/** OP_QUOTA of a write record whose entry is neither taken nor given yet (no QUOTA is within one of it). */
+export const OP_QUOTA_NONE = 0x7fffffff;
 export const MAP_LIVE = 1;
 export const MAP_DESTROYED = 2;
 

@@ -8,10 +8,9 @@
  */
 import { load, store } from '../shm/atomic.js';
 import { describe, rangeError, typeError } from '../errors.js';
-import { E_NEXT, MapSlotRow, OP_DELETE, OP_INSERT, OP_REPLACE } from './layout.js';
+import { E_NEXT, MapSlotRow, OP_DELETE, OP_INSERT, OP_QUOTA_NONE, OP_REPLACE } from './layout.js';
 import { MapFlag, MapStatus } from './status.js';
 import { UPDATE_REPLACE } from './element.js';
-import { LOCKED } from './buckets.js';
 import { MapPerWorker, midWrite } from './per-worker.js';
 
 /** @hidden HashMap's layer of the operations on one key (the layers: ./state.ts). */
@@ -28,7 +27,7 @@ export class MapOperations extends MapPerWorker {
     i32[row + MapSlotRow.OP_ELEM] = fresh;
     i32[row + MapSlotRow.OP_OLD] = 0;
     i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
-    i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
+    i32[row + MapSlotRow.OP_QUOTA] = OP_QUOTA_NONE;
     i32[row + MapSlotRow.OP] = OP_INSERT;
   }
 
@@ -37,7 +36,10 @@ export class MapOperations extends MapPerWorker {
    * from bucket b, whose lock this agent holds, with its write-ahead
    * record: the slot's count and its entry go with it (under the lock: a
    * slot changes its QUOTA only there, ./quota.ts). Returns the chain's new
-   * head. No allocation.
+   * head, which the caller's unlock publishes (a survivor that finds e
+   * still heading the chain of a lock the dead writer held, with the
+   * entry given, completes the delete: ../recovery/map-slot.ts). No
+   * allocation.
    */
   unlinkLogged(b: number, e: number, pred: number, head: number): number {
     const i32 = this.i32;
@@ -45,7 +47,7 @@ export class MapOperations extends MapPerWorker {
     i32[row + MapSlotRow.OP_BUCKET] = b + 1;
     i32[row + MapSlotRow.OP_ELEM] = e;
     i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
-    i32[row + MapSlotRow.OP_QUOTA] = i32[row + MapSlotRow.QUOTA]!;
+    i32[row + MapSlotRow.OP_QUOTA] = OP_QUOTA_NONE;
     i32[row + MapSlotRow.OP] = OP_DELETE;
     const next = this.u32[(e >>> 2) + E_NEXT]!;
     if (pred === 0) head = next;
@@ -53,6 +55,37 @@ export class MapOperations extends MapPerWorker {
     i32[row + MapSlotRow.COUNT]!--;
     this.giveEntry();
     return head;
+  }
+
+  /**
+   * Deletes every element of locked bucket b's chain (from head), each
+   * logged as an OP_DELETE for a survivor, and retires them. The bucket is
+   * left empty (still locked). Returns how many were deleted.
+   */
+  deleteChain(b: number, head: number): number {
+    const i32 = this.i32;
+    const row = this.rowWord;
+    let n = 0;
+    let e = head;
+    while (e !== 0) {
+      this.reach(e);
+      const next = this.u32[(e >>> 2) + E_NEXT]!;
+      i32[row + MapSlotRow.OP_BUCKET] = b + 1;
+      i32[row + MapSlotRow.OP_ELEM] = e;
+      i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
+      i32[row + MapSlotRow.OP_QUOTA] = OP_QUOTA_NONE;
+      i32[row + MapSlotRow.OP] = OP_DELETE;
+      // Unlinked from the head: the bucket word is stored at unlock, but
+      // a survivor walks the chain from the word, so store it now.
+      store(this.u32, this.bucketWord + b, (next | 1) >>> 0);
+      i32[row + MapSlotRow.COUNT]!--;
+      this.giveEntry();
+      i32[row + MapSlotRow.OP] = 0;
+      this.elems.freeDeferred(e);
+      n++;
+      e = next;
+    }
+    return n;
   }
 
   /* -------------------------------- reads ------------------------------- */
@@ -318,21 +351,11 @@ export class MapOperations extends MapPerWorker {
     let n = 0;
     for (let b = 0; b <= this.mask; b++) {
       if (load(this.u32, this.bucketWord + b) === 0) continue;
-      let e = this.lock(b);
-      if (e < 0) throw rangeError('busy', `clear: bucket ${b} stays locked: a writer stalled or died`);
-      // Emptied at once (readers see an empty bucket); the lock is kept
-      // while the entries go back: a slot changes its QUOTA only under a
-      // bucket lock (./quota.ts).
-      store(this.u32, this.bucketWord + b, LOCKED);
-      while (e !== 0) {
-        this.reach(e);
-        const next = load(this.u32, (e >>> 2) + E_NEXT);
-        this.i32[this.rowWord + MapSlotRow.COUNT]!--;
-        this.giveEntry();
-        this.elems.freeDeferred(e);
-        n++;
-        e = next;
-      }
+      const head = this.lock(b);
+      if (head < 0) throw rangeError('busy', `clear: bucket ${b} stays locked: a writer stalled or died`);
+      // Each element with its write record, as the batch delete does: a
+      // survivor settles an agent terminated mid-clear element by element.
+      n += this.deleteChain(b, head);
       this.unlock(b, 0);
     }
     return n;

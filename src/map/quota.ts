@@ -89,7 +89,8 @@ export class MapQuota extends MapState {
       if (!this.refill()) return false;
       q = i32[row + MapSlotRow.QUOTA]!;
     }
-    // Taken iff QUOTA = OP_QUOTA - 1 (../recovery/map-slot.ts).
+    // Taken iff QUOTA = OP_QUOTA - 1 (../recovery/map-slot.ts): OP_QUOTA
+    // was OP_QUOTA_NONE through the settled mark and the refill above.
     i32[row + MapSlotRow.OP_QUOTA] = q;
     i32[row + MapSlotRow.QUOTA] = q - 1;
     return true;
@@ -105,10 +106,7 @@ export class MapQuota extends MapState {
   private claimMark(mark: number): void {
     const qw = this.rowWord + MapSlotRow.QUOTA;
     for (let m = mark; m < 0; m = load(this.u32, qw) | 0) {
-      if (cas(this.u32, qw, m >>> 0, 0) === m >>> 0) {
-        settleEntries(this, markEntries(m));
-        return;
-      }
+      if (settleMark(this, qw, m)) return;
     }
   }
 
@@ -160,7 +158,7 @@ export class MapQuota extends MapState {
    * handshake above): marks every positive quota of a slot with no write
    * or move in flight, then settles each mark whose owner is seen outside
    * its bucket lock. Returns how many entries came back. This slot's
-   * MOVING covers the step between a settling cas and RESERVED, for a
+   * MOVING covers each settling cas and the add to RESERVED, for a
    * survivor (RESERVED_SLACK).
    */
   reclaimQuotas(): number {
@@ -186,11 +184,7 @@ export class MapQuota extends MapState {
       let clear = false;
       for (let i = 0; i < 4096 && !clear; i++) clear = load(u32, row + MapSlotRow.INTENT) === 0;
       if (!clear) continue;
-      if (cas(u32, row + MapSlotRow.QUOTA, mark >>> 0, 0) === mark >>> 0) {
-        const n = markEntries(mark);
-        settleEntries(this, n);
-        got += n;
-      }
+      if (settleMark(this, row + MapSlotRow.QUOTA, mark)) got += markEntries(mark);
     }
     return got;
   }
@@ -226,7 +220,9 @@ export class MapQuota extends MapState {
       this.claimMark(q);
       q = 0;
     }
-    // Given back iff QUOTA = OP_QUOTA + 1, or MOVING is set (../recovery/map-slot.ts).
+    // Given back iff QUOTA = OP_QUOTA + 1, or MOVING is set after this
+    // store (../recovery/map-slot.ts): OP_QUOTA was OP_QUOTA_NONE through
+    // the settled mark above, whose MOVING says nothing of this entry.
     i32[row + MapSlotRow.OP_QUOTA] = q;
     const n = q + 1;
     i32[row + MapSlotRow.QUOTA] = n;
@@ -245,13 +241,19 @@ export class MapQuota extends MapState {
   /** @internal Gives this slot's whole unused quota back to RESERVED (detach; a mark on it is settled too). */
   returnQuota(): void {
     const q = this.rowWord + MapSlotRow.QUOTA;
+    const moving = this.rowWord + MapSlotRow.MOVING;
     for (;;) {
       const quota = load(this.u32, q) | 0;
       if (quota === 0) return;
+      // MOVING from before the cas to after the add: an agent terminated
+      // in between leaves RESERVED over by at most this (RESERVED_SLACK).
+      this.i32[moving] = markEntries(quota);
       if (cas(this.u32, q, quota >>> 0, 0) === quota >>> 0) {
         add(this.u32, this.W + MapHeader.RESERVED, -markEntries(quota));
+        this.i32[moving] = 0;
         return;
       }
+      this.i32[moving] = 0;
     }
   }
 
@@ -264,10 +266,20 @@ export class MapQuota extends MapState {
   }
 }
 
-/** Puts the n entries of a settled mark back into RESERVED, bracketed by m's MOVING for a survivor. */
-function settleEntries(m: MapQuota, n: number): void {
-  const row = m.rowWord;
-  m.i32[row + MapSlotRow.MOVING] = n;
-  add(m.u32, m.W + MapHeader.RESERVED, -n);
-  m.i32[row + MapSlotRow.MOVING] = 0;
+/**
+ * Settles mark `mark` on the QUOTA word qw (this slot's or another's): a
+ * cas to 0, and its entries back into RESERVED. m's MOVING brackets both,
+ * from before the cas, so that an agent terminated between them leaves
+ * RESERVED over by at most the mark's entries, which the survivor adds to
+ * RESERVED_SLACK (if the cas was not done, the mark is still there and
+ * counts). False: the word no longer holds that mark.
+ */
+function settleMark(m: MapQuota, qw: number, mark: number): boolean {
+  const moving = m.rowWord + MapSlotRow.MOVING;
+  const n = markEntries(mark);
+  m.i32[moving] = n;
+  const done = cas(m.u32, qw, mark >>> 0, 0) === mark >>> 0;
+  if (done) add(m.u32, m.W + MapHeader.RESERVED, -n);
+  m.i32[moving] = 0;
+  return done;
 }

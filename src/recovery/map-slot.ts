@@ -11,25 +11,34 @@
  *    settled within ALIEN_WAIT_MS the lock is left alone (writers there
  *    get BUSY) and so is the write in flight.
  * 2. The write in flight (OP != 0). Holding that bucket's lock (the dead
- *    writer's, or taken for the purpose) the chain cannot change, so
- *    whether the logged element is reachable says on which side of its
- *    linking or unlinking store the writer died. The survivor completes
- *    the bookkeeping that follows that store, or rolls back what preceded
- *    it: the slot's COUNT, the entry it took from or gave to its quota,
+ *    writer's, or taken for the purpose) the chain cannot change. If the
+ *    dead writer held it, the chain is as it left it, so whether the
+ *    logged element is reachable says on which side of its linking or
+ *    unlinking store the writer died. If it had released it, the write
+ *    was published by that release (an insert that took the lock counts
+ *    itself first), and another agent may have deleted or replaced the
+ *    element since: reachability no longer tells, the record does. The
+ *    survivor completes the bookkeeping that follows that store, or rolls
+ *    back what preceded it: the slot's COUNT, the entry it took from or
+ *    gave to its quota (an entry to give back goes straight to RESERVED),
  *    and the elements: an unlinked victim or an unused new element is
  *    retired into the dead slot's limbo ring (reused after a grace period,
- *    like any deleted element; the others collect that ring). The record
- *    is cleared before the writer frees anything, so a logged element is
- *    still the dead writer's. A per-worker value it was writing in place
- *    (its seqlock odd) is zeroed and the seqlock made even.
+ *    like any deleted element; the others collect that ring). A delete of
+ *    a chain's first element is unlinked by the store that releases the
+ *    lock, after its count and its entry went: found still linked with its
+ *    entry given, it is completed (unlinked and retired), not rolled back.
+ *    The record is cleared before the writer frees anything, so a logged
+ *    element is still the dead writer's. A per-worker value it was writing
+ *    in place (its seqlock odd) is zeroed and the seqlock made even.
  * 3. Entry reservations: its unused quota goes back to RESERVED (unless a
  *    writer near the limit took it back first: ../map/quota.ts). If it
- *    died inside the atomic step that moves entries between its quota and
- *    RESERVED (MOVING != 0), which side it died on cannot be known: the
- *    amount is added to MapHeader.RESERVED_SLACK, the bound validate() allows.
+ *    died inside a step that moves entries between its quota (or a mark,
+ *    its own or another slot's) and RESERVED (MOVING != 0), which side it
+ *    died on cannot be known: the amount is added to
+ *    MapHeader.RESERVED_SLACK, the bound validate() allows.
  *
- * Not recorded: clear() (a dead clear() leaves the elements of the bucket
- * it was emptying allocated; the bucket itself is consistent).
+ * clear() and the batch deletes log each element as a delete, so an agent
+ * terminated inside them is settled element by element too.
  */
 import { add, cas, load, store } from '../shm/atomic.js';
 import { appendRetired, tryLockRow, unlockRow } from '../reclaim/limbo.js';
@@ -45,6 +54,7 @@ import {
   MapSlotRow,
   OP_DELETE,
   OP_INSERT,
+  OP_QUOTA_NONE,
   OP_REPLACE,
   OP_SLOT_WRITE,
   markEntries,
@@ -92,10 +102,13 @@ export function releaseMapSlot(r: MapRelease): void {
     }
   } else if (op !== 0) {
     const b = u32[row + MapSlotRow.OP_BUCKET]! - 1;
+    // Whether the dead writer still held the lock of its write's bucket:
+    // if not, it had released it, with the store that publishes the write.
+    const deadHeld = held === b;
     if (held !== b && held >= 0) unlockBucket(u32, buckets + held);
     if (held !== b) held = lockBucket(u32, buckets + b) ? b : -1;
     if (held === b) {
-      redoOrUndo(r, W, row, buckets + b, op);
+      redoOrUndo(r, W, row, buckets + b, op, deadHeld);
     }
   }
   u32[row + MapSlotRow.OP] = 0;
@@ -168,39 +181,87 @@ function reachable(heap: HeapCore, bucketWord: number, e: number): boolean {
   return false;
 }
 
-/** Completes or rolls back the dead writer's operation; the bucket's lock is held. */
-function redoOrUndo(r: MapRelease, W: number, row: number, bucketWord: number, op: number): void {
+/**
+ * Completes or rolls back the dead writer's operation; the bucket's lock
+ * is held (by the survivor now). deadHeld: the dead writer held it, so the
+ * chain is as it left it; else it had released it, which it does only
+ * once its write is published (or was refused, or never got the lock).
+ *
+ * Its entry: the record's OP_QUOTA is OP_QUOTA_NONE until the step that
+ * takes or gives it (../map/quota.ts), then QUOTA before that step, so
+ * QUOTA = OP_QUOTA - 1 says taken, QUOTA = OP_QUOTA + 1 or MOVING (a
+ * batch on its way back after the give) says given. An entry to give back
+ * goes straight to RESERVED: QUOTA may hold a taker's mark, which a live
+ * taker may settle meanwhile (it saw INTENT clear), so a survivor changes
+ * QUOTA only by cas (the final loop of releaseMapSlot).
+ */
+function redoOrUndo(r: MapRelease, W: number, row: number, bucketWord: number, op: number, deadHeld: boolean): void {
   const heap = r.heap;
   const u32 = heap.u32;
   const e = u32[row + MapSlotRow.OP_ELEM]!;
   const count0 = u32[row + MapSlotRow.OP_COUNT]! | 0;
+  const count = u32[row + MapSlotRow.COUNT]! | 0;
   const quota0 = u32[row + MapSlotRow.OP_QUOTA]! | 0;
   const quota = u32[row + MapSlotRow.QUOTA]! | 0;
   const moving = u32[row + MapSlotRow.MOVING]! !== 0;
-  const linked = reachable(heap, bucketWord, e);
+  const taken = quota0 !== OP_QUOTA_NONE && quota === quota0 - 1;
+  const given = quota0 !== OP_QUOTA_NONE && (moving || quota === quota0 + 1);
   if (op === OP_INSERT) {
-    if (linked) {
+    // Counted (COUNT++ comes under the lock, after the entry is taken)
+    // and the lock released by the writer: the insert was published,
+    // whether or not another agent has deleted the element since (which
+    // then retired it: it is not the dead writer's any more).
+    const published = !deadHeld && count === count0 + 1;
+    if (published || reachable(heap, bucketWord, e)) {
       u32[row + MapSlotRow.COUNT] = count0 + 1;
     } else {
       u32[row + MapSlotRow.COUNT] = count0;
-      // Took an entry for it (QUOTA one down since the record) but never
-      // linked it: give the entry back.
-      if (!moving && quota === quota0 - 1) u32[row + MapSlotRow.QUOTA] = quota + 1;
+      if (taken) add(u32, W + MapHeader.RESERVED, -1);
       retire(r, e);
     }
   } else if (op === OP_REPLACE) {
-    if (linked) retire(r, u32[row + MapSlotRow.OP_OLD]!);
+    // Published (the lock released), the old element is the writer's to
+    // retire; the new one is in the map, or another agent removed it.
+    if (!deadHeld || reachable(heap, bucketWord, e)) retire(r, u32[row + MapSlotRow.OP_OLD]!);
     else retire(r, e);
   } else if (op === OP_DELETE) {
-    if (!linked) {
-      u32[row + MapSlotRow.COUNT] = count0 - 1;
-      // The entry goes back unless giveEntry already did it.
-      const given = moving || quota === quota0 + 1;
-      if (!given) u32[row + MapSlotRow.QUOTA] = quota + 1;
-      retire(r, e);
+    if (reachable(heap, bucketWord, e)) {
+      if (given) {
+        // A chain's first element is unlinked by the store that releases
+        // the lock, after the count and the entry went: complete it.
+        unlinkFrom(heap, bucketWord, e);
+        u32[row + MapSlotRow.COUNT] = count0 - 1;
+        retire(r, e);
+      } else {
+        u32[row + MapSlotRow.COUNT] = count0;
+      }
     } else {
-      u32[row + MapSlotRow.COUNT] = count0;
+      u32[row + MapSlotRow.COUNT] = count0 - 1;
+      if (!given) add(u32, W + MapHeader.RESERVED, -1);
+      retire(r, e);
     }
+  }
+}
+
+/** Unlinks element e from the chain of bucketWord (whose lock the caller holds). */
+function unlinkFrom(heap: HeapCore, bucketWord: number, e: number): void {
+  if (e + 16 > heap.viewBytes) heap.refresh();
+  let u32 = heap.u32;
+  const next = load(u32, (e >>> 2) + E_NEXT);
+  const first = (load(u32, bucketWord) & ~1) >>> 0;
+  if (first === e) {
+    store(u32, bucketWord, (next | 1) >>> 0);
+    return;
+  }
+  for (let p = first, n = 0; p !== 0 && n < 1 << 24; n++) {
+    if (p + 16 > heap.viewBytes) heap.refresh();
+    u32 = heap.u32;
+    const q = load(u32, (p >>> 2) + E_NEXT);
+    if (q === e) {
+      store(u32, (p >>> 2) + E_NEXT, next);
+      return;
+    }
+    p = q;
   }
 }
 
