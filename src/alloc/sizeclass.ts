@@ -12,7 +12,7 @@
  *
  * Each class has its own slab size (slabGeometry): the smallest aligned
  * run of pages that holds at least MIN_PER_SLAB objects with at most
- * 1/8 of it left to the state map and the tail.
+ * 1/10 of it left to the state map (1/16) and the tail.
  */
 
 import { GRANULE } from '../shm/layout.js';
@@ -62,7 +62,7 @@ export interface SlabGeometry {
  * MAX_SLAB_BYTES, that holds MIN_PER_SLAB objects and a default batch of
  * them (a new slab fills a cache to its low watermark at once: a slab
  * smaller than that would leave every alloc of a loop that never yields
- * on the slow path), and uses at least 7/8 of its bytes for them (the
+ * on the slow path), and uses at least 9/10 of its bytes for them (the
  * state map, 1/16, and the tail take the rest); where none does, the one
  * that uses the most. perSlab is 0 when not even MAX_SLAB_BYTES holds
  * one object.
@@ -76,7 +76,7 @@ export function slabGeometry(pageSize: number, bytes: number): SlabGeometry {
   for (let size = pageSize; size <= maxBytes; size *= 2) {
     const perSlab = Math.floor((size - size / GRANULE) / unit);
     const use = (perSlab * unit) / size;
-    if (perSlab >= least && use >= 0.875) return { log: Math.log2(size), perSlab };
+    if (perSlab >= least && use >= 0.9) return { log: Math.log2(size), perSlab };
     if (use > bestUse + 1 / 64) {
       best = { log: Math.log2(size), perSlab };
       bestUse = use;
