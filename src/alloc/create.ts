@@ -7,7 +7,7 @@
 import { AllocatorHeader, AF_DEBUG, AF_PREFILL, ALLOC_WORDS, ClassRow, CLASS_WORDS, GRANULE } from '../shm/layout.js';
 import { checkInt, rangeError, typeError } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
-import { regionWords, slotsPerGroup } from './region.js';
+import { ensureSlotBlock, regionWords, slotsPerGroup } from './region.js';
 import { BUCKET_SIZES, defaultWatermarks, maxUnitSize, slabGeometry } from './sizeclass.js';
 import type { AllocatorOptions } from './types.js';
 
@@ -70,6 +70,14 @@ export function createAllocatorRegion(heap: HeapCore, options: AllocatorOptions)
     const slab = slabGeometry(heap.pageSize, units[c]!);
     u32[cr + ClassRow.PER_SLAB] = slab.perSlab;
     u32[cr + ClassRow.SLAB_LOG] = slab.log;
+  }
+  // The creator's slot block (its caches) now, so that a heap too full
+  // for it fails the create, not the attach that follows with the
+  // allocator already live.
+  if (!ensureSlotBlock(heap, R, heap.slot)) {
+    heap.giveRegion(region);
+    heap.retireAllocator(id, true);
+    throw rangeError('heap-full', `heap is full: no room for the allocator's control region and this worker slot's caches`);
   }
   heap.publishAllocator(id, region);
   return id;

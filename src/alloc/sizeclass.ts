@@ -3,9 +3,10 @@
  *
  * Bucketed mode has 40 classes: every multiple of 16 up to 128, then four
  * per doubling up to 32 KiB (160 192 224 256, 320 384 448 512, ...,
- * 20480 24576 28672 32768), so rounding a request up wastes at most 20%
- * of it (the kernel's eleven buckets, a power of two apart above 256,
- * waste up to 50%). One table indexed by (size - 1) >> 4 answers every
+ * 20480 24576 28672 32768), so rounding a request above 128 bytes up
+ * adds less than a fifth of the object (at most 15 bytes below; the
+ * kernel's eleven buckets, a power of two apart above 256, waste up to
+ * half). One table indexed by (size - 1) >> 4 answers every
  * size with a single load. Unlike the kernel we keep no header in the
  * object (a slab's state map says where objects start and whether they
  * are free), so alloc(16) really gets a 16-byte object.

@@ -16,11 +16,11 @@ export interface HashMapOptions {
   /** Key size in bytes, 1..512. */
   keySize: number;
   /**
-   * Value size in bytes, from 1 (per slot for per-worker maps). An element
-   * (its header, the key and the value copies) must fit one page: with
-   * 64 KiB pages and 8-byte keys a value of up to 61,424 bytes; a
-   * per-worker map of 64 workers up to 944 bytes per slot. create() says
-   * when it does not fit.
+   * Value size in bytes, 1..65536 (per slot for per-worker maps). An
+   * element (its header, the key and the value copies) must fit the
+   * largest slab (1 MiB less its 1/16 state map): every value size does,
+   * with any key; a per-worker map of 64 workers up to 15,344 bytes per
+   * slot with 8-byte keys. create() says when it does not fit.
    */
   valueSize: number;
   /** Most elements the map holds. */
@@ -119,7 +119,7 @@ const MAP_OPTIONS = {
   inPlace: 'boolean',
 } as const;
 
-/** @internal Checks create's options and computes the map's geometry; throws on bad options or elements too big for a page. */
+/** @internal Checks create's options and computes the map's geometry; throws on bad options or elements too big for the largest slab. */
 export function mapGeometry(heap: HeapCore, options: HashMapOptions): MapGeometry {
   checkOptions<HashMapOptions>('HashMap.create', options, MAP_OPTIONS, true);
   const keySize = checkInt('keySize', options.keySize, 1, 512, 'bad-option');

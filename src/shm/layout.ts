@@ -354,7 +354,7 @@ export const O_TAIL = 3;
 export const AllocatorHeader = {
   /** once: allocator id. */
   ID: 0,
-  /** once: number of classes (11 bucketed, 1 fixed). */
+  /** once: number of classes (40 bucketed, 1 fixed). */
   CLASSES: 1,
   /** once: fixed unit size, 0 when bucketed. */
   UNIT: 2,
@@ -409,9 +409,11 @@ export const ALLOC_WORDS = 32;
 /**
  * Class row: one per size class.
  *
- *   +------+------------+------------+--------------+------------+-----+------+-------+---------+
- *   | unit | depot head | depot lock | depot objects| slabs | low | high | batch | prefill | per slab | shrink mark | slab log2 |
- *   +------+------------+------------+--------------+------------+-----+------+-------+---------+
+ *   +------+------------+------------+---------------+-------+-----+------+-------+---------+
+ *   | unit | depot head | depot lock | depot objects | slabs | low | high | batch | prefill |
+ *   +------+------------+------------+---------------+-------+-----+------+-------+---------+
+ *   | per slab | shrink mark | slab log2 | (words 12..15 unused)
+ *   +----------+-------------+-----------+
  *
  * depot head, depot objects: changed only by the holder of depot lock
  *   (Atomics.store; read with Atomics.load by anyone, e.g. "is it empty").

@@ -125,6 +125,25 @@ test('an allocator costs its small region and a page per slot that attached; att
   assert.deepEqual(heap.validate(), []);
 });
 
+test('createAllocator in a heap with room for the region but not for the creator\'s caches throws heap-full and leaves nothing behind', () => {
+  const heap = Heap.create({ maxBytes: 4 << 20 });
+  const taken: number[] = [];
+  for (;;) {
+    const p = heap.takePages(1);
+    if (p === 0) break;
+    heap.claimDone();
+    taken.push(p);
+  }
+  heap.givePages(taken.pop()!, 1);
+  const used = heap.stats().usedPages;
+  assert.throws(() => heap.createAllocator(), { name: 'RangeError', code: 'heap-full', message: /no room for the allocator's control region and this worker slot's caches/ });
+  assert.equal(heap.stats().usedPages, used, 'the region went back');
+  for (const p of taken) heap.givePages(p, 1);
+  const a = heap.createAllocator();
+  assert.equal(a.id, 1, 'the id was not kept');
+  assert.deepEqual(heap.validate(), []);
+});
+
 test('a depot keeps a few whole empty slabs per class (hysteresis) while the heap has room', () => {
   const heap = Heap.create({ maxBytes: 64 << 20 });
   const a = heap.createAllocator();
