@@ -32,9 +32,12 @@ class WavetableProcessor extends AudioWorkletProcessor {
   process(inputs, outputs) {
     const out = outputs[0][0];
     try {
-      // One float view over the whole heap, renewed only if another agent
-      // grew the buffer: nothing is allocated on the JS heap per quantum.
-      if (this.heap.refresh() || this.f32 === null) {
+      // One float view over the whole heap, renewed only when the heap's
+      // views cover more than it does (the buffer grew: another agent grew
+      // it, or this one did in an earlier refill, which renews the heap's
+      // own views at once): nothing is allocated on the JS heap per quantum.
+      this.heap.refresh();
+      if (this.f32 === null || this.f32.length !== this.heap.viewBytes >>> 2) {
         this.f32 = new Float32Array(this.heap.u8.buffer, 0, this.heap.viewBytes >>> 2);
       }
       const f32 = this.f32;
