@@ -69,6 +69,7 @@ import {
   ST_RETIRED,
   pageTag,
   CLASS_MASK,
+  O_STATE_AT,
   SLAB_LOG_MASK,
   stateIndex,
   tagAllocator,
@@ -235,7 +236,7 @@ export class Allocator extends AllocatorState {
     if (((n - i32[rec + HOT_LOW]! + this.key) >>> 0) >= HOT_KEY_RANGE || (p | 0) === 0) return this.allocSlow(c, size);
     i32[rec] = i32[p >>> 2]!;
     i32[rec + HOT_COUNT] = n;
-    this.u8[(p >>> 4) + i32[this.argWord + (p >>> this.pageShift)]!] = HOT_ALLOCATED;
+    this.u8[i32[(p >>> 2) + 1]!] = HOT_ALLOCATED;
     return p;
   }
 
@@ -264,7 +265,7 @@ export class Allocator extends AllocatorState {
     if ((p | 0) === 0 || i32[rec + HOT_OWNER] !== this.ownerGen) return this.allocMiss(size);
     i32[rec] = i32[p >>> 2]!;
     i32[rec + HOT_COUNT]!--;
-    this.u8[(p >>> 4) + i32[this.argWord + (p >>> this.pageShift)]!] = HOT_ALLOCATED;
+    this.u8[i32[(p >>> 2) + 1]!] = HOT_ALLOCATED;
     this.kick(c);
     return p;
   }
@@ -355,16 +356,17 @@ export class Allocator extends AllocatorState {
       this.freeTag = d;
       this.freeRec = rec;
     }
-    const i32 = this.i32;
-    const s = (p >>> 4) + i32[this.argWord + pg]!;
+    const s = (p >>> 4) + this.args[pg]!;
     const u8 = this.u8;
     if (u8[s] !== HOT_ALLOCATED) return this.freeMiss(p);
+    const i32 = this.i32;
     const n = i32[rec + HOT_COUNT]! + 1;
     // At or below the high watermark after this push, and a row keyed with
     // our generation, in one compare (see alloc).
     if (((i32[rec + HOT_HIGH]! - this.key - n) >>> 0) >= HOT_KEY_RANGE) return this.freeMiss(p);
     u8[s] = HOT_FREE;
     i32[p >>> 2] = i32[rec]!;
+    i32[(p >>> 2) + 1] = s;
     i32[rec] = p;
     i32[rec + HOT_COUNT] = n;
     // The statistics counter is free's, not alloc's: allocs follow from
@@ -417,6 +419,7 @@ export class Allocator extends AllocatorState {
       const n = i32[rec + CacheRow.COUNT]! + 1;
       this.u8[at] = ST_FREE;
       i32[p >>> 2] = i32[rec]!;
+      i32[(p >>> 2) + O_STATE_AT] = at;
       i32[rec] = p;
       i32[rec + CacheRow.COUNT] = n;
       i32[rec + CacheRow.FREES]++;

@@ -10,7 +10,7 @@
  * by the agent that owns its slot, with plain reads and writes; a depot's
  * stack and counter only under its pop lock (./depot.ts).
  */
-import { AllocatorHeader, ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, CacheRow, ClassRow, GRANULE_SHIFT, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE } from '../shm/layout.js';
+import { AllocatorHeader, ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, CacheRow, ClassRow, GRANULE_SHIFT, O_COUNT, O_NEXT_BATCH, O_STATE_AT, O_TAIL, ST_FREE } from '../shm/layout.js';
 import { add, load, maxTo, store } from '../shm/atomic.js';
 import { CARVE_BUILDING, CARVE_LINKING, linkLocked, lockDepot, moveToDepot, unlockDepot } from './depot.js';
 import type { AllocatorState } from './state.js';
@@ -105,6 +105,11 @@ function spliceBatch(s: AllocatorState, rec: number, head: number): boolean {
   const u32 = s.u32;
   const n = u32[(head >>> 2) + O_COUNT]!;
   const tail = u32[(head >>> 2) + O_TAIL]!;
+  // Each object's state byte offset in its word 1 (the layout's "state
+  // at"): the head's held the next batch, the others whatever linked them.
+  const args = s.args;
+  const shift = s.pageShift;
+  for (let x = head, i = 0; i < n; i++, x = u32[x >>> 2]!) u32[(x >>> 2) + O_STATE_AT] = (x >>> GRANULE_SHIFT) + args[x >>> shift]!;
   u32[tail >>> 2] = u32[rec]!;
   u32[rec] = head;
   u32[rec + CacheRow.COUNT] += n;
@@ -192,6 +197,7 @@ export function carve(s: AllocatorState, c: number, rec: number): boolean {
     for (let j = 0; j < n - 1; j++) u32[(head + j * unit) >>> 2] = head + (j + 1) * unit;
     const tail = head + (n - 1) * unit;
     if ((i === 0 || !locked) && rec >= 0) {
+      for (let j = 0; j < n; j++) u32[((head + j * unit) >>> 2) + O_STATE_AT] = base + ((mapBytes + (i + j) * unit) >>> GRANULE_SHIFT);
       u32[tail >>> 2] = u32[rec]!;
       u32[rec] = head;
       u32[rec + CacheRow.COUNT] += n;

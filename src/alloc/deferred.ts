@@ -251,8 +251,10 @@ export function retiredPusher(s: AllocatorState): PushRetired {
       j = j + 1 < cap ? j + 1 : 0;
       const c = (tags[p >>> pageShift]! >>> 4) & 63;
       const rec = cacheRec + c * HOT_ROW;
-      u8[(p >>> 4) + args[p >>> pageShift]!] = HOT_FREE;
+      const at = (p >>> 4) + args[p >>> pageShift]!;
+      u8[at] = HOT_FREE;
       i32[p >>> 2] = i32[rec]!;
+      i32[(p >>> 2) + 1] = at;
       i32[rec] = p;
       i32[rec + HOT_COUNT]!++;
       i32[rec + HOT_FREES]++;

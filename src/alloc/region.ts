@@ -19,7 +19,7 @@ function blockTableWord(classes: number, maxSlots: number): number {
   return slotFlagWord(classes) + maxSlots;
 }
 
-/** Words of one slot's block: its cache rows, then its limbo row (a whole number of 64-byte lines). */
+/** Words of one slot's block: its limbo row, then its cache rows (a whole number of 64-byte lines). */
 export function blockWords(classes: number): number {
   return classes * CACHE_WORDS + LIMBO_ROW_WORDS;
 }
@@ -44,14 +44,20 @@ function blockAt(u32: Uint32Array, R: number, classes: number, maxSlots: number,
 
 /** Word index of the limbo row of `slot` in the region at word R; 0 when the slot has no block. */
 export function limboRowAt(u32: Uint32Array, R: number, classes: number, maxSlots: number, slot: number): number {
-  const b = blockAt(u32, R, classes, maxSlots, slot);
-  return b === 0 ? 0 : b + classes * CACHE_WORDS;
+  return blockAt(u32, R, classes, maxSlots, slot);
 }
 
-/** Word index of the cache row of (slot, class) in the region at word R; 0 when the slot has no block. */
+/**
+ * Word index of the cache row of (slot, class) in the region at word R; 0
+ * when the slot has no block. The rows follow the limbo row: a row at the
+ * start of a page shares its address bits below 4 KiB with the state
+ * bytes of small objects at the start of slabs, and a CPU that guesses a
+ * load's dependence on earlier stores from those bits alone stalls alloc
+ * on them (a pair of 16-byte objects ran ~3% slower).
+ */
 export function cacheRowAt(u32: Uint32Array, R: number, classes: number, maxSlots: number, slot: number, c: number): number {
   const b = blockAt(u32, R, classes, maxSlots, slot);
-  return b === 0 ? 0 : b + c * CACHE_WORDS;
+  return b === 0 ? 0 : b + LIMBO_ROW_WORDS + c * CACHE_WORDS;
 }
 
 /** Word index of the class row of class c. */

@@ -64,12 +64,9 @@ export abstract class AllocatorState {
   /** @internal Word index of the region. */
   readonly R: number;
   /**
-   * @internal Word index of the page args: on a slab's pages, where its
-   * state map is relative to a pointer's granule (see the slab in
-   * ../shm/layout.ts).
+   * @internal The page args as int32: on a slab's pages, where its state
+   * map is relative to a pointer's granule (see the slab in ../shm/layout.ts).
    */
-  readonly argWord: number;
-  /** @internal The page args as int32 (the same words). */
   readonly args: Int32Array;
   /** @internal Per class: the slab's bytes - 1. */
   readonly slabMasks: Uint32Array;
@@ -159,7 +156,7 @@ export abstract class AllocatorState {
     this.tags = new Uint32Array(heap.u32.buffer, heap.tagWord * 4, heap.maxPages);
     this.pageShift = heap.pageShift;
     this.pageMask = heap.pageSize - 1;
-    this.argWord = heap.argWord;
+    this.args = new Int32Array(heap.u32.buffer, heap.argWord * 4, heap.maxPages);
     this.slabTagBase = pageTag(KIND_SLAB, id, 0);
     this.cacheRec = cacheRowAt(u32, this.R, this.classes, heap.maxSlots, heap.slot, 0);
     this.limboRow = limboRowAt(u32, this.R, this.classes, heap.maxSlots, heap.slot);
@@ -172,7 +169,6 @@ export abstract class AllocatorState {
     this.units = new Uint32Array(this.classes);
     this.perSlab = new Uint32Array(this.classes);
     this.slabMasks = new Uint32Array(this.classes);
-    this.args = new Int32Array(heap.u32.buffer, heap.argWord * 4, heap.maxPages);
     this.aboveHigh = new Uint32Array(this.classes);
     for (let c = 0; c < this.classes; c++) {
       const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;

@@ -312,9 +312,17 @@ export const ST_RETIRED = 3;
  * next batch / count / tail: valid only in the head object of a batch while
  *   the batch sits in a depot; written by the pusher before the cas that
  *   publishes it; read by the popper after the load that found it.
+ * state at: word 1 again, while the object is in a cache list (a cache
+ *   holds no batch heads): the byte offset of the object's state byte,
+ *   written by whoever puts the object there (free, a refill's splice, a
+ *   carve, a collect; owner). alloc's fast path marks the object
+ *   ALLOCATED through it: a load from the line it reads the next link
+ *   from, where finding the slab's state map from the pointer cost it
+ *   4-15% of a pair.
  * Objects are at least 16 bytes, so the four words always fit.
  * ------------------------------------------------------------------------ */
 export const O_NEXT_BATCH = 1;
+export const O_STATE_AT = 1;
 export const O_COUNT = 2;
 export const O_TAIL = 3;
 
