@@ -66,7 +66,11 @@ export const W_GO = 1;
 export const W_STOPPED = 2;
 export const W_DRAINED = 3;
 export const W_RELEASE = 4;
-export const W_WORDS = 5;
+/** Free job: the pointers are in place (ptrs[0..ctl[W_COUNT])), and the worker has freed them. */
+export const W_FILLED = 5;
+export const W_FREED = 6;
+export const W_COUNT = 7;
+export const W_WORDS = 8;
 
 export interface FreeJob {
   kind: 'free';
@@ -166,14 +170,19 @@ async function attach(heapHandle: unknown, allocHandle: unknown): Promise<{ heap
   return { heap, a: heap.attachAllocator(allocHandle) };
 }
 
+/** Attaches before the heap fills (as a worker of a running program is), then frees what it is given and stays attached. */
 async function freeJob(j: FreeJob): Promise<WorkerReport> {
   const { heap, a } = await attach(j.heap, j.alloc);
-  for (let i = j.ptrs.length - 1; i >= 0; i--) a.free(j.ptrs[i]!);
   ready(j.ctl);
+  waitFor(j.ctl, W_FILLED, 1);
+  const n = Atomics.load(j.ctl, W_COUNT);
+  for (let i = n - 1; i >= 0; i--) a.free(j.ptrs[i]!);
+  Atomics.store(j.ctl, W_FREED, 1);
+  Atomics.notify(j.ctl, W_FREED);
   waitFor(j.ctl, W_RELEASE, 1);
   a.detach();
   heap.detach();
-  return { steps: j.ptrs.length, elapsedMs: 0, fails: 0, heldBytes: 0, passed: 0, ringFull: 0 };
+  return { steps: n, elapsedMs: 0, fails: 0, heldBytes: 0, passed: 0, ringFull: 0 };
 }
 
 async function larsonJob(j: LarsonJob): Promise<WorkerReport> {

@@ -31,6 +31,9 @@ import {
   W_DRAINED,
   W_GO,
   W_READY,
+  W_COUNT,
+  W_FILLED,
+  W_FREED,
   W_RELEASE,
   W_WORDS,
   loadMemHeap,
@@ -328,19 +331,27 @@ export async function phaseChangeAcross(Heap: MemHeapStatic, maxBytes: number, f
   fresh.close();
   const heap = Heap.create({ maxBytes });
   const a = heap.createAllocator();
-  const ptrs = fill(a, from);
-  const shared = new Int32Array(new SharedArrayBuffer(ptrs.length * 4));
-  shared.set(ptrs);
+  // The worker attaches first, as a worker of a running program is there
+  // before the heap fills; it frees the A objects once they are made.
+  const shared = new Int32Array(new SharedArrayBuffer(Math.ceil(maxBytes / from) * 4));
   const ctl = new Int32Array(new SharedArrayBuffer(W_WORDS * 4));
   let b = 0;
-  await runWorkers([{ kind: 'free', heap: heap.handle, alloc: a.handle, ptrs: shared, ctl }], ctl, () => {
+  let aObjects = 0;
+  await runWorkers([{ kind: 'free', heap: heap.handle, alloc: a.handle, ptrs: shared, ctl }], ctl, async () => {
+    const ptrs = fill(a, from);
+    aObjects = ptrs.length;
+    shared.set(ptrs);
+    Atomics.store(ctl, W_COUNT, ptrs.length);
+    Atomics.store(ctl, W_FILLED, 1);
+    Atomics.notify(ctl, W_FILLED);
+    while (Atomics.load(ctl, W_FREED) === 0) await new Promise((r) => setTimeout(r, 1));
     b = fill(a, to).length * to;
     Atomics.store(ctl, W_RELEASE, 1);
     Atomics.notify(ctl, W_RELEASE);
   });
   a.detach();
   heap.detach();
-  return { allocator: 'anyalloc', from, to, freedBy: 'other agent', aObjects: ptrs.length, bBytes: b, freshBBytes: freshB, share: b / freshB };
+  return { allocator: 'anyalloc', from, to, freedBy: 'other agent', aObjects, bBytes: b, freshBBytes: freshB, share: b / freshB };
 }
 
 // ---------------------------------------------------------------------------
@@ -568,7 +579,7 @@ export function memoryReport(r: MemoryResults): string {
     ),
   );
   out.push(
-    `\n### Phase change\n\n${r.phaseHeapBytes / MiB} MiB heap: fill with A until alloc returns 0, free all (newest first), fill with B until 0; the bytes of B obtained as a share of what a fresh heap gives. "other agent": a worker attached to the heap freed the A objects and stayed attached while B filled (anyalloc only; MemPool is one thread).\n`,
+    `\n### Phase change\n\n${r.phaseHeapBytes / MiB} MiB heap: fill with A until alloc returns 0, free all (newest first), fill with B until 0; the bytes of B obtained as a share of what a fresh heap gives. "other agent": a worker attached before the fill freed the A objects and stayed attached while B filled (anyalloc only; MemPool is one thread).\n`,
   );
   out.push(
     markdownTable(
