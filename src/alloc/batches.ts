@@ -174,7 +174,14 @@ export function carve(s: AllocatorState, c: number, rec: number): boolean {
   const perSlab = s.perSlab[c]!;
   const batch = s.batch[c]!;
   const first = base + mapBytes;
-  for (let i = 0; i < perSlab; i++) u8[base + ((mapBytes + i * unit) >>> GRANULE_SHIFT)] = ST_FREE;
+  // Each object FREE, and its state byte's offset in its word 1 for when
+  // it reaches a cache (a batch head's is rewritten in the depot, and a
+  // refill's splice writes every one again).
+  for (let i = 0; i < perSlab; i++) {
+    const at = base + ((mapBytes + i * unit) >>> GRANULE_SHIFT);
+    u8[at] = ST_FREE;
+    u32[((first + i * unit) >>> 2) + O_STATE_AT] = at;
+  }
   // Every page's arg: the state map's base less the slab's start in
   // granules, so that a pointer's state byte is (p >> 4) + arg.
   const tag = s.slabTag(c);
@@ -197,7 +204,6 @@ export function carve(s: AllocatorState, c: number, rec: number): boolean {
     for (let j = 0; j < n - 1; j++) u32[(head + j * unit) >>> 2] = head + (j + 1) * unit;
     const tail = head + (n - 1) * unit;
     if ((i === 0 || !locked) && rec >= 0) {
-      for (let j = 0; j < n; j++) u32[((head + j * unit) >>> 2) + O_STATE_AT] = base + ((mapBytes + (i + j) * unit) >>> GRANULE_SHIFT);
       u32[tail >>> 2] = u32[rec]!;
       u32[rec] = head;
       u32[rec + CacheRow.COUNT] += n;

@@ -234,7 +234,7 @@ export function retiredPusher(s: AllocatorState): PushRetired {
     if (s.retireThroughFree || i32[s.cacheRec + HOT_OWNER] !== s.ownerGen) {
       for (let m = 0, j = head; m < k; m++, j = j + 1 < cap ? j + 1 : 0) {
         const p = s.i32[ring + 2 * j]!;
-        s.u8[stateIndex(p, tagSlabMask(s.tags[p >>> s.pageShift]!))] = HOT_ALLOCATED;
+        s.u8[s.heap.stateIndexOf(p)] = HOT_ALLOCATED;
         s.free(p);
       }
       return;

@@ -36,7 +36,9 @@ import {
   SLOT_RELEASING,
   SLOT_RESERVED,
   SLOT_ROW_WORDS,
+  stateIndex,
   tagKind,
+  tagSlabMask,
 } from '../shm/layout.js';
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { checkInt, describe, rangeError, typeError } from '../errors.js';
@@ -507,6 +509,14 @@ export class HeapCore {
   /** @internal Gives back a region from takeRegion. */
   giveRegion(at: number): void {
     giveRegion(this, at);
+  }
+
+  /**
+   * @internal Byte offset of the state byte of slab object p, from its
+   * page's tag (which carries the slab's size); p must lie in a slab.
+   */
+  stateIndexOf(p: number): number {
+    return stateIndex(p, tagSlabMask(this.u32[this.tagWord + (p >>> this.pageShift)]!));
   }
 
   /** @internal */

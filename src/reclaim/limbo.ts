@@ -15,7 +15,7 @@
  * heap.u8) at each step: a ring region or a waiting object may lie in
  * pages another agent committed, and refresh() renews the views.
  */
-import { AllocatorHeader, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_RETIRED, stateIndex, tagSlabMask } from '../shm/layout.js';
+import { AllocatorHeader, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_RETIRED } from '../shm/layout.js';
 import { add, cas, load, store } from '../shm/atomic.js';
 import { currentEpoch, gracePassed, tryAdvance } from './epoch.js';
 import type { HeapCore } from '../heap/core.js';
@@ -26,11 +26,6 @@ export const UNSTAMPED = 0;
 /** Byte offset of the row's ring entries (the inline ring until it overflows). */
 function ringAt(u32: Uint32Array, row: number): number {
   return u32[row + LimboRow.RING]! || (row + LIMBO_HEADER_WORDS) * 4;
-}
-
-/** Byte offset of the state byte of slab object p (its page tag gives the slab's size). */
-function slabStateOf(heap: HeapCore, p: number): number {
-  return stateIndex(p, tagSlabMask(heap.u32[heap.tagWord + (p >>> heap.pageShift)]!));
 }
 
 function capOf(u32: Uint32Array, row: number): number {
@@ -108,7 +103,7 @@ export function appendRetired(heap: HeapCore, row: number, p: number, owner: num
   const cap = capOf(u32, row);
   reach(heap, ring + cap * 8);
   u32[row + LimboRow.PENDING] = p;
-  heap.u8[slabStateOf(heap, p)] = ST_RETIRED;
+  heap.u8[heap.stateIndexOf(p)] = ST_RETIRED;
   const head = u32[row + LimboRow.HEAD]!;
   const count = u32[row + LimboRow.COUNT]!;
   const i = head + count < cap ? head + count : head + count - cap;
@@ -280,7 +275,7 @@ export function repairLimboRow(heap: HeapCore, R: number, row: number, slot: num
       const count = u32[row + LimboRow.COUNT]!;
       const last = u32[row + LimboRow.HEAD]! + count - 1;
       const inRing = count > 0 && u32[(ring >>> 2) + 2 * (last < cap ? last : last - cap)] === p;
-      if (!inRing && heap.u8[slabStateOf(heap, p)] === ST_RETIRED) {
+      if (!inRing && heap.u8[heap.stateIndexOf(p)] === ST_RETIRED) {
         // The owner grew the ring before it set pending: there is room.
         const i = last + 1 < cap ? last + 1 : last + 1 - cap;
         u32[(ring >>> 2) + 2 * i] = p;
@@ -322,7 +317,7 @@ function repairTake(heap: HeapCore, row: number): void {
       j = j + 1 < cap ? j + 1 : 0;
       reach(heap, p + 16);
       u32 = heap.u32;
-      if (heap.u8[slabStateOf(heap, p)] !== ST_RETIRED) continue;
+      if (heap.u8[heap.stateIndexOf(p)] !== ST_RETIRED) continue;
       // The free slots after the tail are the taken ones, in order, and
       // this one has been read: the tail never overtakes the reading.
       const tail = head + count < cap ? head + count : head + count - cap;

@@ -43,7 +43,7 @@
 import { add, cas, load, store } from '../shm/atomic.js';
 import { appendRetired, tryLockRow, unlockRow } from '../reclaim/limbo.js';
 import { currentEpoch } from '../reclaim/epoch.js';
-import { SlotRow, SLOT_ATTACHED, SLOT_ROW_WORDS, ST_ALLOCATED, stateIndex, tagSlabMask } from '../shm/layout.js';
+import { SlotRow, SLOT_ATTACHED, SLOT_ROW_WORDS, ST_ALLOCATED } from '../shm/layout.js';
 import type { HeapCore } from '../heap/core.js';
 import {
   E_NEXT,
@@ -270,7 +270,7 @@ function retire(r: MapRelease, e: number): void {
   const heap = r.heap;
   if (e === 0) return;
   if (e + 16 > heap.viewBytes) heap.refresh();
-  if (heap.u8[stateIndex(e, tagSlabMask(heap.u32[heap.tagWord + (e >>> heap.pageShift)]!))] !== ST_ALLOCATED) return;
+  if (heap.u8[heap.stateIndexOf(e)] !== ST_ALLOCATED) return;
   const me = heap.slot + 1;
   for (let i = 0; i < 1_000_000; i++) {
     if (tryLockRow(heap, r.limboRow, me)) {

@@ -17,7 +17,6 @@ import {
   ST_NONE,
   ST_RETIRED,
   SLAB_LOG_MASK,
-  stateIndex,
   tagAllocator,
   tagClass,
   tagKind,
@@ -60,8 +59,7 @@ export function userPointer(a: DebugShape, base: number): number {
 
 /** The state byte (ST_*) of the slab object at base. */
 export function stateOf(a: DebugShape, base: number): number {
-  const heap = a.heap;
-  return heap.u8[stateIndex(base, tagSlabMask(heap.u32[heap.tagWord + (base >>> a.pageShift)]!))]!;
+  return a.heap.u8[a.heap.stateIndexOf(base)]!;
 }
 
 /** Bytes of the page run that starts at base. */
