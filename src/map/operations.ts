@@ -31,6 +31,17 @@ export class MapOperations extends MapPerWorker {
     i32[row + MapSlotRow.OP] = OP_INSERT;
   }
 
+  /** @internal The write-ahead record of a delete of element e from bucket b (locked by this agent): OP goes last. */
+  logDelete(b: number, e: number): void {
+    const i32 = this.i32;
+    const row = this.rowWord;
+    i32[row + MapSlotRow.OP_BUCKET] = b + 1;
+    i32[row + MapSlotRow.OP_ELEM] = e;
+    i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
+    i32[row + MapSlotRow.OP_QUOTA] = OP_QUOTA_NONE;
+    i32[row + MapSlotRow.OP] = OP_DELETE;
+  }
+
   /**
    * @internal Unlinks element e (after `pred`, 0 when e heads the chain)
    * from bucket b, whose lock this agent holds, with its write-ahead
@@ -44,11 +55,7 @@ export class MapOperations extends MapPerWorker {
   unlinkLogged(b: number, e: number, pred: number, head: number): number {
     const i32 = this.i32;
     const row = this.rowWord;
-    i32[row + MapSlotRow.OP_BUCKET] = b + 1;
-    i32[row + MapSlotRow.OP_ELEM] = e;
-    i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
-    i32[row + MapSlotRow.OP_QUOTA] = OP_QUOTA_NONE;
-    i32[row + MapSlotRow.OP] = OP_DELETE;
+    this.logDelete(b, e);
     const next = this.u32[(e >>> 2) + E_NEXT]!;
     if (pred === 0) head = next;
     else store(this.u32, (pred >>> 2) + E_NEXT, next);
@@ -70,11 +77,7 @@ export class MapOperations extends MapPerWorker {
     while (e !== 0) {
       this.reach(e);
       const next = this.u32[(e >>> 2) + E_NEXT]!;
-      i32[row + MapSlotRow.OP_BUCKET] = b + 1;
-      i32[row + MapSlotRow.OP_ELEM] = e;
-      i32[row + MapSlotRow.OP_COUNT] = i32[row + MapSlotRow.COUNT]!;
-      i32[row + MapSlotRow.OP_QUOTA] = OP_QUOTA_NONE;
-      i32[row + MapSlotRow.OP] = OP_DELETE;
+      this.logDelete(b, e);
       // Unlinked from the head: the bucket word is stored at unlock, but
       // a survivor walks the chain from the word, so store it now.
       store(this.u32, this.bucketWord + b, (next | 1) >>> 0);
