@@ -42,8 +42,8 @@ export interface HeapAttachOptions {
 export class Heap extends HeapCore {
   /** Creates a heap in a new growable SharedArrayBuffer (or in `memory`) and attaches this agent. */
   static create(options?: HeapOptions): Heap {
-    const { sab, memory, base } = formatHeap(options);
-    const heap = new Heap(sab, memory, base);
+    const { sab, memory, base, states } = formatHeap(options);
+    const heap = new Heap(sab, memory, base, states);
     heap.claimSlot(-1, 0);
     return heap;
   }
@@ -54,7 +54,7 @@ export class Heap extends HeapCore {
     checkHeapHandle(handle);
     const o = checkOptions<HeapAttachOptions>('Heap.attach', options, { owner: 'integer' });
     const owner = o.owner === undefined ? 0 : checkInt('owner', o.owner, 1, 0xffffffff, 'bad-option');
-    const heap = new Heap(handle.buffer, handle.memory, handle.base);
+    const heap = new Heap(handle.buffer, handle.memory, handle.base, handle.states);
     heap.claimSlot(handle.slot ?? -1, handle.gen ?? 0, owner);
     return heap;
   }

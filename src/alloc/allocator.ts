@@ -36,8 +36,9 @@
  *   keeps growing in a synchronous loop is trimmed synchronously once it
  *   reaches high + batch, so it stays bounded.
  *
- * Object states live in the slab's state map (see ../shm/layout.ts), so
- * free needs no header, no size, and no division to check a pointer:
+ * Object states live in the heap's state buffer, one byte per 16 bytes at
+ * index p >> 4 (see ../shm/layout.ts), so free needs no header, no size,
+ * and no division to check a pointer:
  *   free(p): tag(page(p)) must be this allocator's slab; state(p) must be
  *   ALLOCATED (else: not an object start, or a double free).
  *
@@ -69,13 +70,10 @@ import {
   ST_RETIRED,
   pageTag,
   CLASS_MASK,
-  O_STATE_AT,
   SLAB_LOG_MASK,
-  stateIndex,
   tagAllocator,
   tagClass,
   tagKind,
-  tagSlabMask,
 } from '../shm/layout.js';
 import { add, load, or } from '../shm/atomic.js';
 import { badPointer, checkInt, describe, rangeError, typeError } from '../errors.js';
@@ -236,7 +234,7 @@ export class Allocator extends AllocatorState {
     if (((n - i32[rec + HOT_LOW]! + this.key) >>> 0) >= HOT_KEY_RANGE || (p | 0) === 0) return this.allocSlow(c, size);
     i32[rec] = i32[p >>> 2]!;
     i32[rec + HOT_COUNT] = n;
-    this.u8[i32[(p >>> 2) + 1]!] = HOT_ALLOCATED;
+    this.st[p >>> 4] = HOT_ALLOCATED;
     return p;
   }
 
@@ -265,7 +263,7 @@ export class Allocator extends AllocatorState {
     if ((p | 0) === 0 || i32[rec + HOT_OWNER] !== this.ownerGen) return this.allocMiss(size);
     i32[rec] = i32[p >>> 2]!;
     i32[rec + HOT_COUNT]!--;
-    this.u8[i32[(p >>> 2) + 1]!] = HOT_ALLOCATED;
+    this.st[p >>> 4] = HOT_ALLOCATED;
     this.kick(c);
     return p;
   }
@@ -356,17 +354,16 @@ export class Allocator extends AllocatorState {
       this.freeTag = d;
       this.freeRec = rec;
     }
-    const s = (p >>> 4) + this.args[pg]!;
-    const u8 = this.u8;
-    if (u8[s] !== HOT_ALLOCATED) return this.freeMiss(p);
+    const s = p >>> 4;
+    const st = this.st;
+    if (st[s] !== HOT_ALLOCATED) return this.freeMiss(p);
     const i32 = this.i32;
     const n = i32[rec + HOT_COUNT]! + 1;
     // At or below the high watermark after this push, and a row keyed with
     // our generation, in one compare (see alloc).
     if (((i32[rec + HOT_HIGH]! - this.key - n) >>> 0) >= HOT_KEY_RANGE) return this.freeMiss(p);
-    u8[s] = HOT_FREE;
+    st[s] = HOT_FREE;
     i32[p >>> 2] = i32[rec]!;
-    i32[(p >>> 2) + 1] = s;
     i32[rec] = p;
     i32[rec + HOT_COUNT] = n;
     // The statistics counter is free's, not alloc's: allocs follow from
@@ -406,8 +403,8 @@ export class Allocator extends AllocatorState {
     }
     if (kind === KIND_SLAB) {
       if ((p & 15) !== 0) throw badPointer('free', p, `${MISUSE.unalignedFree}: objects are 16-byte aligned`);
-      const at = stateIndex(p, tagSlabMask(tag));
-      const st = this.u8[at];
+      const at = p >>> 4;
+      const st = this.st[at];
       if (st === ST_FREE) throw badPointer('free', p, MISUSE.doubleFree);
       if (st === ST_RETIRED) throw badPointer('free', p, `${MISUSE.doubleFree}: already freed with freeDeferred, waiting for a grace period`);
       if (st === ST_NONE) throw badPointer('free', p, MISUSE.notObjectStart);
@@ -417,9 +414,8 @@ export class Allocator extends AllocatorState {
       const rec = this.cacheRec + c * CACHE_WORDS;
       const i32 = this.i32;
       const n = i32[rec + CacheRow.COUNT]! + 1;
-      this.u8[at] = ST_FREE;
+      this.st[at] = ST_FREE;
       i32[p >>> 2] = i32[rec]!;
-      i32[(p >>> 2) + O_STATE_AT] = at;
       i32[rec] = p;
       i32[rec + CacheRow.COUNT] = n;
       i32[rec + CacheRow.FREES]++;
@@ -551,7 +547,7 @@ export class Allocator extends AllocatorState {
   /** @internal the heap renewed its views. */
   onViews(): void {
     if (this.detached) return;
-    this.u8 = this.heap.u8;
+    this.st = this.heap.st;
     this.u32 = this.heap.u32;
     this.i32 = this.heap.i32;
   }
@@ -606,7 +602,7 @@ export class Allocator extends AllocatorState {
     // Empty views make the fast paths fall through to the checks.
     this.u32 = new Uint32Array(0);
     this.i32 = new Int32Array(0);
-    this.u8 = new Uint8Array(0);
+    this.st = new Uint8Array(0);
     this.cacheRec = 0;
     this.freeTag = -1;
   }
@@ -648,16 +644,15 @@ export class Allocator extends AllocatorState {
     this.flushCaches();
     heap.refresh();
     u32 = heap.u32;
-    const u8 = heap.u8;
+    const st = heap.st;
     const report: LeakReport = { leakedObjects: 0, leakedBytes: 0, classes: [], largeRuns: 0, pagesKept: 0 };
     const perClass = new Array<number>(this.classes).fill(0);
     forEachSlab(heap, this.id, (base, tag, pages) => {
       const c = tagClass(tag);
-      const mask = this.slabMasks[c]!;
       let live = 0;
       for (let i = 0; i < this.perSlab[c]!; i++) {
-        const st = u8[slabState(base, mask, this.units[c]!, i)];
-        if (st === ST_ALLOCATED || st === ST_RETIRED) live++;
+        const state = st[slabState(base, this.units[c]!, i)];
+        if (state === ST_ALLOCATED || state === ST_RETIRED) live++;
       }
       if (live === 0) {
         heap.givePages(base >>> heap.pageShift, pages);

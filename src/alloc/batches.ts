@@ -10,7 +10,7 @@
  * by the agent that owns its slot, with plain reads and writes; a depot's
  * stack and counter only under its pop lock (./depot.ts).
  */
-import { AllocatorHeader, ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, CacheRow, ClassRow, GRANULE_SHIFT, O_COUNT, O_NEXT_BATCH, O_STATE_AT, O_TAIL, ST_FREE } from '../shm/layout.js';
+import { AllocatorHeader, ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, CacheRow, ClassRow, GRANULE_SHIFT, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE } from '../shm/layout.js';
 import { add, load, maxTo, store } from '../shm/atomic.js';
 import { CARVE_BUILDING, CARVE_LINKING, linkLocked, lockDepot, moveToDepot, unlockDepot } from './depot.js';
 import type { AllocatorState } from './state.js';
@@ -105,11 +105,6 @@ function spliceBatch(s: AllocatorState, rec: number, head: number): boolean {
   const u32 = s.u32;
   const n = u32[(head >>> 2) + O_COUNT]!;
   const tail = u32[(head >>> 2) + O_TAIL]!;
-  // Each object's state byte offset in its word 1 (the layout's "state
-  // at"): the head's held the next batch, the others whatever linked them.
-  const args = s.args;
-  const shift = s.pageShift;
-  for (let x = head, i = 0; i < n; i++, x = u32[x >>> 2]!) u32[(x >>> 2) + O_STATE_AT] = (x >>> GRANULE_SHIFT) + args[x >>> shift]!;
   u32[tail >>> 2] = u32[rec]!;
   u32[rec] = head;
   u32[rec + CacheRow.COUNT] += n;
@@ -158,36 +153,28 @@ export function carve(s: AllocatorState, c: number, rec: number): boolean {
     return false;
   }
   const u32 = s.u32;
-  const u8 = s.u8;
+  const st = s.st;
   const base = page * heap.pageSize;
   // The record a survivor needs if we die before every object of the
   // slab is in a list (the row of class c, even for a reserve).
   const row = s.cacheRec + c * CACHE_WORDS;
   u32[row + CacheRow.CARVE] = base | CARVE_BUILDING;
-  // The state map first, then the tags, the first page's last: a slab
-  // exists once its first page carries the tag, and its map is ready by
-  // then. A survivor finds a slab whose pages do not all carry the tag
+  // The states first, then the tags, the first page's last: a slab
+  // exists once its first page carries the tag, and its states are ready
+  // by then. A survivor finds a slab whose pages do not all carry the tag
   // (we died tagging) and gives them back (../recovery/caches.ts).
-  const mapBytes = (mask + 1) >>> GRANULE_SHIFT;
-  u8.fill(0, base, base + mapBytes);
+  // The slab's range of the state buffer may hold what an earlier slab
+  // there left: all of it NONE, then each object's byte FREE.
+  st.fill(0, base >>> GRANULE_SHIFT, (base + mask + 1) >>> GRANULE_SHIFT);
   const unit = s.units[c]!;
   const perSlab = s.perSlab[c]!;
   const batch = s.batch[c]!;
-  const first = base + mapBytes;
-  // Each object FREE, and its state byte's offset in its word 1 for when
-  // it reaches a cache (a batch head's is rewritten in the depot, and a
-  // refill's splice writes every one again).
-  for (let i = 0; i < perSlab; i++) {
-    const at = base + ((mapBytes + i * unit) >>> GRANULE_SHIFT);
-    u8[at] = ST_FREE;
-    u32[((first + i * unit) >>> 2) + O_STATE_AT] = at;
-  }
-  // Every page's arg: the state map's base less the slab's start in
-  // granules, so that a pointer's state byte is (p >> 4) + arg.
+  const first = base;
+  for (let i = 0; i < perSlab; i++) st[(first + i * unit) >>> GRANULE_SHIFT] = ST_FREE;
+  // Every page's arg: the slab's first page.
   const tag = s.slabTag(c);
-  const arg = base - (base >>> GRANULE_SHIFT);
   for (let p = page + k - 1; p >= page; p--) {
-    store(u32, heap.argWord + p, arg);
+    store(u32, heap.argWord + p, page);
     store(u32, heap.tagWord + p, tag);
   }
   heap.claimDone();

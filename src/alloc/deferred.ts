@@ -13,7 +13,7 @@
  * ring (locked by a collector for too long, or no page for a bigger ring)
  * waits in the agent's spill list, in JS memory.
  */
-import { AllocatorHeader, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, CACHE_WORDS, CacheRow, KIND_LARGE, KIND_SLAB, CLASS_MASK, SLAB_LOG_MASK, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, stateIndex, tagAllocator, tagKind, tagSlabMask } from '../shm/layout.js';
+import { AllocatorHeader, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, CACHE_WORDS, CacheRow, KIND_LARGE, KIND_SLAB, CLASS_MASK, SLAB_LOG_MASK, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, tagAllocator, tagKind } from '../shm/layout.js';
 import { cas, load } from '../shm/atomic.js';
 import { badPointer, describe, typeError } from '../errors.js';
 import { limboRowAt } from './region.js';
@@ -48,8 +48,9 @@ const HOT_L_INLINE: number = LIMBO_INLINE;
 /** @internal Allocator.freeDeferred (which see). */
 export function deferFree(s: AllocatorState, p: number): void {
   const d = s.tags[p >>> s.pageShift]!;
-  const o = stateIndex(p, tagSlabMask(d));
-  if ((p & 15) !== 0 || ((d & ~(CLASS_MASK | SLAB_LOG_MASK)) >>> 0) !== s.slabTagBase || s.u8[o] !== ST_ALLOCATED || s.i32[s.cacheRec + HOT_OWNER] !== s.ownerGen) {
+  // (p & -16) !== p: unaligned, a fraction, or past 2^31 (as in free).
+  const o = p >>> 4;
+  if ((p & -16) !== p || ((d & ~(CLASS_MASK | SLAB_LOG_MASK)) >>> 0) !== s.slabTagBase || s.st[o] !== ST_ALLOCATED || s.i32[s.cacheRec + HOT_OWNER] !== s.ownerGen) {
     if (p === 0) return;
     s.checkAttached('freeDeferred');
     // A stale handle must not append to a ring its slot's new agent owns;
@@ -82,7 +83,7 @@ export function deferFree(s: AllocatorState, p: number): void {
       let i = u32[row + HOT_L_HEAD]! + count;
       if (i >= HOT_L_INLINE) i -= HOT_L_INLINE;
       u32[row + HOT_L_PENDING] = p;
-      s.u8[o] = ST_RETIRED;
+      s.st[o] = ST_RETIRED;
       const e = row + HOT_L_HEADER + 2 * i;
       u32[e] = p;
       u32[e + 1] = HOT_UNSTAMPED;
@@ -96,7 +97,7 @@ export function deferFree(s: AllocatorState, p: number): void {
     waiting = appendContended(s, p);
   }
   if (waiting < 0) {
-    s.u8[o] = ST_RETIRED;
+    s.st[o] = ST_RETIRED;
     s.spill.push(p);
   }
   if (++s.sinceCollect >= COLLECT_EVERY) collectSome(s);
@@ -234,15 +235,14 @@ export function retiredPusher(s: AllocatorState): PushRetired {
     if (s.retireThroughFree || i32[s.cacheRec + HOT_OWNER] !== s.ownerGen) {
       for (let m = 0, j = head; m < k; m++, j = j + 1 < cap ? j + 1 : 0) {
         const p = s.i32[ring + 2 * j]!;
-        s.u8[s.heap.stateIndexOf(p)] = HOT_ALLOCATED;
+        s.st[p >>> 4] = HOT_ALLOCATED;
         s.free(p);
       }
       return;
     }
-    const u8 = s.u8;
+    const st = s.st;
     const tags = s.tags;
     const pageShift = s.pageShift;
-    const args = s.args;
     const cacheRec = s.cacheRec;
     const touched = s.retiredTouched;
     // Ring entries and objects lie below 2 GiB: Int32 words hold them.
@@ -251,10 +251,8 @@ export function retiredPusher(s: AllocatorState): PushRetired {
       j = j + 1 < cap ? j + 1 : 0;
       const c = (tags[p >>> pageShift]! >>> 4) & 63;
       const rec = cacheRec + c * HOT_ROW;
-      const at = (p >>> 4) + args[p >>> pageShift]!;
-      u8[at] = HOT_FREE;
+      st[p >>> 4] = HOT_FREE;
       i32[p >>> 2] = i32[rec]!;
-      i32[(p >>> 2) + 1] = at;
       i32[rec] = p;
       i32[rec + HOT_COUNT]!++;
       i32[rec + HOT_FREES]++;
@@ -293,7 +291,7 @@ function checkFreeable(s: AllocatorState, p: unknown): void {
     throw badPointer('freeDeferred', p, `${MISUSE.wrongAllocator}: the object belongs to allocator ${tagAllocator(tag)}, not ${s.id}`);
   }
   if ((p & 15) !== 0) throw badPointer('freeDeferred', p, `${MISUSE.unalignedFree}: objects are 16-byte aligned`);
-  const st = s.u8[stateIndex(p, tagSlabMask(tag))];
+  const st = s.st[p >>> 4];
   if (st === ST_FREE) throw badPointer('freeDeferred', p, MISUSE.doubleFree);
   if (st === ST_RETIRED) throw badPointer('freeDeferred', p, `${MISUSE.doubleFree}: already freed with freeDeferred, waiting for a grace period`);
   if (st === ST_NONE) throw badPointer('freeDeferred', p, MISUSE.notObjectStart);

@@ -48,8 +48,8 @@ export interface PerWorkerAllocatorOptions {
   /**
    * Bytes of each slot's copy, 1 or more. The object holds maxWorkers
    * copies, each rounded up to the stride, and must fit a fixed-size unit
-   * (983040 bytes: a 1 MiB slab less its state map), so size <= 15360
-   * with 64 workers and cache-line strides.
+   * (1048576 bytes: the largest slab), so size <= 16384 with 64 workers
+   * and cache-line strides.
    */
   size: number;
   /**
@@ -159,7 +159,7 @@ export class PerWorkerAllocator {
     if (stride * heap.maxSlots > maxUnit) {
       throw rangeError(
         `size ${size} needs ${stride} x ${heap.maxSlots} worker slots = ${stride * heap.maxSlots} bytes per object; ` +
-          `a fixed-size unit is at most ${maxUnit} (the largest slab less its state map): use a smaller size, ` +
+          `a fixed-size unit is at most ${maxUnit} (the largest slab): use a smaller size, ` +
           `fewer maxWorkers${!packed && Math.ceil(size / PACKED) * PACKED * heap.maxSlots <= maxUnit ? ', or packed: true' : ''}`,
       );
     }

@@ -25,7 +25,7 @@
  * Step 3 rewrites the links of objects that the old batches held, so an
  * agent that dies between 3 and 5 leaves a depot only its objects' states
  * describe: the survivor that releases its slot finds the record and
- * rebuilds the class's depot from the slabs' state maps
+ * rebuilds the class's depot from the slabs' object states
  * (../recovery/caches.ts, rebuildDepot).
  *
  * When: the page heap ran dry (carve or a large run found no pages: every

@@ -8,12 +8,13 @@
  * kernel's eleven buckets, a power of two apart above 256, waste up to
  * half). One table indexed by (size - 1) >> 4 answers every
  * size with a single load. Unlike the kernel we keep no header in the
- * object (a slab's state map says where objects start and whether they
+ * object (the state buffer says where objects start and whether they
  * are free), so alloc(16) really gets a 16-byte object.
  *
  * Each class has its own slab size (slabGeometry): the smallest aligned
  * run of pages that holds at least MIN_PER_SLAB objects with at most
- * 1/10 of it left to the state map (1/16) and the tail.
+ * 1/10 of it left in the tail. (Object states live in the heap's state
+ * buffer, not in the slab.)
  */
 
 import { GRANULE } from '../shm/layout.js';
@@ -53,7 +54,7 @@ export const MAX_SLAB_BYTES = 1 << 20;
 export interface SlabGeometry {
   /** log2 of the slab's bytes (a power of two, at least one page). */
   log: number;
-  /** Objects of the class a slab holds (after its state map). */
+  /** Objects of the class a slab holds. */
   perSlab: number;
 }
 
@@ -64,7 +65,7 @@ export interface SlabGeometry {
  * them (a new slab fills a cache to its low watermark at once: a slab
  * smaller than that would leave every alloc of a loop that never yields
  * on the slow path), and uses at least 9/10 of its bytes for them (the
- * state map, 1/16, and the tail take the rest); where none does, the one
+ * tail takes the rest); where none does, the one
  * that uses the most. perSlab is 0 when not even MAX_SLAB_BYTES holds
  * one object.
  */
@@ -75,7 +76,7 @@ export function slabGeometry(pageSize: number, bytes: number): SlabGeometry {
   let best: SlabGeometry = { log: Math.log2(pageSize), perSlab: 0 };
   let bestUse = 0;
   for (let size = pageSize; size <= maxBytes; size *= 2) {
-    const perSlab = Math.floor((size - size / GRANULE) / unit);
+    const perSlab = Math.floor(size / unit);
     const use = (perSlab * unit) / size;
     if (perSlab >= least && use >= 0.9) return { log: Math.log2(size), perSlab };
     if (use > bestUse + 1 / 64) {
@@ -88,8 +89,7 @@ export function slabGeometry(pageSize: number, bytes: number): SlabGeometry {
 
 /** Largest fixed unit, in bytes: one object in the largest slab. */
 export function maxUnitSize(pageSize: number): number {
-  const maxBytes = Math.max(pageSize, MAX_SLAB_BYTES);
-  return maxBytes - maxBytes / GRANULE;
+  return Math.max(pageSize, MAX_SLAB_BYTES);
 }
 
 /** A cache's watermarks, per size class (the kernel's low/high watermarks and batch). */

@@ -19,14 +19,14 @@ export interface SlabPages {
   committedPages(): number;
 }
 
-/** Byte offset of object i of the slab at `base` whose mask is `mask` (bytes - 1), objects of `unit` bytes. */
-export function slabObject(base: number, mask: number, unit: number, i: number): number {
-  return base + ((mask + 1) >>> GRANULE_SHIFT) + i * unit;
+/** Byte offset of object i of the slab at `base`, objects of `unit` bytes. */
+export function slabObject(base: number, unit: number, i: number): number {
+  return base + i * unit;
 }
 
-/** Byte offset of the state byte of object i (see slabObject). */
-export function slabState(base: number, mask: number, unit: number, i: number): number {
-  return base + ((((mask + 1) >>> GRANULE_SHIFT) + i * unit) >>> GRANULE_SHIFT);
+/** Index in the state buffer of the state byte of object i (see slabObject). */
+export function slabState(base: number, unit: number, i: number): number {
+  return (base + i * unit) >>> GRANULE_SHIFT;
 }
 
 /**

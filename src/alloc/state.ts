@@ -33,8 +33,8 @@ export abstract class AllocatorState {
   readonly nowait: boolean;
 
   // Hot-path state, all per agent.
-  /** @internal */
-  u8: Uint8Array;
+  /** @internal The heap's state bytes (HeapCore.st): object p's is st[p >> 4]. */
+  st: Uint8Array;
   /** @internal */
   u32: Uint32Array;
   /** @internal */
@@ -63,11 +63,6 @@ export abstract class AllocatorState {
   readonly aboveHigh: Uint32Array;
   /** @internal Word index of the region. */
   readonly R: number;
-  /**
-   * @internal The page args as int32: on a slab's pages, where its state
-   * map is relative to a pointer's granule (see the slab in ../shm/layout.ts).
-   */
-  readonly args: Int32Array;
   /** @internal Per class: the slab's bytes - 1. */
   readonly slabMasks: Uint32Array;
   /** @internal Per class: 1 when a refill or trim is due in the microtask. */
@@ -146,7 +141,7 @@ export abstract class AllocatorState {
     this.heap = heap;
     this.id = id;
     this.R = region >>> 2;
-    this.u8 = heap.u8;
+    this.st = heap.st;
     this.u32 = heap.u32;
     this.i32 = heap.i32;
     const u32 = this.u32;
@@ -156,7 +151,6 @@ export abstract class AllocatorState {
     this.tags = new Uint32Array(heap.u32.buffer, heap.tagWord * 4, heap.maxPages);
     this.pageShift = heap.pageShift;
     this.pageMask = heap.pageSize - 1;
-    this.args = new Int32Array(heap.u32.buffer, heap.argWord * 4, heap.maxPages);
     this.slabTagBase = pageTag(KIND_SLAB, id, 0);
     this.cacheRec = cacheRowAt(u32, this.R, this.classes, heap.maxSlots, heap.slot, 0);
     this.limboRow = limboRowAt(u32, this.R, this.classes, heap.maxSlots, heap.slot);

@@ -2,7 +2,7 @@
  * The allocator's invariants, checked over the shared memory of a quiet
  * heap (Heap.validate).
  */
-import { AllocatorHeader, ALLOC_LIVE, ALLOC_WORDS, CacheRow, ClassRow, CLASS_WORDS, KIND_SLAB, LimboRow, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_ALLOCATED, ST_FREE, ST_RETIRED, stateIndex, tagAllocator, tagClass, tagKind, tagSlabMask } from '../shm/layout.js';
+import { AllocatorHeader, ALLOC_LIVE, ALLOC_WORDS, CacheRow, ClassRow, CLASS_WORDS, KIND_SLAB, LimboRow, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, tagAllocator, tagClass, tagKind, tagSlabMask } from '../shm/layout.js';
 import { slabObject, slabState } from './slabs.js';
 import { load } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
@@ -37,7 +37,7 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
   const row = heap.allocatorRow(id);
   if (row.state !== ALLOC_LIVE) return errors;
   const u32 = heap.u32;
-  const u8 = heap.u8;
+  const st = heap.st;
   const R = row.region >>> 2;
   const classes = u32[R + AllocatorHeader.CLASSES]!;
   const seen = new Set<number>();
@@ -48,8 +48,8 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
       errors.push(`${where}: object ${p} is not in a slab of class ${c} of allocator ${id}`);
       return false;
     }
-    const at = stateIndex(p, tagSlabMask(tag));
-    if (u8[at] !== ST_FREE) errors.push(`${where}: object ${p} is in a free list but its state is ${u8[at]}`);
+    if ((p & 15) !== 0) errors.push(`${where}: object ${p} is not 16-byte aligned`);
+    else if (st[p >>> 4] !== ST_FREE) errors.push(`${where}: object ${p} is in a free list but its state is ${st[p >>> 4]}`);
     if (seen.has(p)) {
       errors.push(`${where}: object ${p} is in two free lists (would be handed out twice)`);
       return false;
@@ -102,9 +102,8 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
     const pending = u32[row + LimboRow.PENDING]!;
     for (const p of pending === 0 ? rowEntries(u32, row) : [...rowEntries(u32, row), pending]) {
       const tag = load(u32, heap.tagWord + (p >>> heap.pageShift));
-      const at = stateIndex(p, tagSlabMask(tag));
       if (tagKind(tag) !== KIND_SLAB || tagAllocator(tag) !== id) errors.push(`slot ${s} limbo ring: ${p} is not an object of allocator ${id}`);
-      else if (u8[at] !== ST_RETIRED) errors.push(`slot ${s} limbo ring: object ${p} is waiting but its state is ${u8[at]}`);
+      else if (st[p >>> 4] !== ST_RETIRED) errors.push(`slot ${s} limbo ring: object ${p} is waiting but its state is ${st[p >>> 4]}`);
       if (waiting.has(p)) errors.push(`slot ${s} limbo ring: object ${p} is waiting twice (would be freed twice)`);
       waiting.add(p);
     }
@@ -135,20 +134,29 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
     }
     for (let q = p; q < p + pages; q++) {
       const arg = load(u32, heap.argWord + q);
-      if (arg !== base - base / 16) errors.push(`slab at page ${p} (class ${c}): page ${q}'s arg is ${arg}, not ${base - base / 16}`);
+      if (arg !== p) errors.push(`slab at page ${p} (class ${c}): page ${q}'s arg is ${arg}, not its first page ${p}`);
     }
     const unit = u32[cr + ClassRow.UNIT]!;
     const per = u32[cr + ClassRow.PER_SLAB]!;
+    // A state byte that is not an object's start must be NONE, or a
+    // pointer into an object (or the tail) would pass for one.
+    for (let g = base >>> 4, next = base >>> 4, i = 0; g < (base + mask + 1) >>> 4; g++) {
+      if (g === next && i < per) {
+        next = slabState(base, unit, ++i);
+        continue;
+      }
+      if (st[g] !== ST_NONE) errors.push(`slab at page ${p} (class ${c}): byte ${g * 16} is no object's start, but its state is ${st[g]}`);
+    }
     for (let i = 0; i < per; i++) {
-      const obj = slabObject(base, mask, unit, i);
-      const st = u8[slabState(base, mask, unit, i)];
-      if (st === ST_FREE) {
+      const obj = slabObject(base, unit, i);
+      const state = st[slabState(base, unit, i)];
+      if (state === ST_FREE) {
         freeInSlabs[c]!++;
         if (!seen.has(obj)) errors.push(`class ${c}: free object ${obj} is in no list (lost)`);
-      } else if (st === ST_RETIRED) {
+      } else if (state === ST_RETIRED) {
         retired++;
-      } else if (st !== ST_ALLOCATED) {
-        errors.push(`class ${c}: object ${obj} has bad state ${st}`);
+      } else if (state !== ST_ALLOCATED) {
+        errors.push(`class ${c}: object ${obj} has bad state ${state}`);
       }
     }
   }

@@ -16,6 +16,9 @@
  *   picks the agent's caches in every allocator, as the CPU number does in
  *   the kernel.
  *
+ * - Object states live in a second shared buffer, the state buffer (one
+ *   byte per 16 bytes of the heap's buffer), grown before the buffer.
+ *
  * The layout of everything in the buffer is in ../shm/layout.ts.
  */
 import {
@@ -36,14 +39,12 @@ import {
   SLOT_RELEASING,
   SLOT_RESERVED,
   SLOT_ROW_WORDS,
-  stateIndex,
   tagKind,
-  tagSlabMask,
 } from '../shm/layout.js';
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { checkInt, describe, rangeError, typeError } from '../errors.js';
 import { countFreePages } from './pages.js';
-import { WASM_PAGE, metaLayout, type SharedMemory } from './format.js';
+import { WASM_PAGE, metaLayout, stateBytesFor, type SharedMemory } from './format.js';
 import { claimDone, giveRegion, giveRun, takeRegion, takeRun } from './runs.js';
 
 /** The buffer grows by at least this much at a time (HeapCore.growTo). */
@@ -59,6 +60,8 @@ export interface HeapHandle {
   readonly memory?: SharedMemory;
   /** Byte offset of the heap header. */
   readonly base: number;
+  /** The state buffer: one byte per 16 bytes of the heap's buffer (its objects' states). */
+  readonly states: SharedArrayBuffer;
   /** A slot reserved for the receiving agent by reserveSlot(), if any. */
   readonly slot?: number;
   /** The reserved slot's generation (with `slot`). */
@@ -106,11 +109,16 @@ export interface HeapStats {
   freePages: number;
   /** Peak of used pages. */
   peakUsedPages: number;
-  /** committedPages x pageSize: the memory the buffer holds. */
+  /**
+   * The memory the heap holds: committedPages x pageSize, plus the state
+   * buffer (stateBytes).
+   */
   committedBytes: number;
-  /** usedPages x pageSize. */
+  /** Bytes of the state buffer: one per 16 bytes of the committed pages. */
+  stateBytes: number;
+  /** usedPages x pageSize, plus their state bytes (a 16th of that). */
   usedBytes: number;
-  /** peakUsedPages x pageSize. */
+  /** peakUsedPages x pageSize, plus their state bytes. */
   peakUsedBytes: number;
   /** Slots held by attached agents. */
   slotsAttached: number;
@@ -144,8 +152,16 @@ export class HeapCore {
   i32!: Int32Array;
   /** The buffer as float64 (index = byte offset / 8). */
   f64!: Float64Array;
-  /** Byte length the current views cover. */
+  /**
+   * The heap's state bytes as this agent's view sees them: the state of
+   * the object at byte offset p is st[p >> 4] (../shm/layout.ts).
+   */
+  st!: Uint8Array;
+  /** Byte length the current views cover (of the buffer, and of the state buffer x 16). */
   viewBytes = 0;
+  /** Lengths of the two buffers when the views were made. */
+  private viewLengths = 0;
+  private stateLength = 0;
   /** @internal Bumped each time this agent renews its views. */
   viewGeneration = 0;
   /**
@@ -159,6 +175,8 @@ export class HeapCore {
   readonly sab: SharedArrayBuffer | undefined;
   /** The shared WebAssembly.Memory the heap lives in, if any. */
   readonly memory: SharedMemory | undefined;
+  /** The state buffer (see HeapHandle.states). */
+  readonly states: SharedArrayBuffer;
   /** Byte offset of the heap's header in the buffer (0, or reserveBytes rounded up). */
   readonly base: number;
   /** @internal */
@@ -199,9 +217,10 @@ export class HeapCore {
 
   private readonly clients = new Set<ViewClient>();
 
-  protected constructor(sab: SharedArrayBuffer | undefined, memory: SharedMemory | undefined, base: number) {
+  protected constructor(sab: SharedArrayBuffer | undefined, memory: SharedMemory | undefined, base: number, states: SharedArrayBuffer) {
     this.sab = sab;
     this.memory = memory;
+    this.states = states;
     this.base = base;
     this.hdr = base >>> 2;
     this.renewViews();
@@ -217,6 +236,13 @@ export class HeapCore {
     // a small integer instead of a boxed double.
     this.pageSize = 1 << this.pageShift;
     this.maxPages = u32[this.hdr + HeapHeader.MAX_PAGES]!;
+    const stateMax = states.growable ? states.maxByteLength : states.byteLength;
+    if (stateMax !== stateBytesFor(this.maxPages * this.pageSize)) {
+      throw rangeError(
+        'bad-handle',
+        `states: a state buffer of ${stateMax} bytes is not this heap's (it has ${stateBytesFor(this.maxPages * this.pageSize)}, one byte per 16 bytes of maxBytes)`,
+      );
+    }
     this.maxSlots = u32[this.hdr + HeapHeader.MAX_SLOTS]!;
     this.maxAllocators = u32[this.hdr + HeapHeader.MAX_ALLOCATORS]!;
     this.firstDataPage = u32[this.hdr + HeapHeader.FIRST_DATA_PAGE]!;
@@ -235,8 +261,8 @@ export class HeapCore {
   /** A handle to post to another agent; Heap.attach(handle) there takes any free slot. */
   get handle(): HeapHandle {
     return this.sab !== undefined
-      ? { kind: 'anyalloc.heap', buffer: this.sab, base: this.base }
-      : { kind: 'anyalloc.heap', memory: this.memory!, base: this.base };
+      ? { kind: 'anyalloc.heap', buffer: this.sab, base: this.base, states: this.states }
+      : { kind: 'anyalloc.heap', memory: this.memory!, base: this.base, states: this.states };
   }
 
   /**
@@ -402,7 +428,15 @@ export class HeapCore {
     this.u32 = new Uint32Array(buf, 0, bytes >>> 2);
     this.i32 = new Int32Array(buf, 0, bytes >>> 2);
     this.f64 = new Float64Array(buf, 0, bytes >>> 3);
-    this.viewBytes = bytes;
+    // Read after the buffer's length: the state buffer grows first, so
+    // it covers at least the bytes seen above (unless a wasm module grew
+    // its memory on its own: pages there are not the heap's until a
+    // growTo covers them, and viewBytes stops at what the states cover).
+    const stateBytes = this.states.byteLength;
+    this.st = new Uint8Array(this.states, 0, stateBytes);
+    this.viewBytes = Math.min(bytes, stateBytes * 16);
+    this.viewLengths = bytes;
+    this.stateLength = stateBytes;
     this.viewGeneration++;
   }
 
@@ -414,7 +448,7 @@ export class HeapCore {
    */
   refresh(): boolean {
     const len = this.currentBuffer().byteLength;
-    if (len - (len & 7) === this.viewBytes) return false;
+    if (len - (len & 7) === this.viewLengths && this.states.byteLength === this.stateLength) return false;
     this.renewViews();
     for (const c of this.clients) c.onViews();
     return true;
@@ -427,8 +461,20 @@ export class HeapCore {
    */
   growTo(bytes: number): boolean {
     const buf = this.currentBuffer();
+    const max = this.maxPages * this.pageSize;
+    const step = Math.min(Math.ceil(bytes / GROW_STEP) * GROW_STEP, max);
+    // The states of the new bytes first (see the state buffer in ../shm/layout.ts).
+    if (this.states.byteLength < stateBytesFor(bytes)) {
+      try {
+        this.states.grow(Math.min(stateBytesFor(Math.max(bytes, step)), this.states.maxByteLength));
+      } catch {
+        if (this.states.byteLength < stateBytesFor(bytes)) {
+          add(this.u32, this.hdr + HeapHeader.GROW_FAILURES, 1);
+          return false;
+        }
+      }
+    }
     if (buf.byteLength < bytes) {
-      const step = Math.min(Math.ceil(bytes / GROW_STEP) * GROW_STEP, this.maxPages * this.pageSize);
       try {
         if (this.sab !== undefined) {
           this.sab.grow(Math.min(Math.max(bytes, step), this.sab.maxByteLength));
@@ -511,13 +557,6 @@ export class HeapCore {
     giveRegion(this, at);
   }
 
-  /**
-   * @internal Byte offset of the state byte of slab object p, from its
-   * page's tag (which carries the slab's size); p must lie in a slab.
-   */
-  stateIndexOf(p: number): number {
-    return stateIndex(p, tagSlabMask(this.u32[this.tagWord + (p >>> this.pageShift)]!));
-  }
 
   /** @internal */
   pageTag(page: number): number {
@@ -642,9 +681,10 @@ export class HeapCore {
       usedPages,
       freePages: countFreePages(this),
       peakUsedPages,
-      committedBytes: committedPages * this.pageSize,
-      usedBytes: usedPages * this.pageSize,
-      peakUsedBytes: peakUsedPages * this.pageSize,
+      committedBytes: committedPages * this.pageSize + this.states.byteLength,
+      stateBytes: this.states.byteLength,
+      usedBytes: usedPages * (this.pageSize + this.pageSize / 16),
+      peakUsedBytes: peakUsedPages * (this.pageSize + this.pageSize / 16),
       slotsAttached: attached,
       slotsReserved: reserved,
       maxWorkers: this.maxSlots,

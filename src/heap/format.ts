@@ -13,6 +13,7 @@ import {
   LAYOUT_VERSION,
   MAX_ALLOCATOR_ID,
   ALLOC_ROW_WORDS,
+  GRANULE,
   SLOT_ROW_WORDS,
   pageTag,
 } from '../shm/layout.js';
@@ -103,12 +104,12 @@ export function metaLayout(base: number, maxSlots: number, maxAllocators: number
  * `max` up front (a heap that silently stopped at `initial` would look
  * full long before maxBytes), or says why it cannot.
  */
-function newBuffer(initial: number, max: number): SharedArrayBuffer {
+export function newBuffer(initial: number, max: number, what = 'maxBytes'): SharedArrayBuffer {
   let sab: SharedArrayBuffer;
   try {
     sab = new SharedArrayBuffer(initial, { maxByteLength: max });
   } catch (e) {
-    throw rangeError('no-memory', `cannot make a SharedArrayBuffer of ${initial} bytes growable to ${max} (maxBytes): ${(e as Error).message}`);
+    throw rangeError('no-memory', `cannot make a SharedArrayBuffer of ${initial} bytes growable to ${max} (${what}): ${(e as Error).message}`);
   }
   if ((sab as { growable?: boolean }).growable === true || initial === max) return sab;
   try {
@@ -116,7 +117,7 @@ function newBuffer(initial: number, max: number): SharedArrayBuffer {
   } catch (e) {
     throw rangeError(
       'no-memory',
-      `this engine's SharedArrayBuffer cannot grow, and ${max} bytes (maxBytes) cannot be taken up front: ` +
+      `this engine's SharedArrayBuffer cannot grow, and ${max} bytes (${what}) cannot be taken up front: ` +
         `give a smaller maxBytes (${(e as Error).message})`,
     );
   }
@@ -158,6 +159,13 @@ export interface HeapMemory {
   sab: SharedArrayBuffer | undefined;
   memory: SharedMemory | undefined;
   base: number;
+  /** The state buffer: one byte per 16 bytes of the buffer (../shm/layout.ts). */
+  states: SharedArrayBuffer;
+}
+
+/** Bytes of the state buffer that cover the first `bytes` of a heap's buffer (granules, rounded up to 8). */
+export function stateBytesFor(bytes: number): number {
+  return Math.ceil(bytes / (GRANULE * 8)) * 8;
 }
 
 /**
@@ -224,6 +232,8 @@ export function formatHeap(given: HeapOptions | undefined): HeapMemory {
     sab = newBuffer(initial, maxBytes);
   }
   const buf = memory !== undefined ? (memory.buffer as unknown as SharedArrayBuffer) : sab!;
+  // The state bytes of the committed pages, growable to those of maxBytes.
+  const states = newBuffer(stateBytesFor(Math.min(buf.byteLength, maxBytes)), stateBytesFor(maxBytes), 'maxBytes / 16, the state buffer');
   const u32 = new Uint32Array(buf, 0, buf.byteLength >>> 2);
   const hdr = base >>> 2;
   // Zero the meta area (a wasm memory may hold anything there).
@@ -254,5 +264,5 @@ export function formatHeap(given: HeapOptions | undefined): HeapMemory {
   u32[hdr + HeapHeader.VERSION] = LAYOUT_VERSION;
   // Publish: an agent that sees the magic sees everything above.
   store(u32, hdr + HeapHeader.MAGIC, HEAP_MAGIC);
-  return { sab, memory, base };
+  return { sab, memory, base, states };
 }

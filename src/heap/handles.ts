@@ -9,7 +9,7 @@ import { checkInt, describe, rangeError, typeError } from '../errors.js';
 import type { HeapCore, HeapHandle } from './core.js';
 
 // `threads`: the thread table of anyalloc/node's releaseExitedWorkers handle, which Heap.attach accepts too.
-const HEAP_HANDLE_KEYS = new Set(['kind', 'buffer', 'memory', 'base', 'slot', 'gen', 'threads']);
+const HEAP_HANDLE_KEYS = new Set(['kind', 'buffer', 'memory', 'base', 'states', 'slot', 'gen', 'threads']);
 const ALLOCATOR_HANDLE_KEYS = new Set(['kind', 'id', 'gen', 'heap']);
 
 function isUint32(v: unknown): v is number {
@@ -30,7 +30,9 @@ export function checkHandleKeys(handle: object, keys: ReadonlySet<string>, what:
  * Checks every field of a heap handle before anything reads the buffer or
  * takes a slot: the kind; exactly one of `buffer` (a SharedArrayBuffer)
  * and `memory` (a shared memory's shape); `base` a non-negative multiple
- * of 8 with a header's room inside the buffer; `slot` and `gen` together,
+ * of 8 with a header's room inside the buffer; `states` a
+ * SharedArrayBuffer (its size is checked against the header's, by the
+ * heap's constructor); `slot` and `gen` together,
  * integers, or neither; `threads` (anyalloc/node's thread table) a
  * SharedArrayBuffer when present; no other field. TypeError or
  * RangeError, code 'bad-handle'.
@@ -41,7 +43,15 @@ export function checkHeapHandle(handle: HeapHandle): void {
   }
   const what = 'Heap.attach: bad heap handle';
   checkHandleKeys(handle, HEAP_HANDLE_KEYS, what);
-  const { buffer, memory, base, slot, gen, threads } = handle as { buffer?: unknown; memory?: unknown; base?: unknown; slot?: unknown; gen?: unknown; threads?: unknown };
+  const { buffer, memory, base, states, slot, gen, threads } = handle as {
+    buffer?: unknown;
+    memory?: unknown;
+    base?: unknown;
+    states?: unknown;
+    slot?: unknown;
+    gen?: unknown;
+    threads?: unknown;
+  };
   if (threads !== undefined && !(threads instanceof SharedArrayBuffer)) {
     throw typeError('bad-handle', `${what}: threads (a thread table) must be a SharedArrayBuffer, got ${describe(threads)}`);
   }
@@ -58,6 +68,9 @@ export function checkHeapHandle(handle: HeapHandle): void {
       throw typeError('bad-handle', `${what}: memory must be a shared WebAssembly.Memory (a SharedArrayBuffer buffer and grow()), got ${describe(memory)}`);
     }
     sab = m.buffer;
+  }
+  if (!(states instanceof SharedArrayBuffer)) {
+    throw typeError('bad-handle', `${what}: states (the heap's state buffer) must be a SharedArrayBuffer, got ${describe(states)}`);
   }
   const limit = sab.byteLength - HEADER_BYTES;
   if (typeof base !== 'number' || !Number.isSafeInteger(base)) throw typeError('bad-handle', `${what}: base must be a safe integer, got ${describe(base)}`);

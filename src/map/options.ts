@@ -18,9 +18,9 @@ export interface HashMapOptions {
   /**
    * Value size in bytes, 1..65536 (per slot for per-worker maps). An
    * element (its header, the key and the value copies) must fit the
-   * largest slab (1 MiB less its 1/16 state map): every value size does,
-   * with any key; a per-worker map of 64 workers up to 15,344 bytes per
-   * slot with 8-byte keys. create() says when it does not fit.
+   * largest slab (1 MiB): every value size does, with any key; a
+   * per-worker map of 64 workers up to 16,368 bytes per slot with 8-byte
+   * keys. create() says when it does not fit.
    */
   valueSize: number;
   /** Most elements the map holds. */
@@ -152,7 +152,7 @@ export function mapGeometry(heap: HeapCore, options: HashMapOptions): MapGeometr
   if (slab.perSlab < 1) {
     const hint = copies === 2 ? ' (in place: two copies of the value; inPlace: false keeps one)' : '';
     const most = Math.max(heap.pageSize, MAX_SLAB_BYTES);
-    throw rangeError('bad-option', `elements of ${elemSize} bytes do not fit the largest slab (${most} bytes less its state map)${hint}`);
+    throw rangeError('bad-option', `elements of ${elemSize} bytes do not fit the largest slab (${most} bytes)${hint}`);
   }
   const limitBytes = mode === 'prealloc' ? Math.ceil(capacity / slab.perSlab) * 2 ** slab.log : undefined;
   return { keySize, valueSize, maxEntries, mode, perWorker, seed, buckets, keyOff, valueOff, copies, stride, elemSize, capacity, limitBytes };

@@ -12,7 +12,7 @@
  * objects where the others reclaim them.
  *
  * Functions here take the heap and read its current views (heap.u32,
- * heap.u8) at each step: a ring region or a waiting object may lie in
+ * heap.st) at each step: a ring region or a waiting object may lie in
  * pages another agent committed, and refresh() renews the views.
  */
 import { AllocatorHeader, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, ST_RETIRED } from '../shm/layout.js';
@@ -103,7 +103,7 @@ export function appendRetired(heap: HeapCore, row: number, p: number, owner: num
   const cap = capOf(u32, row);
   reach(heap, ring + cap * 8);
   u32[row + LimboRow.PENDING] = p;
-  heap.u8[heap.stateIndexOf(p)] = ST_RETIRED;
+  heap.st[p >>> 4] = ST_RETIRED;
   const head = u32[row + LimboRow.HEAD]!;
   const count = u32[row + LimboRow.COUNT]!;
   const i = head + count < cap ? head + count : head + count - cap;
@@ -275,7 +275,7 @@ export function repairLimboRow(heap: HeapCore, R: number, row: number, slot: num
       const count = u32[row + LimboRow.COUNT]!;
       const last = u32[row + LimboRow.HEAD]! + count - 1;
       const inRing = count > 0 && u32[(ring >>> 2) + 2 * (last < cap ? last : last - cap)] === p;
-      if (!inRing && heap.u8[heap.stateIndexOf(p)] === ST_RETIRED) {
+      if (!inRing && heap.st[p >>> 4] === ST_RETIRED) {
         // The owner grew the ring before it set pending: there is room.
         const i = last + 1 < cap ? last + 1 : last + 1 - cap;
         u32[(ring >>> 2) + 2 * i] = p;
@@ -317,7 +317,7 @@ function repairTake(heap: HeapCore, row: number): void {
       j = j + 1 < cap ? j + 1 : 0;
       reach(heap, p + 16);
       u32 = heap.u32;
-      if (heap.u8[heap.stateIndexOf(p)] !== ST_RETIRED) continue;
+      if (heap.st[p >>> 4] !== ST_RETIRED) continue;
       // The free slots after the tail are the taken ones, in order, and
       // this one has been read: the tail never overtakes the reading.
       const tail = head + count < cap ? head + count : head + count - cap;

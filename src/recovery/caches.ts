@@ -11,7 +11,8 @@ import { CARVE_BUILDING, CARVE_LINKING, CARVE_SHRINKING, DEPOT_FLUSH_MS, linkBat
 
 /** What releaseRow needs to see a slab's objects, and to find the slabs of a class (the heap is one). */
 export interface SlabGeometry {
-  u8: Uint8Array;
+  /** The state bytes (HeapCore.st). */
+  st: Uint8Array;
   pageSize: number;
   /** Word index of the page tags. */
   tagWord: number;
@@ -71,8 +72,8 @@ function finishCarve(u32: Uint32Array, g: SlabGeometry, R: number, c: number, re
   let tail = 0;
   let n = 0;
   for (let i = 0; i < per; i++) {
-    const p = slabObject(base, slab.mask, unit, i);
-    if (g.u8[slabState(base, slab.mask, unit, i)] !== ST_FREE || inList.has(p)) continue;
+    const p = slabObject(base, unit, i);
+    if (g.st[slabState(base, unit, i)] !== ST_FREE || inList.has(p)) continue;
     if (n === 0) head = p;
     else u32[tail >>> 2] = p;
     tail = p;
@@ -202,7 +203,7 @@ export function releaseSlotCaches(u32: Uint32Array, g: SlabGeometry, R: number, 
 }
 
 /**
- * The depot of class c rebuilt from the state maps, depot lock held: every
+ * The depot of class c rebuilt from the object states, depot lock held: every
  * FREE object of the class's slabs that is in no agent's cache list and in
  * no batch an agent popped and has not spliced yet goes into fresh
  * batches; a slab a live agent is carving (its cache row's CARVE names it)
@@ -248,8 +249,8 @@ function rebuildDepot(u32: Uint32Array, g: SlabGeometry, R: number, c: number): 
     if (!any || !completeSlab(u32, g, base, slab.pages, slab.tag)) continue;
     slabs++;
     for (let i = 0; i < per; i++) {
-      const x = slabObject(base, slab.mask, unit, i);
-      if (g.u8[slabState(base, slab.mask, unit, i)] === ST_FREE && !elsewhere.has(x)) free.push(x);
+      const x = slabObject(base, unit, i);
+      if (g.st[slabState(base, unit, i)] === ST_FREE && !elsewhere.has(x)) free.push(x);
     }
   }
   store(u32, cr + ClassRow.DEPOT_HEAD, linkBatches(u32, free, batch));

@@ -270,7 +270,7 @@ function retire(r: MapRelease, e: number): void {
   const heap = r.heap;
   if (e === 0) return;
   if (e + 16 > heap.viewBytes) heap.refresh();
-  if (heap.u8[heap.stateIndexOf(e)] !== ST_ALLOCATED) return;
+  if (heap.st[e >>> 4] !== ST_ALLOCATED) return;
   const me = heap.slot + 1;
   for (let i = 0; i < 1_000_000; i++) {
     if (tryLockRow(heap, r.limboRow, me)) {

@@ -46,10 +46,23 @@
  * Page p covers bytes [p << pageShift, (p + 1) << pageShift) of the buffer;
  * page numbers count from offset 0 of the buffer, so pages below `base` are
  * tagged RESERVED and never handed out.
+ *
+ * Beside it, the state buffer (a second SharedArrayBuffer, in the heap
+ * handle as `states`): one state byte per 16-byte granule of the buffer,
+ * the byte of offset p at index p >> 4 (see "Object states" below).
+ *
+ *   buffer   | meta | data pages ...                      |  grows -->
+ *   states   |      | 1 byte per 16 bytes of the buffer   |  grows -->
+ *            (length: the buffer's committed bytes / 16, grown first)
+ *
+ * HeapCore.growTo grows the state buffer to cover the new bytes before it
+ * grows the buffer, and a page is handed out only after a growTo that
+ * covers it: so the states of every committed page exist, and an agent
+ * whose views were made after a page's commit sees its states.
  * ------------------------------------------------------------------------ */
 
 export const HEAP_MAGIC = 0x616e7941; // "Anya"
-export const LAYOUT_VERSION = 9;
+export const LAYOUT_VERSION = 10;
 
 /** Header words (index into the Uint32Array, relative to base/4). */
 export const HeapHeader = {
@@ -198,8 +211,8 @@ export const MAX_ALLOCATOR_ID = 4095;
  *   +---------+----------+----------------+---------+--------+
  *
  * slab log2: on SLAB pages, log2 of the slab's bytes (every page of a slab
- * carries the same tag), so that any agent finds a slab's start and its
- * state map from a pointer and the tag alone; 0 on other kinds.
+ * carries the same tag), so that any agent finds a slab's start from a
+ * pointer and the tag alone; 0 on other kinds.
  *
  * Written by the agent that owns the page at the moment: the one that took
  * it from the page heap (store before the page's objects are published
@@ -210,10 +223,8 @@ export const MAX_ALLOCATOR_ID = 4095;
  *
  * Page args: one uint32 per page, same writers.
  *   LARGE head: pages in the run;  LARGE tail: the head's page number;
- *   REGION head: pages in the run; SLAB: start - start / 16 (its slab's
- *   start in bytes), so that the state byte of an object p of the slab is
- *   (p >> 4) + arg: the fast paths find it with one load, whatever the
- *   slab's size; others: 0.
+ *   REGION head: pages in the run; SLAB: the slab's first page number;
+ *   others: 0.
  * ------------------------------------------------------------------------ */
 export const KIND_FREE = 0;
 export const KIND_META = 1;
@@ -247,13 +258,9 @@ export function tagAllocator(tag: number): number {
 export function tagSlabMask(tag: number): number {
   return (1 << ((tag & SLAB_LOG_MASK) >>> SLAB_LOG_SHIFT)) - 1;
 }
-/**
- * Byte offset of the state byte of slab object p, given its slab's mask
- * (bytes - 1): the slab's start plus one byte per 16-byte granule.
- */
-export function stateIndex(p: number, slabMask: number): number {
-  const off = p & slabMask;
-  return p - off + (off >>> GRANULE_SHIFT);
+/** Index in the state buffer of the state byte of the object at byte offset p. */
+export function stateIndex(p: number): number {
+  return p >>> GRANULE_SHIFT;
 }
 
 /* ------------------------------------------------------------------------ *
@@ -266,25 +273,33 @@ export function stateIndex(p: number, slabMask: number): number {
 /* ------------------------------------------------------------------------ *
  * Slab
  *
- *   slab start (aligned to the slab's size)                 slab end
- *   +----------------------+--------+--------+-----+--------+------+
- *   | object state map     | obj 0  | obj 1  | ... | obj n-1| tail |
- *   | slabBytes/16 bytes   |        |        |     |        | slack|
- *   +----------------------+--------+--------+-----+--------+------+
+ *   slab start (aligned to the slab's size)          slab end
+ *   +--------+--------+--------+-----+--------+------+
+ *   | obj 0  | obj 1  | obj 2  | ... | obj n-1| tail |
+ *   +--------+--------+--------+-----+--------+------+
  *   '-- page --'-- page --'-- ... (2^k pages, each tagged alike) --'
+ *
+ *   state buffer, bytes (start >> 4) .. (end >> 4) - 1:
+ *   +---+---+---+---+---+---+---+---+---+---+---+---+---
+ *   | F | 0 | 0 | A | 0 | 0 | F | 0 | 0 | ...           (unit 48 B here)
+ *   +---+---+---+---+---+---+---+---+---+---+---+---+---
  *
  * A slab is a run of 2^k pages whose first page number is a multiple of
  * 2^k, so its start is the pointer with the low log2(slabBytes) bits
  * cleared. Each class has its own slab size (ClassRow.SLAB_LOG, chosen by
  * alloc/sizeclass.ts slabGeometry so that the tail stays small); the page
- * tags carry it too, and the page args the state map's place.
+ * tags carry it too.
  *
- * The state map has one byte per 16-byte granule of the slab: the byte for
- * the granule where an object starts says whether the object is free or
- * allocated; all other bytes are 0 (NONE). For a pointer p:
- *     stateIndex(p) = slabStart(p) + (slabOffset(p) >> 4)
- *       = (p >> 4) + pageArg(p)    (the fast paths' form)
- * No division, and it answers "is p an object start" as well.
+ * Object states: the state buffer has one byte per 16-byte granule of the
+ * heap. In a slab, the byte of the granule where an object starts says
+ * whether the object is free or allocated; all other bytes of the slab's
+ * range are 0 (NONE). For a pointer p:
+ *     stateIndex(p) = p >> 4
+ * whatever the slab's size: no load, no division, and it answers "is p an
+ * object start" as well. (States kept in a map at each slab's start cost
+ * alloc and free a load to find it once slabs came in several sizes: 14-19%
+ * of a pair; see docs/design.md.) The bytes of pages that are not slabs are
+ * unused; a carve zeroes its slab's range before it marks the objects.
  *
  * A state byte is written by the agent that holds the object at the moment:
  *   FREE -> ALLOCATED by the allocating agent (owner of the cache it was in),
@@ -312,17 +327,9 @@ export const ST_RETIRED = 3;
  * next batch / count / tail: valid only in the head object of a batch while
  *   the batch sits in a depot; written by the pusher before the cas that
  *   publishes it; read by the popper after the load that found it.
- * state at: word 1 again, while the object is in a cache list (a cache
- *   holds no batch heads): the byte offset of the object's state byte,
- *   written by whoever puts the object there (free, a refill's splice, a
- *   carve, a collect; owner). alloc's fast path marks the object
- *   ALLOCATED through it: a load from the line it reads the next link
- *   from, where finding the slab's state map from the pointer cost it
- *   4-15% of a pair.
  * Objects are at least 16 bytes, so the four words always fit.
  * ------------------------------------------------------------------------ */
 export const O_NEXT_BATCH = 1;
-export const O_STATE_AT = 1;
 export const O_COUNT = 2;
 export const O_TAIL = 3;
 

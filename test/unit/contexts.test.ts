@@ -141,7 +141,8 @@ test('where SharedArrayBuffer cannot grow, the heap takes maxBytes up front and 
   } finally {
     g.SharedArrayBuffer = Growable;
   }
-  assert.equal(heap.stats().committedBytes, 16 << 20, 'all of maxBytes committed');
+  assert.equal(heap.stats().committedBytes, (16 << 20) + (1 << 20), 'all of maxBytes committed, and its state bytes');
+  assert.equal(heap.stats().stateBytes, 1 << 20);
   const a = heap.createAllocator();
   let got = 0;
   while (a.alloc(1 << 20) !== 0) got++;

@@ -209,6 +209,9 @@ test('Heap.attach checks every field of its handle and takes no slot when it ref
     [{ ...h, extra: true }, TypeError, /unknown field "extra"/],
     [{ ...h, threads: 5 }, TypeError, /threads \(a thread table\) must be a SharedArrayBuffer, got 5/],
     [{ ...h, base: 64 }, TypeError, /no anyalloc heap at byte 64/],
+    [{ ...h, states: undefined }, TypeError, /states \(the heap's state buffer\) must be a SharedArrayBuffer, got undefined/],
+    [{ ...h, states: new ArrayBuffer(64) }, TypeError, /states \(the heap's state buffer\) must be a SharedArrayBuffer, got object/],
+    [{ ...h, states: new SharedArrayBuffer(64) }, RangeError, /states: a state buffer of 64 bytes is not this heap's \(it has 262144, one byte per 16 bytes of maxBytes\)/],
   ];
   const before = snapshot(heap);
   for (const [handle, cls, message] of cases) {

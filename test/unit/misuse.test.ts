@@ -20,19 +20,18 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Heap } from '../../src/index.js';
 import { AllocatorMisuseError, DebugAllocator, MISUSE, POISON_BYTE, type MisuseCode } from '../../src/alloc/debug.js';
-import { KIND_FREE, stateIndex as stateAt, tagKind, tagSlabMask } from '../../src/shm/layout.js';
+import { KIND_FREE, tagKind } from '../../src/shm/layout.js';
 import { liveObjects } from '../util/checks.js';
 import { FIXED_UNIT, MAX_BYTES, VARIANTS, type Setup, alloc, expectError, finish, intact, setup } from '../util/misuse.js';
 
-/** Byte index of the state map entry of a raw object start. */
-function stateIndex(heap: Heap, base: number): number {
-  return stateAt(base, tagSlabMask(heap.u32[heap.tagWord + (base >>> heap.pageShift)]!));
-}
-
-/** A copy of the committed part of the buffer. */
+/** A copy of the committed part of the buffer, then of its state bytes. */
 function snapshot(heap: Heap): Uint8Array {
   heap.refresh();
-  return heap.u8.slice(0, heap.committedPages() * heap.pageSize);
+  const bytes = heap.committedPages() * heap.pageSize;
+  const out = new Uint8Array(bytes + bytes / 16);
+  out.set(heap.u8.subarray(0, bytes));
+  out.set(heap.st.subarray(0, bytes / 16), bytes);
+  return out;
 }
 
 function assertSame(heap: Heap, before: Uint8Array, note: string): void {
@@ -81,7 +80,7 @@ for (const [mode, kind] of VARIANTS) {
       const p = alloc(s);
       // The next object of the slab was carved but never handed out.
       const q = p + s.unit;
-      assert.equal(s.heap.u8[stateIndex(s.heap, q - s.head)], 1, 'precondition: the neighbour is FREE');
+      assert.equal(s.heap.st[(q - s.head) >>> 4], 1, 'precondition: the neighbour is FREE');
       misuse(s, [p], () => s.a.free(q), RangeError, MISUSE.doubleFree, 'double-free');
       // A committed page that was never taken.
       let page = s.heap.committedPages() - 1;
@@ -106,6 +105,8 @@ for (const [mode, kind] of VARIANTS) {
       const p = alloc(s);
       for (const bad of [-16, -1, MAX_BYTES, MAX_BYTES + 16, 2 ** 32, 2 ** 32 + p, Number.MAX_SAFE_INTEGER]) {
         misuse(s, [p], () => s.a.free(bad), RangeError, MISUSE.outsideHeap, 'out-of-range');
+        // 2^32 + p has p's page tag and state byte once taken modulo 2^32: refused all the same.
+        misuse(s, [p], () => s.a.freeDeferred(bad), RangeError, MISUSE.outsideHeap, 'out-of-range');
       }
       const uncommitted = (s.heap.committedPages() + 2) * s.heap.pageSize;
       misuse(s, [p], () => s.a.free(uncommitted), RangeError, `${MISUSE.outsideHeap} (beyond its committed pages)`, 'out-of-range');

@@ -62,7 +62,7 @@ test('createAllocator checks its options before it claims an id or a page', () =
     [{ unitSize: '64' }, TypeError, /^unitSize must be a safe integer, got "64"$/],
     [{ nowait: 'yes' }, TypeError, /^nowait must be a boolean, got "yes"$/],
     [{ debug: 1 }, TypeError, /^debug must be a boolean, got 1$/],
-    [{ unitSize: 0 }, RangeError, /unitSize must be in \[1, 983040\], got 0/],
+    [{ unitSize: 0 }, RangeError, /unitSize must be in \[1, 1048576\], got 0/],
     [{ lowWatermark: 10, highWatermark: 5 }, RangeError, /highWatermark must be above lowWatermark, got low 10 and high 5/],
     [{ batch: 65537 }, RangeError, /batch must be in \[1, 65536\], got 65537/],
   ];
@@ -108,7 +108,7 @@ test('HashMap.create checks its options before it takes memory', () => {
     [{ ...ok, mode: 1 }, TypeError, /^mode must be a string, got 1$/],
     [{ ...ok, mode: 'static' }, TypeError, /mode must be 'prealloc' or 'dynamic', got "static"/],
     [{ ...ok, keySize: 513 }, RangeError, /keySize must be in \[1, 512\], got 513/],
-    [{ ...ok, valueSize: 65536, perWorker: true }, RangeError, /elements of \d+ bytes do not fit the largest slab \(1048576 bytes less its state map\)/],
+    [{ ...ok, valueSize: 65536, perWorker: true }, RangeError, /elements of \d+ bytes do not fit the largest slab \(1048576 bytes\)/],
   ];
   for (const [options, cls, message] of cases) expectOption(() => HashMap.create(heap, options as never), cls, message);
   assert.deepEqual(heap.stats(), before, 'no map, no allocator, no page');

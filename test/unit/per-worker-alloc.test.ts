@@ -234,20 +234,20 @@ test('create and attach: bad options and handles throw TypeError / RangeError wi
   throwsCoded(create({}), TypeError, /size must be a safe integer, got undefined/, 'bad-argument');
   throwsCoded(create({ size: 1.5 }), TypeError, /size must be a safe integer, got 1\.5/, 'bad-argument');
   throwsCoded(create({ size: '8' }), TypeError, /size must be a safe integer, got "8"/, 'bad-argument');
-  throwsCoded(create({ size: 0 }), RangeError, /size must be in \[1, 983040\], got 0/, 'out-of-range');
+  throwsCoded(create({ size: 0 }), RangeError, /size must be in \[1, 1048576\], got 0/, 'out-of-range');
   throwsCoded(create({ size: 8, packed: 1 }), TypeError, /packed must be a boolean, got 1/, 'bad-argument');
-  // 64 workers x 64-byte strides fill a 983040-byte unit at size 15360.
-  assert.equal(PerWorkerAllocator.create(heap, { size: 15360 }).objectBytes, 983040);
+  // 64 workers x 64-byte strides fill a 1048576-byte unit at size 16384.
+  assert.equal(PerWorkerAllocator.create(heap, { size: 16384 }).objectBytes, 1048576);
   throwsCoded(
-    create({ size: 15361 }),
+    create({ size: 16385 }),
     RangeError,
-    /^size 15361 needs 15424 x 64 worker slots = 987136 bytes per object; a fixed-size unit is at most 983040 \(the largest slab less its state map\): use a smaller size, fewer maxWorkers$/,
+    /^size 16385 needs 16448 x 64 worker slots = 1052672 bytes per object; a fixed-size unit is at most 1048576 \(the largest slab\): use a smaller size, fewer maxWorkers$/,
     'out-of-range',
   );
-  // With 100 workers, 9800-byte copies fit at 16-byte strides (9808 x 100) but not at 64 (9856 x 100).
+  // With 100 workers, 10480-byte copies fit at 16-byte strides (10480 x 100) but not at 64 (10496 x 100).
   const heap100 = heapOf(100);
-  throwsCoded(() => PerWorkerAllocator.create(heap100, { size: 9800 }), RangeError, /= 985600 bytes per object; .*, or packed: true$/, 'out-of-range');
-  assert.equal(PerWorkerAllocator.create(heap100, { size: 9800, packed: true }).objectBytes, 980800);
+  throwsCoded(() => PerWorkerAllocator.create(heap100, { size: 10480 }), RangeError, /= 1049600 bytes per object; .*, or packed: true$/, 'out-of-range');
+  assert.equal(PerWorkerAllocator.create(heap100, { size: 10480, packed: true }).objectBytes, 1048000);
   // The wrapped allocator's own checks still apply.
   assert.throws(create({ size: 8, batch: 0 }), /batch must be in/);
 

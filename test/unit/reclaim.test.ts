@@ -144,8 +144,7 @@ test('an agent that died in the middle of retiring: the releaser records the obj
     const row = rowOf(heap, a, dead.slot);
     heap.u32[row + LimboRow.LOCK] = dead.slot + 1;
     heap.u32[row + LimboRow.PENDING] = p;
-    const off = p & (heap.pageSize - 1);
-    if (marked) heap.u8[p - off + (off >>> 4)] = ST_RETIRED;
+    if (marked) heap.st[p >>> 4] = ST_RETIRED;
     assert.equal(heap.releaseSlot(dead.slot, dead.slotGen), true);
     assert.equal(heap.u32[row + LimboRow.LOCK], 0, 'lock released');
     assert.equal(heap.u32[row + LimboRow.PENDING], 0);
@@ -278,8 +277,7 @@ test('a collector that died inside a take: the releaser makes head and count agr
         const rec = cacheRowAt(heap.u32, R, heap.u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, dead.slot, 0);
         for (let m = 0; m < pushed; m++) {
           const p = taken[m]!;
-          const off = p & (heap.pageSize - 1);
-          heap.u8[p - off + (off >>> 4)] = ST_FREE;
+          heap.st[p >>> 4] = ST_FREE;
           heap.u32[p >>> 2] = heap.u32[rec]!;
           heap.u32[rec] = p;
           heap.u32[rec + CacheRow.COUNT]!++;

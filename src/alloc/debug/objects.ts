@@ -35,7 +35,7 @@ export interface DebugShape {
   readonly fixed: boolean;
   readonly pageShift: number;
   readonly pageMask: number;
-  /** Per class: the slab's bytes - 1; its state map takes (mask + 1) / 16 bytes, where its first object starts. */
+  /** Per class: the slab's bytes - 1 (its first object starts at the slab's start). */
   readonly slabMasks: Uint32Array;
   /** The page tag of this allocator's slabs of class c. */
   slabTag(c: number): number;
@@ -59,7 +59,7 @@ export function userPointer(a: DebugShape, base: number): number {
 
 /** The state byte (ST_*) of the slab object at base. */
 export function stateOf(a: DebugShape, base: number): number {
-  return a.heap.u8[a.heap.stateIndexOf(base)]!;
+  return a.heap.st[base >>> 4]!;
 }
 
 /** Bytes of the page run that starts at base. */
@@ -96,7 +96,7 @@ export function forEachObject(a: DebugShape, visit: (base: number, unit: number,
       const mask = a.slabMasks[c]!;
       const start = pg * heap.pageSize;
       if ((start & mask) !== 0) continue;
-      for (let i = 0; i < a.perSlab[c]!; i++) visit(slabObject(start, mask, unit, i), unit, heap.u8[slabState(start, mask, unit, i)]!);
+      for (let i = 0; i < a.perSlab[c]!; i++) visit(slabObject(start, unit, i), unit, heap.st[slabState(start, unit, i)]!);
     }
   }
 }
@@ -123,11 +123,8 @@ export function isFreeObject(a: DebugShape, p: number, c: number): boolean {
   if (p >= heap.viewBytes) heap.refresh();
   if ((p & 15) !== 0 || p >= heap.viewBytes) return false;
   if (heap.u32[heap.tagWord + (p >>> a.pageShift)] !== a.slabTag(c)) return false;
-  const mask = a.slabMasks[c]!;
-  const off = p & mask;
-  const mapBytes = (mask + 1) >>> 4;
-  if (off < mapBytes || (off - mapBytes) % a.units[c]! !== 0) return false;
-  return heap.u8[p - off + (off >>> 4)] === ST_FREE;
+  if ((p & a.slabMasks[c]!) % a.units[c]! !== 0) return false;
+  return heap.st[p >>> 4] === ST_FREE;
 }
 
 /**
@@ -140,15 +137,12 @@ export function checkLive(a: DebugShape, op: string, p: unknown): number {
     const u32 = heap.u32;
     const tag = u32[heap.tagWord + (p >>> a.pageShift)]!;
     if (((tag & ~(CLASS_MASK | SLAB_LOG_MASK)) >>> 0) === a.slabTagBase) {
-      const mask = tagSlabMask(tag);
-      const off = p & mask;
-      const mapBytes = (mask + 1) >>> 4;
       if (a.fixed) {
-        if (off >= mapBytes && heap.u8[p - off + (off >>> 4)] === ST_ALLOCATED && !isQuarantinedHead(heap, p)) return p;
-      } else if (off >= mapBytes + HEAD) {
+        if (heap.st[p >>> 4] === ST_ALLOCATED && !isQuarantinedHead(heap, p)) return p;
+      } else if ((p & tagSlabMask(tag)) >= HEAD) {
+        // (A pointer less than a header past the slab's start has no object of this slab behind it.)
         const base = p - HEAD;
-        const bo = off - HEAD;
-        if (heap.u8[base - bo + (bo >>> 4)] === ST_ALLOCATED && isLiveHead(heap, base)) return base;
+        if (heap.st[base >>> 4] === ST_ALLOCATED && isLiveHead(heap, base)) return base;
       }
     } else if (tag === a.largeTag && (p & a.pageMask) === HEAD && isLiveHead(heap, p - HEAD)) {
       return p - HEAD;
@@ -189,7 +183,7 @@ function diagnose(a: DebugShape, op: string, p: unknown): number {
     }
     const head = a.fixed ? 0 : HEAD;
     if (kind === KIND_LARGE && (p & a.pageMask) !== head) throw misuseError(op, p, inLarge, 'not-allocated');
-    if (kind === KIND_SLAB && (p & tagSlabMask(tag)) < ((tagSlabMask(tag) + 1) >>> 4) + head) throw misuseError(op, p, MISUSE.notObjectStart, 'not-allocated');
+    if (kind === KIND_SLAB && (p & tagSlabMask(tag)) < head) throw misuseError(op, p, MISUSE.notObjectStart, 'not-allocated');
     const base = p - head;
     const st = kind === KIND_LARGE ? ST_ALLOCATED : stateOf(a, base);
     const gone = (why: string): AllocatorMisuseError =>
