@@ -79,7 +79,7 @@ import { add, load, or } from '../shm/atomic.js';
 import { badPointer, checkInt, describe, rangeError, typeError } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
 import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
-import { classRowAt, ensureSlotBlock, giveSlotBlocks, limboRowAt, slotFlagWord } from './region.js';
+import { classRowAt, ensureSlotBlock, giveSlotBlocks, limboRowAt, slotFlagWord, strandedRegions } from './region.js';
 import { forEachSlab, slabState } from './slabs.js';
 import { flushCacheRow } from './depot.js';
 import { clearOrphan, dropRing, markOrphan, rowCount, tryLockRow, unlockRow } from '../reclaim/limbo.js';
@@ -452,7 +452,7 @@ export class Allocator extends AllocatorState {
   /** Usable bytes of a live object (its unit, or the whole page run). */
   usableSize(p: number): number {
     const tag = this.tags[p >>> this.pageShift];
-    if (tag === undefined || typeof p !== 'number' || !Number.isInteger(p) || p <= 0) {
+    if (tag === undefined || typeof p !== 'number' || !Number.isInteger(p) || p <= 0 || p >= this.heap.maxPages * this.heap.pageSize) {
       throw badPointer('usableSize', p, 'not a pointer into this heap');
     }
     if (tagAllocator(tag) === this.id && tagKind(tag) === KIND_SLAB) return this.units[tagClass(tag)]!;
@@ -680,6 +680,9 @@ export class Allocator extends AllocatorState {
     report.leakedObjects += report.largeRuns;
     heap.removeClient(this);
     this.kill();
+    // Before the id may go to another allocator: runs a dead agent took and never published.
+    const stranded = strandedRegions(heap, R, this.id);
+    for (let i = 0; i < stranded.length; i += 2) heap.givePages(stranded[i]!, stranded[i + 1]!);
     heap.retireAllocator(this.id, report.pagesKept === 0);
     giveSlotBlocks(heap, R);
     heap.giveRegion(R * 4);

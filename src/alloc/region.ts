@@ -5,7 +5,7 @@
  * (its cache rows, one per class, and its limbo row), taken from the page
  * heap when an agent first attaches in that slot.
  */
-import { AllocatorHeader, ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, LIMBO_ROW_WORDS } from '../shm/layout.js';
+import { AllocatorHeader, ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, KIND_REGION, LIMBO_ROW_WORDS, LimboRow, pageTag } from '../shm/layout.js';
 import { cas, load } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
 
@@ -53,7 +53,9 @@ export function limboRowAt(u32: Uint32Array, R: number, classes: number, maxSlot
  * start of a page shares its address bits below 4 KiB with the state
  * bytes of small objects at the start of slabs, and a CPU that guesses a
  * load's dependence on earlier stores from those bits alone stalls alloc
- * on them (a pair of 16-byte objects ran ~3% slower).
+ * on them (a pair of 16-byte objects ran ~3% slower). Measured when the
+ * state bytes lay in the slabs; they are in the state buffer now, whose
+ * address bits differ, and the placement costs nothing.
  */
 export function cacheRowAt(u32: Uint32Array, R: number, classes: number, maxSlots: number, slot: number, c: number): number {
   const b = blockAt(u32, R, classes, maxSlots, slot);
@@ -70,8 +72,9 @@ export function classRowAt(R: number, c: number): number {
  * word R: the first agent to attach in any slot of a group takes a zeroed
  * run of pages for the group's blocks and publishes it with a CAS (a loser
  * gives its run back). False when the heap has no room. A death between
- * the run's tagging and the CAS strands that run (tagged REGION of this
- * allocator, given back by destroy only if published): a few pages, once.
+ * the run's tagging and the CAS strands that run, tagged REGION of this
+ * allocator and named nowhere, until destroy() gives it back
+ * (strandedRegions): a few pages, once per such death.
  */
 export function ensureSlotBlock(heap: HeapCore, R: number, slot: number): boolean {
   const u32 = heap.u32;
@@ -83,6 +86,47 @@ export function ensureSlotBlock(heap: HeapCore, R: number, slot: number): boolea
   if (at === 0) return false;
   if (cas(heap.u32, word, 0, at) !== 0) heap.giveRegion(at);
   return true;
+}
+
+/**
+ * The control regions tagged with allocator `id` that nothing names: not
+ * its region (word R), not a published slot block, not a limbo row's
+ * ring. An agent that died between taking such a run (a slot block, a
+ * ring growing) and publishing it, or while giving one back, left them.
+ * Pairs [first page, pages still tagged], for destroy() to give back
+ * while the id is still this allocator's.
+ */
+export function strandedRegions(heap: HeapCore, R: number, id: number): number[] {
+  const u32 = heap.u32;
+  const classes = u32[R + AllocatorHeader.CLASSES]!;
+  const named = new Set<number>([R * 4]);
+  const k = u32[R + AllocatorHeader.SLOT_GROUP]!;
+  const table = R + blockTableWord(classes, heap.maxSlots);
+  for (let g = 0; g < Math.ceil(heap.maxSlots / k); g++) {
+    const at = load(u32, table + g);
+    if (at !== 0) named.add(at);
+  }
+  for (let s = 0; s < heap.maxSlots; s++) {
+    const row = limboRowAt(u32, R, classes, heap.maxSlots, s);
+    if (row !== 0 && u32[row + LimboRow.RING] !== 0) named.add(u32[row + LimboRow.RING]!);
+  }
+  const tag = pageTag(KIND_REGION, id, 0);
+  const out: number[] = [];
+  const committed = heap.committedPages();
+  for (let p = heap.firstDataPage; p < committed; p++) {
+    if (load(u32, heap.tagWord + p) !== tag) continue;
+    const pages = load(u32, heap.argWord + p);
+    if (pages === 0) continue;
+    // Only the pages from the head that still carry the tag: a dead
+    // agent may have tagged a few of them (takeRegion tags upwards) or
+    // untagged a few (giveRun clears from the last page down), and the
+    // untagged ones went back with its claim, perhaps to someone else.
+    let held = 1;
+    while (held < pages && p + held < committed && load(u32, heap.tagWord + p + held) === tag) held++;
+    if (!named.has(p * heap.pageSize)) out.push(p, held);
+    p += held - 1;
+  }
+  return out;
 }
 
 /** Gives back every slot block of the region at word R (destroy, once no agent is attached). */

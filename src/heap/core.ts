@@ -247,6 +247,13 @@ export class HeapCore {
     this.maxAllocators = u32[this.hdr + HeapHeader.MAX_ALLOCATORS]!;
     this.firstDataPage = u32[this.hdr + HeapHeader.FIRST_DATA_PAGE]!;
     this.id = u32[this.hdr + HeapHeader.HEAP_ID]!;
+    // The state buffer of this heap: long enough for its committed pages
+    // (read first: the states grow before them), and stamped with the
+    // heap's identity where the header's granules have their state bytes.
+    const committedBytes = load(u32, this.hdr + HeapHeader.COMMITTED_PAGES) * this.pageSize;
+    if (states.byteLength < stateBytesFor(committedBytes) || new Uint32Array(states, base >>> 4, 1)[0] !== this.id) {
+      throw rangeError('bad-handle', `states: not this heap's state buffer (another heap's, or one it never made)`);
+    }
     const m = metaLayout(base, this.maxSlots, this.maxAllocators, this.maxPages);
     this.slotWord = m.slotTable >>> 2;
     this.allocWord = m.allocTable >>> 2;
@@ -433,8 +440,10 @@ export class HeapCore {
     // its memory on its own: pages there are not the heap's until a
     // growTo covers them, and viewBytes stops at what the states cover).
     const stateBytes = this.states.byteLength;
-    this.st = new Uint8Array(this.states, 0, stateBytes);
     this.viewBytes = Math.min(bytes, stateBytes * 16);
+    // No longer than the word views: a state byte found for a pointer
+    // means its words are in view too (free writes them on the fast path).
+    this.st = new Uint8Array(this.states, 0, Math.ceil(this.viewBytes / 16));
     this.viewLengths = bytes;
     this.stateLength = stateBytes;
     this.viewGeneration++;

@@ -55,6 +55,10 @@
  *   states   |      | 1 byte per 16 bytes of the buffer   |  grows -->
  *            (length: the buffer's committed bytes / 16, grown first)
  *
+ * The four state bytes of the header's first granules (index base >> 4)
+ * hold HeapHeader.HEAP_ID (written once at create), so an attach knows
+ * the state buffer is this heap's.
+ *
  * HeapCore.growTo grows the state buffer to cover the new bytes before it
  * grows the buffer, and a page is handed out only after a growTo that
  * covers it: so the states of every committed page exist, and an agent

@@ -57,7 +57,7 @@ export function tryMisuse(heap: Heap, bucketed: Allocator, fixed: Allocator, rou
     out.push(expectRangeError('double free of a large run', () => bucketed.free(l), /double free|not allocated/));
   }
   // Past the committed pages (never allocated), when the heap has room to grow.
-  const past = heap.stats().committedBytes + heap.pageSize;
+  const past = (heap.committedPages() + 1) * heap.pageSize;
   if (past < heap.maxPages * heap.pageSize) {
     out.push(expectRangeError('free of a pointer beyond the committed pages', () => bucketed.free(past), /outside the heap/));
   }

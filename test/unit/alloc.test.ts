@@ -119,7 +119,7 @@ test('bad frees raise RangeError and leave the heap unchanged', () => {
     [big + 4096, 'RangeError', /inside a large allocation/],
     [other, 'RangeError', /wrong allocator/],
     [16, 'RangeError', /not allocated/],
-    [heap.stats().committedBytes + 1024, 'RangeError', /outside the heap/],
+    [heap.committedPages() * heap.pageSize + 1024, 'RangeError', /outside the heap/],
     [2 ** 40, 'RangeError', /outside the heap/],
     [-64, 'RangeError', /outside the heap/],
     [p + 0.5, 'TypeError', /integer/],
@@ -313,15 +313,16 @@ test('limitBytes caps the pages an allocator holds; alloc returns 0 past it', ()
 test('the heap grows on demand and views are renewed', () => {
   const heap = Heap.create({ maxBytes: 32 << 20, initialBytes: 0 });
   const a = heap.createAllocator();
-  const start = heap.stats().committedBytes;
+  const start = heap.committedPages();
   const ps: number[] = [];
   for (let i = 0; i < 200; i++) {
     const p = a.alloc(4096);
     heap.u32[p >>> 2] = i;
     ps.push(p);
   }
-  assert.ok(heap.stats().committedBytes > start, 'grew');
-  assert.ok(heap.u8.length >= heap.stats().committedBytes);
+  assert.ok(heap.committedPages() > start, 'grew');
+  assert.ok(heap.u8.length >= heap.committedPages() * heap.pageSize);
+  assert.ok(heap.st.length * 16 >= heap.committedPages() * heap.pageSize);
   ps.forEach((p, i) => assert.equal(heap.u32[p >>> 2], i));
   for (const p of ps) a.free(p);
   heap.assertValid();

@@ -212,6 +212,10 @@ test('Heap.attach checks every field of its handle and takes no slot when it ref
     [{ ...h, states: undefined }, TypeError, /states \(the heap's state buffer\) must be a SharedArrayBuffer, got undefined/],
     [{ ...h, states: new ArrayBuffer(64) }, TypeError, /states \(the heap's state buffer\) must be a SharedArrayBuffer, got object/],
     [{ ...h, states: new SharedArrayBuffer(64) }, RangeError, /states: a state buffer of 64 bytes is not this heap's \(it has 262144, one byte per 16 bytes of maxBytes\)/],
+    // Of the right size, but another heap's, or short of the committed pages, or never stamped.
+    [{ ...h, states: Heap.create({ maxBytes: 4 << 20, maxWorkers: 4 }).states }, RangeError, /states: not this heap's state buffer/],
+    [{ ...h, states: new SharedArrayBuffer(64, { maxByteLength: 262144 }) }, RangeError, /states: not this heap's state buffer/],
+    [{ ...h, states: new SharedArrayBuffer(262144, { maxByteLength: 262144 }) }, RangeError, /states: not this heap's state buffer/],
   ];
   const before = snapshot(heap);
   for (const [handle, cls, message] of cases) {

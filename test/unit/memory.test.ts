@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Heap } from '../../src/index.js';
 import { slabGeometry } from '../../src/alloc/sizeclass.js';
+import { KIND_REGION, pageTag } from '../../src/shm/layout.js';
 
 test('an empty size-bucketed allocator with one agent attached holds its control region only (at most 256 KiB)', () => {
   const heap = Heap.create({ maxBytes: 64 << 20 });
@@ -122,6 +123,51 @@ test('an allocator costs its small region and a page per slot that attached; att
   a.flushCaches();
   other.detach();
   for (const p of held.slice(1000)) a.free(p);
+  assert.deepEqual(heap.validate(), []);
+});
+
+test('a slot block or ring region an agent took and died before publishing goes back at destroy(), and only those', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 64 });
+  const before = heap.stats().usedPages;
+  const a = heap.createAllocator();
+  const other = Heap.attach(heap.handle);
+  const b = other.attachAllocator(a.handle);
+  const id = a.handle.id;
+  // What a dying agent leaves between takeRegion and the CAS that would publish the run.
+  const stray = [heap.takeRegion(4096, id), heap.takeRegion(3 * 4096, id)];
+  const unrelated = heap.takeRegion(4096, 0);
+  assert.ok(stray.every((at) => at !== 0) && unrelated !== 0);
+  // Deferred frees from both agents: ring rows (and their rings) are named, not stray.
+  for (let i = 0; i < 200; i++) b.freeDeferred(b.alloc(64));
+  b.detach();
+  other.detach();
+  assert.deepEqual(heap.validate(), []);
+  a.destroy();
+  assert.equal(heap.stats().usedPages, before + 1, 'only the region owned by nobody is left');
+  heap.giveRegion(unrelated);
+  assert.equal(heap.stats().usedPages, before);
+  assert.deepEqual(heap.validate(), []);
+});
+
+test('destroy() gives back of a half-tagged stray region only the pages still tagged: the rest went back with the dead agent\'s claim and may be another\'s', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const a = heap.createAllocator();
+  const id = a.handle.id;
+  const at = heap.takeRegion(3 * heap.pageSize, id);
+  const first = at / heap.pageSize;
+  // As if its taker died having tagged only the head: its other two pages
+  // go back (the claim's recovery), and someone else takes them.
+  heap.givePages(first + 1, 2);
+  Atomics.store(heap.u32, heap.argWord + first, 3);
+  const theirs = new Set<number>();
+  for (let tries = 0; tries < 64 && !(theirs.has(first + 1) && theirs.has(first + 2)); tries++) theirs.add(heap.takeRegion(heap.pageSize, 0) / heap.pageSize);
+  assert.ok(theirs.has(first + 1) && theirs.has(first + 2), 'precondition: the two pages are someone else\'s');
+  const used = heap.stats().usedPages;
+  a.destroy();
+  assert.ok(heap.stats().usedPages < used, 'a gave its pages back');
+  for (const p of [first + 1, first + 2]) assert.equal(Atomics.load(heap.u32, heap.tagWord + p), pageTag(KIND_REGION, 0, 0), `page ${p} is still the other owner's`);
+  assert.deepEqual(heap.validate(), []);
+  for (const p of theirs) heap.giveRegion(p * heap.pageSize);
   assert.deepEqual(heap.validate(), []);
 });
 

@@ -43,6 +43,17 @@ test('the state buffer grows with the heap; an agent with old views frees object
   assert.deepEqual(heap.validate(), []);
 });
 
+test('the state view never reaches past the word views, even while the state buffer is ahead of the buffer', () => {
+  const heap = Heap.create({ maxBytes: 64 << 20 });
+  const other = Heap.attach(heap.handle);
+  // The state buffer grows first; an agent may renew its views in between.
+  heap.states.grow(heap.states.maxByteLength);
+  other.refresh();
+  assert.ok(other.st.length * 16 <= other.u8.length + 15, `states for ${other.st.length * 16} bytes, words for ${other.u8.length}`);
+  assert.equal(other.viewBytes, other.u8.length);
+  other.detach();
+});
+
 test('a slab carved where a slab of another class was leaves no stale state: a former object start is refused', () => {
   const heap = Heap.create({ maxBytes: 4 << 20 });
   const a = heap.createAllocator();
@@ -93,4 +104,13 @@ test('a wasm memory grown by its module: the heap commits those bytes only once 
   assertCovered(heap);
   for (const p of objects) a.free(p);
   assert.deepEqual(heap.validate(), []);
+});
+
+test('usableSize refuses a pointer past the heap whose low 32 bits name an object (2^32 + p)', () => {
+  const heap = Heap.create({ maxBytes: 4 << 20 });
+  const a = heap.createAllocator();
+  const p = a.alloc(64);
+  assert.equal(a.usableSize(p), 64);
+  assert.throws(() => a.usableSize(2 ** 32 + p), RangeError);
+  a.free(p);
 });
