@@ -11,8 +11,8 @@
  *          count - 1 >= low                     the class's low watermark (refill below it)
  *          state byte := allocated              double frees are detected
  *   free   a number, 16-byte aligned, an        not on an object boundary: RangeError
- *          integer below 2^32 (by the state
- *          byte's index, as anyalloc's)
+ *          integer below 2^31 (one test,
+ *          (p & -16) !== p, as anyalloc's)
  *          the page's tag is this allocator's   outside the heap, or another allocator's
  *          the tag's class picks the stack      free(p) has no size
  *          state byte == allocated, := free     double free, or never allocated
@@ -30,16 +30,14 @@
  * whose alloc and free are small methods that V8 inlines into the loop.
  * Its arrays are on SharedArrayBuffers, as the floor's and anyalloc's are,
  * but only this variant uses them. The state byte sits where anyalloc
- * keeps it, in a per-page map at the page's start, and is found by the
- * same arithmetic (a pointer that is not an integer below 2^32 gives an
- * index with no byte, and is refused with the rest); pages are 4 KiB
- * here (anyalloc's default is 64 KiB). The objects are offsets only,
- * never written, so every class places its 16 a page at 16-byte steps.
+ * keeps it, in a state array of one byte per 16 bytes of the heap, at
+ * p >> 4; pages are 4 KiB, as anyalloc's are by default. The objects are
+ * offsets only, never written, so every class places its 16 a page at
+ * 16-byte steps.
  */
 import type { PairFactory, PairVariant } from './types.js';
 
 const PAGE_SHIFT = 12;
-const PAGE_MASK = (1 << PAGE_SHIFT) - 1;
 const PAGES = 2048;
 /** The specification's buckets. */
 const BUCKETS = [16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
@@ -63,7 +61,7 @@ export class CheckedFloor {
   readonly classOf: Uint8Array;
   /** Per page: MINE | class for the pages of the stacks' objects, 0 elsewhere. */
   readonly tags: Int32Array;
-  /** The heap's bytes, of which only the state maps are used: byte k of page n is the state of the page's k-th granule. */
+  /** One state byte per 16 bytes of the pages: the state of the object at p is state[p >> 4]. */
   readonly state: Uint8Array;
 
   /** Every class stack full of 16-byte aligned offsets on pages tagged as this allocator's. */
@@ -72,12 +70,12 @@ export class CheckedFloor {
     this.classOf = new Uint8Array(new SharedArrayBuffer(256));
     for (let g = 0; g < 256; g++) this.classOf[g] = BUCKETS.findIndex((u) => u >= (g + 1) * 16);
     this.tags = new Int32Array(new SharedArrayBuffer(PAGES * 4));
-    this.state = new Uint8Array(new SharedArrayBuffer(PAGES << PAGE_SHIFT));
+    this.state = new Uint8Array(new SharedArrayBuffer((PAGES << PAGE_SHIFT) >>> 4));
     for (let k = 0; k < CLASSES; k++) {
       const b = k * STRIDE;
-      // 16 objects a page at 16-byte steps past the page's state map, 64
-      // pages a class, from page 1 (0 stays null).
-      for (let i = 0; i < DEPTH; i++) this.stacks[b + HEADER + i] = ((1 + k * 64 + (i >>> 4)) << PAGE_SHIFT) + 256 + (i & 15) * 16;
+      // 16 objects a page at 16-byte steps, 64 pages a class, from page 1
+      // (0 stays null).
+      for (let i = 0; i < DEPTH; i++) this.stacks[b + HEADER + i] = ((1 + k * 64 + (i >>> 4)) << PAGE_SHIFT) + (i & 15) * 16;
       this.stacks[b] = DEPTH;
       this.stacks[b + 1] = 2;
       this.stacks[b + 2] = DEPTH;
@@ -93,17 +91,15 @@ export class CheckedFloor {
     if (n - 1 < st[b + 1]!) throw new Error('below the low watermark (the floor does not refill)');
     const p = st[b + HEADER - 1 + n]!;
     st[b] = n - 1;
-    const off = p & PAGE_MASK;
-    this.state[p - off + (off >>> 4)] = ALLOCATED;
+    this.state[p >>> 4] = ALLOCATED;
     return p;
   }
 
   free(p: number): void {
     if (typeof p !== 'number') throw badPointer(p, 'not a number');
     const tag = this.tags[p >>> PAGE_SHIFT]!;
-    if ((p & 15) !== 0 || (tag & ~15) !== MINE) throw badPointer(p, 'not an object of this allocator');
-    const off = p & PAGE_MASK;
-    const s = p - off + (off >>> 4);
+    if ((p & -16) !== p || (tag & ~15) !== MINE) throw badPointer(p, 'not an object of this allocator');
+    const s = p >>> 4;
     if (this.state[s] !== ALLOCATED) throw badPointer(p, 'not allocated (double free?)');
     const st = this.stacks;
     const b = (tag & 15) * STRIDE;
