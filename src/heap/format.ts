@@ -45,7 +45,9 @@ export interface HeapOptions {
    * Use this shared WebAssembly.Memory instead of a new SharedArrayBuffer,
    * so wasm code can read and write the objects. The heap takes over the
    * memory from `reserveBytes` on. Give `maxBytes` as the memory's
-   * maximum in bytes (default 4 GiB).
+   * maximum in bytes (default 4 GiB). The heap's state buffer (one byte
+   * per 16) may grow to maxBytes / 16, 256 MiB for the default: an engine
+   * whose SharedArrayBuffer cannot grow takes that up front.
    */
   memory?: SharedMemory;
   /** With `memory`: bytes at the start left to the wasm module (rounded up to pageSize). Default 0. */
