@@ -132,7 +132,7 @@ test('the checked floor makes its checks: bad sizes, foreign, unaligned, non-int
   assert.throws(() => f.free(1344 * 4096 + 256), RangeError, 'a page that is not this allocator\'s');
   assert.throws(() => f.free(p + 8), RangeError, 'not on a boundary');
   assert.throws(() => f.free(p + 0.5), RangeError, 'not an integer');
-  assert.throws(() => f.free(p + 2 ** 32), RangeError, 'above 2^32');
+  assert.throws(() => f.free(p + 2 ** 32), RangeError, '2^32 past an object');
   assert.throws(() => f.free(1 << 30), RangeError, 'outside the heap');
   assert.throws(() => f.free(p + 16), RangeError, 'never allocated');
   assert.throws(() => f.free('0' as unknown as number), TypeError);

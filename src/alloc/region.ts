@@ -120,9 +120,11 @@ export function strandedRegions(heap: HeapCore, R: number, id: number): number[]
     // Only the pages from the head that still carry the tag: a dead
     // agent may have tagged a few of them (takeRegion tags upwards) or
     // untagged a few (giveRun clears from the last page down), and the
-    // untagged ones went back with its claim, perhaps to someone else.
+    // untagged ones went back with its claim, perhaps to someone else,
+    // even to this allocator as another region (its head has an arg: a
+    // run's other pages have none).
     let held = 1;
-    while (held < pages && p + held < committed && load(u32, heap.tagWord + p + held) === tag) held++;
+    while (held < pages && p + held < committed && load(u32, heap.tagWord + p + held) === tag && load(u32, heap.argWord + p + held) === 0) held++;
     if (!named.has(p * heap.pageSize)) out.push(p, held);
     p += held - 1;
   }

@@ -251,7 +251,14 @@ export class HeapCore {
     // (read first: the states grow before them), and stamped with the
     // heap's identity where the header's granules have their state bytes.
     const committedBytes = load(u32, this.hdr + HeapHeader.COMMITTED_PAGES) * this.pageSize;
-    if (states.byteLength < stateBytesFor(committedBytes) || new Uint32Array(states, base >>> 4, 1)[0] !== this.id) {
+    if (u32[this.hdr + HeapHeader.BASE] !== base) {
+      throw typeError('bad-handle', `no anyalloc heap at byte ${base} of this buffer (its header says ${u32[this.hdr + HeapHeader.BASE]})`);
+    }
+    if (states.byteLength < Math.max(stateBytesFor(committedBytes), (base >>> 4) + 4)) {
+      throw rangeError('bad-handle', `states: not this heap's state buffer (another heap's, or one it never made)`);
+    }
+    const stamp = new Uint8Array(states, base >>> 4, 4);
+    if ((stamp[0]! | (stamp[1]! << 8) | (stamp[2]! << 16) | (stamp[3]! << 24)) >>> 0 !== this.id) {
       throw rangeError('bad-handle', `states: not this heap's state buffer (another heap's, or one it never made)`);
     }
     const m = metaLayout(base, this.maxSlots, this.maxAllocators, this.maxPages);

@@ -265,7 +265,8 @@ export function formatHeap(given: HeapOptions | undefined): HeapMemory {
   u32[hdr + HeapHeader.HEAP_ID] = newHeapId();
   // The heap's identity in the state bytes of its header (no object lies
   // there), so an attach finds out whether a handle's states are its own.
-  new Uint32Array(states, base >>> 4, 1)[0] = u32[hdr + HeapHeader.HEAP_ID]!;
+  const id = u32[hdr + HeapHeader.HEAP_ID]!;
+  new Uint8Array(states, base >>> 4, 4).set([id & 255, (id >>> 8) & 255, (id >>> 16) & 255, id >>> 24]);
   u32[hdr + HeapHeader.VERSION] = LAYOUT_VERSION;
   // Publish: an agent that sees the magic sees everything above.
   store(u32, hdr + HeapHeader.MAGIC, HEAP_MAGIC);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { Heap } from '../../src/index.js';
 import { slabGeometry } from '../../src/alloc/sizeclass.js';
 import { KIND_REGION, pageTag } from '../../src/shm/layout.js';
+import { strandedRegions } from '../../src/alloc/region.js';
 
 test('an empty size-bucketed allocator with one agent attached holds its control region only (at most 256 KiB)', () => {
   const heap = Heap.create({ maxBytes: 64 << 20 });
@@ -168,6 +169,27 @@ test('destroy() gives back of a half-tagged stray region only the pages still ta
   for (const p of [first + 1, first + 2]) assert.equal(Atomics.load(heap.u32, heap.tagWord + p), pageTag(KIND_REGION, 0, 0), `page ${p} is still the other owner's`);
   assert.deepEqual(heap.validate(), []);
   for (const p of theirs) heap.giveRegion(p * heap.pageSize);
+  assert.deepEqual(heap.validate(), []);
+});
+
+test('a stray region\'s still-tagged pages stop at the next region of the same allocator (a slot block taken where its untagged pages were)', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 64 });
+  const a = heap.createAllocator();
+  const id = a.handle.id;
+  const R = heap.allocatorRow(id).region >>> 2;
+  const at = heap.takeRegion(3 * heap.pageSize, id);
+  const first = at / heap.pageSize;
+  // Its taker died having tagged the head only; the other two pages went back...
+  heap.givePages(first + 1, 2);
+  Atomics.store(heap.u32, heap.argWord + first, 3);
+  // ...and an agent attaching in a new slot took the first of them for its caches.
+  const other = Heap.attach(heap.handle);
+  const b = other.attachAllocator(a.handle);
+  assert.equal(Atomics.load(heap.u32, heap.tagWord + first + 1), pageTag(KIND_REGION, id, 0), 'precondition: the slot block lies right after the stray head');
+  assert.deepEqual(strandedRegions(heap, R, id), [first, 1], 'the stray head alone, not the block after it');
+  b.detach();
+  other.detach();
+  a.destroy();
   assert.deepEqual(heap.validate(), []);
 });
 
