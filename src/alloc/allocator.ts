@@ -311,7 +311,8 @@ export class Allocator extends AllocatorState {
         add(u32, R + AllocatorHeader.LARGE_LIVE, 1);
         add(u32, R + AllocatorHeader.LARGE_LIVE_PAGES, k);
         add(u32, R + AllocatorHeader.LARGE_ALLOCS, 1);
-        sampleOut(this, k * heap.pageSize);
+        // (LARGE_LIVE_PAGES, added to above, counts the run.)
+        sampleOut(this);
         return first * heap.pageSize;
       }
       c = CLASS_BY_GRANULE[(size - 1) >>> 4]!;

@@ -110,8 +110,10 @@ function spliceBatch(s: AllocatorState, rec: number, head: number): boolean {
   u32[rec + CacheRow.COUNT] += n;
   u32[rec + CacheRow.OBJS_IN] += n;
   u32[rec + CacheRow.INFLIGHT] = 0;
+  // No peak sample here (sampleOut): a sample reads every class row,
+  // lines that other agents' depot moves write, and a refill should touch
+  // only its own class's shared lines.
   u32[rec + CacheRow.REFILLS]++;
-  sampleOut(s, 0);
   return true;
 }
 
@@ -204,7 +206,7 @@ export function carve(s: AllocatorState, c: number, rec: number): boolean {
   }
   u32[row + CacheRow.CARVE] = 0;
   if (locked) unlockDepot(u32, cr);
-  sampleOut(s, 0);
+  sampleOut(s);
   return true;
 }
 
@@ -256,10 +258,14 @@ export function charge(s: AllocatorState, k: number): boolean {
   return true;
 }
 
-/** @internal Samples bytes outside the depots for the peak statistic (batch moves and large runs only). */
-export function sampleOut(s: AllocatorState, extra: number): void {
+/**
+ * @internal Samples bytes outside the depots for the peak statistic: at a
+ * new slab (its class's depot ran dry, so that class's objects are all
+ * out) and a large run.
+ */
+export function sampleOut(s: AllocatorState): void {
   const u32 = s.u32;
-  let out = extra + load(u32, s.R + AllocatorHeader.LARGE_LIVE_PAGES) * s.heap.pageSize;
+  let out = load(u32, s.R + AllocatorHeader.LARGE_LIVE_PAGES) * s.heap.pageSize;
   for (let c = 0; c < s.classes; c++) {
     const cr = s.R + ALLOC_WORDS + c * CLASS_WORDS;
     out += (load(u32, cr + ClassRow.SLABS) * s.perSlab[c]! - load(u32, cr + ClassRow.DEPOT_OBJECTS)) * s.units[c]!;

@@ -120,7 +120,11 @@ export interface AllocatorStats {
   peakChargedBytes: number;
   /** Bytes of live objects (slab objects not cached nor in the depot) plus live large runs. */
   bytesInUse: number;
-  /** Peak bytes outside the depots (live + cached + large), sampled at batch moves. */
+  /**
+   * Peak bytes outside the depots (live + cached + large), sampled at each
+   * new slab and large run: a peak reached by refills from depots that
+   * still held objects is not seen.
+   */
   peakBytesOut: number;
   /** Allocations that returned 0: every class's failures plus large.failures. */
   failures: number;

@@ -566,3 +566,17 @@ test('a stale handle (its slot released while the agent still runs) throws on al
     assert.equal(a.destroy().leakedObjects, 0);
   }
 });
+
+test('peakBytesOut follows the objects taken out of the depots (sampled at new slabs, large runs and some refills)', () => {
+  const heap = Heap.create({ maxBytes: 32 << 20 });
+  const a = heap.createAllocator();
+  const ps: number[] = [];
+  for (let i = 0; i < 10_000; i++) ps.push(a.alloc(64));
+  const big = a.alloc(1 << 20);
+  const st = a.stats();
+  assert.ok(st.peakBytesOut >= 0.9 * (10_000 * 64) + (1 << 20), `peak ${st.peakBytesOut} after ${10_000 * 64} bytes of objects and a 1 MiB run`);
+  assert.ok(st.peakBytesOut <= st.chargedBytes, 'never more than the allocator holds');
+  for (const p of ps) a.free(p);
+  a.free(big);
+  assert.ok(a.stats().peakBytesOut >= st.peakBytesOut, 'a peak stays');
+});
