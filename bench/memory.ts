@@ -429,13 +429,19 @@ export async function larson(Heap: MemHeapStatic, o: { workers: number; minSize:
 
 const MIXED_HEAP = 64 * MiB;
 
-export async function mixedWindow(Heap: MemHeapStatic, workers: number, shared: boolean, durationMs: number, seed: number): Promise<number> {
+/**
+ * One window of the mixed-size case: `workers` workers on one heap and
+ * allocator (`shared`), on one heap with an allocator each (`shared` and
+ * `apart`), or each on a heap of its own. Returns steps per second.
+ */
+export async function mixedWindow(Heap: MemHeapStatic, workers: number, shared: boolean, durationMs: number, seed: number, apart = false): Promise<number> {
   const heap = shared ? Heap.create({ maxBytes: MIXED_HEAP }) : undefined;
   const a = heap?.createAllocator();
+  const others = apart && heap ? Array.from({ length: workers }, () => heap.createAllocator()) : undefined;
   const ctl = new Int32Array(new SharedArrayBuffer(W_WORDS * 4));
   const jobs: MixedJob[] = Array.from({ length: workers }, (_, index) => ({
     kind: 'mixed',
-    ...(heap && a ? { heap: heap.handle, alloc: a.handle } : {}),
+    ...(heap && a ? { heap: heap.handle, alloc: (others ? others[index]! : a).handle } : {}),
     privateBytes: MIXED_HEAP,
     ctl,
     index,
@@ -455,14 +461,16 @@ export async function mixedWindow(Heap: MemHeapStatic, workers: number, shared: 
 const MIXED_VARIANTS = [
   { name: 'shared x1', workers: 1, shared: true },
   { name: 'shared x2', workers: 2, shared: true },
+  // One heap, an allocator each: what the heap itself costs two workers (state buffer, page heap), without shared slabs.
+  { name: 'heap, allocator each x2', workers: 2, shared: true, apart: true },
   { name: 'private x2', workers: 2, shared: false },
 ];
 
-const MIXED_REFS: RefColumn[] = [{ heading: 'x private', ref: (n) => (n === 'shared x2' ? 'private x2' : undefined) }];
+const MIXED_REFS: RefColumn[] = [{ heading: 'x private', ref: (n) => (n.endsWith('x2') && n !== 'private x2' ? 'private x2' : undefined) }];
 
 export function mixedSuite(Heap: MemHeapStatic, cycles: number, durationMs: number, seed: number, onWindow?: () => void): Promise<Matched> {
   return runMatched(
-    MIXED_VARIANTS.map((v) => ({ name: v.name, window: () => mixedWindow(Heap, v.workers, v.shared, durationMs, seed) })),
+    MIXED_VARIANTS.map((v) => ({ name: v.name, window: () => mixedWindow(Heap, v.workers, v.shared, durationMs, seed, v.apart === true) })),
     cycles,
     1,
     onWindow,
@@ -599,7 +607,7 @@ export function memoryReport(r: MemoryResults): string {
     ),
   );
   out.push(
-    `\n### Mixed sizes, shared vs private heap\n\nSizes 4..32768 B with density 1/size^2, 1024 live objects per worker, each step frees a random live object and allocates a new one; ${r.mixed.durationMs} ms windows, ${r.mixed.values[0]?.length ?? 0} matched cycles. shared: one heap and allocator for all workers; private: a heap per worker.\n`,
+    `\n### Mixed sizes, shared vs private heap\n\nSizes 4..32768 B with density 1/size^2, 1024 live objects per worker, each step frees a random live object and allocates a new one; ${r.mixed.durationMs} ms windows, ${r.mixed.values[0]?.length ?? 0} matched cycles. shared: one heap and allocator for all workers; heap, allocator each: one heap, an allocator per worker (no slab shared); private: a heap per worker.\n`,
   );
   out.push(matchedTable([], 'steps/s', MIXED_REFS, matchedRows(r.mixed, fmtRate, MIXED_REFS)));
   out.push('\nThe dynamic map\'s memory over time: the map suite\'s memory table.');
