@@ -12,7 +12,8 @@
  */
 export { Heap } from './anyalloc.js';
 export type { HeapAttachOptions } from './anyalloc.js';
-export type { HeapCore, HeapHandle, HeapStats, SlotInfo } from './heap/core.js';
+export type { HeapCore, HeapHandle, SlotInfo } from './heap/core.js';
+export type { HeapStats } from './heap/stats.js';
 export type { HeapOptions, SharedMemory } from './heap/format.js';
 export { Allocator } from './alloc/allocator.js';
 export type {

@@ -171,8 +171,7 @@ export function carve(s: AllocatorState, c: number, rec: number): boolean {
   const unit = s.units[c]!;
   const perSlab = s.perSlab[c]!;
   const batch = s.batch[c]!;
-  const first = base;
-  for (let i = 0; i < perSlab; i++) st[(first + i * unit) >>> GRANULE_SHIFT] = ST_FREE;
+  for (let i = 0; i < perSlab; i++) st[(base + i * unit) >>> GRANULE_SHIFT] = ST_FREE;
   // Every page's arg: the slab's first page.
   const tag = s.slabTag(c);
   for (let p = page + k - 1; p >= page; p--) {
@@ -189,7 +188,7 @@ export function carve(s: AllocatorState, c: number, rec: number): boolean {
   if (locked) u32[row + CacheRow.CARVE] = base | CARVE_LINKING;
   for (let i = 0; i < perSlab; i += batch) {
     const n = Math.min(batch, perSlab - i);
-    const head = first + i * unit;
+    const head = base + i * unit;
     for (let j = 0; j < n - 1; j++) u32[(head + j * unit) >>> 2] = head + (j + 1) * unit;
     const tail = head + (n - 1) * unit;
     if ((i === 0 || !locked) && rec >= 0) {

@@ -44,7 +44,9 @@ import {
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
 import { checkInt, describe, rangeError, typeError } from '../errors.js';
 import { countFreePages } from './pages.js';
-import { WASM_PAGE, metaLayout, stateBytesFor, type SharedMemory } from './format.js';
+import { WASM_PAGE, metaLayout, type SharedMemory } from './format.js';
+import { checkStates, growStates } from './states.js';
+import { heapStats, type HeapStats } from './stats.js';
 import { claimDone, giveRegion, giveRun, takeRegion, takeRun } from './runs.js';
 
 /** The buffer grows by at least this much at a time (HeapCore.growTo). */
@@ -91,51 +93,6 @@ export interface SlotInfo {
   silentMs: number;
   /** The tag its agent gave Heap.attach({ owner }), 0 for none. */
   owner: number;
-}
-
-/** What Heap.stats() returns: the page heap and the slot table, read without stopping anyone. */
-export interface HeapStats {
-  /** Bytes in a page. */
-  pageSize: number;
-  /** Pages the buffer may grow to (maxBytes / pageSize). */
-  maxPages: number;
-  /** Pages the buffer holds now (it grows on demand). */
-  committedPages: number;
-  /** Pages the heap's own tables take (and a wasm module's reserved bytes). */
-  metaPages: number;
-  /** Data pages in use: slabs, large runs and control regions (counted from the page tags). */
-  usedPages: number;
-  /** Committed data pages free for any use. */
-  freePages: number;
-  /** Peak of used pages. */
-  peakUsedPages: number;
-  /**
-   * The memory the heap holds: committedPages x pageSize, plus the state
-   * buffer (stateBytes).
-   */
-  committedBytes: number;
-  /** Bytes of the state buffer: one per 16 bytes of the committed pages. */
-  stateBytes: number;
-  /** usedPages x pageSize, plus their state bytes (a 16th of that). */
-  usedBytes: number;
-  /** peakUsedPages x pageSize, plus their state bytes. */
-  peakUsedBytes: number;
-  /** Slots held by attached agents. */
-  slotsAttached: number;
-  /** Slots reserved by reserveSlot() and not attached yet. */
-  slotsReserved: number;
-  /**
-   * Slots released by releaseSlot: agents that went away without
-   * detaching. The objects they held live stay allocated (counted as live
-   * by their allocators' stats() and listed by destroy()'s leak report).
-   */
-  slotsReleased: number;
-  /** Slots in the table (the maxWorkers option). */
-  maxWorkers: number;
-  /** Allocators live in the heap (maps' element allocators included). */
-  allocatorsLive: number;
-  /** Times the buffer could not grow (at its maximum, or the engine refused). */
-  growFailures: number;
 }
 
 /**
@@ -236,31 +193,14 @@ export class HeapCore {
     // a small integer instead of a boxed double.
     this.pageSize = 1 << this.pageShift;
     this.maxPages = u32[this.hdr + HeapHeader.MAX_PAGES]!;
-    const stateMax = states.growable ? states.maxByteLength : states.byteLength;
-    if (stateMax !== stateBytesFor(this.maxPages * this.pageSize)) {
-      throw rangeError(
-        'bad-handle',
-        `states: a state buffer of ${stateMax} bytes is not this heap's (it has ${stateBytesFor(this.maxPages * this.pageSize)}, one byte per 16 bytes of maxBytes)`,
-      );
-    }
     this.maxSlots = u32[this.hdr + HeapHeader.MAX_SLOTS]!;
     this.maxAllocators = u32[this.hdr + HeapHeader.MAX_ALLOCATORS]!;
     this.firstDataPage = u32[this.hdr + HeapHeader.FIRST_DATA_PAGE]!;
     this.id = u32[this.hdr + HeapHeader.HEAP_ID]!;
-    // The state buffer of this heap: long enough for its committed pages
-    // (read first: the states grow before them), and stamped with the
-    // heap's identity where the header's granules have their state bytes.
-    const committedBytes = load(u32, this.hdr + HeapHeader.COMMITTED_PAGES) * this.pageSize;
     if (u32[this.hdr + HeapHeader.BASE] !== base) {
       throw typeError('bad-handle', `no anyalloc heap at byte ${base} of this buffer (its header says ${u32[this.hdr + HeapHeader.BASE]})`);
     }
-    if (states.byteLength < Math.max(stateBytesFor(committedBytes), (base >>> 4) + 4)) {
-      throw rangeError('bad-handle', `states: not this heap's state buffer (another heap's, or one it never made)`);
-    }
-    const stamp = new Uint8Array(states, base >>> 4, 4);
-    if ((stamp[0]! | (stamp[1]! << 8) | (stamp[2]! << 16) | (stamp[3]! << 24)) >>> 0 !== this.id) {
-      throw rangeError('bad-handle', `states: not this heap's state buffer (another heap's, or one it never made)`);
-    }
+    checkStates(states, base, this.maxPages * this.pageSize, load(u32, this.hdr + HeapHeader.COMMITTED_PAGES) * this.pageSize, this.id);
     const m = metaLayout(base, this.maxSlots, this.maxAllocators, this.maxPages);
     this.slotWord = m.slotTable >>> 2;
     this.allocWord = m.allocTable >>> 2;
@@ -480,15 +420,9 @@ export class HeapCore {
     const max = this.maxPages * this.pageSize;
     const step = Math.min(Math.ceil(bytes / GROW_STEP) * GROW_STEP, max);
     // The states of the new bytes first (see the state buffer in ../shm/layout.ts).
-    if (this.states.byteLength < stateBytesFor(bytes)) {
-      try {
-        this.states.grow(Math.min(stateBytesFor(Math.max(bytes, step)), this.states.maxByteLength));
-      } catch {
-        if (this.states.byteLength < stateBytesFor(bytes)) {
-          add(this.u32, this.hdr + HeapHeader.GROW_FAILURES, 1);
-          return false;
-        }
-      }
+    if (!growStates(this.states, bytes, step)) {
+      add(this.u32, this.hdr + HeapHeader.GROW_FAILURES, 1);
+      return false;
     }
     if (buf.byteLength < bytes) {
       try {
@@ -671,44 +605,9 @@ export class HeapCore {
 
   /** Page and slot counts (see HeapStats). */
   stats(): HeapStats {
-    const u32 = this.u32;
-    let attached = 0;
-    let reserved = 0;
-    for (let s = 0; s < this.maxSlots; s++) {
-      const st = load(u32, this.slotWord + s * SLOT_ROW_WORDS + SlotRow.STATE);
-      if (st === SLOT_ATTACHED) attached++;
-      else if (st === SLOT_RESERVED) reserved++;
-    }
-    let live = 0;
-    for (let id = 1; id <= this.maxAllocators; id++) {
-      if (load(u32, this.allocWord + id * ALLOC_ROW_WORDS + AllocatorEntry.STATE) === ALLOC_LIVE) live++;
-    }
-    const committedPages = load(u32, this.hdr + HeapHeader.COMMITTED_PAGES);
-    // Counted from the tags: the USED_PAGES counter (kept for the peak)
-    // can be off by the pages an agent was claiming when it died.
-    let usedPages = 0;
-    for (let p = this.firstDataPage; p < committedPages; p++) if (tagKind(load(u32, this.tagWord + p)) !== KIND_FREE) usedPages++;
-    const peakUsedPages = load(u32, this.hdr + HeapHeader.PEAK_USED_PAGES);
-    return {
-      pageSize: this.pageSize,
-      maxPages: this.maxPages,
-      committedPages,
-      metaPages: this.firstDataPage,
-      usedPages,
-      freePages: countFreePages(this),
-      peakUsedPages,
-      committedBytes: committedPages * this.pageSize + this.states.byteLength,
-      stateBytes: this.states.byteLength,
-      usedBytes: usedPages * (this.pageSize + this.pageSize / 16),
-      peakUsedBytes: peakUsedPages * (this.pageSize + this.pageSize / 16),
-      slotsAttached: attached,
-      slotsReserved: reserved,
-      maxWorkers: this.maxSlots,
-      allocatorsLive: live,
-      growFailures: load(u32, this.hdr + HeapHeader.GROW_FAILURES),
-      slotsReleased: load(u32, this.hdr + HeapHeader.SLOTS_RELEASED),
-    };
+    return heapStats(this);
   }
+
 
   /**
    * @internal

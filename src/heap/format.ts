@@ -13,12 +13,12 @@ import {
   LAYOUT_VERSION,
   MAX_ALLOCATOR_ID,
   ALLOC_ROW_WORDS,
-  GRANULE,
   SLOT_ROW_WORDS,
   pageTag,
 } from '../shm/layout.js';
 import { store } from '../shm/atomic.js';
 import { checkInt, checkOptions, rangeError, typeError } from '../errors.js';
+import { stampStates, stateBytesFor } from './states.js';
 
 /** Options of Heap.create. */
 export interface HeapOptions {
@@ -165,10 +165,6 @@ export interface HeapMemory {
   states: SharedArrayBuffer;
 }
 
-/** Bytes of the state buffer that cover the first `bytes` of a heap's buffer (granules, rounded up to 8). */
-export function stateBytesFor(bytes: number): number {
-  return Math.ceil(bytes / (GRANULE * 8)) * 8;
-}
 
 /**
  * Checks the options, makes (or grows) the buffer and writes an empty
@@ -265,8 +261,7 @@ export function formatHeap(given: HeapOptions | undefined): HeapMemory {
   u32[hdr + HeapHeader.HEAP_ID] = newHeapId();
   // The heap's identity in the state bytes of its header (no object lies
   // there), so an attach finds out whether a handle's states are its own.
-  const id = u32[hdr + HeapHeader.HEAP_ID]!;
-  new Uint8Array(states, base >>> 4, 4).set([id & 255, (id >>> 8) & 255, (id >>> 16) & 255, id >>> 24]);
+  stampStates(states, base, u32[hdr + HeapHeader.HEAP_ID]!);
   u32[hdr + HeapHeader.VERSION] = LAYOUT_VERSION;
   // Publish: an agent that sees the magic sees everything above.
   store(u32, hdr + HeapHeader.MAGIC, HEAP_MAGIC);

@@ -230,7 +230,7 @@ export function takePages(h: PageHeapHost, k: number, limit: number, cursorWord:
 }
 
 /** Counts free pages in the bitmap (racy unless the heap is quiet). */
-export function countFreePages(h: PageHeapHost): number {
+export function countFreePages(h: Pick<PageHeapHost, 'u32' | 'bitmapWord' | 'bitmapWords'>): number {
   let total = 0;
   for (let w = 0; w < h.bitmapWords; w++) {
     let v = load(h.u32, h.bitmapWord + w);

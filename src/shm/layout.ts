@@ -394,7 +394,7 @@ export const AllocatorHeader = {
   LARGE_FREES: 10,
   /** atomic by any: large-allocation failures (limit or heap full). */
   LARGE_FAILURES: 11,
-  /** cas-max by any: peak bytes outside the depots (live + cached), sampled at batch moves. */
+  /** cas-max by any: peak bytes outside the depots (live + cached + large), sampled by the agent that carves a slab or takes a large run. */
   PEAK_OUT_BYTES_LO: 12,
   /** once: pages in the region. */
   REGION_PAGES: 13,
