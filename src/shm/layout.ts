@@ -262,10 +262,6 @@ export function tagAllocator(tag: number): number {
 export function tagSlabMask(tag: number): number {
   return (1 << ((tag & SLAB_LOG_MASK) >>> SLAB_LOG_SHIFT)) - 1;
 }
-/** Index in the state buffer of the state byte of the object at byte offset p. */
-export function stateIndex(p: number): number {
-  return p >>> GRANULE_SHIFT;
-}
 
 /* ------------------------------------------------------------------------ *
  * Free-page bitmap: bit (p & 31) of word (p >> 5) is 1 when committed page p
@@ -298,7 +294,7 @@ export function stateIndex(p: number): number {
  * heap. In a slab, the byte of the granule where an object starts says
  * whether the object is free or allocated; all other bytes of the slab's
  * range are 0 (NONE). For a pointer p:
- *     stateIndex(p) = p >> 4
+ *     state byte of p = states[p >> 4]
  * whatever the slab's size: no load, no division, and it answers "is p an
  * object start" as well. (States kept in a map at each slab's start cost
  * alloc and free a load to find it once slabs came in several sizes: 14-19%
