@@ -10,7 +10,7 @@
  * by the agent that owns its slot, with plain reads and writes; a depot's
  * stack and counter only under its pop lock (./depot.ts).
  */
-import { AllocatorHeader, ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, CacheRow, ClassRow, GRANULE_SHIFT, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE } from '../shm/layout.js';
+import { AllocatorHeader, ALLOC_WORDS, batchCount, batchFresh, batchOwner, batchWord, CACHE_WORDS, CLASS_WORDS, CacheRow, ClassRow, GRANULE_SHIFT, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE } from '../shm/layout.js';
 import { add, load, maxTo, store } from '../shm/atomic.js';
 import { CARVE_BUILDING, CARVE_LINKING, linkLocked, lockDepot, moveToDepot, unlockDepot } from './depot.js';
 import type { AllocatorState } from './state.js';
@@ -68,29 +68,40 @@ export function runDeferred(s: AllocatorState): void {
   }
 }
 
-/** @internal Adds one batch from the depot to the cache of class c, carving nothing. False when the depot has none. */
+/**
+ * @internal Adds one batch from the depot to the cache of class c, carving
+ * nothing: an attaching agent's prefill, which may take any batch (see
+ * refill). False when the depot has none.
+ */
 export function refillFromDepot(s: AllocatorState, c: number): boolean {
   const rec = s.cacheRec + c * CACHE_WORDS;
-  const head = depotPop(s, c, rec, LOCK_TRIES);
+  const head = depotPop(s, c, rec, LOCK_TRIES, true);
   return head !== 0 && spliceBatch(s, rec, head);
 }
 
-/** @internal Adds one batch to the cache of class c. False when no memory is available. */
-export function refill(s: AllocatorState, c: number): boolean {
+/**
+ * @internal Adds one batch to the cache of class c. False when no memory
+ * is available. Another agent's fresh batch is taken before a new slab
+ * only with `fresh`: an attaching agent's prefill, a batch or so per
+ * class, where a slab of its own per class would cost more than the lines
+ * the two agents then share.
+ */
+export function refill(s: AllocatorState, c: number, fresh = false): boolean {
   const rec = s.cacheRec + c * CACHE_WORDS;
-  const head = depotPop(s, c, rec, LOCK_TRIES);
+  const head = depotPop(s, c, rec, LOCK_TRIES, fresh);
   if (head !== 0) return spliceBatch(s, rec, head);
   if (carve(s, c, rec)) {
     s.u32[rec + CacheRow.REFILLS]++;
     return true;
   }
-  // No new memory: the depot is the only source left; if it was only
-  // busy, wait longer for its lock (bounded in time: its holder may be
-  // descheduled for a time slice) before reporting failure.
+  // No new memory: the depot is the only source left, other agents'
+  // fresh batches included; if it was only busy, wait longer for its
+  // lock (bounded in time: its holder may be descheduled for a time
+  // slice) before reporting failure.
   const headWord = s.R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.DEPOT_HEAD;
   const deadline = Date.now() + DEPOT_WAIT_MS;
   while (load(s.u32, headWord) !== 0 && Date.now() < deadline) {
-    const last = depotPop(s, c, rec, LOCK_TRIES);
+    const last = depotPop(s, c, rec, LOCK_TRIES, true);
     if (last !== 0) return spliceBatch(s, rec, last);
   }
   return false;
@@ -103,7 +114,7 @@ function spliceBatch(s: AllocatorState, rec: number, head: number): boolean {
   // heap): renew the views before walking or handing out any of them.
   s.heap.refresh();
   const u32 = s.u32;
-  const n = u32[(head >>> 2) + O_COUNT]!;
+  const n = batchCount(u32[(head >>> 2) + O_COUNT]!);
   const tail = u32[(head >>> 2) + O_TAIL]!;
   u32[tail >>> 2] = u32[rec]!;
   u32[rec] = head;
@@ -117,21 +128,71 @@ function spliceBatch(s: AllocatorState, rec: number, head: number): boolean {
   return true;
 }
 
-/** Pops one batch from the depot of class c (recorded in the cache row as in flight). */
-function depotPop(s: AllocatorState, c: number, rec: number, tries: number): number {
+/**
+ * How many batches a refill looks at for one of its own before it settles
+ * for another agent's (bounded: the lock is held while it looks).
+ */
+export const OWN_BATCH_LOOK = 16;
+
+/**
+ * Takes one batch from the depot of class c (recorded in the cache row as
+ * in flight). Among the first OWN_BATCH_LOOK batches, the first of this
+ * agent's own or anyone's; else the first another agent trimmed; else,
+ * with `fresh`, the depot's first (another agent's fresh batch, which
+ * its carver will want next). 0 when there is none to take.
+ *
+ * Why: a batch of this agent's own holds objects that went round its
+ * cache, so their lines (links, state bytes) were last written by it;
+ * taking another agent's batch makes both agents write lines of the same
+ * slabs from then on, and passing a line between cores is what two
+ * workers of one allocator then wait on (mixed sizes ran at 0.46x of two
+ * workers with a heap each when every refill took the first batch). A
+ * trimmed batch is another agent's surplus, so taking it is the price of
+ * reuse; a fresh one (the rest of a slab its carver just cut) is taken
+ * only when no slab can be had. Every change of the stack is made under
+ * the lock, pushes included, so a batch is unlinked from the middle with
+ * one store.
+ */
+function depotPop(s: AllocatorState, c: number, rec: number, tries: number, fresh: boolean): number {
   const cr = s.R + ALLOC_WORDS + c * CLASS_WORDS;
   let u32 = s.u32;
   if (load(u32, cr + ClassRow.DEPOT_HEAD) === 0) return 0;
   if (!lockDepot(u32, cr, s.lockId, tries)) return 0;
-  const h = load(u32, cr + ClassRow.DEPOT_HEAD);
-  if (h !== 0) {
-    if (h >= s.heap.viewBytes) {
+  const first = load(u32, cr + ClassRow.DEPOT_HEAD);
+  const me = s.lockId;
+  let h = 0;
+  let prev = 0;
+  let alt = 0;
+  let altPrev = 0;
+  for (let x = first, p = 0, i = 0; x !== 0 && i < OWN_BATCH_LOOK; p = x, x = u32[(x >>> 2) + O_NEXT_BATCH]!, i++) {
+    if (x >= s.heap.viewBytes) {
       s.heap.refresh();
       u32 = s.u32;
     }
+    const word = u32[(x >>> 2) + O_COUNT]!;
+    const owner = batchOwner(word);
+    if (owner === me || owner === 0) {
+      h = x;
+      prev = p;
+      break;
+    }
+    if (alt === 0 && !batchFresh(word)) {
+      alt = x;
+      altPrev = p;
+    }
+  }
+  if (h === 0 && alt !== 0) {
+    h = alt;
+    prev = altPrev;
+  } else if (h === 0 && fresh) {
+    h = first;
+  }
+  if (h !== 0) {
     u32[rec + CacheRow.INFLIGHT] = h;
-    store(u32, cr + ClassRow.DEPOT_HEAD, u32[(h >>> 2) + O_NEXT_BATCH]!);
-    store(u32, cr + ClassRow.DEPOT_OBJECTS, load(u32, cr + ClassRow.DEPOT_OBJECTS) - u32[(h >>> 2) + O_COUNT]!);
+    const next = u32[(h >>> 2) + O_NEXT_BATCH]!;
+    if (prev === 0) store(u32, cr + ClassRow.DEPOT_HEAD, next);
+    else u32[(prev >>> 2) + O_NEXT_BATCH] = next;
+    store(u32, cr + ClassRow.DEPOT_OBJECTS, load(u32, cr + ClassRow.DEPOT_OBJECTS) - batchCount(u32[(h >>> 2) + O_COUNT]!));
   }
   unlockDepot(u32, cr);
   return h;
@@ -198,7 +259,8 @@ export function carve(s: AllocatorState, c: number, rec: number): boolean {
       u32[rec + CacheRow.OBJS_IN] += n;
     } else {
       u32[tail >>> 2] = 0;
-      u32[(head >>> 2) + O_COUNT] = n;
+      // Fresh and ours, for our next refills (a reserve's: anyone's).
+      u32[(head >>> 2) + O_COUNT] = rec >= 0 ? batchWord(n, s.lockId, true) : n;
       u32[(head >>> 2) + O_TAIL] = tail;
       linkLocked(u32, cr, head, n);
     }
@@ -235,7 +297,7 @@ export function trim(s: AllocatorState, c: number): void {
   if (!lockDepot(u32, cr, s.lockId, tries)) return;
   while (excess > 0) {
     const n = Math.min(batch, excess);
-    moveToDepot(u32, cr, rec, n);
+    moveToDepot(u32, cr, rec, n, s.lockId);
     excess -= n;
   }
   unlockDepot(u32, cr);

@@ -35,7 +35,7 @@
  * KEEP_BYTES). Allocators that reserved their objects (a
  * preallocated map's elements) keep their slabs: their memory is promised.
  */
-import { AllocatorEntry, AllocatorHeader, ALLOC_LIVE, ALLOC_ROW_WORDS, AF_RESERVED, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH, O_TAIL } from '../shm/layout.js';
+import { AllocatorEntry, AllocatorHeader, ALLOC_LIVE, ALLOC_ROW_WORDS, AF_RESERVED, batchCount, batchMark, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH } from '../shm/layout.js';
 import { add, load, store } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
 import { cacheRowAt, classRowAt } from './region.js';
@@ -88,7 +88,7 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
     let total = 0;
     for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
       let x = b;
-      for (let i = u32[(b >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) {
+      for (let i = batchCount(u32[(b >>> 2) + O_COUNT]!); i > 0 && x !== 0; i--, x = u32[x >>> 2]!) {
         perPage.set(x >>> shift, (perPage.get(x >>> shift) ?? 0) + 1);
         total++;
       }
@@ -100,19 +100,27 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
     if (whole.length <= keep) return 0;
     whole.sort((a, b) => a - b);
     const release = new Set(whole.slice(keep));
-    // 3. The other objects, into fresh batches (collected first: relinking
-    //    rewrites the links the walk follows).
-    const rest: number[] = [];
+    // 3. The other objects, into new batches with the owners they had
+    //    (collected first: relinking rewrites the links the walk follows).
+    const rest = new Map<number, number[]>();
     for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
+      const word = u32[(b >>> 2) + O_COUNT]!;
+      let mine = rest.get(batchMark(word));
+      if (mine === undefined) rest.set(batchMark(word), (mine = []));
       let x = b;
-      for (let i = u32[(b >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) {
-        if (!release.has(x >>> shift)) rest.push(x);
+      for (let i = batchCount(word); i > 0 && x !== 0; i--, x = u32[x >>> 2]!) {
+        if (!release.has(x >>> shift)) mine.push(x);
       }
     }
-    const head = linkBatches(u32, rest, Math.max(1, u32[cr + ClassRow.BATCH]!));
+    let head = 0;
+    let kept = 0;
+    for (const [mark, objects] of rest) {
+      head = linkBatches(u32, objects, Math.max(1, u32[cr + ClassRow.BATCH]!), mark, head);
+      kept += objects.length;
+    }
     store(u32, cr + ClassRow.DEPOT_HEAD, head);
-    store(u32, cr + ClassRow.DEPOT_OBJECTS, rest.length);
-    store(u32, cr + ClassRow.SHRINK_MARK, rest.length);
+    store(u32, cr + ClassRow.DEPOT_OBJECTS, kept);
+    store(u32, cr + ClassRow.SHRINK_MARK, kept);
     // 4. The pages back to the page heap.
     for (const slab of release) {
       heap.givePages(slab * pages, pages);

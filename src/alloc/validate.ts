@@ -2,7 +2,7 @@
  * The allocator's invariants, checked over the shared memory of a quiet
  * heap (Heap.validate).
  */
-import { AllocatorHeader, ALLOC_LIVE, ALLOC_WORDS, CacheRow, ClassRow, CLASS_WORDS, KIND_SLAB, LimboRow, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, tagAllocator, tagClass, tagKind, tagSlabMask } from '../shm/layout.js';
+import { AllocatorHeader, ALLOC_LIVE, ALLOC_WORDS, batchCount, batchOwner, CacheRow, ClassRow, CLASS_WORDS, KIND_SLAB, LimboRow, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, tagAllocator, tagClass, tagKind, tagSlabMask } from '../shm/layout.js';
 import { slabObject, slabState } from './slabs.js';
 import { load } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
@@ -28,7 +28,8 @@ export function validateHeap(heap: HeapCore): string[] {
  * allocating or freeing). Per class:
  *   slabs * perSlab = depotObjects + sum(cached) + live
  *   every object in a depot batch or a cache list is FREE, in a slab of
- *   this class, at an object start, and in exactly one list;
+ *   this class, at an object start, and in exactly one list; a batch's
+ *   owner is 0 or a slot + 1;
  *   every FREE object of a slab is in some list (nothing lost).
  */
 export function validateAllocator(heap: HeapCore, id: number): string[] {
@@ -62,7 +63,9 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
     const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
     let depotCount = 0;
     for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
-      const n = u32[(b >>> 2) + O_COUNT]!;
+      const n = batchCount(u32[(b >>> 2) + O_COUNT]!);
+      const owner = batchOwner(u32[(b >>> 2) + O_COUNT]!);
+      if (owner > heap.maxSlots) errors.push(`depot ${c}: batch ${b} names owner ${owner}, past the ${heap.maxSlots} slots`);
       let p = b;
       let walked = 0;
       let last = 0;

@@ -3,7 +3,7 @@
  * have held, the batch it was moving, the slab it was carving, and the
  * objects in its cache rows, all put back into the depot.
  */
-import { AllocatorHeader, CacheRow, ClassRow, KIND_FREE, KIND_SLAB, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE, pageTag } from '../shm/layout.js';
+import { AllocatorHeader, batchCount, CacheRow, ClassRow, KIND_FREE, KIND_SLAB, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE, pageTag } from '../shm/layout.js';
 import { slabObject, slabState } from '../alloc/slabs.js';
 import { add, load, store } from '../shm/atomic.js';
 import { cacheRowAt, classRowAt, slotFlagWord } from '../alloc/region.js';
@@ -62,7 +62,7 @@ function finishCarve(u32: Uint32Array, g: SlabGeometry, R: number, c: number, re
   const inList = new Set<number>();
   for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
     let x = b;
-    for (let i = u32[(b >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) inList.add(x);
+    for (let i = batchCount(u32[(b >>> 2) + O_COUNT]!); i > 0 && x !== 0; i--, x = u32[x >>> 2]!) inList.add(x);
   }
   for (let x = u32[rec]!, i = 0; x !== 0 && i < 1 << 26; x = u32[x >>> 2]!, i++) inList.add(x);
   const unit = u32[cr + ClassRow.UNIT]!;
@@ -155,7 +155,7 @@ function releaseRow(u32: Uint32Array, g: SlabGeometry, R: number, c: number, rec
   if (popped !== 0 && !inStack(u32, cr, popped) && u32[rec] !== popped) {
     const tail = u32[(popped >>> 2) + O_TAIL]!;
     u32[tail >>> 2] = 0;
-    linkLocked(u32, cr, popped, u32[(popped >>> 2) + O_COUNT]!);
+    linkLocked(u32, cr, popped, batchCount(u32[(popped >>> 2) + O_COUNT]!));
   }
   u32[rec + CacheRow.INFLIGHT] = 0;
   const carve = u32[rec + CacheRow.CARVE]!;
@@ -167,7 +167,7 @@ function releaseRow(u32: Uint32Array, g: SlabGeometry, R: number, c: number, rec
   // Recount: nobody changes the stack or its counter without the lock.
   let total = 0;
   for (let x = load(u32, cr + ClassRow.DEPOT_HEAD), i = 0; x !== 0 && i < 1 << 26; x = u32[(x >>> 2) + O_NEXT_BATCH]!, i++) {
-    total += u32[(x >>> 2) + O_COUNT]!;
+    total += batchCount(u32[(x >>> 2) + O_COUNT]!);
   }
   store(u32, cr + ClassRow.DEPOT_OBJECTS, total);
   // The row's count may be a store behind its list.
@@ -229,7 +229,7 @@ function rebuildDepot(u32: Uint32Array, g: SlabGeometry, R: number, c: number): 
     const inflight = u32[row + CacheRow.INFLIGHT]!;
     if (inflight !== 0) {
       let x = inflight;
-      for (let i = u32[(inflight >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) elsewhere.add(x);
+      for (let i = batchCount(u32[(inflight >>> 2) + O_COUNT]!); i > 0 && x !== 0; i--, x = u32[x >>> 2]!) elsewhere.add(x);
     }
     const carve = u32[row + CacheRow.CARVE]!;
     if ((carve & (CARVE_BUILDING | CARVE_LINKING)) !== 0) carving.add((carve & ~15) >>> 0);

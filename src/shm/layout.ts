@@ -319,19 +319,49 @@ export const ST_RETIRED = 3;
 /* ------------------------------------------------------------------------ *
  * Free object: the first words of a free object hold the links.
  *
- *   +-----------+------------+-------+-------+
- *   | next obj  | next batch | count | tail  |   (words 0..3, 16 bytes)
- *   +-----------+------------+-------+-------+
+ *   +-----------+------------+-----------------------+-------+
+ *   | next obj  | next batch | fresh | owner | count | tail  |   (words 0..3, 16 bytes)
+ *   +-----------+------------+-----------------------+-------+
+ *                              bit 31  30..20  19..0
  *
  * next obj: link of a cache list or of a batch chain (owner of the object).
- * next batch / count / tail: valid only in the head object of a batch while
- *   the batch sits in a depot; written by the pusher before the cas that
- *   publishes it; read by the popper after the load that found it.
+ * next batch / fresh+owner+count / tail: valid only in the head object of a
+ *   batch while the batch sits in a depot; written under the depot's lock
+ *   by the agent that links the batch, read under it by the one that takes
+ *   it.
+ * owner: slot + 1 of the agent whose cache the batch left (a trim), or that
+ *   carved it (fresh: a new slab's batches beyond the first); 0 for
+ *   anyone's (a flush at detach or release, a reserve, a survivor's
+ *   rebuild). A refill takes a batch of its own or anyone's first, then
+ *   another agent's trimmed batch, then carves, and takes another agent's
+ *   fresh batch only when no slab can be had (alloc/batches.ts, depotPop):
+ *   objects keep going round one agent's cache, so the lines of their
+ *   links and state bytes stay with one core.
  * Objects are at least 16 bytes, so the four words always fit.
  * ------------------------------------------------------------------------ */
 export const O_NEXT_BATCH = 1;
 export const O_COUNT = 2;
 export const O_TAIL = 3;
+/** The O_COUNT word: a batch's count in the low bits, its owner (slot + 1, 0 for anyone's) above, a fresh flag on top. */
+export const BATCH_OWNER_SHIFT = 20;
+export const BATCH_COUNT_MASK = (1 << BATCH_OWNER_SHIFT) - 1;
+export const BATCH_FRESH = 0x80000000;
+export function batchWord(count: number, owner: number, fresh = false): number {
+  return (count | (owner << BATCH_OWNER_SHIFT) | (fresh ? BATCH_FRESH : 0)) >>> 0;
+}
+export function batchCount(word: number): number {
+  return word & BATCH_COUNT_MASK;
+}
+/** The owner and fresh bits of a batch word, to give relinked objects the batch they came from. */
+export function batchMark(word: number): number {
+  return (word & ~BATCH_COUNT_MASK) >>> 0;
+}
+export function batchOwner(word: number): number {
+  return (word & ~BATCH_FRESH) >>> BATCH_OWNER_SHIFT;
+}
+export function batchFresh(word: number): boolean {
+  return (word & BATCH_FRESH) !== 0;
+}
 
 /* ------------------------------------------------------------------------ *
  * Allocator region: a run of pages (tag REGION) per allocator, page-aligned,
