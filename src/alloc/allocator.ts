@@ -171,7 +171,7 @@ export class Allocator extends AllocatorState {
     for (let c = 0; c < this.classes; c++) {
       const want = u32[this.R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.PREFILL]!;
       while (this.u32[this.cacheRec + c * CACHE_WORDS + CacheRow.COUNT]! < want) {
-        if (!(carve ? refill(this, c, true) : refillFromDepot(this, c))) break;
+        if (!(carve ? refill(this, c) : refillFromDepot(this, c))) break;
       }
     }
   }

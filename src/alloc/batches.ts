@@ -10,9 +10,10 @@
  * by the agent that owns its slot, with plain reads and writes; a depot's
  * stack and counter only under its pop lock (./depot.ts).
  */
-import { AllocatorHeader, ALLOC_WORDS, batchCount, batchFresh, batchOwner, batchWord, CACHE_WORDS, CLASS_WORDS, CacheRow, ClassRow, GRANULE_SHIFT, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE } from '../shm/layout.js';
+import { AllocatorHeader, ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, CacheRow, ClassRow, GRANULE_SHIFT, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE } from '../shm/layout.js';
 import { add, load, maxTo, store } from '../shm/atomic.js';
 import { CARVE_BUILDING, CARVE_LINKING, linkLocked, lockDepot, moveToDepot, unlockDepot } from './depot.js';
+import { cacheRowAt, slotFlagWord } from './region.js';
 import type { AllocatorState } from './state.js';
 import { shrinkAfterTrim, shrinkHeap } from './shrink.js';
 
@@ -70,37 +71,31 @@ export function runDeferred(s: AllocatorState): void {
 
 /**
  * @internal Adds one batch from the depot to the cache of class c, carving
- * nothing: an attaching agent's prefill, which may take any batch (see
- * refill). False when the depot has none.
+ * nothing (an attaching agent's prefill; see depotPop for which batch).
+ * False when the depot has none to give.
  */
 export function refillFromDepot(s: AllocatorState, c: number): boolean {
   const rec = s.cacheRec + c * CACHE_WORDS;
-  const head = depotPop(s, c, rec, LOCK_TRIES, true);
+  const head = depotPop(s, c, rec, LOCK_TRIES, false);
   return head !== 0 && spliceBatch(s, rec, head);
 }
 
-/**
- * @internal Adds one batch to the cache of class c. False when no memory
- * is available. Another agent's fresh batch is taken before a new slab
- * only with `fresh`: an attaching agent's prefill, a batch or so per
- * class, where a slab of its own per class would cost more than the lines
- * the two agents then share.
- */
-export function refill(s: AllocatorState, c: number, fresh = false): boolean {
+/** @internal Adds one batch to the cache of class c. False when no memory is available. */
+export function refill(s: AllocatorState, c: number): boolean {
   const rec = s.cacheRec + c * CACHE_WORDS;
-  const head = depotPop(s, c, rec, LOCK_TRIES, fresh);
+  const head = depotPop(s, c, rec, LOCK_TRIES, false);
   if (head !== 0) return spliceBatch(s, rec, head);
   if (carve(s, c, rec)) {
     s.u32[rec + CacheRow.REFILLS]++;
     return true;
   }
   // No new memory: the depot is the only source left, other agents'
-  // fresh batches included; if it was only busy, wait longer for its
-  // lock (bounded in time: its holder may be descheduled for a time
-  // slice) before reporting failure.
-  const headWord = s.R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.DEPOT_HEAD;
+  // batches included; if it was only busy, wait longer for its lock
+  // (bounded in time: its holder may be descheduled for a time slice)
+  // before reporting failure.
+  const objectsWord = s.R + ALLOC_WORDS + c * CLASS_WORDS + ClassRow.DEPOT_OBJECTS;
   const deadline = Date.now() + DEPOT_WAIT_MS;
-  while (load(s.u32, headWord) !== 0 && Date.now() < deadline) {
+  while (load(s.u32, objectsWord) !== 0 && Date.now() < deadline) {
     const last = depotPop(s, c, rec, LOCK_TRIES, true);
     if (last !== 0) return spliceBatch(s, rec, last);
   }
@@ -114,7 +109,7 @@ function spliceBatch(s: AllocatorState, rec: number, head: number): boolean {
   // heap): renew the views before walking or handing out any of them.
   s.heap.refresh();
   const u32 = s.u32;
-  const n = batchCount(u32[(head >>> 2) + O_COUNT]!);
+  const n = u32[(head >>> 2) + O_COUNT]!;
   const tail = u32[(head >>> 2) + O_TAIL]!;
   u32[tail >>> 2] = u32[rec]!;
   u32[rec] = head;
@@ -129,73 +124,77 @@ function spliceBatch(s: AllocatorState, rec: number, head: number): boolean {
 }
 
 /**
- * How many batches a refill looks at for one of its own before it settles
- * for another agent's (bounded: the lock is held while it looks).
+ * Another agent's depot stack is taken from (not its agent's leftover:
+ * those of slots no agent has attached are anyone's) only once the
+ * class's depot holds this many bytes, all of them other agents' at that
+ * point; or when no slab can be had.
  */
-export const OWN_BATCH_LOOK = 16;
+export const STEAL_BYTES = 32 * 1024;
 
 /**
  * Takes one batch from the depot of class c (recorded in the cache row as
- * in flight). Among the first OWN_BATCH_LOOK batches, the first of this
- * agent's own or anyone's; else the first another agent trimmed; else,
- * with `fresh`, the depot's first (another agent's fresh batch, which
- * its carver will want next). 0 when there is none to take.
+ * in flight): from this agent's own stack, else anyone's, else the stack
+ * of a slot no agent has attached, else, once the others' batches pass
+ * STEAL_BYTES or with `any` (no slab can be had), another agent's. 0 when
+ * there is none to take (the refill then carves).
  *
  * Why: a batch of this agent's own holds objects that went round its
- * cache, so their lines (links, state bytes) were last written by it;
- * taking another agent's batch makes both agents write lines of the same
- * slabs from then on, and passing a line between cores is what two
- * workers of one allocator then wait on (mixed sizes ran at 0.46x of two
- * workers with a heap each when every refill took the first batch). A
- * trimmed batch is another agent's surplus, so taking it is the price of
- * reuse; a fresh one (the rest of a slab its carver just cut) is taken
- * only when no slab can be had. Every change of the stack is made under
- * the lock, pushes included, so a batch is unlinked from the middle with
- * one store.
+ * cache, in slabs it carved, so their lines (links, state bytes) are
+ * written by it alone. Taking another agent's batch makes both agents
+ * write lines of the same slabs from then on, and passing lines between
+ * cores is what two workers of one allocator then wait on: mixed sizes at
+ * 2 workers ran at 0.46x of a heap per worker when every refill took the
+ * first batch of one shared stack, and dipped to 0.7-0.8x when it took
+ * another agent's as soon as it had none of its own. A surplus that
+ * piles up in another agent's stack (a producer's objects freed by its
+ * consumer) is taken all the same: carving instead cost a server
+ * workload (Larson) half its speed and twice its memory.
  */
-function depotPop(s: AllocatorState, c: number, rec: number, tries: number, fresh: boolean): number {
+function depotPop(s: AllocatorState, c: number, rec: number, tries: number, any: boolean): number {
   const cr = s.R + ALLOC_WORDS + c * CLASS_WORDS;
   let u32 = s.u32;
-  if (load(u32, cr + ClassRow.DEPOT_HEAD) === 0) return 0;
+  const objects = load(u32, cr + ClassRow.DEPOT_OBJECTS);
+  if (objects === 0) return 0;
+  const own = rec + CacheRow.DEPOT;
+  const anyone = cr + ClassRow.DEPOT_HEAD;
   if (!lockDepot(u32, cr, s.lockId, tries)) return 0;
-  const first = load(u32, cr + ClassRow.DEPOT_HEAD);
-  const me = s.lockId;
+  let stack = 0;
+  if (load(u32, own) !== 0) stack = own;
+  else if (load(u32, anyone) !== 0) stack = anyone;
+  else stack = otherStack(s, c, any || load(u32, cr + ClassRow.DEPOT_OBJECTS) * s.units[c]! >= STEAL_BYTES);
   let h = 0;
-  let prev = 0;
-  let alt = 0;
-  let altPrev = 0;
-  for (let x = first, p = 0, i = 0; x !== 0 && i < OWN_BATCH_LOOK; p = x, x = u32[(x >>> 2) + O_NEXT_BATCH]!, i++) {
-    if (x >= s.heap.viewBytes) {
+  if (stack !== 0) {
+    h = load(u32, stack);
+    if (h >= s.heap.viewBytes) {
       s.heap.refresh();
       u32 = s.u32;
     }
-    const word = u32[(x >>> 2) + O_COUNT]!;
-    const owner = batchOwner(word);
-    if (owner === me || owner === 0) {
-      h = x;
-      prev = p;
-      break;
-    }
-    if (alt === 0 && !batchFresh(word)) {
-      alt = x;
-      altPrev = p;
-    }
-  }
-  if (h === 0 && alt !== 0) {
-    h = alt;
-    prev = altPrev;
-  } else if (h === 0 && fresh) {
-    h = first;
-  }
-  if (h !== 0) {
     u32[rec + CacheRow.INFLIGHT] = h;
-    const next = u32[(h >>> 2) + O_NEXT_BATCH]!;
-    if (prev === 0) store(u32, cr + ClassRow.DEPOT_HEAD, next);
-    else u32[(prev >>> 2) + O_NEXT_BATCH] = next;
-    store(u32, cr + ClassRow.DEPOT_OBJECTS, load(u32, cr + ClassRow.DEPOT_OBJECTS) - batchCount(u32[(h >>> 2) + O_COUNT]!));
+    store(u32, stack, u32[(h >>> 2) + O_NEXT_BATCH]!);
+    store(u32, cr + ClassRow.DEPOT_OBJECTS, load(u32, cr + ClassRow.DEPOT_OBJECTS) - u32[(h >>> 2) + O_COUNT]!);
   }
   unlockDepot(u32, cr);
   return h;
+}
+
+/**
+ * The head word of another slot's non-empty stack of class c: the first
+ * (after this agent's slot) whose slot no agent has attached, else, with
+ * `attached`, the first of an attached one; 0 for none. Depot lock held.
+ */
+function otherStack(s: AllocatorState, c: number, attached: boolean): number {
+  const u32 = s.u32;
+  const maxSlots = s.heap.maxSlots;
+  const flags = s.R + slotFlagWord(s.classes);
+  let found = 0;
+  for (let i = 1; i < maxSlots; i++) {
+    const slot = (s.heap.slot + i) % maxSlots;
+    const row = cacheRowAt(u32, s.R, s.classes, maxSlots, slot, c);
+    if (row === 0 || load(u32, row + CacheRow.DEPOT) === 0) continue;
+    if (u32[flags + slot] === 0) return row + CacheRow.DEPOT;
+    if (found === 0 && attached) found = row + CacheRow.DEPOT;
+  }
+  return found;
 }
 
 /**
@@ -259,10 +258,10 @@ export function carve(s: AllocatorState, c: number, rec: number): boolean {
       u32[rec + CacheRow.OBJS_IN] += n;
     } else {
       u32[tail >>> 2] = 0;
-      // Fresh and ours, for our next refills (a reserve's: anyone's).
-      u32[(head >>> 2) + O_COUNT] = rec >= 0 ? batchWord(n, s.lockId, true) : n;
+      u32[(head >>> 2) + O_COUNT] = n;
       u32[(head >>> 2) + O_TAIL] = tail;
-      linkLocked(u32, cr, head, n);
+      // Ours, for our next refills (a reserve's: anyone's).
+      linkLocked(u32, cr, rec >= 0 ? row + CacheRow.DEPOT : cr + ClassRow.DEPOT_HEAD, head, n);
     }
   }
   u32[row + CacheRow.CARVE] = 0;
@@ -297,7 +296,7 @@ export function trim(s: AllocatorState, c: number): void {
   if (!lockDepot(u32, cr, s.lockId, tries)) return;
   while (excess > 0) {
     const n = Math.min(batch, excess);
-    moveToDepot(u32, cr, rec, n, s.lockId);
+    moveToDepot(u32, cr, rec, n, rec + CacheRow.DEPOT);
     excess -= n;
   }
   unlockDepot(u32, cr);

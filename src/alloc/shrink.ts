@@ -11,13 +11,15 @@
  *
  *   shrink(class c), depot lock held, the record CARVE_SHRINKING in this
  *   agent's cache row of c:
- *     1. walk the depot's batches, counting objects per slab;
+ *     1. walk the batches of every stack of the depot (anyone's and each
+ *        slot's, ./depot.ts), counting objects per slab;
  *     2. slabs whose count is perSlab lie wholly in the depot: keep `keep`
  *        of them (hysteresis: a class that frees and allocates around a
  *        boundary should not carve and give back all the time), the rest
  *        are released;
- *     3. relink the other objects into fresh batches; publish the depot's
- *        head and count;
+ *     3. relink the other objects into new batches, each on the stack it
+ *        was on, but the kept whole slabs' on anyone's (no agent has a
+ *        line of them in use); publish the heads and the count;
  *     4. give each released slab's pages back (heap/runs.ts, its claim record
  *        covers a death in there), count it off the class and the limit;
  *     5. clear the record, unlock.
@@ -35,11 +37,11 @@
  * KEEP_BYTES). Allocators that reserved their objects (a
  * preallocated map's elements) keep their slabs: their memory is promised.
  */
-import { AllocatorEntry, AllocatorHeader, ALLOC_LIVE, ALLOC_ROW_WORDS, AF_RESERVED, batchCount, batchMark, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH } from '../shm/layout.js';
+import { AllocatorEntry, AllocatorHeader, ALLOC_LIVE, ALLOC_ROW_WORDS, AF_RESERVED, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH } from '../shm/layout.js';
 import { add, load, store } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
 import { cacheRowAt, classRowAt } from './region.js';
-import { CARVE_SHRINKING, linkBatches, lockDepot, unlockDepot } from './depot.js';
+import { CARVE_SHRINKING, depotStacks, linkBatches, lockDepot, unlockDepot } from './depot.js';
 
 /**
  * Whole empty slabs a class keeps in its depot after a look that a trim
@@ -78,19 +80,23 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
   u32[rec + CacheRow.CARVE] = CARVE_SHRINKING;
   let released = 0;
   try {
-    // 1. Objects per slab (a batch may hold objects of pages this agent's
-    //    views do not reach yet: renew them first).
+    // 1. Objects per slab, over every stack of the depot (a batch may hold
+    //    objects of pages this agent's views do not reach yet: renew them
+    //    first).
     heap.refresh();
     u32 = heap.u32;
     const shift = u32[cr + ClassRow.SLAB_LOG]!;
     const pages = Math.max(1, 2 ** shift / heap.pageSize);
+    const stacks = depotStacks(u32, R, c, heap.maxSlots);
     const perPage = new Map<number, number>();
     let total = 0;
-    for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
-      let x = b;
-      for (let i = batchCount(u32[(b >>> 2) + O_COUNT]!); i > 0 && x !== 0; i--, x = u32[x >>> 2]!) {
-        perPage.set(x >>> shift, (perPage.get(x >>> shift) ?? 0) + 1);
-        total++;
+    for (const stack of stacks) {
+      for (let b = load(u32, stack); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
+        let x = b;
+        for (let i = u32[(b >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) {
+          perPage.set(x >>> shift, (perPage.get(x >>> shift) ?? 0) + 1);
+          total++;
+        }
       }
     }
     // 2. Whole slabs, but `keep` of them.
@@ -100,27 +106,28 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
     if (whole.length <= keep) return 0;
     whole.sort((a, b) => a - b);
     const release = new Set(whole.slice(keep));
-    // 3. The other objects, into new batches with the owners they had
-    //    (collected first: relinking rewrites the links the walk follows).
-    const rest = new Map<number, number[]>();
-    for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
-      const word = u32[(b >>> 2) + O_COUNT]!;
-      let mine = rest.get(batchMark(word));
-      if (mine === undefined) rest.set(batchMark(word), (mine = []));
-      let x = b;
-      for (let i = batchCount(word); i > 0 && x !== 0; i--, x = u32[x >>> 2]!) {
-        if (!release.has(x >>> shift)) mine.push(x);
+    const kept = new Set(whole.slice(0, keep));
+    // 3. The other objects, into new batches on the stacks they were on,
+    //    but those of the whole slabs kept, which no agent has a line of
+    //    in use: those are anyone's (collected first: relinking rewrites
+    //    the links the walk follows).
+    const lists = stacks.map(() => [] as number[]);
+    for (let k = 0; k < stacks.length; k++) {
+      for (let b = load(u32, stacks[k]!); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
+        let x = b;
+        for (let i = u32[(b >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) {
+          if (!release.has(x >>> shift)) lists[kept.has(x >>> shift) ? 0 : k]!.push(x);
+        }
       }
     }
-    let head = 0;
-    let kept = 0;
-    for (const [mark, objects] of rest) {
-      head = linkBatches(u32, objects, Math.max(1, u32[cr + ClassRow.BATCH]!), mark, head);
-      kept += objects.length;
+    const batch = Math.max(1, u32[cr + ClassRow.BATCH]!);
+    let count = 0;
+    for (let k = 0; k < stacks.length; k++) {
+      store(u32, stacks[k]!, linkBatches(u32, lists[k]!, batch));
+      count += lists[k]!.length;
     }
-    store(u32, cr + ClassRow.DEPOT_HEAD, head);
-    store(u32, cr + ClassRow.DEPOT_OBJECTS, kept);
-    store(u32, cr + ClassRow.SHRINK_MARK, kept);
+    store(u32, cr + ClassRow.DEPOT_OBJECTS, count);
+    store(u32, cr + ClassRow.SHRINK_MARK, count);
     // 4. The pages back to the page heap.
     for (const slab of release) {
       heap.givePages(slab * pages, pages);

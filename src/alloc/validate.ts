@@ -2,7 +2,7 @@
  * The allocator's invariants, checked over the shared memory of a quiet
  * heap (Heap.validate).
  */
-import { AllocatorHeader, ALLOC_LIVE, ALLOC_WORDS, batchCount, batchOwner, CacheRow, ClassRow, CLASS_WORDS, KIND_SLAB, LimboRow, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, tagAllocator, tagClass, tagKind, tagSlabMask } from '../shm/layout.js';
+import { AllocatorHeader, ALLOC_LIVE, ALLOC_WORDS, CacheRow, ClassRow, CLASS_WORDS, KIND_SLAB, LimboRow, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, tagAllocator, tagClass, tagKind, tagSlabMask } from '../shm/layout.js';
 import { slabObject, slabState } from './slabs.js';
 import { load } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
@@ -28,8 +28,8 @@ export function validateHeap(heap: HeapCore): string[] {
  * allocating or freeing). Per class:
  *   slabs * perSlab = depotObjects + sum(cached) + live
  *   every object in a depot batch or a cache list is FREE, in a slab of
- *   this class, at an object start, and in exactly one list; a batch's
- *   owner is 0 or a slot + 1;
+ *   this class, at an object start, and in exactly one list (a cache, or
+ *   a batch on one of the depot's stacks);
  *   every FREE object of a slab is in some list (nothing lost).
  */
 export function validateAllocator(heap: HeapCore, id: number): string[] {
@@ -62,23 +62,27 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
   for (let c = 0; c < classes; c++) {
     const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
     let depotCount = 0;
-    for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
-      const n = batchCount(u32[(b >>> 2) + O_COUNT]!);
-      const owner = batchOwner(u32[(b >>> 2) + O_COUNT]!);
-      if (owner > heap.maxSlots) errors.push(`depot ${c}: batch ${b} names owner ${owner}, past the ${heap.maxSlots} slots`);
-      let p = b;
-      let walked = 0;
-      let last = 0;
-      while (p !== 0 && walked <= n) {
-        if (!check(p, c, `depot ${c}`)) break;
-        walked++;
-        last = p;
-        p = u32[p >>> 2]!;
+    // The depot's stacks: anyone's, then each slot's.
+    for (let s = -1; s < heap.maxSlots; s++) {
+      const rec = s < 0 ? 0 : cacheRowAt(u32, R, classes, heap.maxSlots, s, c);
+      if (s >= 0 && rec === 0) continue;
+      const stack = s < 0 ? cr + ClassRow.DEPOT_HEAD : rec + CacheRow.DEPOT;
+      const where = s < 0 ? `depot ${c}` : `depot ${c}, slot ${s}'s stack`;
+      for (let b = load(u32, stack); b !== 0 && depotCount <= 1e9; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
+        const n = u32[(b >>> 2) + O_COUNT]!;
+        let p = b;
+        let walked = 0;
+        let last = 0;
+        while (p !== 0 && walked <= n) {
+          if (!check(p, c, where)) break;
+          walked++;
+          last = p;
+          p = u32[p >>> 2]!;
+        }
+        if (walked !== n) errors.push(`${where}: batch ${b} says ${n} objects, chain has ${walked}`);
+        if (last !== u32[(b >>> 2) + O_TAIL]) errors.push(`${where}: batch ${b} tail mismatch`);
+        depotCount += n;
       }
-      if (walked !== n) errors.push(`depot ${c}: batch ${b} says ${n} objects, chain has ${walked}`);
-      if (last !== u32[(b >>> 2) + O_TAIL]) errors.push(`depot ${c}: batch ${b} tail mismatch`);
-      depotCount += n;
-      if (depotCount > 1e9) break;
     }
     if (depotCount !== load(u32, cr + ClassRow.DEPOT_OBJECTS)) {
       errors.push(`depot ${c}: counter says ${load(u32, cr + ClassRow.DEPOT_OBJECTS)}, batches hold ${depotCount}`);

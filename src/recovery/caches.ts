@@ -3,11 +3,11 @@
  * have held, the batch it was moving, the slab it was carving, and the
  * objects in its cache rows, all put back into the depot.
  */
-import { AllocatorHeader, batchCount, CacheRow, ClassRow, KIND_FREE, KIND_SLAB, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE, pageTag } from '../shm/layout.js';
+import { AllocatorHeader, CacheRow, ClassRow, KIND_FREE, KIND_SLAB, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE, pageTag } from '../shm/layout.js';
 import { slabObject, slabState } from '../alloc/slabs.js';
 import { add, load, store } from '../shm/atomic.js';
 import { cacheRowAt, classRowAt, slotFlagWord } from '../alloc/region.js';
-import { CARVE_BUILDING, CARVE_LINKING, CARVE_SHRINKING, DEPOT_FLUSH_MS, linkBatches, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
+import { CARVE_BUILDING, CARVE_LINKING, CARVE_SHRINKING, DEPOT_FLUSH_MS, depotStacks, inDepot, linkBatches, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
 
 /** What releaseRow needs to see a slab's objects, and to find the slabs of a class (the heap is one). */
 export interface SlabGeometry {
@@ -60,10 +60,13 @@ function finishCarve(u32: Uint32Array, g: SlabGeometry, R: number, c: number, re
     return;
   }
   const inList = new Set<number>();
-  for (let b = load(u32, cr + ClassRow.DEPOT_HEAD); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
-    let x = b;
-    for (let i = batchCount(u32[(b >>> 2) + O_COUNT]!); i > 0 && x !== 0; i--, x = u32[x >>> 2]!) inList.add(x);
+  for (const stack of depotStacks(u32, R, c, g.maxSlots)) {
+    for (let b = load(u32, stack); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
+      let x = b;
+      for (let i = u32[(b >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) inList.add(x);
+    }
   }
+  const anyone = cr + ClassRow.DEPOT_HEAD;
   for (let x = u32[rec]!, i = 0; x !== 0 && i < 1 << 26; x = u32[x >>> 2]!, i++) inList.add(x);
   const unit = u32[cr + ClassRow.UNIT]!;
   const per = u32[cr + ClassRow.PER_SLAB]!;
@@ -81,7 +84,7 @@ function finishCarve(u32: Uint32Array, g: SlabGeometry, R: number, c: number, re
       u32[tail >>> 2] = 0;
       u32[(head >>> 2) + O_COUNT] = n;
       u32[(head >>> 2) + O_TAIL] = tail;
-      linkLocked(u32, cr, head, n);
+      linkLocked(u32, cr, anyone, head, n);
       n = 0;
     }
   }
@@ -89,29 +92,26 @@ function finishCarve(u32: Uint32Array, g: SlabGeometry, R: number, c: number, re
     u32[tail >>> 2] = 0;
     u32[(head >>> 2) + O_COUNT] = n;
     u32[(head >>> 2) + O_TAIL] = tail;
-    linkLocked(u32, cr, head, n);
+    linkLocked(u32, cr, anyone, head, n);
   }
 }
 
-function inStack(u32: Uint32Array, cr: number, b: number): boolean {
-  let n = 0;
-  for (let x = load(u32, cr + ClassRow.DEPOT_HEAD); x !== 0 && n < 1 << 26; x = u32[(x >>> 2) + O_NEXT_BATCH]!, n++) {
-    if (x === b) return true;
-  }
-  return false;
-}
 
 /**
  * Releasing a dead slot's row of class row cr: takes the depot lock (it is
  * the dead agent's, or taken for the purpose), settles the batch the agent
  * was moving, recounts the depot, recounts the row's list, flushes it.
  *
- * - A trim/flush batch (CacheRow.TRIM): in the stack, it was linked; else if the
- *   row still starts with it, it was never cut; else it is cut and in no
- *   list: link it.
- * - A popped batch (CacheRow.INFLIGHT): if it is still in the stack (the agent
+ * - A trim/flush batch (CacheRow.TRIM): in one of the depot's stacks, it was
+ *   linked; else if the row still starts with it, it was never cut; else it
+ *   is cut and in no list: link it (on anyone's stack, as everything put
+ *   back here).
+ * - A popped batch (CacheRow.INFLIGHT): if it is still in a stack (the agent
  *   died holding the lock, before its store), nothing moved; else if the
  *   row starts with it, it was spliced; else it is in no list: link it.
+ *
+ * The row's own stack stays: a refill takes a stack whose slot no agent
+ * has attached as anyone's, and the slot's next agent takes it as its own.
  *
  * Returns false (and leaves the row alone) if the lock stays held by a
  * live agent for DEPOT_FLUSH_MS.
@@ -140,22 +140,24 @@ function releaseRow(u32: Uint32Array, g: SlabGeometry, R: number, c: number, rec
     unlockDepot(u32, cr);
     return true;
   }
+  const stacks = depotStacks(u32, R, c, g.maxSlots);
+  const anyone = cr + ClassRow.DEPOT_HEAD;
   const trim = u32[rec + CacheRow.TRIM]!;
-  if (trim !== 0 && !inStack(u32, cr, trim) && u32[rec] !== trim) {
+  if (trim !== 0 && !inDepot(u32, stacks, trim) && u32[rec] !== trim) {
     const n = u32[rec + CacheRow.TRIM_N]!;
     let tail = trim;
     for (let i = 1; i < n; i++) tail = u32[tail >>> 2]!;
     u32[tail >>> 2] = 0;
     u32[(trim >>> 2) + O_COUNT] = n;
     u32[(trim >>> 2) + O_TAIL] = tail;
-    linkLocked(u32, cr, trim, n);
+    linkLocked(u32, cr, anyone, trim, n);
   }
   u32[rec + CacheRow.TRIM] = 0;
   const popped = u32[rec + CacheRow.INFLIGHT]!;
-  if (popped !== 0 && !inStack(u32, cr, popped) && u32[rec] !== popped) {
+  if (popped !== 0 && !inDepot(u32, stacks, popped) && u32[rec] !== popped) {
     const tail = u32[(popped >>> 2) + O_TAIL]!;
     u32[tail >>> 2] = 0;
-    linkLocked(u32, cr, popped, batchCount(u32[(popped >>> 2) + O_COUNT]!));
+    linkLocked(u32, cr, anyone, popped, u32[(popped >>> 2) + O_COUNT]!);
   }
   u32[rec + CacheRow.INFLIGHT] = 0;
   const carve = u32[rec + CacheRow.CARVE]!;
@@ -164,10 +166,12 @@ function releaseRow(u32: Uint32Array, g: SlabGeometry, R: number, c: number, rec
   // popped them since. Without the lock, everything went to its row.
   if (carve !== 0 && ((carve & CARVE_LINKING) === 0 || deadHeld)) finishCarve(u32, g, R, c, rec, (carve & ~15) >>> 0);
   u32[rec + CacheRow.CARVE] = 0;
-  // Recount: nobody changes the stack or its counter without the lock.
+  // Recount: nobody changes the stacks or their counter without the lock.
   let total = 0;
-  for (let x = load(u32, cr + ClassRow.DEPOT_HEAD), i = 0; x !== 0 && i < 1 << 26; x = u32[(x >>> 2) + O_NEXT_BATCH]!, i++) {
-    total += batchCount(u32[(x >>> 2) + O_COUNT]!);
+  for (const stack of stacks) {
+    for (let x = load(u32, stack), i = 0; x !== 0 && i < 1 << 26; x = u32[(x >>> 2) + O_NEXT_BATCH]!, i++) {
+      total += u32[(x >>> 2) + O_COUNT]!;
+    }
   }
   store(u32, cr + ClassRow.DEPOT_OBJECTS, total);
   // The row's count may be a store behind its list.
@@ -205,8 +209,8 @@ export function releaseSlotCaches(u32: Uint32Array, g: SlabGeometry, R: number, 
 /**
  * The depot of class c rebuilt from the object states, depot lock held: every
  * FREE object of the class's slabs that is in no agent's cache list and in
- * no batch an agent popped and has not spliced yet goes into fresh
- * batches; a slab a live agent is carving (its cache row's CARVE names it)
+ * no batch an agent popped and has not spliced yet goes into new batches
+ * on anyone's stack (the slots' stacks are emptied); a slab a live agent is carving (its cache row's CARVE names it)
  * is left to that agent, and a slab the dead agent was giving back (not
  * all its pages carry the tag any more) is given back (completeSlab). The
  * class's slabs are recounted from the page tags, and the allocator's
@@ -229,7 +233,7 @@ function rebuildDepot(u32: Uint32Array, g: SlabGeometry, R: number, c: number): 
     const inflight = u32[row + CacheRow.INFLIGHT]!;
     if (inflight !== 0) {
       let x = inflight;
-      for (let i = batchCount(u32[(inflight >>> 2) + O_COUNT]!); i > 0 && x !== 0; i--, x = u32[x >>> 2]!) elsewhere.add(x);
+      for (let i = u32[(inflight >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) elsewhere.add(x);
     }
     const carve = u32[row + CacheRow.CARVE]!;
     if ((carve & (CARVE_BUILDING | CARVE_LINKING)) !== 0) carving.add((carve & ~15) >>> 0);
@@ -253,6 +257,8 @@ function rebuildDepot(u32: Uint32Array, g: SlabGeometry, R: number, c: number): 
       if (g.st[slabState(base, unit, i)] === ST_FREE && !elsewhere.has(x)) free.push(x);
     }
   }
+  // Every stack's batches may have been relinked: all of it is anyone's now.
+  for (const stack of depotStacks(u32, R, c, g.maxSlots)) store(u32, stack, 0);
   store(u32, cr + ClassRow.DEPOT_HEAD, linkBatches(u32, free, batch));
   store(u32, cr + ClassRow.DEPOT_OBJECTS, free.length);
   store(u32, cr + ClassRow.SHRINK_MARK, free.length);

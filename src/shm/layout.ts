@@ -66,7 +66,7 @@
  * ------------------------------------------------------------------------ */
 
 export const HEAP_MAGIC = 0x616e7941; // "Anya"
-export const LAYOUT_VERSION = 10;
+export const LAYOUT_VERSION = 11;
 
 /** Header words (index into the Uint32Array, relative to base/4). */
 export const HeapHeader = {
@@ -319,49 +319,19 @@ export const ST_RETIRED = 3;
 /* ------------------------------------------------------------------------ *
  * Free object: the first words of a free object hold the links.
  *
- *   +-----------+------------+-----------------------+-------+
- *   | next obj  | next batch | fresh | owner | count | tail  |   (words 0..3, 16 bytes)
- *   +-----------+------------+-----------------------+-------+
- *                              bit 31  30..20  19..0
+ *   +-----------+------------+-------+-------+
+ *   | next obj  | next batch | count | tail  |   (words 0..3, 16 bytes)
+ *   +-----------+------------+-------+-------+
  *
  * next obj: link of a cache list or of a batch chain (owner of the object).
- * next batch / fresh+owner+count / tail: valid only in the head object of a
- *   batch while the batch sits in a depot; written under the depot's lock
- *   by the agent that links the batch, read under it by the one that takes
- *   it.
- * owner: slot + 1 of the agent whose cache the batch left (a trim), or that
- *   carved it (fresh: a new slab's batches beyond the first); 0 for
- *   anyone's (a flush at detach or release, a reserve, a survivor's
- *   rebuild). A refill takes a batch of its own or anyone's first, then
- *   another agent's trimmed batch, then carves, and takes another agent's
- *   fresh batch only when no slab can be had (alloc/batches.ts, depotPop):
- *   objects keep going round one agent's cache, so the lines of their
- *   links and state bytes stay with one core.
+ * next batch / count / tail: valid only in the head object of a batch while
+ *   the batch sits in a depot stack; written under the depot's lock by the
+ *   agent that links the batch, read under it by the one that takes it.
  * Objects are at least 16 bytes, so the four words always fit.
  * ------------------------------------------------------------------------ */
 export const O_NEXT_BATCH = 1;
 export const O_COUNT = 2;
 export const O_TAIL = 3;
-/** The O_COUNT word: a batch's count in the low bits, its owner (slot + 1, 0 for anyone's) above, a fresh flag on top. */
-export const BATCH_OWNER_SHIFT = 20;
-export const BATCH_COUNT_MASK = (1 << BATCH_OWNER_SHIFT) - 1;
-export const BATCH_FRESH = 0x80000000;
-export function batchWord(count: number, owner: number, fresh = false): number {
-  return (count | (owner << BATCH_OWNER_SHIFT) | (fresh ? BATCH_FRESH : 0)) >>> 0;
-}
-export function batchCount(word: number): number {
-  return word & BATCH_COUNT_MASK;
-}
-/** The owner and fresh bits of a batch word, to give relinked objects the batch they came from. */
-export function batchMark(word: number): number {
-  return (word & ~BATCH_COUNT_MASK) >>> 0;
-}
-export function batchOwner(word: number): number {
-  return (word & ~BATCH_FRESH) >>> BATCH_OWNER_SHIFT;
-}
-export function batchFresh(word: number): boolean {
-  return (word & BATCH_FRESH) !== 0;
-}
 
 /* ------------------------------------------------------------------------ *
  * Allocator region: a run of pages (tag REGION) per allocator, page-aligned,
@@ -460,10 +430,20 @@ export const ALLOC_WORDS = 32;
  *   | per slab | shrink mark | slab log2 | (words 12..15 unused)
  *   +----------+-------------+-----------+
  *
+ * The class's depot is a set of stacks of batches: `depot head`, the
+ * stack of anyone's batches, and one stack per slot (its cache row's
+ * `depot`, below) of the batches that slot's agent trimmed or carved. A
+ * refill takes its own stack's, then anyone's, then those of a slot no
+ * agent has attached, and another agent's only when the others' batches
+ * pass STEAL_BYTES or no slab can be had (alloc/batches.ts, depotPop):
+ * objects keep going round the cache of the agent that carved their slab,
+ * so the lines of their links and state bytes stay with one core.
+ *
  * depot head, depot objects: changed only by the holder of depot lock
  *   (Atomics.store; read with Atomics.load by anyone, e.g. "is it empty").
- * depot lock: cas 0 -> slot+1 by whoever pops or pushes a batch, store 0
- *   to release. A try-lock held for a handful of stores, never waited on
+ *   depot objects counts the objects of every stack of the class.
+ * depot lock: cas 0 -> slot+1 by whoever pops or pushes a batch on any of
+ *   the class's stacks, store 0 to release. A try-lock held for a handful of stores, never waited on
  *   from alloc or free: a popper that finds it busy for LOCK_TRIES tries
  *   carves a fresh slab instead (and spins longer, at most DEPOT_WAIT_MS,
  *   only when no slab can be had); a trim that finds it busy leaves the
@@ -508,10 +488,10 @@ export const CLASS_WORDS = 16;
  * with plain stores too), read racily by stats() and by a survivor that
  * releases a dead slot.
  *
- *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+
- *   | head | count | frees  | objsIn | objsOut | refills | trims | failures | inflight | low | high | trim | trim n | carve |
- *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+
- *   (16 words, one 64-byte line; then owner; word 15 unused)
+ *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+-------+-------+
+ *   | head | count | frees  | objsIn | objsOut | refills | trims | failures | inflight | low | high | trim | trim n | carve | owner | depot |
+ *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+-------+-------+
+ *   (16 words, one 64-byte line)
  *
  * head/count: the cache's free list (objects linked through word 0).
  * frees: objects freed into this cache (by free, or after a grace period).
@@ -531,6 +511,14 @@ export const CLASS_WORDS = 16;
  *   With these a survivor finds a batch a dying worker had in its hands.
  * owner: the slot generation of the agent that attached (written at
  *   attach, zeroed by releaseSlot); the slow paths compare it with their
+ *   own.
+ * depot: the head of this slot's stack in its class's depot (see the class
+ *   row): the batches this slot's agent trimmed, and a new slab's batches
+ *   beyond the first that it carved. Changed only under the class's depot
+ *   lock: by the owner (trim, carve, refill), by another agent taking a
+ *   batch from it or shrinking the depot, by a survivor's repair. It stays
+ *   when its agent detaches or dies: a slot no agent has attached has a
+ *   stack that any refill takes, and the slot's next agent takes as its
  *   own.
  * low/high: the class's watermarks keyed with the owner: watermark +
  *   ownerKey(generation), written by the owner when it attaches (releaseSlot
@@ -560,6 +548,7 @@ export const CacheRow = {
   TRIM_N: 12,
   CARVE: 13,
   OWNER: 14,
+  DEPOT: 15,
 } as const;
 export const CACHE_WORDS = 16;
 

@@ -71,14 +71,15 @@ test("destroy() while a worker is inside another map's read(): the elements are 
   const heap = Heap.create({ maxBytes: 64 << 20, maxWorkers: 4 });
   const used0 = heap.stats().usedPages;
   const other = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 16 });
-  const usedOther = heap.stats().usedPages;
-  const map = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 10_000, mode: 'dynamic' });
-  const v = new Uint8Array(8);
-  for (let k = 0; k < 10_000; k++) assert.equal(map.updateNumber(k, v), MapStatus.OK);
   const flag = new SharedArrayBuffer(8);
   const f = new Int32Array(flag);
   const holder = run<string>({ kind: 'hold', heap: heap.handle, map: other.handle, flag });
   await until('the reader to enter read()', () => Atomics.load(f, 1) === 1);
+  // (After the worker attached: what its caches of the other map hold is not the destroyed map's.)
+  const usedOther = heap.stats().usedPages;
+  const map = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 10_000, mode: 'dynamic' });
+  const v = new Uint8Array(8);
+  for (let k = 0; k < 10_000; k++) assert.equal(map.updateNumber(k, v), MapStatus.OK);
   assert.equal(map.destroy(), 10_000);
   assert.equal(map.destroying, true, 'the elements wait for the reader');
   Atomics.store(f, 0, 1);

@@ -1,18 +1,21 @@
 /**
- * Which batch a refill takes from its class's depot: its own agent's (or
- * anyone's) first, then one another agent trimmed, then a new slab, and
- * another agent's fresh batch only when no slab can be had. Objects keep
- * going round the cache of the agent that carved their slab, so two
- * agents do not write the same lines.
+ * Which batch a refill takes from its class's depot: from its own agent's
+ * stack, else anyone's, else a stack whose agent has left; another
+ * attached agent's only once other agents' batches pass STEAL_BYTES, or
+ * when no slab can be had; else it carves. Objects keep going round the
+ * cache of the agent that carved their slab, so two agents do not write
+ * the same lines.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Heap, type Allocator } from '../../src/index.js';
-import { AllocatorHeader, BATCH_OWNER_SHIFT, batchCount, batchOwner, ClassRow, CacheRow, O_COUNT, O_NEXT_BATCH } from '../../src/shm/layout.js';
+import { AllocatorHeader, ClassRow, CacheRow, O_COUNT, O_NEXT_BATCH } from '../../src/shm/layout.js';
 import { cacheRowAt, classRowAt } from '../../src/alloc/region.js';
 import { shrinkClass } from '../../src/alloc/shrink.js';
+import { STEAL_BYTES } from '../../src/alloc/batches.js';
 
-const OPTS = { unitSize: 64, batch: 8, lowWatermark: 2, highWatermark: 16, prefill: 0 };
+const UNIT = 64;
+const OPTS = { unitSize: UNIT, batch: 8, lowWatermark: 2, highWatermark: 16, prefill: 0 };
 
 function setup(extra: { limitBytes?: number } = {}) {
   const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
@@ -20,19 +23,25 @@ function setup(extra: { limitBytes?: number } = {}) {
   const other = Heap.attach(heap.handle);
   const b = other.attachAllocator(a.handle);
   const R = heap.allocatorRow(a.id).region >>> 2;
+  const u32 = () => heap.u32;
   /** The first page of the slab that holds p. */
   const slabOf = (p: number) => heap.u32[heap.argWord + Math.floor(p / heap.pageSize)]!;
-  /** [owner, count] of each batch in the depot, top first. */
-  const batches = () => {
-    const out: [number, number][] = [];
-    const u32 = heap.u32;
-    for (let x = Atomics.load(u32, classRowAt(R, 0) + ClassRow.DEPOT_HEAD); x !== 0; x = u32[(x >>> 2) + O_NEXT_BATCH]!) {
-      out.push([batchOwner(u32[(x >>> 2) + O_COUNT]!), batchCount(u32[(x >>> 2) + O_COUNT]!)]);
+  /** The word holding the head of a stack: a slot's, or anyone's (slot -1). */
+  const stackWord = (slot: number) =>
+    slot < 0 ? classRowAt(R, 0) + ClassRow.DEPOT_HEAD : cacheRowAt(heap.u32, R, heap.u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, slot, 0) + CacheRow.DEPOT;
+  /** The objects on a stack, batch by batch. */
+  const stack = (slot: number) => {
+    const out: number[][] = [];
+    const w = u32();
+    for (let x = Atomics.load(w, stackWord(slot)); x !== 0; x = w[(x >>> 2) + O_NEXT_BATCH]!) {
+      const objs: number[] = [];
+      for (let o = x, i = w[(x >>> 2) + O_COUNT]!; i > 0; i--, o = w[o >>> 2]!) objs.push(o);
+      out.push(objs);
     }
     return out;
   };
   const slabPages = () => a.stats().classes[0]!.slabPages;
-  return { heap, a, other, b, R, slabOf, batches, slabPages };
+  return { heap, a, other, b, R, slabOf, stackWord, stack, slabPages };
 }
 
 function take(x: Allocator, n: number): number[] {
@@ -45,22 +54,23 @@ function take(x: Allocator, n: number): number[] {
   return ps;
 }
 
-test("a refill does not take another agent's fresh batches while a slab can be carved: each agent cuts its own", () => {
-  const { heap, a, b, other, slabOf, batches } = setup();
+test('each agent carves a slab of its own; a new slab\'s batches beyond the first wait on its carver\'s stack', () => {
+  const { heap, a, b, other, slabOf, stack } = setup();
   const x = a.alloc();
-  const fresh = batches();
-  assert.ok(fresh.length > 0 && fresh.every(([o]) => o === heap.slot + 1), 'the rest of the slab waits in the depot as the carver\'s');
+  const mine = stack(heap.slot);
+  assert.equal(mine.flat().length, 64 - 8, 'the rest of the slab is on the carver\'s stack');
+  assert.ok(mine.flat().every((p) => slabOf(p) === slabOf(x)));
   const y = b.alloc();
   assert.notEqual(slabOf(y), slabOf(x), 'the second agent carved a slab of its own');
-  assert.equal(batches().filter(([o]) => o === heap.slot + 1).length, fresh.length, "the carver's batches are all still there");
+  assert.deepEqual(stack(heap.slot), mine, "the carver's batches are all still there");
   a.free(x);
   b.free(y);
   assert.deepEqual(heap.validate(), []);
   other.detach();
 });
 
-test("a refill takes its own agent's batches before another's, even from under them, and another's trimmed batch before a new slab", () => {
-  const { heap, a, b, other, slabOf, batches, slabPages } = setup();
+test("a refill takes its own stack's batches, and carves a slab before it takes a few of another agent's", () => {
+  const { heap, a, b, other, slabOf, stack, slabPages } = setup();
   const mine = take(b, 64);
   const theirs = take(a, 64);
   const mySlabs = new Set(mine.map(slabOf));
@@ -68,20 +78,37 @@ test("a refill takes its own agent's batches before another's, even from under t
   assert.ok([...mySlabs].every((s) => !theirSlabs.has(s)), 'no slab shared');
   for (const p of mine) b.free(p);
   for (const p of theirs) a.free(p);
-  const top = batches()[0]!;
-  assert.equal(top[0], heap.slot + 1, "the other agent's batches lie on top");
+  assert.ok(stack(heap.slot).length > 0 && stack(other.slot).length > 0, 'both trimmed to their own stacks');
   const pages = slabPages();
   const again = take(b, 64);
-  assert.ok(again.every((p) => mySlabs.has(slabOf(p))), 'every object came back from the agent\'s own slabs');
+  assert.ok(again.every((p) => mySlabs.has(slabOf(p))), "every object came back from the agent's own slabs");
+  assert.equal(slabPages(), pages, 'carving nothing');
+  assert.ok(stack(heap.slot).flat().length * UNIT < STEAL_BYTES);
   const next = b.alloc();
-  assert.ok(theirSlabs.has(slabOf(next)), "with none of its own left, it took the other agent's trimmed batch");
-  assert.equal(slabPages(), pages, 'and carved nothing');
+  assert.ok(!theirSlabs.has(slabOf(next)) && !mySlabs.has(slabOf(next)), "with none of its own left, it carved a slab rather than take the other agent's few");
+  assert.ok(slabPages() > pages);
   for (const p of [...again, next]) b.free(p);
   assert.deepEqual(heap.validate(), []);
   other.detach();
 });
 
-test("with no slab to be had (the allocator's limit), a refill takes another agent's fresh batch", () => {
+test("once other agents' batches in the depot pass STEAL_BYTES, a refill takes theirs before it carves", () => {
+  const { heap, a, b, other, slabOf, stack, slabPages } = setup();
+  const n = Math.ceil(STEAL_BYTES / UNIT) + 64;
+  const theirs = take(a, n);
+  for (const p of theirs) a.free(p);
+  assert.ok(stack(heap.slot).flat().length * UNIT >= STEAL_BYTES, 'a surplus on the other agent\'s stack');
+  const pages = slabPages();
+  const theirSlabs = new Set(theirs.map(slabOf));
+  const y = b.alloc();
+  assert.ok(theirSlabs.has(slabOf(y)), "it took the other agent's batch");
+  assert.equal(slabPages(), pages, 'and carved nothing');
+  b.free(y);
+  assert.deepEqual(heap.validate(), []);
+  other.detach();
+});
+
+test("with no slab to be had (the allocator's limit), a refill takes another agent's batch", () => {
   const { heap, a, b, other, slabOf } = setup({ limitBytes: 4096 });
   const x = a.alloc();
   const y = b.alloc();
@@ -93,50 +120,62 @@ test("with no slab to be had (the allocator's limit), a refill takes another age
   other.detach();
 });
 
-test('a shrink relinks the objects it keeps into batches of the owners they had', () => {
-  const { heap, a, b, other, R, slabOf, batches, slabPages } = setup();
+test("the stack of a slot whose agent detached is anyone's: the next refill takes it before it carves", () => {
+  const { heap, a, b, other, slabOf, stack, slabPages } = setup();
+  const left = take(b, 64);
+  for (const p of left) b.free(p);
+  const slot = other.slot;
+  other.detach();
+  assert.ok(stack(slot).length > 0, 'the leaver\'s stack stays where it was');
+  const pages = slabPages();
+  const got = take(a, 64);
+  assert.equal(slabPages(), pages, 'nothing carved');
+  const leftSlabs = new Set(left.map(slabOf));
+  assert.ok(got.every((p) => leftSlabs.has(slabOf(p))), "every object came from the leaver's slab");
+  for (const p of got) a.free(p);
+  assert.deepEqual(heap.validate(), []);
+});
+
+test("a shrink leaves the objects of slabs it cannot give back on the stacks they were on; the whole slabs it keeps are anyone's", () => {
+  const { heap, a, b, other, R, slabOf, stack, slabPages } = setup();
   const mine = take(b, 64);
   // Four slabs: what the cache keeps (at most high + batch objects) spans two at most.
   const theirs = take(a, 256);
   for (const p of mine) b.free(p);
   for (const p of theirs) a.free(p);
+  const before = { mine: stack(other.slot).flat(), theirs: stack(heap.slot).flat() };
   const pages = slabPages();
-  const released = shrinkClass(heap, R, 0, 0, 1000);
-  assert.ok(released > 0, 'a whole slab went back');
+  const released = shrinkClass(heap, R, 0, 1, 1000);
+  assert.ok(released > 0, 'whole slabs went back');
   assert.equal(slabPages(), pages - released);
-  const owners = new Set(batches().map(([o]) => o));
-  assert.deepEqual([...owners].sort(), [heap.slot + 1, other.slot + 1].sort(), 'both owners kept their batches');
-  // Each batch's objects lie in its owner's slabs.
-  const u32 = heap.u32;
-  const slabsOf = new Map([[heap.slot + 1, new Set(theirs.map(slabOf))], [other.slot + 1, new Set(mine.map(slabOf))]]);
-  for (let x = Atomics.load(u32, classRowAt(R, 0) + ClassRow.DEPOT_HEAD); x !== 0; x = u32[(x >>> 2) + O_NEXT_BATCH]!) {
-    const owned = slabsOf.get(batchOwner(u32[(x >>> 2) + O_COUNT]!))!;
-    let o = x;
-    for (let i = batchCount(u32[(x >>> 2) + O_COUNT]!); i > 0; i--, o = u32[o >>> 2]!) assert.ok(owned.has(slabOf(o)), `object ${o} in its owner's slab`);
-  }
+  assert.deepEqual(new Set(stack(other.slot).flat()), new Set(before.mine), "the other agent's stack keeps its objects (its slab is not whole: its cache holds some)");
+  const anyone = stack(-1).flat();
+  assert.equal(anyone.length, 64, "the one whole slab kept is anyone's");
+  assert.equal(new Set(anyone.map(slabOf)).size, 1);
+  const theirSlabs = new Set(theirs.map(slabOf));
+  assert.ok(stack(heap.slot).flat().every((p) => theirSlabs.has(slabOf(p)) && before.theirs.includes(p)), 'the rest of the first agent\'s stack is its own');
   assert.deepEqual(heap.validate(), []);
   other.detach();
 });
 
-test('validate() reports a batch whose owner names no slot', () => {
-  const { heap, a, other, R } = setup();
+test("validate() checks the batches of every slot's stack", () => {
+  const { heap, a, other, stackWord } = setup();
   a.free(a.alloc());
   const u32 = heap.u32;
-  const head = Atomics.load(u32, classRowAt(R, 0) + ClassRow.DEPOT_HEAD);
+  const head = Atomics.load(u32, stackWord(heap.slot));
   assert.notEqual(head, 0);
-  const word = u32[(head >>> 2) + O_COUNT]!;
-  u32[(head >>> 2) + O_COUNT] = (batchCount(word) | ((heap.maxSlots + 1) << BATCH_OWNER_SHIFT)) >>> 0;
-  assert.ok(heap.validate().some((e) => /names owner 5, past the 4 slots/.test(e)), heap.validate().join('\n'));
-  u32[(head >>> 2) + O_COUNT] = word;
+  const n = u32[(head >>> 2) + O_COUNT]!;
+  u32[(head >>> 2) + O_COUNT] = n + 1;
+  const errors = heap.validate();
+  assert.ok(errors.some((e) => e.includes(`slot ${heap.slot}'s stack`) && /says 9 objects, chain has 8/.test(e)), errors.join('\n'));
+  u32[(head >>> 2) + O_COUNT] = n;
   assert.deepEqual(heap.validate(), []);
   other.detach();
 });
 
-test('an agent that dies having unlinked a batch from the middle of the depot loses nothing: releaseSlot links it back', () => {
-  const { heap, a, b, other, R } = setup();
-  const mine = take(b, 64);
+test("an agent that dies having taken a batch from another agent's stack loses nothing: releaseSlot links it back", () => {
+  const { heap, a, R, other, b, stackWord } = setup();
   const theirs = take(a, 64);
-  for (const p of mine) b.free(p);
   for (const p of theirs) a.free(p);
   const h = heap.reserveSlot();
   const dying = Heap.attach(h);
@@ -144,19 +183,19 @@ test('an agent that dies having unlinked a batch from the middle of the depot lo
   const u32 = heap.u32;
   const cr = classRowAt(R, 0);
   const rec = cacheRowAt(u32, R, u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, h.slot, 0);
-  // It takes the lock, records the second batch as in flight, unlinks it...
-  const first = Atomics.load(u32, cr + ClassRow.DEPOT_HEAD);
-  const second = u32[(first >>> 2) + O_NEXT_BATCH]!;
-  assert.notEqual(second, 0);
+  // It takes the lock, records the first agent's top batch as in flight, unlinks it...
+  const top = Atomics.load(u32, stackWord(heap.slot));
+  assert.notEqual(top, 0);
   Atomics.store(u32, cr + ClassRow.DEPOT_LOCK, h.slot + 1);
-  u32[rec + CacheRow.INFLIGHT] = second;
-  u32[(first >>> 2) + O_NEXT_BATCH] = u32[(second >>> 2) + O_NEXT_BATCH]!;
+  u32[rec + CacheRow.INFLIGHT] = top;
+  Atomics.store(u32, stackWord(heap.slot), u32[(top >>> 2) + O_NEXT_BATCH]!);
   // ...and dies before it splices the batch or unlocks.
   assert.ok(heap.validate().some((e) => /in no list/.test(e)), 'the batch is lost until repaired');
   assert.equal(heap.releaseSlot(h.slot, h.gen), true);
   assert.equal(Atomics.load(u32, cr + ClassRow.DEPOT_LOCK), 0, 'lock released');
   assert.deepEqual(heap.validate(), []);
-  other.detach(); // its cache goes back to the depot
+  b.free(b.alloc()); // the batch is anyone's now: the other agent takes it
+  other.detach();
   // Every object can be handed out again, and none twice.
   const seen = new Set<number>();
   for (;;) {
@@ -165,7 +204,7 @@ test('an agent that dies having unlinked a batch from the middle of the depot lo
     assert.ok(!seen.has(p), `object ${p} handed out twice`);
     seen.add(p);
   }
-  assert.ok([...mine, ...theirs].every((p) => seen.has(p)), 'every freed object came back');
+  assert.ok(theirs.every((p) => seen.has(p)), 'every freed object came back');
   for (const p of seen) a.free(p);
   assert.deepEqual(heap.validate(), []);
 });
