@@ -40,8 +40,6 @@ import {
   mulberry32,
   newRing,
   type LarsonJob,
-  type MemAllocator,
-  type MemHeap,
   type MemHeapStatic,
   type MemoryJob,
   type MixedJob,

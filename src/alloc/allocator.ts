@@ -3,9 +3,9 @@
  *
  * Design in one sentence: every agent allocates from and frees into its own
  * per-size-class cache with plain typed-array reads and writes; batches of
- * objects move between those caches and a lock-free global depot per class
- * when a cache crosses its watermarks, and the depot is fed from slabs
- * carved out of the page heap.
+ * objects move between those caches and a depot per class when a cache
+ * crosses its watermarks (each agent's batches on a stack of its own), and
+ * the depot is fed from slabs carved out of the page heap.
  *
  *      agent 0 caches        agent 1 caches                agent N caches
  *   16 32 64 ... 4096     16 32 64 ... 4096     ...     16 32 64 ... 4096
@@ -13,7 +13,7 @@
  *    '--+--+-------+---+---'--+--+-------+------...------'--+--+-------'
  *                      | batches (refill below low, trim above high)
  *                      v
- *         per-class depots: lock-free stacks of batches
+ *     per-class depots: stacks of batches under a try-lock
  *                      |  new slab when a depot is empty
  *                      v
  *              page heap (bitmap + bump, growable buffer)
@@ -22,13 +22,15 @@
  * - A cache row is written only by the agent that owns its slot (or, once
  *   that agent is gone, by whoever releases the slot). No Atomics there.
  * - Free goes to the freeing agent's cache whichever agent allocated the
- *   object: objects migrate between agents through the depot.
- * - Depot push is a CAS on the head word (ABA-safe: a push only needs the
- *   head it links to to still be the head). Depot pop takes a try-lock
- *   first, so there is one popper at a time and no ABA. It is held for
- *   three atomic operations; an agent that cannot get it within LOCK_TRIES
- *   carves a new slab, and waits longer (bounded in time) only when no new
- *   slab can be had.
+ *   object. A trim puts the batch on the agent's own stack of the depot,
+ *   and a refill takes from its own stack first, so objects mostly keep
+ *   going round the agent that carved their slab; they pass to another
+ *   agent through the depot when the other's surplus grows, or its agent
+ *   leaves (./batches.ts, depotPop).
+ * - Every change of a class's depot stacks is made under its try-lock, so
+ *   there is no ABA. It is held for a few stores; an agent that cannot get
+ *   it within LOCK_TRIES carves a new slab, and waits longer (bounded in
+ *   time) only when no new slab can be had.
  * - Refill and trim run in a microtask of the same agent (our irq_work).
  *   An empty cache is refilled synchronously with one batch, unless the
  *   agent attached with `nowait`, in which case alloc returns 0 (as the
@@ -68,6 +70,7 @@ import {
   ST_FREE,
   ST_NONE,
   ST_RETIRED,
+  ST_SHRINKING,
   pageTag,
   CLASS_MASK,
   SLAB_LOG_MASK,
@@ -406,7 +409,7 @@ export class Allocator extends AllocatorState {
       if ((p & 15) !== 0) throw badPointer('free', p, `${MISUSE.unalignedFree}: objects are 16-byte aligned`);
       const at = p >>> 4;
       const st = this.st[at];
-      if (st === ST_FREE) throw badPointer('free', p, MISUSE.doubleFree);
+      if (st === ST_FREE || st === ST_SHRINKING) throw badPointer('free', p, MISUSE.doubleFree);
       if (st === ST_RETIRED) throw badPointer('free', p, `${MISUSE.doubleFree}: already freed with freeDeferred, waiting for a grace period`);
       if (st === ST_NONE) throw badPointer('free', p, MISUSE.notObjectStart);
       // ALLOCATED: above the high watermark, or a stale handle.

@@ -8,7 +8,7 @@
  *
  * The ownership rules are in ./allocator.ts: a cache row is written only
  * by the agent that owns its slot, with plain reads and writes; a depot's
- * stack and counter only under its pop lock (./depot.ts).
+ * stacks and counter only under its lock (./depot.ts).
  */
 import { AllocatorHeader, ALLOC_WORDS, CACHE_WORDS, CLASS_WORDS, CacheRow, ClassRow, GRANULE_SHIFT, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE } from '../shm/layout.js';
 import { add, load, maxTo, store } from '../shm/atomic.js';
@@ -18,8 +18,8 @@ import type { AllocatorState } from './state.js';
 import { shrinkAfterTrim, shrinkHeap } from './shrink.js';
 
 /**
- * Tries at a depot's pop lock before a refill carves a new slab instead.
- * The lock is held for three atomic operations, but its holder may be
+ * Tries at a depot's lock before a refill carves a new slab instead.
+ * The lock is held for a few stores, but its holder may be
  * descheduled by the OS; spinning a few microseconds first keeps memory
  * from growing under contention.
  */
@@ -158,22 +158,30 @@ function depotPop(s: AllocatorState, c: number, rec: number, tries: number, any:
   const own = rec + CacheRow.DEPOT;
   const anyone = cr + ClassRow.DEPOT_HEAD;
   if (!lockDepot(u32, cr, s.lockId, tries)) return 0;
-  let stack = 0;
-  if (load(u32, own) !== 0) stack = own;
-  else if (load(u32, anyone) !== 0) stack = anyone;
-  else stack = otherStack(s, c, any || load(u32, cr + ClassRow.DEPOT_OBJECTS) * s.units[c]! >= STEAL_BYTES);
   let h = 0;
-  if (stack !== 0) {
-    h = load(u32, stack);
-    if (h >= s.heap.viewBytes) {
-      s.heap.refresh();
+  try {
+    let stack = 0;
+    if (load(u32, own) !== 0) stack = own;
+    else if (load(u32, anyone) !== 0) stack = anyone;
+    else {
+      stack = otherStack(s, c, any || load(u32, cr + ClassRow.DEPOT_OBJECTS) * s.units[c]! >= STEAL_BYTES);
       u32 = s.u32;
     }
-    u32[rec + CacheRow.INFLIGHT] = h;
-    store(u32, stack, u32[(h >>> 2) + O_NEXT_BATCH]!);
-    store(u32, cr + ClassRow.DEPOT_OBJECTS, load(u32, cr + ClassRow.DEPOT_OBJECTS) - u32[(h >>> 2) + O_COUNT]!);
+    if (stack !== 0) {
+      h = load(u32, stack);
+      if (h >= s.heap.viewBytes) {
+        s.heap.refresh();
+        u32 = s.u32;
+      }
+      u32[rec + CacheRow.INFLIGHT] = h;
+      store(u32, stack, u32[(h >>> 2) + O_NEXT_BATCH]!);
+      store(u32, cr + ClassRow.DEPOT_OBJECTS, load(u32, cr + ClassRow.DEPOT_OBJECTS) - u32[(h >>> 2) + O_COUNT]!);
+    }
+  } finally {
+    // (Nothing in there should throw; a lock left held would stop the
+    // class's depot for good, as this agent is alive and nobody repairs it.)
+    unlockDepot(s.u32, cr);
   }
-  unlockDepot(u32, cr);
   return h;
 }
 
@@ -183,6 +191,10 @@ function depotPop(s: AllocatorState, c: number, rec: number, tries: number, any:
  * `attached`, the first of an attached one; 0 for none. Depot lock held.
  */
 function otherStack(s: AllocatorState, c: number, attached: boolean): number {
+  // Another slot's block may lie in pages committed after our views were
+  // made: renewed now, under the lock, the views reach every block whose
+  // stack can hold anything (see depotStacks).
+  s.heap.refresh();
   const u32 = s.u32;
   const maxSlots = s.heap.maxSlots;
   const flags = s.R + slotFlagWord(s.classes);
@@ -190,7 +202,7 @@ function otherStack(s: AllocatorState, c: number, attached: boolean): number {
   for (let i = 1; i < maxSlots; i++) {
     const slot = (s.heap.slot + i) % maxSlots;
     const row = cacheRowAt(u32, s.R, s.classes, maxSlots, slot, c);
-    if (row === 0 || load(u32, row + CacheRow.DEPOT) === 0) continue;
+    if (row === 0 || row + CacheRow.DEPOT >= u32.length || load(u32, row + CacheRow.DEPOT) === 0) continue;
     if (u32[flags + slot] === 0) return row + CacheRow.DEPOT;
     if (found === 0 && attached) found = row + CacheRow.DEPOT;
   }

@@ -13,7 +13,7 @@
  * ring (locked by a collector for too long, or no page for a bigger ring)
  * waits in the agent's spill list, in JS memory.
  */
-import { AllocatorHeader, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, CACHE_WORDS, CacheRow, KIND_LARGE, KIND_SLAB, CLASS_MASK, SLAB_LOG_MASK, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, tagAllocator, tagKind } from '../shm/layout.js';
+import { AllocatorHeader, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, CACHE_WORDS, CacheRow, KIND_LARGE, KIND_SLAB, CLASS_MASK, SLAB_LOG_MASK, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, ST_SHRINKING, tagAllocator, tagKind } from '../shm/layout.js';
 import { cas, load } from '../shm/atomic.js';
 import { badPointer, describe, typeError } from '../errors.js';
 import { limboRowAt } from './region.js';
@@ -292,7 +292,7 @@ function checkFreeable(s: AllocatorState, p: unknown): void {
   }
   if ((p & 15) !== 0) throw badPointer('freeDeferred', p, `${MISUSE.unalignedFree}: objects are 16-byte aligned`);
   const st = s.st[p >>> 4];
-  if (st === ST_FREE) throw badPointer('freeDeferred', p, MISUSE.doubleFree);
+  if (st === ST_FREE || st === ST_SHRINKING) throw badPointer('freeDeferred', p, MISUSE.doubleFree);
   if (st === ST_RETIRED) throw badPointer('freeDeferred', p, `${MISUSE.doubleFree}: already freed with freeDeferred, waiting for a grace period`);
   if (st === ST_NONE) throw badPointer('freeDeferred', p, MISUSE.notObjectStart);
 }

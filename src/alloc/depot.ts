@@ -32,14 +32,17 @@ export function unlockDepot(u32: Uint32Array, cr: number): void {
 /**
  * The words that hold the heads of class c's depot stacks, in the
  * allocator whose region starts at word R: anyone's (the class row's),
- * then each slot's that has a block.
+ * then each slot's that has a block within the views `u32`. The caller
+ * holds the depot lock and renewed its views after taking it: a block
+ * published since then lies past them, but its agent has not held the
+ * lock since it attached, so its stack is empty.
  */
 export function depotStacks(u32: Uint32Array, R: number, c: number, maxSlots: number): number[] {
   const classes = u32[R + AllocatorHeader.CLASSES]!;
   const stacks = [classRowAt(R, c) + ClassRow.DEPOT_HEAD];
   for (let s = 0; s < maxSlots; s++) {
     const row = cacheRowAt(u32, R, classes, maxSlots, s, c);
-    if (row !== 0) stacks.push(row + CacheRow.DEPOT);
+    if (row !== 0 && row + CacheRow.DEPOT < u32.length) stacks.push(row + CacheRow.DEPOT);
   }
   return stacks;
 }
@@ -142,3 +145,5 @@ export const CARVE_BUILDING = 1;
 export const CARVE_LINKING = 2;
 /** Not a carve: the row's agent is shrinking the depot (alloc/shrink.ts), which a survivor rebuilds. */
 export const CARVE_SHRINKING = 4;
+/** With CARVE_SHRINKING: the shrink has published the depot's new stacks; a survivor only clears the marks left. */
+export const CARVE_SHRUNK = 8;

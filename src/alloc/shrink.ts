@@ -17,18 +17,25 @@
  *        of them (hysteresis: a class that frees and allocates around a
  *        boundary should not carve and give back all the time), the rest
  *        are released;
- *     3. relink the other objects into new batches, each on the stack it
+ *     3. mark every object of the depot SHRINKING in the state buffer;
+ *     4. give each released slab's pages back (heap/runs.ts, its claim
+ *        record covers a death in there), count it off the class and the
+ *        limit;
+ *     5. relink the other objects into new batches, each on the stack it
  *        was on, but the kept whole slabs' on anyone's (no agent has a
  *        line of them in use); publish the heads and the count;
- *     4. give each released slab's pages back (heap/runs.ts, its claim record
- *        covers a death in there), count it off the class and the limit;
- *     5. clear the record, unlock.
+ *     6. record CARVE_SHRUNK, mark the objects FREE again;
+ *     7. clear the record, unlock.
  *
- * Step 3 rewrites the links of objects that the old batches held, so an
- * agent that dies between 3 and 5 leaves a depot only its objects' states
- * describe: the survivor that releases its slot finds the record and
- * rebuilds the class's depot from the slabs' object states
- * (../recovery/caches.ts, rebuildDepot).
+ * From 3 to 5 the stacks name batches whose links are being rewritten, in
+ * pages that may be someone else's already; nobody follows them (the lock
+ * is held). An agent that dies there leaves a depot that only the marks
+ * describe: the survivor that releases its slot finds the record, empties
+ * the class's stacks and puts every object marked SHRINKING in a slab
+ * still whole on anyone's stack. It looks at nothing else: live agents'
+ * caches keep changing while it looks, and their objects are FREE, never
+ * SHRINKING. After 6 the stacks are whole; the survivor clears the marks
+ * left (../recovery/caches.ts, recoverShrink).
  *
  * When: the page heap ran dry (carve or a large run found no pages: every
  * class of every allocator of the heap, keep 0), and after a trim filled a
@@ -37,11 +44,11 @@
  * KEEP_BYTES). Allocators that reserved their objects (a
  * preallocated map's elements) keep their slabs: their memory is promised.
  */
-import { AllocatorEntry, AllocatorHeader, ALLOC_LIVE, ALLOC_ROW_WORDS, AF_RESERVED, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH } from '../shm/layout.js';
+import { AllocatorEntry, AllocatorHeader, ALLOC_LIVE, ALLOC_ROW_WORDS, AF_RESERVED, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH, ST_FREE, ST_SHRINKING } from '../shm/layout.js';
 import { add, load, store } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
-import { cacheRowAt, classRowAt } from './region.js';
-import { CARVE_SHRINKING, depotStacks, linkBatches, lockDepot, unlockDepot } from './depot.js';
+import { cacheRowAt, classRowAt, slotFlagWord } from './region.js';
+import { CARVE_SHRINKING, CARVE_SHRUNK, depotStacks, linkBatches, lockDepot, unlockDepot } from './depot.js';
 
 /**
  * Whole empty slabs a class keeps in its depot after a look that a trim
@@ -58,8 +65,9 @@ export const SHRINK_BYTES = 128 * 1024;
  * Gives back the slabs of class c of the allocator whose region starts at
  * word R that lie wholly in its depot, but `keep` of them. Takes the depot
  * lock with at most `tries` attempts (returns 0 when it is busy). Returns
- * the pages given back. Needs this agent attached (its slot's cache row
- * holds the record, its claim record covers the pages).
+ * the pages given back. Only where this agent has attached the allocator
+ * (0 otherwise): its slot's cache row holds the record, its claim record
+ * covers the pages, and its attachment keeps the allocator alive.
  */
 export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, tries: number): number {
   if (heap.slot < 0) return 0;
@@ -68,15 +76,17 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
   const cr = classRowAt(R, c);
   const perSlab = u32[cr + ClassRow.PER_SLAB]!;
   if (perSlab === 0 || load(u32, cr + ClassRow.DEPOT_OBJECTS) < perSlab * (keep + 1)) return 0;
+  // Only an allocator this agent has attached: nobody can destroy it
+  // meanwhile (destroy() needs every other agent detached), so its region
+  // and slot blocks are not given back and reused under our feet. (A slot
+  // block page serves a group of slots, so having a row there does not
+  // say this agent attached.)
+  const classes = u32[R + AllocatorHeader.CLASSES]!;
+  if (u32[R + slotFlagWord(classes) + heap.slot] === 0) return 0;
+  const rec = cacheRowAt(u32, R, classes, heap.maxSlots, heap.slot, c);
+  if (rec === 0) return 0;
   const me = heap.slot + 1;
   if (!lockDepot(u32, cr, me, tries)) return 0;
-  const classes = u32[R + AllocatorHeader.CLASSES]!;
-  const rec = cacheRowAt(u32, R, classes, heap.maxSlots, heap.slot, c);
-  if (rec === 0) {
-    // This agent never attached the allocator: it has no row to record in.
-    unlockDepot(u32, cr);
-    return 0;
-  }
   u32[rec + CacheRow.CARVE] = CARVE_SHRINKING;
   let released = 0;
   try {
@@ -107,19 +117,35 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
     whole.sort((a, b) => a - b);
     const release = new Set(whole.slice(keep));
     const kept = new Set(whole.slice(0, keep));
-    // 3. The other objects, into new batches on the stacks they were on,
-    //    but those of the whole slabs kept, which no agent has a line of
-    //    in use: those are anyone's (collected first: relinking rewrites
-    //    the links the walk follows).
+    // 3. Every object of the depot marked SHRINKING (what a survivor
+    //    rebuilds the depot from if we die before 6), and the objects of
+    //    the slabs that stay collected, each for the stack it was on, but
+    //    those of the whole slabs kept, which no agent has a line of in
+    //    use: those are anyone's (collected first: relinking rewrites the
+    //    links the walk follows).
+    const st = heap.st;
     const lists = stacks.map(() => [] as number[]);
     for (let k = 0; k < stacks.length; k++) {
       for (let b = load(u32, stacks[k]!); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
         let x = b;
         for (let i = u32[(b >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) {
+          st[x >>> 4] = ST_SHRINKING;
           if (!release.has(x >>> shift)) lists[kept.has(x >>> shift) ? 0 : k]!.push(x);
         }
       }
     }
+    // 4. The released slabs' pages back to the page heap (heap/runs.ts:
+    //    its claim record covers a death in there). The stacks still name
+    //    batches in them, which nobody follows: we hold the lock, and a
+    //    survivor rebuilds from the marks.
+    for (const slab of release) {
+      heap.givePages(slab * pages, pages);
+      add(u32, cr + ClassRow.SLABS, -1);
+      add(u32, R + AllocatorHeader.CHARGED_PAGES, -pages);
+      released += pages;
+    }
+    // 5. The objects that stay, relinked into new batches; the heads and
+    //    the count published.
     const batch = Math.max(1, u32[cr + ClassRow.BATCH]!);
     let count = 0;
     for (let k = 0; k < stacks.length; k++) {
@@ -128,25 +154,21 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
     }
     store(u32, cr + ClassRow.DEPOT_OBJECTS, count);
     store(u32, cr + ClassRow.SHRINK_MARK, count);
-    // 4. The pages back to the page heap.
-    for (const slab of release) {
-      heap.givePages(slab * pages, pages);
-      add(u32, cr + ClassRow.SLABS, -1);
-      add(u32, R + AllocatorHeader.CHARGED_PAGES, -pages);
-      released += pages;
-    }
+    // 6. The stacks are whole again: a survivor only clears marks now.
+    u32[rec + CacheRow.CARVE] = CARVE_SHRINKING | CARVE_SHRUNK;
+    for (const list of lists) for (const x of list) st[x >>> 4] = ST_FREE;
     return released;
   } finally {
-    // 5.
+    // 7.
     heap.u32[rec + CacheRow.CARVE] = 0;
     unlockDepot(heap.u32, cr);
   }
 }
 
 /**
- * The page heap ran dry: every live allocator of the heap that did not
- * reserve its objects gives back every slab that lies wholly in a depot.
- * Returns the pages given back.
+ * The page heap ran dry: every live allocator of the heap that this agent
+ * has attached and that did not reserve its objects gives back every slab
+ * that lies wholly in a depot. Returns the pages given back.
  */
 export function shrinkHeap(heap: HeapCore, tries: number): number {
   let released = 0;

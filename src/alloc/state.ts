@@ -11,7 +11,7 @@
  * number field's representation as a small integer and a typed-array
  * field's map, and the hot paths skip those checks.
  */
-import { AllocatorHeader, ALLOC_WORDS, ClassRow, CLASS_WORDS, GRANULE, KIND_SLAB, ownerKey, pageTag } from '../shm/layout.js';
+import { AllocatorHeader, ALLOC_WORDS, ClassRow, CLASS_WORDS, KIND_SLAB, ownerKey, pageTag } from '../shm/layout.js';
 import type { HeapCore } from '../heap/core.js';
 import { cacheRowAt, limboRowAt } from './region.js';
 import type { AttachOptions } from './types.js';

@@ -25,9 +25,10 @@ export interface AllocatorOptions {
   batch?: number;
   /**
    * Objects placed in each cache when an agent attaches. Default 4 (1 above
-   * 256 B), taken only from classes that already have free objects in their
-   * depot, so an allocator holds no slab of a class nobody used. Given
-   * explicitly, every class is filled, carving slabs if need be.
+   * 256 B), taken only from classes whose depot has free objects this
+   * agent may take (anyone's, a departed agent's, or another agent's
+   * surplus past 32 KiB), so an allocator holds no slab of a class nobody
+   * used. Given explicitly, every class is filled, carving slabs if need be.
    */
   prefill?: number;
   /** For the creating agent: see AttachOptions.nowait. */
@@ -94,7 +95,7 @@ export interface ClassStats {
   slabPages: number;
   /** Objects those pages hold (slabPages x objects per slab). */
   objects: number;
-  /** Free objects in the class's depot: the shared pool every agent refills from. */
+  /** Free objects in the class's depot (every agent's stack of it and anyone's): the pool caches refill from. */
   depot: number;
   /** Free objects in the agents' caches (every slot's cache of this class). */
   cached: number;

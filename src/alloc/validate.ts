@@ -168,7 +168,6 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
     }
   }
   for (let c = 0; c < classes; c++) {
-    const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
     if (freeInSlabs[c] !== inList[c]) errors.push(`class ${c}: ${freeInSlabs[c]} free objects in slabs, ${inList[c]} in lists`);
   }
   if (retired !== waiting.size) {

@@ -23,7 +23,6 @@
  */
 import {
   HeapHeader,
-  HEADER_BYTES,
   ALLOC_CREATING,
   ALLOC_DESTROYED,
   ALLOC_FREE,
@@ -42,8 +41,7 @@ import {
   tagKind,
 } from '../shm/layout.js';
 import { add, cas, load, maxTo, store } from '../shm/atomic.js';
-import { checkInt, describe, rangeError, typeError } from '../errors.js';
-import { countFreePages } from './pages.js';
+import { checkInt, rangeError, typeError } from '../errors.js';
 import { WASM_PAGE, metaLayout, type SharedMemory } from './format.js';
 import { checkStates, growStates } from './states.js';
 import { heapStats, type HeapStats } from './stats.js';

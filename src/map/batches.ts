@@ -5,7 +5,7 @@
  * key-list batches (lookupEach, updateBatch, deleteBatch). The rules are in
  * docs/map.md. The layers: ./state.ts.
  */
-import { cas, store } from '../shm/atomic.js';
+import { cas } from '../shm/atomic.js';
 import { describe, rangeError, typeError } from '../errors.js';
 import { E_NEXT, E_VER, MapSlotRow, V_LOCK } from './layout.js';
 import { MapFlag, MapStatus } from './status.js';

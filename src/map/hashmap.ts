@@ -41,7 +41,6 @@ import type { HeapCore } from '../heap/core.js';
 import { Allocator } from '../alloc/allocator.js';
 import { openAllocator } from '../alloc/debug/open.js';
 import { MapHeader, MAP_DESTROYED, MAP_HEADER_WORDS, MAP_LIVE, MAP_MAGIC, MAP_SLOT_WORDS, MapSlotRow } from './layout.js';
-import { MapFlag, MapStatus } from './status.js';
 import { elemMarks, mapGeometry, writeMapHeader, type HashMapOptions } from './options.js';
 import { validateMap } from './validate.js';
 import { MapBatches } from './batches.js';

@@ -3,11 +3,11 @@
  * have held, the batch it was moving, the slab it was carving, and the
  * objects in its cache rows, all put back into the depot.
  */
-import { AllocatorHeader, CacheRow, ClassRow, KIND_FREE, KIND_SLAB, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE, pageTag } from '../shm/layout.js';
+import { AllocatorHeader, CacheRow, ClassRow, KIND_FREE, KIND_SLAB, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE, ST_SHRINKING, pageTag } from '../shm/layout.js';
 import { slabObject, slabState } from '../alloc/slabs.js';
 import { add, load, store } from '../shm/atomic.js';
 import { cacheRowAt, classRowAt, slotFlagWord } from '../alloc/region.js';
-import { CARVE_BUILDING, CARVE_LINKING, CARVE_SHRINKING, DEPOT_FLUSH_MS, depotStacks, inDepot, linkBatches, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
+import { CARVE_BUILDING, CARVE_LINKING, CARVE_SHRINKING, CARVE_SHRUNK, DEPOT_FLUSH_MS, depotStacks, inDepot, linkBatches, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
 
 /** What releaseRow needs to see a slab's objects, and to find the slabs of a class (the heap is one). */
 export interface SlabGeometry {
@@ -16,6 +16,9 @@ export interface SlabGeometry {
   pageSize: number;
   /** Word index of the page tags. */
   tagWord: number;
+  /** The word view (HeapCore.u32), and its renewal. */
+  readonly u32: Uint32Array;
+  refresh(): boolean;
   firstDataPage: number;
   maxSlots: number;
   committedPages(): number;
@@ -126,10 +129,13 @@ function releaseRow(u32: Uint32Array, g: SlabGeometry, R: number, c: number, rec
     const deadline = Date.now() + DEPOT_FLUSH_MS;
     while (!lockDepot(u32, cr, me, 1024)) if (Date.now() > deadline) return false;
   }
+  // Views renewed under the lock: they reach every stack that can hold a batch (depotStacks).
+  g.refresh();
+  u32 = g.u32;
   if (deadHeld && (u32[rec + CacheRow.CARVE]! & CARVE_SHRINKING) !== 0) {
     // It died shrinking the depot: the old batches' links may be rewritten
-    // already; the objects' states are the truth (rebuildDepot).
-    rebuildDepot(u32, g, R, c);
+    // already; the marks in the state buffer are the truth (recoverShrink).
+    recoverShrink(u32, g, R, c, (u32[rec + CacheRow.CARVE]! & CARVE_SHRUNK) !== 0);
     u32[rec + CacheRow.TRIM] = 0;
     u32[rec + CacheRow.INFLIGHT] = 0;
     u32[rec + CacheRow.CARVE] = 0;
@@ -207,38 +213,35 @@ export function releaseSlotCaches(u32: Uint32Array, g: SlabGeometry, R: number, 
 }
 
 /**
- * The depot of class c rebuilt from the object states, depot lock held: every
- * FREE object of the class's slabs that is in no agent's cache list and in
- * no batch an agent popped and has not spliced yet goes into new batches
- * on anyone's stack (the slots' stacks are emptied); a slab a live agent is carving (its cache row's CARVE names it)
- * is left to that agent, and a slab the dead agent was giving back (not
- * all its pages carry the tag any more) is given back (completeSlab). The
- * class's slabs are recounted from the page tags, and the allocator's
- * charge follows (a shrink that died between giving a slab back and
- * counting it off).
+ * A shrink of class c's depot whose agent died, depot lock held (see
+ * ../alloc/shrink.ts). Before the shrink published its new stacks
+ * (`shrunk` false), their links may be half rewritten: every stack is
+ * emptied, and every object marked SHRINKING in a slab of the class that
+ * is still whole goes on anyone's stack, FREE. After (`shrunk`), the
+ * stacks are whole: the marks left are cleared. Either way nothing else
+ * is looked at: objects in live agents' caches, which keep changing
+ * meanwhile, are FREE, never SHRINKING. A slab the dead agent was giving
+ * back (its first page still tagged, not all the others) is given back
+ * (completeSlab); the class's slabs are recounted from the page tags, and
+ * the allocator's charge follows (a death between giving a slab back and
+ * counting it off). A slab a live agent is carving (its cache row's CARVE
+ * names it) is counted as the page tags say and left alone.
  */
-function rebuildDepot(u32: Uint32Array, g: SlabGeometry, R: number, c: number): void {
+function recoverShrink(u32: Uint32Array, g: SlabGeometry, R: number, c: number, shrunk: boolean): void {
   const cr = classRowAt(R, c);
   const classes = u32[R + AllocatorHeader.CLASSES]!;
   const slab = slabOf(u32, g, R, c);
   const unit = u32[cr + ClassRow.UNIT]!;
   const per = u32[cr + ClassRow.PER_SLAB]!;
   const batch = Math.max(1, u32[cr + ClassRow.BATCH]!);
-  const elsewhere = new Set<number>();
   const carving = new Set<number>();
   for (let s = 0; s < g.maxSlots; s++) {
     const row = cacheRowAt(u32, R, classes, g.maxSlots, s, c);
     if (row === 0) continue;
-    for (let x = u32[row]!, i = 0; x !== 0 && i < 1 << 26; x = u32[x >>> 2]!, i++) elsewhere.add(x);
-    const inflight = u32[row + CacheRow.INFLIGHT]!;
-    if (inflight !== 0) {
-      let x = inflight;
-      for (let i = u32[(inflight >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) elsewhere.add(x);
-    }
     const carve = u32[row + CacheRow.CARVE]!;
     if ((carve & (CARVE_BUILDING | CARVE_LINKING)) !== 0) carving.add((carve & ~15) >>> 0);
   }
-  const free: number[] = [];
+  const marked: number[] = [];
   let slabs = 0;
   const committed = g.committedPages();
   const first = Math.ceil(g.firstDataPage / slab.pages) * slab.pages;
@@ -248,20 +251,28 @@ function rebuildDepot(u32: Uint32Array, g: SlabGeometry, R: number, c: number): 
       if (load(u32, g.tagWord + p) === slab.tag) slabs++;
       continue;
     }
-    let any = false;
-    for (let q = p; q < p + slab.pages && q < committed; q++) if (load(u32, g.tagWord + q) === slab.tag) any = true;
-    if (!any || !completeSlab(u32, g, base, slab.pages, slab.tag)) continue;
+    // A slab exists once its first page carries the tag (a carve tags it
+    // last, a give-back clears it last).
+    if (load(u32, g.tagWord + p) !== slab.tag || !completeSlab(u32, g, base, slab.pages, slab.tag)) continue;
     slabs++;
     for (let i = 0; i < per; i++) {
-      const x = slabObject(base, unit, i);
-      if (g.st[slabState(base, unit, i)] === ST_FREE && !elsewhere.has(x)) free.push(x);
+      const at = slabState(base, unit, i);
+      if (g.st[at] !== ST_SHRINKING) continue;
+      g.st[at] = ST_FREE;
+      marked.push(slabObject(base, unit, i));
     }
   }
-  // Every stack's batches may have been relinked: all of it is anyone's now.
-  for (const stack of depotStacks(u32, R, c, g.maxSlots)) store(u32, stack, 0);
-  store(u32, cr + ClassRow.DEPOT_HEAD, linkBatches(u32, free, batch));
-  store(u32, cr + ClassRow.DEPOT_OBJECTS, free.length);
-  store(u32, cr + ClassRow.SHRINK_MARK, free.length);
+  const stacks = depotStacks(u32, R, c, g.maxSlots);
+  if (!shrunk) {
+    for (const stack of stacks) store(u32, stack, 0);
+    store(u32, cr + ClassRow.DEPOT_HEAD, linkBatches(u32, marked, batch));
+  }
+  let total = 0;
+  for (const stack of stacks) {
+    for (let x = load(u32, stack), i = 0; x !== 0 && i < 1 << 26; x = u32[(x >>> 2) + O_NEXT_BATCH]!, i++) total += u32[(x >>> 2) + O_COUNT]!;
+  }
+  store(u32, cr + ClassRow.DEPOT_OBJECTS, total);
+  store(u32, cr + ClassRow.SHRINK_MARK, total);
   const counted = load(u32, cr + ClassRow.SLABS);
   if (counted !== slabs) {
     store(u32, cr + ClassRow.SLABS, slabs);

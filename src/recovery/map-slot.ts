@@ -42,7 +42,6 @@
  */
 import { add, cas, load, store } from '../shm/atomic.js';
 import { appendRetired, tryLockRow, unlockRow } from '../reclaim/limbo.js';
-import { currentEpoch } from '../reclaim/epoch.js';
 import { SlotRow, SLOT_ATTACHED, SLOT_ROW_WORDS, ST_ALLOCATED } from '../shm/layout.js';
 import type { HeapCore } from '../heap/core.js';
 import {

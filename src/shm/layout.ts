@@ -14,8 +14,10 @@
  *   large run  a run of pages holding one allocation above the largest class.
  *   cache      a per-(allocator, slot, class) free list, touched only by the
  *              slot's owner with plain reads and writes.
- *   depot      a per-(allocator, class) lock-free stack of batches of free
- *              objects: the global pool that caches refill from and trim to.
+ *   depot      per (allocator, class), stacks of batches of free objects
+ *              under one try-lock: anyone's, and one per slot (what its
+ *              agent trimmed or carved); the pool that caches refill from
+ *              and trim to.
  *   batch      a chain of free objects moved as one unit between a cache and
  *              the depot.
  *
@@ -305,8 +307,10 @@ export function tagSlabMask(tag: number): number {
  *   FREE -> ALLOCATED by the allocating agent (owner of the cache it was in),
  *   ALLOCATED -> FREE by the freeing agent (any agent; only one holds the
  *   object), ALLOCATED -> RETIRED -> FREE by an agent that frees it after
- *   a grace period (freeDeferred). Distinct bytes never tear each other, so
- *   plain stores suffice.
+ *   a grace period (freeDeferred), FREE -> SHRINKING -> FREE by an agent
+ *   that shrinks the depot the object is in (under the depot's lock,
+ *   alloc/shrink.ts). Distinct bytes never tear each other, so plain
+ *   stores suffice.
  * ------------------------------------------------------------------------ */
 export const GRANULE_SHIFT = 4;
 export const GRANULE = 1 << GRANULE_SHIFT;
@@ -315,6 +319,12 @@ export const ST_FREE = 1;
 export const ST_ALLOCATED = 2;
 /** Freed with freeDeferred: waiting for a grace period, recorded in a limbo ring (L below). */
 export const ST_RETIRED = 3;
+/**
+ * Free, in a depot that a shrink is relinking: how a survivor of the
+ * shrinker's death tells the depot's objects from those in live agents'
+ * caches, which keep changing while it looks (recovery/caches.ts).
+ */
+export const ST_SHRINKING = 4;
 
 /* ------------------------------------------------------------------------ *
  * Free object: the first words of a free object hold the links.
@@ -443,8 +453,9 @@ export const ALLOC_WORDS = 32;
  *   (Atomics.store; read with Atomics.load by anyone, e.g. "is it empty").
  *   depot objects counts the objects of every stack of the class.
  * depot lock: cas 0 -> slot+1 by whoever pops or pushes a batch on any of
- *   the class's stacks, store 0 to release. A try-lock held for a handful of stores, never waited on
- *   from alloc or free: a popper that finds it busy for LOCK_TRIES tries
+ *   the class's stacks, store 0 to release. A try-lock held for a handful
+ *   of stores (a refill that looks at other slots' stacks reads a word
+ *   per slot), never waited on from alloc or free: a popper that finds it busy for LOCK_TRIES tries
  *   carves a fresh slab instead (and spins longer, at most DEPOT_WAIT_MS,
  *   only when no slab can be had); a trim that finds it busy leaves the
  *   objects in its cache and tries again later. One holder at a time makes
@@ -483,10 +494,12 @@ export const ClassRow = {
 export const CLASS_WORDS = 16;
 
 /**
- * Cache row: one per (slot, class); all fields owner-written with plain
- * stores (but releaseSlot, once the owner is gone, zeroes owner and high
- * with plain stores too), read racily by stats() and by a survivor that
- * releases a dead slot.
+ * Cache row: one per (slot, class); all fields but `depot` owner-written
+ * with plain stores (but releaseSlot, once the owner is gone, zeroes owner
+ * and high with plain stores too), read racily by stats() and by a
+ * survivor that releases a dead slot. `depot` is written under the class's
+ * depot lock, mostly by the owner; another agent's write there (a batch
+ * taken from the stack, a shrink) costs the owner its line once.
  *
  *   +------+-------+--------+--------+---------+---------+-------+----------+----------+-----+------+------+--------+-------+-------+-------+
  *   | head | count | frees  | objsIn | objsOut | refills | trims | failures | inflight | low | high | trim | trim n | carve | owner | depot |

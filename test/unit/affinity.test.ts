@@ -208,3 +208,42 @@ test("an agent that dies having taken a batch from another agent's stack loses n
   for (const p of seen) a.free(p);
   assert.deepEqual(heap.validate(), []);
 });
+
+test("a refill that looks at other slots' stacks reaches a slot block published after its agent's views were made", () => {
+  // 64 KiB pages: one-page runs fill every free page before the buffer grows.
+  const heap = Heap.create({ maxBytes: 64 << 20, initialBytes: 1 << 20, pageSize: 65536 });
+  const a = heap.createAllocator({ lowWatermark: 2, highWatermark: 16, batch: 8, prefill: 0 });
+  const big = heap.createAllocator();
+  const R = heap.allocatorRow(a.id).region >>> 2;
+  const classes = heap.u32[R + AllocatorHeader.CLASSES]!;
+  // Another agent fills the heap's first megabyte, so the next pages taken grow the buffer past this agent's views.
+  const c = Heap.attach(heap.handle);
+  const ca = c.attachAllocator(a.handle);
+  const cbig = c.attachAllocator(big.handle);
+  const mine = heap.viewBytes;
+  const runs: number[] = [];
+  while (c.viewBytes <= mine) runs.push(cbig.alloc(64 << 10));
+  // Slots share a block page a group at a time: the late agent takes the first slot of the next group.
+  const group = heap.u32[R + AllocatorHeader.SLOT_GROUP]!;
+  const held = [];
+  for (let h = heap.reserveSlot(); ; h = heap.reserveSlot()) {
+    held.push(h);
+    if (h.slot === group - 1) break;
+  }
+  const late = Heap.attach(heap.handle);
+  late.attachAllocator(a.handle);
+  const row = cacheRowAt(heap.u32, R, classes, heap.maxSlots, late.slot, 0);
+  assert.ok(row * 4 >= heap.viewBytes, `the late agent's block (word ${row}) lies past this agent's views (${heap.viewBytes} bytes)`);
+  // Another agent's stack holds objects, this agent's own and anyone's none: its refill looks at every slot.
+  const theirs: number[] = [];
+  for (let i = 0; i < 64; i++) theirs.push(ca.alloc(64));
+  for (const p of theirs) ca.free(p);
+  const p = a.alloc(64);
+  assert.notEqual(p, 0);
+  a.free(p);
+  for (const r of runs) cbig.free(r);
+  late.detach();
+  c.detach();
+  for (const h of held) heap.releaseSlot(h.slot, h.gen);
+  assert.deepEqual(heap.validate(), []);
+});

@@ -258,7 +258,7 @@ test('per-worker: a reader that gives up on a slot stuck mid-write throws with t
 });
 
 test('per-worker values of a size that is not a multiple of 4 read back exactly, in every slot', () => {
-  const { heap, m, other, m2 } = twoAgents(32 << 20, 2, { keySize: 4, valueSize: 6, maxEntries: 8, perWorker: true });
+  const { m, other, m2 } = twoAgents(32 << 20, 2, { keySize: 4, valueSize: 6, maxEntries: 8, perWorker: true });
   // Longer arrays than valueSize: only the first 6 bytes count.
   assert.equal(m.update(k32(1, 4), Uint8Array.of(1, 2, 3, 4, 5, 6, 99, 99)), MapStatus.OK);
   assert.equal(m2.update(k32(1, 4), Uint8Array.of(250, 251, 252, 253, 254, 255, 77)), MapStatus.OK);
@@ -273,7 +273,7 @@ test('per-worker values of a size that is not a multiple of 4 read back exactly,
 });
 
 test('per-worker values: each agent writes its own slot; lookupAll lists, sum sums', () => {
-  const { heap, m, other, m2 } = twoAgents(32 << 20, 4, { keySize: 4, valueSize: 4, maxEntries: 16, perWorker: true });
+  const { m, other, m2 } = twoAgents(32 << 20, 4, { keySize: 4, valueSize: 4, maxEntries: 16, perWorker: true });
   assert.equal(m.update(k32(1, 4), k32(5, 4)), MapStatus.OK);
   assert.equal(m2.update(k32(1, 4), k32(7, 4)), MapStatus.OK);
   assert.equal(m2.update(k32(1, 4), k32(9, 4), MapFlag.NOEXIST), MapStatus.EXISTS);

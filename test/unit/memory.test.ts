@@ -236,10 +236,11 @@ test('slabs of an allocator that reserved its objects are never given back', () 
   assert.deepEqual(heap.validate(), []);
 });
 
-test('an agent that dies while shrinking a depot (lock held, batches half relinked) loses nothing: releaseSlot rebuilds the depot from the slabs\' states', async () => {
+/** A heap whose class-0 depot holds many objects, another agent about to die in it, and the words to play its shrink by hand. */
+async function shrinkDeathSetup() {
   const { AllocatorHeader, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH } = await import('../../src/shm/layout.js');
   const { cacheRowAt, classRowAt } = await import('../../src/alloc/region.js');
-  const { CARVE_SHRINKING } = await import('../../src/alloc/depot.js');
+  const { depotStacks } = await import('../../src/alloc/depot.js');
   const heap = Heap.create({ maxBytes: 32 << 20, maxWorkers: 4, pageSize: 65536 });
   const a = heap.createAllocator({ unitSize: 64, batch: 32, lowWatermark: 8, highWatermark: 64 });
   const ps: number[] = [];
@@ -247,6 +248,12 @@ test('an agent that dies while shrinking a depot (lock held, batches half relink
   const live = ps.splice(0, 500);
   for (const p of ps) a.free(p);
   a.flushCaches();
+  // A live agent's cache: FREE objects no shrink may take.
+  const other = Heap.attach(heap.handle);
+  const b = other.attachAllocator(a.handle);
+  const held = [b.alloc(), b.alloc(), b.alloc()];
+  b.free(held[0]!);
+  b.free(held[1]!);
   const h = heap.reserveSlot();
   const dying = Heap.attach(h);
   dying.attachAllocator(a.handle);
@@ -254,24 +261,23 @@ test('an agent that dies while shrinking a depot (lock held, batches half relink
   const R = heap.allocatorRow(a.id).region >>> 2;
   const cr = classRowAt(R, 0);
   const rec = cacheRowAt(u32, R, u32[R + AllocatorHeader.CLASSES]!, heap.maxSlots, h.slot, 0);
-  const depot = Atomics.load(u32, cr + ClassRow.DEPOT_OBJECTS);
-  assert.ok(depot > 1000, `${depot} objects in the depot`);
-  // The dying agent takes the lock, records the shrink, and has rewritten
-  // part of the stack when it dies: the first batch now ends the stack, and
-  // the second batch's head links into the middle of the first.
-  Atomics.store(u32, cr + ClassRow.DEPOT_LOCK, h.slot + 1);
-  u32[rec + CacheRow.CARVE] = CARVE_SHRINKING;
-  const first = Atomics.load(u32, cr + ClassRow.DEPOT_HEAD);
-  const second = u32[(first >>> 2) + O_NEXT_BATCH]!;
-  u32[(first >>> 2) + O_NEXT_BATCH] = 0;
-  u32[second >>> 2] = u32[first >>> 2]!;
-  u32[(second >>> 2) + O_COUNT] = 7;
-  assert.ok(heap.validate().length > 0, 'the heap is inconsistent until the slot is released');
-  assert.equal(heap.releaseSlot(h.slot, h.gen), true);
-  assert.equal(Atomics.load(u32, cr + ClassRow.DEPOT_LOCK), 0, 'lock released');
-  assert.deepEqual(heap.validate(), []);
-  assert.equal(a.stats().bytesInUse, live.length * 64, 'the live objects are the only ones in use');
-  // Every free object can be handed out again, and none twice.
+  const stacks = depotStacks(u32, R, 0, heap.maxSlots);
+  /** Every object on the depot's stacks. */
+  const depotObjects = () => {
+    const out: number[] = [];
+    for (const stack of stacks) {
+      for (let x = Atomics.load(u32, stack); x !== 0; x = u32[(x >>> 2) + O_NEXT_BATCH]!) {
+        for (let o = x, i = u32[(x >>> 2) + O_COUNT]!; i > 0; i--, o = u32[o >>> 2]!) out.push(o);
+      }
+    }
+    return out;
+  };
+  assert.ok(Atomics.load(u32, cr + ClassRow.DEPOT_OBJECTS) > 1000);
+  return { heap, a, b, other, h, u32, cr, rec, live, held, depotObjects, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH };
+}
+
+/** Every free object can be handed out again, and none twice; then all back. */
+function drainAndCheck(heap: Heap, a: ReturnType<Heap['createAllocator']>, live: number[]) {
   const again = new Set<number>();
   for (;;) {
     const p = a.alloc();
@@ -281,6 +287,70 @@ test('an agent that dies while shrinking a depot (lock held, batches half relink
   }
   for (const p of again) a.free(p);
   for (const p of live) a.free(p);
+  assert.deepEqual(heap.validate(), []);
+}
+
+test("an agent that dies while shrinking a depot (objects marked, batches half relinked) loses nothing and takes nothing from live caches: releaseSlot rebuilds the depot from the marks", async () => {
+  const { ST_SHRINKING } = await import('../../src/shm/layout.js');
+  const { CARVE_SHRINKING } = await import('../../src/alloc/depot.js');
+  const { heap, a, b, other, h, u32, cr, rec, live, held, depotObjects, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH } = await shrinkDeathSetup();
+  // The dying agent takes the lock, records the shrink, marks the depot's
+  // objects, and has rewritten part of a stack when it dies: the first
+  // batch now ends it, and the second batch's head links into the middle
+  // of the first.
+  const cachedBefore = b.stats().workers.find((w) => w.slot === other.slot)!.classes[0]!.cached;
+  Atomics.store(u32, cr + ClassRow.DEPOT_LOCK, h.slot + 1);
+  u32[rec + CacheRow.CARVE] = CARVE_SHRINKING;
+  for (const x of depotObjects()) heap.st[x >>> 4] = ST_SHRINKING;
+  const first = Atomics.load(u32, cr + ClassRow.DEPOT_HEAD);
+  const second = u32[(first >>> 2) + O_NEXT_BATCH]!;
+  assert.notEqual(second, 0);
+  u32[(first >>> 2) + O_NEXT_BATCH] = 0;
+  u32[second >>> 2] = u32[first >>> 2]!;
+  u32[(second >>> 2) + O_COUNT] = 7;
+  assert.ok(heap.validate().length > 0, 'the heap is inconsistent until the slot is released');
+  assert.equal(heap.releaseSlot(h.slot, h.gen), true);
+  assert.equal(Atomics.load(u32, cr + ClassRow.DEPOT_LOCK), 0, 'lock released');
+  assert.deepEqual(heap.validate(), []);
+  assert.equal(a.stats().bytesInUse, (live.length + 1) * 64, 'the live objects are the only ones in use');
+  const cachedAfter = b.stats().workers.find((w) => w.slot === other.slot)!.classes[0]!.cached;
+  assert.ok(cachedBefore > 0);
+  assert.equal(cachedAfter, cachedBefore, "the live agent's cache kept its objects");
+  b.free(held[2]!);
+  other.detach();
+  drainAndCheck(heap, a, live);
+});
+
+test('an agent that dies after its shrink published the new stacks (some marks left) loses nothing: releaseSlot clears the marks', async () => {
+  const { ST_SHRINKING } = await import('../../src/shm/layout.js');
+  const { CARVE_SHRINKING, CARVE_SHRUNK } = await import('../../src/alloc/depot.js');
+  const { heap, a, b, other, h, u32, cr, rec, live, held, depotObjects, CacheRow, ClassRow } = await shrinkDeathSetup();
+  Atomics.store(u32, cr + ClassRow.DEPOT_LOCK, h.slot + 1);
+  u32[rec + CacheRow.CARVE] = CARVE_SHRINKING | CARVE_SHRUNK;
+  const objs = depotObjects();
+  // Half the marks cleared when it died.
+  for (let i = 0; i < objs.length; i += 2) heap.st[objs[i]! >>> 4] = ST_SHRINKING;
+  assert.ok(heap.validate().some((e) => /state is 4/.test(e)), 'marked objects until the slot is released');
+  assert.equal(heap.releaseSlot(h.slot, h.gen), true);
+  assert.deepEqual(heap.validate(), []);
+  const after = new Set(depotObjects());
+  assert.ok(objs.every((x) => after.has(x)), 'the stacks kept every object');
+  b.free(held[2]!);
+  other.detach();
+  drainAndCheck(heap, a, live);
+});
+
+test('free() and freeDeferred() of an object a shrink is relinking are double frees, and change nothing', async () => {
+  const { ST_SHRINKING } = await import('../../src/shm/layout.js');
+  const heap = Heap.create({ maxBytes: 16 << 20 });
+  const a = heap.createAllocator({ unitSize: 64 });
+  const p = a.alloc();
+  a.free(p);
+  heap.st[p >>> 4] = ST_SHRINKING;
+  assert.throws(() => a.free(p), (e: unknown) => e instanceof RangeError && (e as { code?: string }).code === 'double-free');
+  assert.throws(() => a.freeDeferred(p), (e: unknown) => e instanceof RangeError && (e as { code?: string }).code === 'double-free');
+  assert.equal(heap.st[p >>> 4], ST_SHRINKING);
+  heap.st[p >>> 4] = 1;
   assert.deepEqual(heap.validate(), []);
 });
 
@@ -299,4 +369,25 @@ test("a preallocated map's slack for agents' caches is bounded in bytes: 2 entri
   key[0] = 2;
   assert.ok(map.update(key, value) < 0, 'the third entry does not fit a 2-entry map');
   assert.deepEqual(heap.validate(), []);
+});
+
+test("a shrink leaves alone an allocator this agent has not attached (another agent may destroy it meanwhile), though a slot block page of a group of slots holds a row for it", async () => {
+  const { shrinkClass } = await import('../../src/alloc/shrink.js');
+  const { cacheRowAt } = await import('../../src/alloc/region.js');
+  const { AllocatorHeader } = await import('../../src/shm/layout.js');
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
+  const other = Heap.attach(heap.handle);
+  const x = other.createAllocator({ unitSize: 64, batch: 8, lowWatermark: 2, highWatermark: 16 });
+  const ps: number[] = [];
+  for (let i = 0; i < 1024; i++) ps.push(x.alloc());
+  for (const p of ps) x.free(p);
+  const R = heap.allocatorRow(x.id).region >>> 2;
+  const classes = heap.u32[R + AllocatorHeader.CLASSES]!;
+  assert.notEqual(cacheRowAt(heap.u32, R, classes, heap.maxSlots, heap.slot, 0), 0, 'this agent\'s slot shares the block page of the other agent\'s');
+  const pages = x.stats().classes[0]!.slabPages;
+  assert.equal(shrinkClass(heap, R, 0, 0, 1000), 0);
+  assert.equal(x.stats().classes[0]!.slabPages, pages, 'nothing given back');
+  assert.ok(shrinkClass(other, R, 0, 0, 1000) > 0, 'the attached agent can');
+  assert.deepEqual(heap.validate(), []);
+  other.detach();
 });

@@ -60,7 +60,7 @@ import {
   writeLiveHeader,
   writeQuarantinedHeader,
 } from './guard.js';
-import { checkLive, isFreeObject, largeUnit, misuseError, unitAt, userPointer, wipeMarkers, type DebugShape } from './objects.js';
+import { checkLive, isFreeObject, largeUnit, misuseError, unitAt, userPointer, wipeMarkers } from './objects.js';
 import { DEFAULT_QUARANTINE_BYTES, DEFAULT_QUARANTINE_OBJECTS, Quarantine, findOrphans } from './quarantine.js';
 import { validateObjects } from './validate.js';
 import { later } from '../../schedule.js';

@@ -16,6 +16,7 @@ import {
   ST_FREE,
   ST_NONE,
   ST_RETIRED,
+  ST_SHRINKING,
   SLAB_LOG_MASK,
   tagAllocator,
   tagClass,
@@ -190,7 +191,7 @@ function diagnose(a: DebugShape, op: string, p: unknown): number {
       freeing
         ? misuseError(op, p, `${MISUSE.doubleFree}${why}`, 'double-free')
         : misuseError(op, p, `${MISUSE.notAllocated}: the object was freed${why}`, 'not-allocated');
-    if (st === ST_FREE) throw gone('');
+    if (st === ST_FREE || st === ST_SHRINKING) throw gone('');
     if (st === ST_RETIRED) throw gone(': already freed with freeDeferred, waiting for a grace period');
     if (st === ST_NONE) throw misuseError(op, p, MISUSE.notObjectStart, 'not-allocated');
     const u32 = heap.u32;
