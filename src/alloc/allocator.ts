@@ -548,6 +548,11 @@ export class Allocator extends AllocatorState {
 
   /* ------------------------------ lifecycle ------------------------------ */
 
+  /** @internal this allocator's region while this agent has it attached (see shrinkHeap). */
+  attachedRegion(): number {
+    return this.detached ? 0 : this.R;
+  }
+
   /** @internal the heap renewed its views. */
   onViews(): void {
     if (this.detached) return;

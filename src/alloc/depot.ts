@@ -145,5 +145,10 @@ export const CARVE_BUILDING = 1;
 export const CARVE_LINKING = 2;
 /** Not a carve: the row's agent is shrinking the depot (alloc/shrink.ts), which a survivor rebuilds. */
 export const CARVE_SHRINKING = 4;
-/** With CARVE_SHRINKING: the shrink has published the depot's new stacks; a survivor only clears the marks left. */
-export const CARVE_SHRUNK = 8;
+/**
+ * With CARVE_SHRINKING: every object of the depot is marked and the stacks
+ * are being rewritten, so a survivor rebuilds them from the marks. Without
+ * it (before the marks are all set, or once the new stacks are published)
+ * the stacks are whole, and a survivor only clears the marks it finds.
+ */
+export const CARVE_MARKED = 8;

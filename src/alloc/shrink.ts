@@ -17,38 +17,44 @@
  *        of them (hysteresis: a class that frees and allocates around a
  *        boundary should not carve and give back all the time), the rest
  *        are released;
- *     3. mark every object of the depot SHRINKING in the state buffer;
+ *     3. mark every object of the depot SHRINKING in the state buffer,
+ *        then add CARVE_MARKED to the record;
  *     4. give each released slab's pages back (heap/runs.ts, its claim
  *        record covers a death in there), count it off the class and the
  *        limit;
  *     5. relink the other objects into new batches, each on the stack it
  *        was on, but the kept whole slabs' on anyone's (no agent has a
- *        line of them in use); publish the heads and the count;
- *     6. record CARVE_SHRUNK, mark the objects FREE again;
+ *        line of them in use); publish the heads (the count went out
+ *        before 4);
+ *     6. take CARVE_MARKED off the record, mark the kept objects FREE again
+ *        (those of released slabs keep the mark: a carve zeroes its slab's
+ *        states before it marks them FREE);
  *     7. clear the record, unlock.
  *
- * From 3 to 5 the stacks name batches whose links are being rewritten, in
- * pages that may be someone else's already; nobody follows them (the lock
- * is held). An agent that dies there leaves a depot that only the marks
- * describe: the survivor that releases its slot finds the record, empties
- * the class's stacks and puts every object marked SHRINKING in a slab
- * still whole on anyone's stack. It looks at nothing else: live agents'
- * caches keep changing while it looks, and their objects are FREE, never
- * SHRINKING. After 6 the stacks are whole; the survivor clears the marks
- * left (../recovery/caches.ts, recoverShrink).
+ * While the record says CARVE_MARKED (4 and 5) the stacks name batches
+ * whose links are being rewritten, in pages that may be someone else's
+ * already; nobody follows them (the lock is held). An agent that dies
+ * there leaves a depot that only the marks describe: the survivor that
+ * releases its slot finds the record, empties the class's stacks and puts
+ * every object marked SHRINKING in a slab still whole on anyone's stack.
+ * It looks at nothing else: live agents' caches keep changing while it
+ * looks, and their objects are FREE, never SHRINKING. Without
+ * CARVE_MARKED (1 to 3, and 6) the stacks are whole; the survivor clears
+ * the marks it finds (../recovery/caches.ts, recoverShrink).
  *
  * When: the page heap ran dry (carve or a large run found no pages: every
- * class of every allocator of the heap, keep 0), and after a trim filled a
+ * class of every allocator this agent has attached, keep 0; another
+ * agent may destroy any other meanwhile), and after a trim filled a
  * depot past SHRINK_SLABS slabs' worth beyond what the last look left (that
  * class only, keep KEEP_SLABS; both in bytes at least SHRINK_BYTES and
  * KEEP_BYTES). Allocators that reserved their objects (a
  * preallocated map's elements) keep their slabs: their memory is promised.
  */
-import { AllocatorEntry, AllocatorHeader, ALLOC_LIVE, ALLOC_ROW_WORDS, AF_RESERVED, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH, ST_FREE, ST_SHRINKING } from '../shm/layout.js';
+import { AllocatorHeader, AF_RESERVED, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH, ST_FREE, ST_SHRINKING } from '../shm/layout.js';
 import { add, load, store } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
 import { cacheRowAt, classRowAt, slotFlagWord } from './region.js';
-import { CARVE_SHRINKING, CARVE_SHRUNK, depotStacks, linkBatches, lockDepot, unlockDepot } from './depot.js';
+import { CARVE_MARKED, CARVE_SHRINKING, depotStacks, linkBatches, lockDepot, unlockDepot } from './depot.js';
 
 /**
  * Whole empty slabs a class keeps in its depot after a look that a trim
@@ -134,6 +140,14 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
         }
       }
     }
+    // Every object marked: from here until 6 a survivor rebuilds from the marks.
+    u32[rec + CacheRow.CARVE] = CARVE_SHRINKING | CARVE_MARKED;
+    // The count first, the slabs after: stats() read meanwhile sees the
+    // released objects in no list for a moment, never twice (which made
+    // `live` negative).
+    let count = 0;
+    for (const list of lists) count += list.length;
+    store(u32, cr + ClassRow.DEPOT_OBJECTS, count);
     // 4. The released slabs' pages back to the page heap (heap/runs.ts:
     //    its claim record covers a death in there). The stacks still name
     //    batches in them, which nobody follows: we hold the lock, and a
@@ -147,15 +161,10 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
     // 5. The objects that stay, relinked into new batches; the heads and
     //    the count published.
     const batch = Math.max(1, u32[cr + ClassRow.BATCH]!);
-    let count = 0;
-    for (let k = 0; k < stacks.length; k++) {
-      store(u32, stacks[k]!, linkBatches(u32, lists[k]!, batch));
-      count += lists[k]!.length;
-    }
-    store(u32, cr + ClassRow.DEPOT_OBJECTS, count);
+    for (let k = 0; k < stacks.length; k++) store(u32, stacks[k]!, linkBatches(u32, lists[k]!, batch));
     store(u32, cr + ClassRow.SHRINK_MARK, count);
     // 6. The stacks are whole again: a survivor only clears marks now.
-    u32[rec + CacheRow.CARVE] = CARVE_SHRINKING | CARVE_SHRUNK;
+    u32[rec + CacheRow.CARVE] = CARVE_SHRINKING;
     for (const list of lists) for (const x of list) st[x >>> 4] = ST_FREE;
     return released;
   } finally {
@@ -166,17 +175,16 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
 }
 
 /**
- * The page heap ran dry: every live allocator of the heap that this agent
- * has attached and that did not reserve its objects gives back every slab
- * that lies wholly in a depot. Returns the pages given back.
+ * The page heap ran dry: every allocator this agent has attached that did
+ * not reserve its objects gives back every slab that lies wholly in a
+ * depot. Returns the pages given back.
  */
 export function shrinkHeap(heap: HeapCore, tries: number): number {
   let released = 0;
-  for (let id = 1; id <= heap.maxAllocators; id++) {
-    const row = heap.allocWord + id * ALLOC_ROW_WORDS;
-    if (load(heap.u32, row + AllocatorEntry.STATE) !== ALLOC_LIVE) continue;
-    const R = load(heap.u32, row + AllocatorEntry.REGION) >>> 2;
-    if (R === 0 || (heap.u32[R + AllocatorHeader.FLAGS]! & AF_RESERVED) !== 0) continue;
+  // Only allocators this agent has attached: another agent may destroy any
+  // other one meanwhile, and its region be reused for anything.
+  for (const R of heap.attachedRegions()) {
+    if ((heap.u32[R + AllocatorHeader.FLAGS]! & AF_RESERVED) !== 0) continue;
     const classes = heap.u32[R + AllocatorHeader.CLASSES]!;
     for (let c = 0; c < classes; c++) released += shrinkClass(heap, R, c, 0, tries);
   }

@@ -75,6 +75,12 @@ export interface ViewClient {
   settle?(): void;
   /** Give back this agent's cached memory; called by detach(). */
   detachFromHeap(): void;
+  /**
+   * An allocator's region (word index) while this agent has it attached,
+   * else 0: the allocators a shrink of the whole heap may touch, as none
+   * of them can be destroyed while this agent is attached.
+   */
+  attachedRegion?(): number;
 }
 
 /** One taken worker slot, as heap.slots() sees it. */
@@ -455,6 +461,16 @@ export class HeapCore {
   }
 
   /** @internal */
+  /** @internal The regions (word indexes) of the allocators this agent has attached (ViewClient.attachedRegion). */
+  attachedRegions(): number[] {
+    const out: number[] = [];
+    for (const c of this.clients) {
+      const R = c.attachedRegion?.() ?? 0;
+      if (R !== 0) out.push(R);
+    }
+    return out;
+  }
+
   removeClient(c: ViewClient): void {
     this.clients.delete(c);
   }

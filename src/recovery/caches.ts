@@ -7,7 +7,7 @@ import { AllocatorHeader, CacheRow, ClassRow, KIND_FREE, KIND_SLAB, O_COUNT, O_N
 import { slabObject, slabState } from '../alloc/slabs.js';
 import { add, load, store } from '../shm/atomic.js';
 import { cacheRowAt, classRowAt, slotFlagWord } from '../alloc/region.js';
-import { CARVE_BUILDING, CARVE_LINKING, CARVE_SHRINKING, CARVE_SHRUNK, DEPOT_FLUSH_MS, depotStacks, inDepot, linkBatches, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
+import { CARVE_BUILDING, CARVE_LINKING, CARVE_MARKED, CARVE_SHRINKING, DEPOT_FLUSH_MS, depotStacks, inDepot, linkBatches, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
 
 /** What releaseRow needs to see a slab's objects, and to find the slabs of a class (the heap is one). */
 export interface SlabGeometry {
@@ -135,7 +135,7 @@ function releaseRow(u32: Uint32Array, g: SlabGeometry, R: number, c: number, rec
   if (deadHeld && (u32[rec + CacheRow.CARVE]! & CARVE_SHRINKING) !== 0) {
     // It died shrinking the depot: the old batches' links may be rewritten
     // already; the marks in the state buffer are the truth (recoverShrink).
-    recoverShrink(u32, g, R, c, (u32[rec + CacheRow.CARVE]! & CARVE_SHRUNK) !== 0);
+    recoverShrink(u32, g, R, c, (u32[rec + CacheRow.CARVE]! & CARVE_MARKED) !== 0);
     u32[rec + CacheRow.TRIM] = 0;
     u32[rec + CacheRow.INFLIGHT] = 0;
     u32[rec + CacheRow.CARVE] = 0;
@@ -214,11 +214,11 @@ export function releaseSlotCaches(u32: Uint32Array, g: SlabGeometry, R: number, 
 
 /**
  * A shrink of class c's depot whose agent died, depot lock held (see
- * ../alloc/shrink.ts). Before the shrink published its new stacks
- * (`shrunk` false), their links may be half rewritten: every stack is
- * emptied, and every object marked SHRINKING in a slab of the class that
- * is still whole goes on anyone's stack, FREE. After (`shrunk`), the
- * stacks are whole: the marks left are cleared. Either way nothing else
+ * ../alloc/shrink.ts). Once every object was marked and before the new
+ * stacks were published (`marked`), their links may be half rewritten:
+ * every stack is emptied, and every object marked SHRINKING in a slab of
+ * the class that is still whole goes on anyone's stack, FREE. Otherwise
+ * the stacks are whole: the marks found are cleared. Either way nothing else
  * is looked at: objects in live agents' caches, which keep changing
  * meanwhile, are FREE, never SHRINKING. A slab the dead agent was giving
  * back (its first page still tagged, not all the others) is given back
@@ -227,7 +227,7 @@ export function releaseSlotCaches(u32: Uint32Array, g: SlabGeometry, R: number, 
  * counting it off). A slab a live agent is carving (its cache row's CARVE
  * names it) is counted as the page tags say and left alone.
  */
-function recoverShrink(u32: Uint32Array, g: SlabGeometry, R: number, c: number, shrunk: boolean): void {
+function recoverShrink(u32: Uint32Array, g: SlabGeometry, R: number, c: number, marked: boolean): void {
   const cr = classRowAt(R, c);
   const classes = u32[R + AllocatorHeader.CLASSES]!;
   const slab = slabOf(u32, g, R, c);
@@ -241,7 +241,7 @@ function recoverShrink(u32: Uint32Array, g: SlabGeometry, R: number, c: number, 
     const carve = u32[row + CacheRow.CARVE]!;
     if ((carve & (CARVE_BUILDING | CARVE_LINKING)) !== 0) carving.add((carve & ~15) >>> 0);
   }
-  const marked: number[] = [];
+  const found: number[] = [];
   let slabs = 0;
   const committed = g.committedPages();
   const first = Math.ceil(g.firstDataPage / slab.pages) * slab.pages;
@@ -259,13 +259,13 @@ function recoverShrink(u32: Uint32Array, g: SlabGeometry, R: number, c: number, 
       const at = slabState(base, unit, i);
       if (g.st[at] !== ST_SHRINKING) continue;
       g.st[at] = ST_FREE;
-      marked.push(slabObject(base, unit, i));
+      found.push(slabObject(base, unit, i));
     }
   }
   const stacks = depotStacks(u32, R, c, g.maxSlots);
-  if (!shrunk) {
+  if (marked) {
     for (const stack of stacks) store(u32, stack, 0);
-    store(u32, cr + ClassRow.DEPOT_HEAD, linkBatches(u32, marked, batch));
+    store(u32, cr + ClassRow.DEPOT_HEAD, linkBatches(u32, found, batch));
   }
   let total = 0;
   for (const stack of stacks) {

@@ -309,7 +309,8 @@ export function tagSlabMask(tag: number): number {
  *   object), ALLOCATED -> RETIRED -> FREE by an agent that frees it after
  *   a grace period (freeDeferred), FREE -> SHRINKING -> FREE by an agent
  *   that shrinks the depot the object is in (under the depot's lock,
- *   alloc/shrink.ts). Distinct bytes never tear each other, so plain
+ *   alloc/shrink.ts; an object of a slab it gives back keeps the mark,
+ *   which the next carve of those pages wipes). Distinct bytes never tear each other, so plain
  *   stores suffice.
  * ------------------------------------------------------------------------ */
 export const GRANULE_SHIFT = 4;
@@ -518,9 +519,12 @@ export const CLASS_WORDS = 16;
  * carve: the slab page (byte offset) being carved into batches, with bit
  *   0 while its objects are being marked and linked into this row, bit 1
  *   once the depot lock is held and batches go to the depot; 0 when done
- *   (cleared before the unlock). Or bit 2 alone: the agent holds the depot
- *   lock to shrink it (alloc/shrink.ts), set after the lock is taken and
- *   cleared before the unlock; a survivor that finds it rebuilds the depot.
+ *   (cleared before the unlock). Or bit 2 (CARVE_SHRINKING), with bit 3
+ *   (CARVE_MARKED) while the depot's stacks are being rewritten: the agent
+ *   holds the depot lock to shrink it (alloc/shrink.ts), set after the lock
+ *   is taken and cleared before the unlock; a survivor that finds it
+ *   rebuilds the depot from the objects marked SHRINKING (with bit 3), or
+ *   clears those marks (without).
  *   With these a survivor finds a batch a dying worker had in its hands.
  * owner: the slot generation of the agent that attached (written at
  *   attach, zeroed by releaseSlot); the slow paths compare it with their

@@ -292,7 +292,7 @@ function drainAndCheck(heap: Heap, a: ReturnType<Heap['createAllocator']>, live:
 
 test("an agent that dies while shrinking a depot (objects marked, batches half relinked) loses nothing and takes nothing from live caches: releaseSlot rebuilds the depot from the marks", async () => {
   const { ST_SHRINKING } = await import('../../src/shm/layout.js');
-  const { CARVE_SHRINKING } = await import('../../src/alloc/depot.js');
+  const { CARVE_MARKED, CARVE_SHRINKING } = await import('../../src/alloc/depot.js');
   const { heap, a, b, other, h, u32, cr, rec, live, held, depotObjects, CacheRow, ClassRow, O_COUNT, O_NEXT_BATCH } = await shrinkDeathSetup();
   // The dying agent takes the lock, records the shrink, marks the depot's
   // objects, and has rewritten part of a stack when it dies: the first
@@ -300,8 +300,8 @@ test("an agent that dies while shrinking a depot (objects marked, batches half r
   // of the first.
   const cachedBefore = b.stats().workers.find((w) => w.slot === other.slot)!.classes[0]!.cached;
   Atomics.store(u32, cr + ClassRow.DEPOT_LOCK, h.slot + 1);
-  u32[rec + CacheRow.CARVE] = CARVE_SHRINKING;
   for (const x of depotObjects()) heap.st[x >>> 4] = ST_SHRINKING;
+  u32[rec + CacheRow.CARVE] = CARVE_SHRINKING | CARVE_MARKED;
   const first = Atomics.load(u32, cr + ClassRow.DEPOT_HEAD);
   const second = u32[(first >>> 2) + O_NEXT_BATCH]!;
   assert.notEqual(second, 0);
@@ -321,24 +321,26 @@ test("an agent that dies while shrinking a depot (objects marked, batches half r
   drainAndCheck(heap, a, live);
 });
 
-test('an agent that dies after its shrink published the new stacks (some marks left) loses nothing: releaseSlot clears the marks', async () => {
-  const { ST_SHRINKING } = await import('../../src/shm/layout.js');
-  const { CARVE_SHRINKING, CARVE_SHRUNK } = await import('../../src/alloc/depot.js');
-  const { heap, a, b, other, h, u32, cr, rec, live, held, depotObjects, CacheRow, ClassRow } = await shrinkDeathSetup();
-  Atomics.store(u32, cr + ClassRow.DEPOT_LOCK, h.slot + 1);
-  u32[rec + CacheRow.CARVE] = CARVE_SHRINKING | CARVE_SHRUNK;
-  const objs = depotObjects();
-  // Half the marks cleared when it died.
-  for (let i = 0; i < objs.length; i += 2) heap.st[objs[i]! >>> 4] = ST_SHRINKING;
-  assert.ok(heap.validate().some((e) => /state is 4/.test(e)), 'marked objects until the slot is released');
-  assert.equal(heap.releaseSlot(h.slot, h.gen), true);
-  assert.deepEqual(heap.validate(), []);
-  const after = new Set(depotObjects());
-  assert.ok(objs.every((x) => after.has(x)), 'the stacks kept every object');
-  b.free(held[2]!);
-  other.detach();
-  drainAndCheck(heap, a, live);
-});
+for (const when of ['while it marked the objects', 'after it published the new stacks']) {
+  test(`an agent that dies shrinking a depot ${when} (stacks whole, some objects marked) loses nothing: releaseSlot clears the marks and keeps the stacks`, async () => {
+    const { ST_SHRINKING } = await import('../../src/shm/layout.js');
+    const { CARVE_SHRINKING } = await import('../../src/alloc/depot.js');
+    const { heap, a, b, other, h, u32, cr, rec, live, held, depotObjects, CacheRow, ClassRow } = await shrinkDeathSetup();
+    Atomics.store(u32, cr + ClassRow.DEPOT_LOCK, h.slot + 1);
+    u32[rec + CacheRow.CARVE] = CARVE_SHRINKING;
+    const objs = depotObjects();
+    // Half the objects marked (or still marked) when it died.
+    for (let i = 0; i < objs.length; i += 2) heap.st[objs[i]! >>> 4] = ST_SHRINKING;
+    assert.ok(heap.validate().some((e) => /state is 4/.test(e)), 'marked objects until the slot is released');
+    assert.equal(heap.releaseSlot(h.slot, h.gen), true);
+    assert.deepEqual(heap.validate(), []);
+    const after = new Set(depotObjects());
+    assert.ok(objs.every((x) => after.has(x)), 'the stacks kept every object');
+    b.free(held[2]!);
+    other.detach();
+    drainAndCheck(heap, a, live);
+  });
+}
 
 test('free() and freeDeferred() of an object a shrink is relinking are double frees, and change nothing', async () => {
   const { ST_SHRINKING } = await import('../../src/shm/layout.js');
