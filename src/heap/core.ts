@@ -460,7 +460,6 @@ export class HeapCore {
     this.clients.add(c);
   }
 
-  /** @internal */
   /** @internal The regions (word indexes) of the allocators this agent has attached (ViewClient.attachedRegion). */
   attachedRegions(): number[] {
     const out: number[] = [];
@@ -471,6 +470,7 @@ export class HeapCore {
     return out;
   }
 
+  /** @internal */
   removeClient(c: ViewClient): void {
     this.clients.delete(c);
   }
