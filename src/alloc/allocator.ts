@@ -83,7 +83,7 @@ import { badPointer, checkInt, describe, rangeError, typeError } from '../errors
 import type { HeapCore } from '../heap/core.js';
 import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
 import { classRowAt, ensureSlotBlock, giveSlotBlocks, limboRowAt, slotFlagWord, strandedRegions } from './region.js';
-import { forEachSlab, slabState } from './slabs.js';
+import { sweepForDestroy } from './leaks.js';
 import { flushCacheRow } from './depot.js';
 import { clearOrphan, dropRing, markOrphan, rowCount, tryLockRow, unlockRow } from '../reclaim/limbo.js';
 import { BUCKET_SIZES, CLASS_BY_GRANULE, MAX_SMALL } from './sizeclass.js';
@@ -636,9 +636,8 @@ export class Allocator extends AllocatorState {
   destroy(): LeakReport {
     this.checkAttached('destroy');
     const heap = this.heap;
-    let u32 = this.u32;
     const R = this.R;
-    const others = load(u32, R + AllocatorHeader.ATTACHED) - 1;
+    const others = load(this.u32, R + AllocatorHeader.ATTACHED) - 1;
     if (others > 0) throw rangeError('still-attached', `destroy: allocator ${this.id} is still attached in ${others} other agent(s); detach them or releaseSlot() the dead ones first`);
     // Every other agent is gone: collect from every ring (grace periods are
     // short; a bounded number of attempts), then give back region rings.
@@ -651,42 +650,7 @@ export class Allocator extends AllocatorState {
       }
     }
     this.flushCaches();
-    heap.refresh();
-    u32 = heap.u32;
-    const st = heap.st;
-    const report: LeakReport = { leakedObjects: 0, leakedBytes: 0, classes: [], largeRuns: 0, pagesKept: 0 };
-    const perClass = new Array<number>(this.classes).fill(0);
-    forEachSlab(heap, this.id, (base, tag, pages) => {
-      const c = tagClass(tag);
-      let live = 0;
-      for (let i = 0; i < this.perSlab[c]!; i++) {
-        const state = st[slabState(base, this.units[c]!, i)];
-        if (state === ST_ALLOCATED || state === ST_RETIRED) live++;
-      }
-      if (live === 0) {
-        heap.givePages(base >>> heap.pageShift, pages);
-      } else {
-        perClass[c]! += live;
-        report.pagesKept += pages;
-      }
-    });
-    const committed = heap.committedPages();
-    for (let p = heap.firstDataPage; p < committed; p++) {
-      const tag = load(u32, heap.tagWord + p);
-      if (tagAllocator(tag) !== this.id || tagKind(tag) !== KIND_LARGE) continue;
-      report.largeRuns++;
-      const k = load(u32, heap.argWord + p);
-      report.leakedBytes += k * heap.pageSize;
-      report.pagesKept += k;
-    }
-    for (let c = 0; c < this.classes; c++) {
-      if (perClass[c]! > 0) {
-        report.classes.push({ unit: this.units[c]!, objects: perClass[c]! });
-        report.leakedObjects += perClass[c]!;
-        report.leakedBytes += perClass[c]! * this.units[c]!;
-      }
-    }
-    report.leakedObjects += report.largeRuns;
+    const report = sweepForDestroy(heap, this.id, this.units, this.perSlab);
     heap.removeClient(this);
     this.kill();
     // Before the id may go to another allocator: runs a dead agent took and never published.

@@ -47,6 +47,15 @@ export function depotStacks(u32: Uint32Array, R: number, c: number, maxSlots: nu
   return stacks;
 }
 
+/** The objects the batches of `stacks` hold (a survivor's recount). Depot lock held. */
+export function countDepot(u32: Uint32Array, stacks: readonly number[]): number {
+  let total = 0;
+  for (const stack of stacks) {
+    for (let x = load(u32, stack), n = 0; x !== 0 && n < 1 << 26; x = u32[(x >>> 2) + O_NEXT_BATCH]!, n++) total += u32[(x >>> 2) + O_COUNT]!;
+  }
+  return total;
+}
+
 /** Whether batch b is in one of `stacks`. Depot lock held. */
 export function inDepot(u32: Uint32Array, stacks: readonly number[], b: number): boolean {
   for (const stack of stacks) {

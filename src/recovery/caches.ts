@@ -7,7 +7,7 @@ import { AllocatorHeader, CacheRow, ClassRow, KIND_FREE, KIND_SLAB, O_COUNT, O_N
 import { slabObject, slabState } from '../alloc/slabs.js';
 import { add, load, store } from '../shm/atomic.js';
 import { cacheRowAt, classRowAt, slotFlagWord } from '../alloc/region.js';
-import { CARVE_BUILDING, CARVE_LINKING, CARVE_MARKED, CARVE_SHRINKING, DEPOT_FLUSH_MS, depotStacks, inDepot, linkBatches, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
+import { CARVE_BUILDING, CARVE_LINKING, CARVE_MARKED, CARVE_SHRINKING, countDepot, DEPOT_FLUSH_MS, depotStacks, inDepot, linkBatches, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
 
 /** What releaseRow needs to see a slab's objects, and to find the slabs of a class (the heap is one). */
 export interface SlabGeometry {
@@ -173,13 +173,7 @@ function releaseRow(u32: Uint32Array, g: SlabGeometry, R: number, c: number, rec
   if (carve !== 0 && ((carve & CARVE_LINKING) === 0 || deadHeld)) finishCarve(u32, g, R, c, rec, (carve & ~15) >>> 0);
   u32[rec + CacheRow.CARVE] = 0;
   // Recount: nobody changes the stacks or their counter without the lock.
-  let total = 0;
-  for (const stack of stacks) {
-    for (let x = load(u32, stack), i = 0; x !== 0 && i < 1 << 26; x = u32[(x >>> 2) + O_NEXT_BATCH]!, i++) {
-      total += u32[(x >>> 2) + O_COUNT]!;
-    }
-  }
-  store(u32, cr + ClassRow.DEPOT_OBJECTS, total);
+  store(u32, cr + ClassRow.DEPOT_OBJECTS, countDepot(u32, stacks));
   // The row's count may be a store behind its list.
   let count = 0;
   for (let x = u32[rec]!; x !== 0 && count < 1 << 26; x = u32[x >>> 2]!) count++;
@@ -267,10 +261,7 @@ function recoverShrink(u32: Uint32Array, g: SlabGeometry, R: number, c: number, 
     for (const stack of stacks) store(u32, stack, 0);
     store(u32, cr + ClassRow.DEPOT_HEAD, linkBatches(u32, found, batch));
   }
-  let total = 0;
-  for (const stack of stacks) {
-    for (let x = load(u32, stack), i = 0; x !== 0 && i < 1 << 26; x = u32[(x >>> 2) + O_NEXT_BATCH]!, i++) total += u32[(x >>> 2) + O_COUNT]!;
-  }
+  const total = countDepot(u32, stacks);
   store(u32, cr + ClassRow.DEPOT_OBJECTS, total);
   store(u32, cr + ClassRow.SHRINK_MARK, total);
   const counted = load(u32, cr + ClassRow.SLABS);

@@ -466,7 +466,8 @@ export const ALLOC_WORDS = 32;
  *   row TRIM/INFLIGHT) and recounts (alloc/region.ts, releaseRow).
  * slabs: atomic by any (carve adds, a shrink under the depot lock
  *   subtracts).
- * shrink mark: store under the depot lock by a shrink, read racily.
+ * shrink mark: store under the depot lock by a shrink or a survivor's
+ *   repair (recovery/caches.ts), read racily.
  * unit, low, high, batch, prefill, per slab, slab log2: once.
  *
  * Invariant (quiescent heap), per class:

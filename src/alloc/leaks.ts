@@ -1,0 +1,56 @@
+/**
+ * What destroy() gives back and what it reports leaked: every slab of the
+ * allocator with no live object goes back to the page heap; slabs with
+ * live (or retired) objects and large runs stay with the allocator's id
+ * and are counted in the report.
+ */
+import { KIND_LARGE, ST_ALLOCATED, ST_RETIRED, tagAllocator, tagClass, tagKind } from '../shm/layout.js';
+import { load } from '../shm/atomic.js';
+import type { HeapCore } from '../heap/core.js';
+import { forEachSlab, slabState } from './slabs.js';
+import type { LeakReport } from './types.js';
+
+/**
+ * Gives back allocator `id`'s slabs that hold no live object and reports
+ * the rest; `units` and `perSlab` per class. Every agent's caches must
+ * already be in the depots, and no agent may be using the allocator.
+ */
+export function sweepForDestroy(heap: HeapCore, id: number, units: Uint32Array, perSlab: Uint32Array): LeakReport {
+  heap.refresh();
+  const u32 = heap.u32;
+  const st = heap.st;
+  const report: LeakReport = { leakedObjects: 0, leakedBytes: 0, classes: [], largeRuns: 0, pagesKept: 0 };
+  const perClass = new Array<number>(units.length).fill(0);
+  forEachSlab(heap, id, (base, tag, pages) => {
+    const c = tagClass(tag);
+    let live = 0;
+    for (let i = 0; i < perSlab[c]!; i++) {
+      const state = st[slabState(base, units[c]!, i)];
+      if (state === ST_ALLOCATED || state === ST_RETIRED) live++;
+    }
+    if (live === 0) {
+      heap.givePages(base >>> heap.pageShift, pages);
+    } else {
+      perClass[c]! += live;
+      report.pagesKept += pages;
+    }
+  });
+  const committed = heap.committedPages();
+  for (let p = heap.firstDataPage; p < committed; p++) {
+    const tag = load(u32, heap.tagWord + p);
+    if (tagAllocator(tag) !== id || tagKind(tag) !== KIND_LARGE) continue;
+    report.largeRuns++;
+    const k = load(u32, heap.argWord + p);
+    report.leakedBytes += k * heap.pageSize;
+    report.pagesKept += k;
+  }
+  for (let c = 0; c < units.length; c++) {
+    if (perClass[c]! > 0) {
+      report.classes.push({ unit: units[c]!, objects: perClass[c]! });
+      report.leakedObjects += perClass[c]!;
+      report.leakedBytes += perClass[c]! * units[c]!;
+    }
+  }
+  report.leakedObjects += report.largeRuns;
+  return report;
+}
