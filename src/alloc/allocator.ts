@@ -653,12 +653,16 @@ export class Allocator extends AllocatorState {
     const report = sweepForDestroy(heap, this.id, this.units, this.perSlab);
     heap.removeClient(this);
     this.kill();
-    // Before the id may go to another allocator: runs a dead agent took and never published.
+    // The id stays out of reach (DESTROYED: no attach, no create) until
+    // the last page tagged with it has gone back: a create that took the
+    // id meanwhile would count this allocator's slot blocks and region as
+    // its own stranded runs and give them back a second time.
+    heap.retireAllocator(this.id, false);
     const stranded = strandedRegions(heap, R, this.id);
     for (let i = 0; i < stranded.length; i += 2) heap.givePages(stranded[i]!, stranded[i + 1]!);
-    heap.retireAllocator(this.id, report.pagesKept === 0);
     giveSlotBlocks(heap, R);
     heap.giveRegion(R * 4);
+    if (report.pagesKept === 0) heap.freeAllocatorId(this.id);
     return report;
   }
 

@@ -574,6 +574,11 @@ export class HeapCore {
     store(this.u32, row + AllocatorEntry.STATE, reusable ? ALLOC_FREE : ALLOC_DESTROYED);
   }
 
+  /** @internal Lets a destroyed allocator's id go to the next create: no page is tagged with it any more. */
+  freeAllocatorId(id: number): void {
+    store(this.u32, this.allocWord + id * ALLOC_ROW_WORDS + AllocatorEntry.STATE, ALLOC_FREE);
+  }
+
   /** @internal */
   allocatorRow(id: number): { state: number; region: number; unit: number } {
     const row = this.allocWord + id * ALLOC_ROW_WORDS;

@@ -188,8 +188,12 @@ export const SLOT_RELEASING = 3;
  *   (8 words; words 5..7 unused)
  *
  * state: cas by any. FREE -> CREATING (creator) -> LIVE (store, after the
- *   region is initialised) -> DESTROYED (destroy). A destroyed id is not
- *   reused while pages tagged with it still exist (leaks).
+ *   region is initialised) -> DESTROYED (destroy, before it gives back
+ *   the allocator's control regions) -> FREE (destroy, store, once the
+ *   last page tagged with the id has gone back). A destroyed id is not
+ *   reused while pages tagged with it still exist (leaks): a create that
+ *   took it earlier would count the old regions as its own stranded runs
+ *   (region.ts strandedRegions) and give them back twice.
  * region: once (before LIVE): byte offset of the allocator region.
  * unit: once: 0 for size-bucketed mode, else the fixed unit size.
  * map: byte offset of the hash map whose elements this allocator holds (0

@@ -150,6 +150,37 @@ test('a slot block or ring region an agent took and died before publishing goes 
   assert.deepEqual(heap.validate(), []);
 });
 
+test("an allocator created while another is being destroyed does not get its id until the last region tagged with it is back (it would give them back a second time as stranded)", () => {
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
+  const before = heap.stats().usedPages;
+  const a = heap.createAllocator();
+  a.free(a.alloc(64));
+  const id = a.handle.id;
+  // Another agent creates and destroys an allocator while a.destroy() gives
+  // its control regions back (here: from inside that give-back).
+  const other = Heap.attach(heap.handle);
+  const give = heap.giveRegion.bind(heap);
+  const ids: number[] = [];
+  heap.giveRegion = (at: number): void => {
+    if (ids.length === 0) {
+      const b = other.createAllocator();
+      ids.push(b.handle.id);
+      b.free(b.alloc(64));
+      b.destroy();
+    }
+    give(at);
+  };
+  a.destroy();
+  heap.giveRegion = give;
+  assert.equal(ids.length, 1, 'the create ran inside the destroy');
+  assert.notEqual(ids[0], id, 'not the id still being destroyed');
+  assert.equal(heap.stats().usedPages, before, 'every page back, each once');
+  assert.deepEqual(heap.validate(), []);
+  // Once destroy is over, the id is free again.
+  assert.equal(other.createAllocator().handle.id, id);
+  other.detach();
+});
+
 test('destroy() gives back of a half-tagged stray region only the pages still tagged: the rest went back with the dead agent\'s claim and may be another\'s', () => {
   const heap = Heap.create({ maxBytes: 16 << 20 });
   const a = heap.createAllocator();
