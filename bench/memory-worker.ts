@@ -21,12 +21,14 @@ export interface MemAllocator {
   free(ptr: number): void;
   readonly handle: unknown;
   detach(): void;
+  stats(): { bytesInUse: number; classes: { unit: number; slabPages: number; objects: number; live: number; liveBytes: number }[] };
 }
 export interface MemHeap {
   createAllocator(): MemAllocator;
   attachAllocator(handle: unknown): MemAllocator;
   readonly handle: unknown;
-  stats(): { usedBytes: number; committedBytes: number; peakUsedBytes: number };
+  stats(): { usedBytes: number; usedPages: number; committedBytes: number; peakUsedBytes: number };
+  readonly pageSize: number;
   detach(): void;
 }
 export interface MemHeapStatic {

@@ -26,6 +26,7 @@ import { MemPool } from '@thi.ng/malloc';
 import { startAtBarrier } from './barrier.js';
 import { matchedJson, matchedRows, matchedTable, runMatched, type Matched, type RefColumn } from './matched.js';
 import { BENCH_DIST } from './paths.js';
+import { nativeRandom, nativeReport, type NativeRandomResult } from './native.js';
 import { fmtMiB, fmtPct, fmtRate, markdownTable } from './stats.js';
 import {
   W_DRAINED,
@@ -65,6 +66,14 @@ export interface Arena {
   peakUsed(): number;
   /** Peak of the memory it has touched: committed bytes, or its top address. */
   peakCommitted(): number;
+  /** anyalloc: used() less the heap's state map (one byte per 16 of a used page). */
+  usedWithoutStates?(): number;
+  /**
+   * anyalloc: the pages its live objects need at the least in its classes,
+   * state map included: each class's live objects packed into the fewest
+   * pages (objects per page as its slabs hold them), large runs as they are.
+   */
+  floor?(): number;
   /** Called every so often by the cases: a chance to sample. */
   sample(): void;
   close(): void;
@@ -81,6 +90,18 @@ export function anyallocArena(Heap: MemHeapStatic, maxBytes: number, name = 'any
     used: () => heap.stats().usedBytes,
     peakUsed: () => heap.stats().peakUsedBytes,
     peakCommitted: () => heap.stats().committedBytes,
+    usedWithoutStates: () => heap.stats().usedPages * heap.pageSize,
+    floor() {
+      const st = a.stats();
+      let pages = 0;
+      let slabLive = 0;
+      for (const c of st.classes) {
+        slabLive += c.liveBytes;
+        if (c.live > 0) pages += Math.ceil((c.live * c.slabPages) / c.objects);
+      }
+      const large = st.bytesInUse - slabLive;
+      return (pages * heap.pageSize + large) * (1 + 1 / 16);
+    },
     sample() {},
     close() {
       a.detach();
@@ -134,6 +155,10 @@ export interface RandomResult {
   peakCommittedBytes: number;
   /** used / live requested at the end of the churn, and peak used / peak live. */
   usedPerLive: number;
+  /** anyalloc: used / live requested without the heap's state map (NaN for the others). */
+  usedPerLiveWithoutStates: number;
+  /** anyalloc: Arena.floor / live requested (NaN for the others). */
+  floorPerLive: number;
   peakUsedPerLive: number;
   /** Allocations that returned 0 before the fill to failure (growth and churn). */
   failures: number;
@@ -207,6 +232,8 @@ export function randomSizes(arena: Arena, n: number, maxBytes: number, seed: num
     peakUsedBytes: peakUsed,
     peakCommittedBytes: arena.peakCommitted(),
     usedPerLive: used / live,
+    usedPerLiveWithoutStates: arena.usedWithoutStates === undefined ? NaN : arena.usedWithoutStates() / live,
+    floorPerLive: arena.floor === undefined ? NaN : arena.floor() / live,
     peakUsedPerLive: peakUsed / peakLive,
     failures,
     firstFailureShare: NaN,
@@ -494,6 +521,8 @@ export interface MemoryResults {
   phaseHeapBytes: number;
   larson: LarsonResult[];
   mixed: Matched & { durationMs: number };
+  /** jemalloc, mimalloc and glibc on the random-sizes cases (native.ts). */
+  native: { results: NativeRandomResult[]; skipped: string[] };
 }
 
 export function memoryMs(o: MemoryOptions): number {
@@ -513,8 +542,11 @@ export async function memorySuite(o: MemoryOptions, done: (ms: number) => void, 
   emptyHeap.detach();
 
   const random: RandomResult[] = [];
+  const nativeCases: [number, number][] = [];
   for (const n of RANDOM_NS) {
     const maxBytes = randomHeapBytes(n, o.quick);
+    nativeCases.push([n, maxBytes]);
+    if (!o.quick && maxBytes < BIG_HEAP) nativeCases.push([n, BIG_HEAP]);
     const runs: [() => Arena, number][] = [
       [() => idealArena(maxBytes), maxBytes],
       [() => anyallocArena(Heap, maxBytes), maxBytes],
@@ -532,6 +564,8 @@ export async function memorySuite(o: MemoryOptions, done: (ms: number) => void, 
     }
     done(2000);
   }
+  const native = nativeRandom(nativeCases, seed);
+  for (const line of native.skipped) log(`  native ${line}`);
 
   const phaseHeapBytes = 32 * MiB;
   const phase: PhaseResult[] = [];
@@ -551,7 +585,7 @@ export async function memorySuite(o: MemoryOptions, done: (ms: number) => void, 
   const cycles = o.cycles ?? (o.quick ? 2 : 5);
   const dur = o.quick ? 250 : 500;
   const mixed = await mixedSuite(Heap, cycles, dur, seed, () => done(dur + 300));
-  return { seed, empty, random, phase, phaseHeapBytes, larson: larsonRuns, mixed: { ...mixed, durationMs: dur } };
+  return { seed, empty, random, phase, phaseHeapBytes, larson: larsonRuns, mixed: { ...mixed, durationMs: dur }, native };
 }
 
 const ratio2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
@@ -563,11 +597,11 @@ export function memoryReport(r: MemoryResults): string {
     `\n### Empty allocator\n\nHeap.create({ maxBytes: ${r.empty.maxBytes / MiB} MiB }) + createAllocator(), one agent attached: heap.stats().usedBytes ${fmtKiB(r.empty.usedBytes)}, committedBytes ${fmtKiB(r.empty.committedBytes)}.`,
   );
   out.push(
-    `\n### Random sizes with churn\n\nSizes uniform in [1, N]; grow (each alloc followed with probability 1/2 by the free of a random live object) until the live requested bytes pass half of the heap, churn (alloc + free of a random live object) for 2x the objects live, read; then grow until alloc first returns 0. The heap holds about 4096 objects of size N (4 MiB to 512 MiB): MemPool's free walks its list of used blocks, so its time grows with the objects live; \`anyalloc (512 MiB heap)\` is anyalloc alone on the heap the case is written for. used: anyalloc heap pages in use (heap.stats().usedBytes), thi.ng/malloc its used blocks with headers (stats().used.size, peak sampled every 1024 steps); committed: anyalloc committedBytes, thi.ng/malloc its highest top address; ideal: the live requested bytes.\n`,
+    `\n### Random sizes with churn\n\nSizes uniform in [1, N]; grow (each alloc followed with probability 1/2 by the free of a random live object) until the live requested bytes pass half of the heap, churn (alloc + free of a random live object) for 2x the objects live, read; then grow until alloc first returns 0. The heap holds about 4096 objects of size N (4 MiB to 512 MiB): MemPool's free walks its list of used blocks, so its time grows with the objects live; \`anyalloc (512 MiB heap)\` is anyalloc alone on the heap the case is written for. used: anyalloc heap pages in use (heap.stats().usedBytes), thi.ng/malloc its used blocks with headers (stats().used.size, peak sampled every 1024 steps); committed: anyalloc committedBytes, thi.ng/malloc its highest top address; ideal: the live requested bytes. without the state map: anyalloc's used less the heap's state map (a byte per 16 bytes of a page in use), the part native allocators keep elsewhere or in the object. floor: what anyalloc's classes need at the least for the objects live at the read, state map included: each class's live objects packed into the fewest pages, no free object anywhere (no cache, no partly used slab).\n`,
   );
   out.push(
     markdownTable(
-      ['N', 'heap', 'allocator', 'objects', 'live requested', 'used', 'used / live', 'peak used / peak live', 'peak committed', 'failures', 'first failure at'],
+      ['N', 'heap', 'allocator', 'objects', 'live requested', 'used', 'used / live', 'without the state map', 'floor / live', 'peak used / peak live', 'peak committed', 'failures', 'first failure at'],
       r.random.map((x) => [
         x.n.toLocaleString('en-US'),
         `${x.maxBytes / MiB} MiB`,
@@ -576,6 +610,8 @@ export function memoryReport(r: MemoryResults): string {
         fmtMiB(x.liveBytes),
         fmtMiB(x.usedBytes),
         ratio2(x.usedPerLive),
+        ratio2(x.usedPerLiveWithoutStates),
+        ratio2(x.floorPerLive),
         ratio2(x.peakUsedPerLive),
         fmtMiB(x.peakCommittedBytes),
         x.failures,
@@ -584,6 +620,7 @@ export function memoryReport(r: MemoryResults): string {
       3,
     ),
   );
+  out.push(nativeReport(r.native, r.random));
   out.push(
     `\n### Phase change\n\n${r.phaseHeapBytes / MiB} MiB heap: fill with A until alloc returns 0, free all (newest first), fill with B until 0; the bytes of B obtained as a share of what a fresh heap gives. "other agent": a worker attached before the fill freed the A objects and stayed attached while B filled (anyalloc only; MemPool is one thread).\n`,
   );

@@ -2,7 +2,8 @@
  * The memory suite's code: the ideal is the live requested bytes, counted
  * the same way whatever the allocator; the workload is the same sequence
  * for every allocator of a seed; tiny runs of every case give sane
- * figures (used at least the live requested bytes, shares in (0, 1]).
+ * figures (used at least the live requested bytes, shares in (0, 1]);
+ * the native replay reads the same live set.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +23,7 @@ import {
   thingArena,
   MiB,
 } from '../memory.js';
+import { nativeRandom, nativeReport } from '../native.js';
 import { benchOptions } from '../run.js';
 
 /** The ideal arena (fake pointers, the bytes of what is live), recording every call it gets. */
@@ -119,4 +121,30 @@ test('the command line: --suite memory and --seed', () => {
   assert.equal(o.seed, 42);
   assert.equal(benchOptions(['--quick']).memoryCycles, 2);
   assert.throws(() => benchOptions(['--seed', 'x']), /--seed/);
+});
+
+test('the native replay of randomSizes reads the live set the JS arenas read (where a C compiler is found; else each allocator is reported left out)', () => {
+  const ideal = randomSizes(idealArena(1 << 20), 256, 1 << 20, 7);
+  const { results, skipped } = nativeRandom([[256, 1 << 20]], 7);
+  assert.equal(results.length + skipped.length, 3, 'every allocator run or reported');
+  for (const line of skipped) assert.match(line, /^(jemalloc|mimalloc|glibc): not built \(.+\)$/);
+  for (const r of results) {
+    assert.equal(r.liveBytes, ideal.liveBytes, r.allocator);
+    assert.equal(r.objects, ideal.objects, r.allocator);
+    assert.ok(r.heldPerLive >= 1 && r.heldPerLive < 4, `${r.allocator} held / live ${r.heldPerLive}`);
+  }
+  const report = nativeReport({ results, skipped }, [{ ...ideal, allocator: 'anyalloc', usedPerLive: 1.5, usedPerLiveWithoutStates: 1.4 }]);
+  if (results.length > 0) assert.match(report, /\| +256 \| +1 MiB \|.* 1\.50 \| +1\.40 \|/);
+  else assert.match(report, /No native allocator was built/);
+});
+
+test("anyalloc's floor: at most its used bytes, at least the live bytes and their state map; used without the state map is used x 16/17", async () => {
+  const Heap = await loadMemHeap();
+  const arena = anyallocArena(Heap, 8 * MiB);
+  const r = randomSizes(arena, 4096, 8 * MiB, 3, 1);
+  arena.close();
+  assert.ok(r.floorPerLive >= 1 + 1 / 16 && r.floorPerLive <= r.usedPerLive, `floor ${r.floorPerLive}, used ${r.usedPerLive}`);
+  assert.ok(Math.abs(r.usedPerLiveWithoutStates * (17 / 16) - r.usedPerLive) < 1e-9, `${r.usedPerLiveWithoutStates} x 17/16 vs ${r.usedPerLive}`);
+  const ideal = randomSizes(idealArena(8 * MiB), 4096, 8 * MiB, 3, 1);
+  assert.ok(Number.isNaN(ideal.floorPerLive) && Number.isNaN(ideal.usedPerLiveWithoutStates));
 });
