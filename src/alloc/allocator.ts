@@ -73,7 +73,6 @@ import {
   ST_SHRINKING,
   pageTag,
   CLASS_MASK,
-  SLAB_LOG_MASK,
   tagAllocator,
   tagClass,
   tagKind,
@@ -107,7 +106,7 @@ const HOT_LOW: number = CacheRow.LOW;
 const HOT_HIGH: number = CacheRow.HIGH;
 const HOT_OWNER: number = CacheRow.OWNER;
 /** Tag bits that differ between this allocator's slabs of different classes. */
-const HOT_CLASS_BITS: number = CLASS_MASK | SLAB_LOG_MASK;
+const HOT_CLASS_BITS: number = CLASS_MASK;
 const HOT_KEY_RANGE: number = KEY_RANGE;
 const HOT_ROW: number = CACHE_WORDS;
 const HOT_ALLOCATED: number = ST_ALLOCATED;

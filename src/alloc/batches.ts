@@ -211,17 +211,16 @@ function otherStack(s: AllocatorState, c: number, attached: boolean): number {
 
 /**
  * @internal
- * Takes a new slab (an aligned run of pages), carves it into batches: one for the cache, the rest to the depot.
+ * Takes a new slab (a run of the class's pages), carves it into batches: one for the cache, the rest to the depot.
  * rec < 0: every batch goes to the depot (reserve).
  */
 export function carve(s: AllocatorState, c: number, rec: number): boolean {
   const heap = s.heap;
-  const mask = s.slabMasks[c]!;
-  const k = Math.max(1, (mask + 1) / heap.pageSize);
+  const k = s.slabPages[c]!;
   if (!charge(s, k)) return false;
-  let page = heap.takePages(k, true, k);
+  let page = heap.takePages(k, true);
   // The page heap ran dry: slabs lying wholly in depots go back to it first.
-  if (page === 0 && shrinkHeap(heap, LOCK_TRIES) > 0) page = heap.takePages(k, true, k);
+  if (page === 0 && shrinkHeap(heap, LOCK_TRIES) > 0) page = heap.takePages(k, true);
   if (page === 0) {
     add(s.u32, s.R + AllocatorHeader.CHARGED_PAGES, -k);
     return false;
@@ -239,7 +238,7 @@ export function carve(s: AllocatorState, c: number, rec: number): boolean {
   // (we died tagging) and gives them back (../recovery/caches.ts).
   // The slab's range of the state buffer may hold what an earlier slab
   // there left: all of it NONE, then each object's byte FREE.
-  st.fill(0, base >>> GRANULE_SHIFT, (base + mask + 1) >>> GRANULE_SHIFT);
+  st.fill(0, base >>> GRANULE_SHIFT, (base + k * heap.pageSize) >>> GRANULE_SHIFT);
   const unit = s.units[c]!;
   const perSlab = s.perSlab[c]!;
   const batch = s.batch[c]!;

@@ -69,7 +69,7 @@ export function createAllocatorRegion(heap: HeapCore, options: AllocatorOptions)
     u32[cr + ClassRow.PREFILL] = m.prefill;
     const slab = slabGeometry(heap.pageSize, units[c]!);
     u32[cr + ClassRow.PER_SLAB] = slab.perSlab;
-    u32[cr + ClassRow.SLAB_LOG] = slab.log;
+    u32[cr + ClassRow.SLAB_PAGES] = slab.pages;
   }
   // The creator's slot block (its caches) now, so that a heap too full
   // for it fails the create, not the attach that follows with the

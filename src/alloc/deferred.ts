@@ -13,7 +13,7 @@
  * ring (locked by a collector for too long, or no page for a bigger ring)
  * waits in the agent's spill list, in JS memory.
  */
-import { AllocatorHeader, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, CACHE_WORDS, CacheRow, KIND_LARGE, KIND_SLAB, CLASS_MASK, SLAB_LOG_MASK, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, ST_SHRINKING, tagAllocator, tagKind } from '../shm/layout.js';
+import { AllocatorHeader, LimboRow, LIMBO_HEADER_WORDS, LIMBO_INLINE, CACHE_WORDS, CacheRow, KIND_LARGE, KIND_SLAB, CLASS_MASK, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, ST_SHRINKING, tagAllocator, tagKind } from '../shm/layout.js';
 import { cas, load } from '../shm/atomic.js';
 import { badPointer, describe, typeError } from '../errors.js';
 import { limboRowAt } from './region.js';
@@ -50,7 +50,7 @@ export function deferFree(s: AllocatorState, p: number): void {
   const d = s.tags[p >>> s.pageShift]!;
   // (p & -16) !== p: unaligned, a fraction, or past 2^31 (as in free).
   const o = p >>> 4;
-  if ((p & -16) !== p || ((d & ~(CLASS_MASK | SLAB_LOG_MASK)) >>> 0) !== s.slabTagBase || s.st[o] !== ST_ALLOCATED || s.i32[s.cacheRec + HOT_OWNER] !== s.ownerGen) {
+  if ((p & -16) !== p || ((d & ~CLASS_MASK) >>> 0) !== s.slabTagBase || s.st[o] !== ST_ALLOCATED || s.i32[s.cacheRec + HOT_OWNER] !== s.ownerGen) {
     if (p === 0) return;
     s.checkAttached('freeDeferred');
     // A stale handle must not append to a ring its slot's new agent owns;

@@ -101,8 +101,10 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
     //    first).
     heap.refresh();
     u32 = heap.u32;
-    const shift = u32[cr + ClassRow.SLAB_LOG]!;
-    const pages = Math.max(1, 2 ** shift / heap.pageSize);
+    const pages = u32[cr + ClassRow.SLAB_PAGES]!;
+    // An object's slab is its page's arg: the slab's first page.
+    const args = heap.argWord;
+    const pageShift = heap.pageShift;
     const stacks = depotStacks(u32, R, c, heap.maxSlots);
     const perPage = new Map<number, number>();
     let total = 0;
@@ -110,7 +112,8 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
       for (let b = load(u32, stack); b !== 0; b = u32[(b >>> 2) + O_NEXT_BATCH]!) {
         let x = b;
         for (let i = u32[(b >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) {
-          perPage.set(x >>> shift, (perPage.get(x >>> shift) ?? 0) + 1);
+          const slab = u32[args + (x >>> pageShift)]!;
+          perPage.set(slab, (perPage.get(slab) ?? 0) + 1);
           total++;
         }
       }
@@ -136,7 +139,8 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
         let x = b;
         for (let i = u32[(b >>> 2) + O_COUNT]!; i > 0 && x !== 0; i--, x = u32[x >>> 2]!) {
           st[x >>> 4] = ST_SHRINKING;
-          if (!release.has(x >>> shift)) lists[kept.has(x >>> shift) ? 0 : k]!.push(x);
+          const slab = u32[args + (x >>> pageShift)]!;
+          if (!release.has(slab)) lists[kept.has(slab) ? 0 : k]!.push(x);
         }
       }
     }
@@ -153,7 +157,7 @@ export function shrinkClass(heap: HeapCore, R: number, c: number, keep: number, 
     //    batches in them, which nobody follows: we hold the lock, and a
     //    survivor rebuilds from the marks.
     for (const slab of release) {
-      heap.givePages(slab * pages, pages);
+      heap.givePages(slab, pages);
       add(u32, cr + ClassRow.SLABS, -1);
       add(u32, R + AllocatorHeader.CHARGED_PAGES, -pages);
       released += pages;
@@ -199,7 +203,7 @@ export function shrinkAfterTrim(heap: HeapCore, R: number, c: number, tries: num
   const u32 = heap.u32;
   const cr = classRowAt(R, c);
   const perSlab = u32[cr + ClassRow.PER_SLAB]!;
-  const slabBytes = 2 ** u32[cr + ClassRow.SLAB_LOG]!;
+  const slabBytes = u32[cr + ClassRow.SLAB_PAGES]! * heap.pageSize;
   const grown = Math.max(SHRINK_SLABS, Math.ceil(SHRINK_BYTES / slabBytes)) * perSlab;
   if (load(u32, cr + ClassRow.DEPOT_OBJECTS) < u32[cr + ClassRow.SHRINK_MARK]! + grown) return;
   if ((u32[R + AllocatorHeader.FLAGS]! & AF_RESERVED) !== 0) return;

@@ -11,10 +11,11 @@
  * object (the state buffer says where objects start and whether they
  * are free), so alloc(16) really gets a 16-byte object.
  *
- * Each class has its own slab size (slabGeometry): the smallest aligned
- * run of pages that holds at least MIN_PER_SLAB objects with at most
- * 1/10 of it left in the tail. (Object states live in the heap's state
- * buffer, not in the slab.)
+ * Each class has its own slab size (slabGeometry): a run of whole pages,
+ * any number of them, that holds at least MIN_PER_SLAB objects and a
+ * batch with at most 1/64 of it left in the tail where a run of up to
+ * twice the fewest pages allows (most classes leave none). (Object
+ * states live in the heap's state buffer, not in the slab.)
  */
 
 import { GRANULE } from '../shm/layout.js';
@@ -50,41 +51,50 @@ export const MIN_PER_SLAB = 4;
 /** Largest slab, in bytes (or one page, when pages are larger). */
 export const MAX_SLAB_BYTES = 1 << 20;
 
-/** A class's slab: log2 of its bytes, and the objects it holds. */
+/** A class's slab: its pages, and the objects it holds. */
 export interface SlabGeometry {
-  /** log2 of the slab's bytes (a power of two, at least one page). */
-  log: number;
+  /** Pages of the slab: a run of whole pages, at least one. */
+  pages: number;
   /** Objects of the class a slab holds. */
   perSlab: number;
 }
 
+/** A slab's tail (the bytes after its last object) is at most this share of it, where a slab of at most twice the least pages allows. */
+export const MAX_TAIL_SHARE = 1 / 64;
+
 /**
- * The slab of objects of `bytes` (rounded up to the 16-byte granule):
- * the smallest power-of-two run of pages, from one page up to
- * MAX_SLAB_BYTES, that holds MIN_PER_SLAB objects and a default batch of
- * them (a new slab fills a cache to its low watermark at once: a slab
- * smaller than that would leave every alloc of a loop that never yields
- * on the slow path), and uses at least 9/10 of its bytes for them (the
- * tail takes the rest); where none does, the one
- * that uses the most. perSlab is 0 when not even MAX_SLAB_BYTES holds
- * one object.
+ * The slab of objects of `bytes` (rounded up to the 16-byte granule): a
+ * run of whole pages, from the fewest that hold MIN_PER_SLAB objects and
+ * a default batch of them (a new slab fills a cache to its low watermark
+ * at once: a slab smaller than that would leave every alloc of a loop
+ * that never yields on the slow path) up to twice as many, the first
+ * whose tail is at most MAX_TAIL_SHARE of it, else the one with the
+ * smallest tail; never more than MAX_SLAB_BYTES (or one page, when pages
+ * are larger), where the run of those pages that leaves the smallest tail
+ * is taken even if it holds fewer objects. perSlab is 0 when not even
+ * MAX_SLAB_BYTES holds one object.
  */
 export function slabGeometry(pageSize: number, bytes: number): SlabGeometry {
   const unit = Math.ceil(bytes / GRANULE) * GRANULE;
-  const maxBytes = Math.max(pageSize, MAX_SLAB_BYTES);
+  const maxPages = Math.max(1, Math.floor(MAX_SLAB_BYTES / pageSize));
   const least = Math.max(MIN_PER_SLAB, defaultWatermarks(unit).batch);
-  let best: SlabGeometry = { log: Math.log2(pageSize), perSlab: 0 };
-  let bestUse = 0;
-  for (let size = pageSize; size <= maxBytes; size *= 2) {
-    const perSlab = Math.floor(size / unit);
-    const use = (perSlab * unit) / size;
-    if (perSlab >= least && use >= 0.9) return { log: Math.log2(size), perSlab };
-    if (use > bestUse + 1 / 64) {
-      best = { log: Math.log2(size), perSlab };
-      bestUse = use;
-    }
+  const fewest = Math.max(1, Math.ceil((least * unit) / pageSize));
+  const tail = (pages: number): number => (pages * pageSize - Math.floor((pages * pageSize) / unit) * unit) / (pages * pageSize);
+  let from = fewest;
+  let to = Math.min(2 * fewest, maxPages);
+  if (fewest > maxPages) {
+    // Not even the largest slab holds `least`: the run with the smallest
+    // tail that holds one object at least.
+    from = Math.max(1, Math.ceil(unit / pageSize));
+    to = maxPages;
+    if (from > maxPages) return { pages: maxPages, perSlab: 0 };
   }
-  return best;
+  let best = from;
+  for (let k = from; k <= to; k++) {
+    if (tail(k) <= MAX_TAIL_SHARE) return { pages: k, perSlab: Math.floor((k * pageSize) / unit) };
+    if (tail(k) < tail(best)) best = k;
+  }
+  return { pages: best, perSlab: Math.floor((best * pageSize) / unit) };
 }
 
 /** Largest fixed unit, in bytes: one object in the largest slab. */

@@ -3,10 +3,10 @@
  * ../shm/layout.ts): what every reader that walks an allocator's memory
  * (validate, stats, destroy, the survivor's rebuild) shares.
  *
- * A slab is an aligned run of 2^k pages, each tagged alike; its first page
- * is the one whose byte offset is a multiple of the slab's bytes.
+ * A slab is a run of pages, each tagged alike, each with its first page's
+ * number as its arg.
  */
-import { GRANULE_SHIFT, KIND_SLAB, tagAllocator, tagKind, tagSlabMask } from '../shm/layout.js';
+import { GRANULE_SHIFT, KIND_SLAB, tagAllocator, tagKind } from '../shm/layout.js';
 import { load } from '../shm/atomic.js';
 
 /** What walking slabs needs from the heap. */
@@ -14,6 +14,8 @@ export interface SlabPages {
   readonly u32: Uint32Array;
   /** Word index of the page tags. */
   readonly tagWord: number;
+  /** Word index of the page args. */
+  readonly argWord: number;
   readonly pageShift: number;
   readonly firstDataPage: number;
   committedPages(): number;
@@ -29,9 +31,16 @@ export function slabState(base: number, unit: number, i: number): number {
   return (base + i * unit) >>> GRANULE_SHIFT;
 }
 
+/** Byte offset of the start of the slab that the slab object (or byte) `p` lies in: its page's arg. */
+export function slabStart(h: Pick<SlabPages, 'u32' | 'argWord' | 'pageShift'>, p: number): number {
+  return h.u32[h.argWord + (p >>> h.pageShift)]! * 2 ** h.pageShift;
+}
+
 /**
- * Calls `visit(base, tag)` for every slab of allocator `id` (every slab
- * when id is 0), at its first page, in address order.
+ * Calls `visit(base, tag, pages)` for every slab of allocator `id` (every
+ * slab when id is 0), at its first page (the page whose arg is itself), in
+ * address order; `pages`: the pages after it that carry its tag and name
+ * it.
  */
 export function forEachSlab(h: SlabPages, id: number, visit: (base: number, tag: number, pages: number) => void): void {
   const committed = h.committedPages();
@@ -39,11 +48,10 @@ export function forEachSlab(h: SlabPages, id: number, visit: (base: number, tag:
   for (let p = h.firstDataPage; p < committed; p++) {
     const tag = load(h.u32, h.tagWord + p);
     if (tagKind(tag) !== KIND_SLAB || (id !== 0 && tagAllocator(tag) !== id)) continue;
-    const base = p * pageBytes;
-    const mask = tagSlabMask(tag);
-    if ((base & mask) !== 0) continue;
-    const pages = Math.max(1, (mask + 1) / pageBytes);
-    visit(base, tag, pages);
+    if (load(h.u32, h.argWord + p) !== p) continue;
+    let pages = 1;
+    while (p + pages < committed && load(h.u32, h.tagWord + p + pages) === tag && load(h.u32, h.argWord + p + pages) === p) pages++;
+    visit(p * pageBytes, tag, pages);
     p += pages - 1;
   }
 }

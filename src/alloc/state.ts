@@ -63,8 +63,8 @@ export abstract class AllocatorState {
   readonly aboveHigh: Uint32Array;
   /** @internal Word index of the region. */
   readonly R: number;
-  /** @internal Per class: the slab's bytes - 1. */
-  readonly slabMasks: Uint32Array;
+  /** @internal Per class: the pages of a slab. */
+  readonly slabPages: Uint32Array;
   /** @internal Per class: 1 when a refill or trim is due in the microtask. */
   readonly due: Uint8Array;
   /** @internal The microtask is queued. */
@@ -162,7 +162,7 @@ export abstract class AllocatorState {
     this.batch = new Uint32Array(this.classes);
     this.units = new Uint32Array(this.classes);
     this.perSlab = new Uint32Array(this.classes);
-    this.slabMasks = new Uint32Array(this.classes);
+    this.slabPages = new Uint32Array(this.classes);
     this.aboveHigh = new Uint32Array(this.classes);
     for (let c = 0; c < this.classes; c++) {
       const cr = this.R + ALLOC_WORDS + c * CLASS_WORDS;
@@ -171,13 +171,13 @@ export abstract class AllocatorState {
       this.batch[c] = u32[cr + ClassRow.BATCH]!;
       this.units[c] = u32[cr + ClassRow.UNIT]!;
       this.perSlab[c] = u32[cr + ClassRow.PER_SLAB]!;
-      this.slabMasks[c] = 2 ** u32[cr + ClassRow.SLAB_LOG]! - 1;
+      this.slabPages[c] = u32[cr + ClassRow.SLAB_PAGES]!;
     }
   }
 
   /** @internal The page tag of this allocator's slabs of class c. */
   slabTag(c: number): number {
-    return pageTag(KIND_SLAB, this.id, c, 31 - Math.clz32(this.slabMasks[c]! + 1));
+    return pageTag(KIND_SLAB, this.id, c);
   }
 
   /** @internal Schedules the deferred refill/trim of class c (our irq_work; Allocator.kick). */

@@ -81,7 +81,7 @@ export function allocatorStats(heap: HeapCore, R: number): AllocatorStats {
   for (let c = 0; c < classes; c++) {
     const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
     const unit = u32[cr + ClassRow.UNIT]!;
-    const slabPages = slabs[c]! * Math.max(1, 2 ** u32[cr + ClassRow.SLAB_LOG]! / ps);
+    const slabPages = slabs[c]! * u32[cr + ClassRow.SLAB_PAGES]!;
     const objects = slabs[c]! * u32[cr + ClassRow.PER_SLAB]!;
     const depot = load(u32, cr + ClassRow.DEPOT_OBJECTS);
     const live = objects - depot - cached[c]!;

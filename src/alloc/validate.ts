@@ -2,7 +2,7 @@
  * The allocator's invariants, checked over the shared memory of a quiet
  * heap (Heap.validate).
  */
-import { AllocatorHeader, ALLOC_LIVE, ALLOC_WORDS, CacheRow, ClassRow, CLASS_WORDS, KIND_SLAB, LimboRow, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, tagAllocator, tagClass, tagKind, tagSlabMask } from '../shm/layout.js';
+import { AllocatorHeader, ALLOC_LIVE, ALLOC_WORDS, CacheRow, ClassRow, CLASS_WORDS, KIND_SLAB, LimboRow, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_ALLOCATED, ST_FREE, ST_NONE, ST_RETIRED, tagAllocator, tagClass, tagKind } from '../shm/layout.js';
 import { slabObject, slabState } from './slabs.js';
 import { load } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
@@ -124,30 +124,26 @@ export function validateAllocator(heap: HeapCore, id: number): string[] {
     if (tagKind(tag) !== KIND_SLAB || tagAllocator(tag) !== id) continue;
     const c = tagClass(tag);
     const cr = R + ALLOC_WORDS + c * CLASS_WORDS;
-    const mask = 2 ** u32[cr + ClassRow.SLAB_LOG]! - 1;
-    if (tagSlabMask(tag) !== mask) {
-      errors.push(`page ${p}: slab tag of class ${c} says ${tagSlabMask(tag) + 1}-byte slabs, the class has ${mask + 1}`);
+    const pages = u32[cr + ClassRow.SLAB_PAGES]!;
+    const head = load(u32, heap.argWord + p);
+    if (head !== p) {
+      // Not a first page: its arg names the first page of its slab, which
+      // carries the same tag and spans it.
+      if (head < heap.firstDataPage || head > p || p - head >= pages || load(u32, heap.tagWord + head) !== tag || load(u32, heap.argWord + head) !== head) {
+        errors.push(`page ${p}: tagged as a slab of class ${c}, but its arg ${head} names no first page of a ${pages}-page slab of that class before it`);
+      }
       continue;
     }
     const base = p * heap.pageSize;
-    const pages = Math.max(1, (mask + 1) / heap.pageSize);
-    if ((base & mask) !== 0) {
-      const head = p - ((base & mask) / heap.pageSize);
-      if (load(u32, heap.tagWord + head) !== tag) errors.push(`page ${p}: tagged as a slab of class ${c}, but its slab's first page ${head} is not`);
-      continue;
-    }
     for (let q = p + 1; q < p + pages; q++) {
-      if (load(u32, heap.tagWord + q) !== tag) errors.push(`slab at page ${p} (class ${c}): its page ${q} is not tagged alike`);
-    }
-    for (let q = p; q < p + pages; q++) {
-      const arg = load(u32, heap.argWord + q);
-      if (arg !== p) errors.push(`slab at page ${p} (class ${c}): page ${q}'s arg is ${arg}, not its first page ${p}`);
+      if (q >= committed || load(u32, heap.tagWord + q) !== tag) errors.push(`slab at page ${p} (class ${c}): its page ${q} is not tagged alike`);
+      else if (load(u32, heap.argWord + q) !== p) errors.push(`slab at page ${p} (class ${c}): page ${q}'s arg is ${load(u32, heap.argWord + q)}, not its first page ${p}`);
     }
     const unit = u32[cr + ClassRow.UNIT]!;
     const per = u32[cr + ClassRow.PER_SLAB]!;
     // A state byte that is not an object's start must be NONE, or a
     // pointer into an object (or the tail) would pass for one.
-    for (let g = base >>> 4, next = base >>> 4, i = 0; g < (base + mask + 1) >>> 4; g++) {
+    for (let g = base >>> 4, next = base >>> 4, i = 0; g < (base + pages * heap.pageSize) >>> 4; g++) {
       if (g === next && i < per) {
         next = slabState(base, unit, ++i);
         continue;

@@ -154,7 +154,7 @@ export function mapGeometry(heap: HeapCore, options: HashMapOptions): MapGeometr
     const most = Math.max(heap.pageSize, MAX_SLAB_BYTES);
     throw rangeError('bad-option', `elements of ${elemSize} bytes do not fit the largest slab (${most} bytes)${hint}`);
   }
-  const limitBytes = mode === 'prealloc' ? Math.ceil(capacity / slab.perSlab) * 2 ** slab.log : undefined;
+  const limitBytes = mode === 'prealloc' ? Math.ceil(capacity / slab.perSlab) * slab.pages * heap.pageSize : undefined;
   return { keySize, valueSize, maxEntries, mode, perWorker, seed, buckets, keyOff, valueOff, copies, stride, elemSize, capacity, limitBytes };
 }
 

@@ -16,6 +16,8 @@ export interface SlabGeometry {
   pageSize: number;
   /** Word index of the page tags. */
   tagWord: number;
+  /** Word index of the page args (a slab page's: the slab's first page). */
+  argWord: number;
   /** The word view (HeapCore.u32), and its renewal. */
   readonly u32: Uint32Array;
   refresh(): boolean;
@@ -40,11 +42,9 @@ function completeSlab(u32: Uint32Array, g: SlabGeometry, base: number, pages: nu
   return false;
 }
 
-/** The tag, mask (bytes - 1) and pages of class c's slabs in the region at word R. */
-function slabOf(u32: Uint32Array, g: SlabGeometry, R: number, c: number): { tag: number; mask: number; pages: number } {
-  const log = u32[classRowAt(R, c) + ClassRow.SLAB_LOG]!;
-  const mask = 2 ** log - 1;
-  return { tag: pageTag(KIND_SLAB, u32[R + AllocatorHeader.ID]!, c, log), mask, pages: Math.max(1, (mask + 1) / g.pageSize) };
+/** The tag and pages of class c's slabs in the region at word R. */
+function slabOf(u32: Uint32Array, R: number, c: number): { tag: number; pages: number } {
+  return { tag: pageTag(KIND_SLAB, u32[R + AllocatorHeader.ID]!, c), pages: u32[classRowAt(R, c) + ClassRow.SLAB_PAGES]! };
 }
 
 /**
@@ -56,7 +56,7 @@ function slabOf(u32: Uint32Array, g: SlabGeometry, R: number, c: number): { tag:
  */
 function finishCarve(u32: Uint32Array, g: SlabGeometry, R: number, c: number, rec: number, base: number): void {
   const cr = classRowAt(R, c);
-  const slab = slabOf(u32, g, R, c);
+  const slab = slabOf(u32, R, c);
   if (!completeSlab(u32, g, base, slab.pages, slab.tag)) {
     add(u32, cr + ClassRow.SLABS, -1);
     add(u32, R + AllocatorHeader.CHARGED_PAGES, -slab.pages);
@@ -224,7 +224,7 @@ export function releaseSlotCaches(u32: Uint32Array, g: SlabGeometry, R: number, 
 function recoverShrink(u32: Uint32Array, g: SlabGeometry, R: number, c: number, marked: boolean): void {
   const cr = classRowAt(R, c);
   const classes = u32[R + AllocatorHeader.CLASSES]!;
-  const slab = slabOf(u32, g, R, c);
+  const slab = slabOf(u32, R, c);
   const unit = u32[cr + ClassRow.UNIT]!;
   const per = u32[cr + ClassRow.PER_SLAB]!;
   const batch = Math.max(1, u32[cr + ClassRow.BATCH]!);
@@ -238,16 +238,17 @@ function recoverShrink(u32: Uint32Array, g: SlabGeometry, R: number, c: number, 
   const found: number[] = [];
   let slabs = 0;
   const committed = g.committedPages();
-  const first = Math.ceil(g.firstDataPage / slab.pages) * slab.pages;
-  for (let p = first; p < committed; p += slab.pages) {
+  for (let p = g.firstDataPage; p < committed; p++) {
+    // A slab exists once its first page (the one whose arg is itself)
+    // carries the tag: a carve tags it last, a give-back clears it last.
+    if (load(u32, g.tagWord + p) !== slab.tag || load(u32, g.argWord + p) !== p) continue;
     const base = p * g.pageSize;
     if (carving.has(base)) {
-      if (load(u32, g.tagWord + p) === slab.tag) slabs++;
+      slabs++;
+      p += slab.pages - 1;
       continue;
     }
-    // A slab exists once its first page carries the tag (a carve tags it
-    // last, a give-back clears it last).
-    if (load(u32, g.tagWord + p) !== slab.tag || !completeSlab(u32, g, base, slab.pages, slab.tag)) continue;
+    if (!completeSlab(u32, g, base, slab.pages, slab.tag)) continue;
     slabs++;
     for (let i = 0; i < per; i++) {
       const at = slabState(base, unit, i);
@@ -255,6 +256,7 @@ function recoverShrink(u32: Uint32Array, g: SlabGeometry, R: number, c: number, 
       g.st[at] = ST_FREE;
       found.push(slabObject(base, unit, i));
     }
+    p += slab.pages - 1;
   }
   const stacks = depotStacks(u32, R, c, g.maxSlots);
   if (marked) {

@@ -68,7 +68,7 @@
  * ------------------------------------------------------------------------ */
 
 export const HEAP_MAGIC = 0x616e7941; // "Anya"
-export const LAYOUT_VERSION = 11;
+export const LAYOUT_VERSION = 12;
 
 /** Header words (index into the Uint32Array, relative to base/4). */
 export const HeapHeader = {
@@ -215,14 +215,13 @@ export const MAX_ALLOCATOR_ID = 4095;
 /* ------------------------------------------------------------------------ *
  * Page tags: one uint32 per page (index = page number).
  *
- *    31     27 26      22 21            10 9       4 3      0
- *   +---------+----------+----------------+---------+--------+
- *   |reserved | slab log2|  allocator id  |  class  |  kind  |
- *   +---------+----------+----------------+---------+--------+
+ *    31                 22 21            10 9       4 3      0
+ *   +---------------------+----------------+---------+--------+
+ *   |      reserved       |  allocator id  |  class  |  kind  |
+ *   +---------------------+----------------+---------+--------+
  *
- * slab log2: on SLAB pages, log2 of the slab's bytes (every page of a slab
- * carries the same tag), so that any agent finds a slab's start from a
- * pointer and the tag alone; 0 on other kinds.
+ * Every page of a slab carries the same tag; the page's arg names the
+ * slab's first page, so any agent finds a slab's start from a pointer.
  *
  * Written by the agent that owns the page at the moment: the one that took
  * it from the page heap (store before the page's objects are published
@@ -249,11 +248,9 @@ export const CLASS_SHIFT = 4;
 export const MAX_CLASSES = 64;
 export const CLASS_MASK = 0x3f0;
 export const AID_SHIFT = 10;
-export const SLAB_LOG_SHIFT = 22;
-export const SLAB_LOG_MASK = 0x7c00000;
 
-export function pageTag(kind: number, allocatorId: number, cls: number, slabLog = 0): number {
-  return (kind | (cls << CLASS_SHIFT) | (allocatorId << AID_SHIFT) | (slabLog << SLAB_LOG_SHIFT)) >>> 0;
+export function pageTag(kind: number, allocatorId: number, cls: number): number {
+  return (kind | (cls << CLASS_SHIFT) | (allocatorId << AID_SHIFT)) >>> 0;
 }
 export function tagKind(tag: number): number {
   return tag & KIND_MASK;
@@ -263,10 +260,6 @@ export function tagClass(tag: number): number {
 }
 export function tagAllocator(tag: number): number {
   return (tag >>> AID_SHIFT) & MAX_ALLOCATOR_ID;
-}
-/** Bytes - 1 of the slab a SLAB page tag belongs to. */
-export function tagSlabMask(tag: number): number {
-  return (1 << ((tag & SLAB_LOG_MASK) >>> SLAB_LOG_SHIFT)) - 1;
 }
 
 /* ------------------------------------------------------------------------ *
@@ -279,22 +272,24 @@ export function tagSlabMask(tag: number): number {
 /* ------------------------------------------------------------------------ *
  * Slab
  *
- *   slab start (aligned to the slab's size)          slab end
+ *   slab start (a page start)                        slab end
  *   +--------+--------+--------+-----+--------+------+
  *   | obj 0  | obj 1  | obj 2  | ... | obj n-1| tail |
  *   +--------+--------+--------+-----+--------+------+
- *   '-- page --'-- page --'-- ... (2^k pages, each tagged alike) --'
+ *   '-- page --'-- page --'-- ... (k pages, each tagged alike) --'
  *
  *   state buffer, bytes (start >> 4) .. (end >> 4) - 1:
  *   +---+---+---+---+---+---+---+---+---+---+---+---+---
  *   | F | 0 | 0 | A | 0 | 0 | F | 0 | 0 | ...           (unit 48 B here)
  *   +---+---+---+---+---+---+---+---+---+---+---+---+---
  *
- * A slab is a run of 2^k pages whose first page number is a multiple of
- * 2^k, so its start is the pointer with the low log2(slabBytes) bits
- * cleared. Each class has its own slab size (ClassRow.SLAB_LOG, chosen by
- * alloc/sizeclass.ts slabGeometry so that the tail stays small); the page
- * tags carry it too.
+ * A slab is a run of k pages, anywhere in the page heap; every page's arg
+ * is the slab's first page number, so a pointer's slab starts at
+ * args[p >> pageShift] * pageSize. Each class has its own k
+ * (ClassRow.SLAB_PAGES, chosen by alloc/sizeclass.ts slabGeometry so that
+ * the tail stays within 1/64 of the slab where it can). Only the slow
+ * paths need a slab's start (shrink, recovery, validate, debug mode):
+ * alloc and free go by the page tag and the state byte.
  *
  * Object states: the state buffer has one byte per 16-byte granule of the
  * heap. In a slab, the byte of the granule where an object starts says
@@ -442,8 +437,8 @@ export const ALLOC_WORDS = 32;
  *   +------+------------+------------+---------------+-------+-----+------+-------+---------+
  *   | unit | depot head | depot lock | depot objects | slabs | low | high | batch | prefill |
  *   +------+------------+------------+---------------+-------+-----+------+-------+---------+
- *   | per slab | shrink mark | slab log2 | (words 12..15 unused)
- *   +----------+-------------+-----------+
+ *   | per slab | shrink mark | slab pages | (words 12..15 unused)
+ *   +----------+-------------+------------+
  *
  * The class's depot is a set of stacks of batches: `depot head`, the
  * stack of anyone's batches, and one stack per slot (its cache row's
@@ -472,7 +467,7 @@ export const ALLOC_WORDS = 32;
  *   subtracts).
  * shrink mark: store under the depot lock by a shrink or a survivor's
  *   repair (recovery/caches.ts), read racily.
- * unit, low, high, batch, prefill, per slab, slab log2: once.
+ * unit, low, high, batch, prefill, per slab, slab pages: once.
  *
  * Invariant (quiescent heap), per class:
  *   slabs * perSlab = depotObjects + sum(cache counts) + live objects
@@ -494,8 +489,8 @@ export const ClassRow = {
    * grew well past it. A hint, read without the lock.
    */
   SHRINK_MARK: 10,
-  /** once: log2 of the class's slab bytes (a slab is 2^k pages, aligned to its size). */
-  SLAB_LOG: 11,
+  /** once: pages of the class's slabs (sizeclass.ts slabGeometry). */
+  SLAB_PAGES: 11,
 } as const;
 export const CLASS_WORDS = 16;
 

@@ -47,7 +47,7 @@ function maxOutside(ringCapacity: number): number {
  */
 function maxSlabPages(unit: number, pageSize: number, ringCapacity: number): number {
   const slab = slabGeometry(pageSize, unit);
-  return (Math.floor(maxOutside(ringCapacity) / slab.perSlab) + 2) * Math.max(1, 2 ** slab.log / pageSize);
+  return (Math.floor(maxOutside(ringCapacity) / slab.perSlab) + 2) * slab.pages;
 }
 
 interface RemoteRun {

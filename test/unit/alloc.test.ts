@@ -354,7 +354,7 @@ test('destroy drains caches, frees pages and reports leaks', () => {
     { unit: 1024, objects: 1 },
   ]);
   // A slab of 16-byte objects, one of 1024-byte ones, and the pages of the large run.
-  const slabPages = (unit: number): number => 2 ** slabGeometry(heap.pageSize, unit).log / heap.pageSize;
+  const slabPages = (unit: number): number => slabGeometry(heap.pageSize, unit).pages;
   assert.equal(report.pagesKept, slabPages(16) + slabPages(1024) + Math.ceil(100_000 / heap.pageSize));
   assert.equal(heap.stats().usedPages, used0 + report.pagesKept);
   assert.throws(() => a.alloc(16), /detached/);

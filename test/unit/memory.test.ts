@@ -5,8 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Heap } from '../../src/index.js';
-import { slabGeometry } from '../../src/alloc/sizeclass.js';
+import fc from 'fast-check';
+import { BUCKET_SIZES, Heap } from '../../src/index.js';
+import { MAX_SLAB_BYTES, MAX_TAIL_SHARE, MIN_PER_SLAB, defaultWatermarks, slabGeometry } from '../../src/alloc/sizeclass.js';
 import { KIND_REGION, pageTag } from '../../src/shm/layout.js';
 import { strandedRegions } from '../../src/alloc/region.js';
 
@@ -22,6 +23,44 @@ test('an empty size-bucketed allocator with one agent attached holds its control
   const slabs = a.stats().classes.filter((c) => c.slabPages > 0).map((c) => c.unit);
   assert.deepEqual(slabs, [a.unitFor(100)]);
   assert.deepEqual(heap.validate(), []);
+});
+
+test('slab sizes: every bucket class on 4 KiB pages leaves at most 1/64 of its slab in the tail, and holds four objects and a batch', () => {
+  for (const unit of BUCKET_SIZES) {
+    const g = slabGeometry(4096, unit);
+    const tail = g.pages * 4096 - g.perSlab * unit;
+    assert.ok(tail <= (g.pages * 4096) / 64, `${unit} B: ${g.pages} pages, tail ${tail} B`);
+    assert.ok(g.perSlab >= Math.max(MIN_PER_SLAB, defaultWatermarks(unit).batch), `${unit} B: ${g.perSlab} objects`);
+  }
+  // Where a power-of-two slab left a sixteenth: 2560 B in 5 pages (8 objects), 20 KiB in 20 pages (4).
+  assert.deepEqual(slabGeometry(4096, 2560), { pages: 5, perSlab: 8 });
+  assert.deepEqual(slabGeometry(4096, 20480), { pages: 20, perSlab: 4 });
+});
+
+test('slab sizes, any unit and page size: the fewest pages holding the least objects up to twice that, the first within the tail share or else the smallest tail; never past the largest slab', () => {
+  const tail = (pages: number, ps: number, unit: number): number => (pages * ps - Math.floor((pages * ps) / unit) * unit) / (pages * ps);
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 1 << 20 }), fc.constantFrom(4096, 16384, 65536, 1 << 20), (bytes, ps) => {
+      const unit = Math.ceil(bytes / 16) * 16;
+      const g = slabGeometry(ps, bytes);
+      const maxPages = Math.max(1, Math.floor(MAX_SLAB_BYTES / ps));
+      assert.ok(g.pages >= 1 && g.pages <= maxPages, `pages ${g.pages}`);
+      assert.equal(g.perSlab, Math.floor((g.pages * ps) / unit));
+      const least = Math.max(MIN_PER_SLAB, defaultWatermarks(unit).batch);
+      const fewest = Math.ceil((least * unit) / ps);
+      if (fewest <= maxPages) {
+        assert.ok(g.perSlab >= least && g.pages >= fewest && g.pages <= Math.min(2 * fewest, maxPages), `${unit} B on ${ps}: ${g.pages} pages`);
+        // No fewer pages in the range would have done.
+        for (let k = fewest; k < g.pages; k++) assert.ok(tail(k, ps, unit) > MAX_TAIL_SHARE, `${unit} B on ${ps}: ${k} pages would do`);
+        if (tail(g.pages, ps, unit) > MAX_TAIL_SHARE) {
+          for (let k = fewest; k <= Math.min(2 * fewest, maxPages); k++) assert.ok(tail(k, ps, unit) >= tail(g.pages, ps, unit));
+        }
+      } else {
+        assert.ok(g.perSlab >= 1 || unit > maxPages * ps, `${unit} B on ${ps}: ${g.perSlab} objects`);
+      }
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 test('an agent attaching later takes its prefill from depots that have objects, and carves nothing', () => {
@@ -49,7 +88,7 @@ test('prefill given at create is honoured at attach, carving slabs if need be', 
   const a = heap.createAllocator({ prefill: 2 });
   const classes = a.stats().classes;
   assert.ok(
-    classes.every((c) => c.slabPages === 2 ** slabGeometry(heap.pageSize, c.unit).log / heap.pageSize),
+    classes.every((c) => c.slabPages === slabGeometry(heap.pageSize, c.unit).pages),
     'a slab per class',
   );
   const mine = a.stats().workers.find((w) => w.slot === heap.slot)!;

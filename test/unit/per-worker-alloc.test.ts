@@ -202,7 +202,7 @@ test('free: every copy at once; free(0) does nothing; bad pointers throw and cha
 test('memory: bytesInUse counts objectBytes per live object; limitBytes makes alloc return 0; destroy reports leaks', () => {
   const heap = heapOf(8);
   const slab = slabGeometry(heap.pageSize, 512);
-  const slabBytes = 2 ** slab.log;
+  const slabBytes = slab.pages * heap.pageSize;
   const pw = PerWorkerAllocator.create(heap, { size: 32, limitBytes: slabBytes, lowWatermark: 0, prefill: 0 });
   assert.equal(pw.objectBytes, 512);
   const perSlab = slab.perSlab;

@@ -17,13 +17,11 @@ import {
   ST_NONE,
   ST_RETIRED,
   ST_SHRINKING,
-  SLAB_LOG_MASK,
   tagAllocator,
   tagClass,
   tagKind,
-  tagSlabMask,
 } from '../../shm/layout.js';
-import { slabObject, slabState } from '../slabs.js';
+import { slabObject, slabStart, slabState } from '../slabs.js';
 import { DEBUG_HEADER, DEFR, MARKER, isLiveHead, isQuarantinedHead } from './guard.js';
 
 const HEAD = DEBUG_HEADER;
@@ -36,8 +34,6 @@ export interface DebugShape {
   readonly fixed: boolean;
   readonly pageShift: number;
   readonly pageMask: number;
-  /** Per class: the slab's bytes - 1 (its first object starts at the slab's start). */
-  readonly slabMasks: Uint32Array;
   /** The page tag of this allocator's slabs of class c. */
   slabTag(c: number): number;
   readonly units: Uint32Array;
@@ -94,9 +90,8 @@ export function forEachObject(a: DebugShape, visit: (base: number, unit: number,
     } else if (kind === KIND_SLAB) {
       const c = tagClass(tag);
       const unit = a.units[c]!;
-      const mask = a.slabMasks[c]!;
       const start = pg * heap.pageSize;
-      if ((start & mask) !== 0) continue;
+      if (heap.u32[heap.argWord + pg] !== pg) continue; // not the slab's first page
       for (let i = 0; i < a.perSlab[c]!; i++) visit(slabObject(start, unit, i), unit, heap.st[slabState(start, unit, i)]!);
     }
   }
@@ -124,7 +119,7 @@ export function isFreeObject(a: DebugShape, p: number, c: number): boolean {
   if (p >= heap.viewBytes) heap.refresh();
   if ((p & 15) !== 0 || p >= heap.viewBytes) return false;
   if (heap.u32[heap.tagWord + (p >>> a.pageShift)] !== a.slabTag(c)) return false;
-  if ((p & a.slabMasks[c]!) % a.units[c]! !== 0) return false;
+  if ((p - slabStart(heap, p)) % a.units[c]! !== 0) return false;
   return heap.st[p >>> 4] === ST_FREE;
 }
 
@@ -137,10 +132,10 @@ export function checkLive(a: DebugShape, op: string, p: unknown): number {
   if (typeof p === 'number' && p >>> 0 === p && (p & 15) === 0 && p !== 0 && p < heap.viewBytes) {
     const u32 = heap.u32;
     const tag = u32[heap.tagWord + (p >>> a.pageShift)]!;
-    if (((tag & ~(CLASS_MASK | SLAB_LOG_MASK)) >>> 0) === a.slabTagBase) {
+    if (((tag & ~CLASS_MASK) >>> 0) === a.slabTagBase) {
       if (a.fixed) {
         if (heap.st[p >>> 4] === ST_ALLOCATED && !isQuarantinedHead(heap, p)) return p;
-      } else if ((p & tagSlabMask(tag)) >= HEAD) {
+      } else if (p - slabStart(heap, p) >= HEAD) {
         // (A pointer less than a header past the slab's start has no object of this slab behind it.)
         const base = p - HEAD;
         if (heap.st[base >>> 4] === ST_ALLOCATED && isLiveHead(heap, base)) return base;
@@ -184,7 +179,7 @@ function diagnose(a: DebugShape, op: string, p: unknown): number {
     }
     const head = a.fixed ? 0 : HEAD;
     if (kind === KIND_LARGE && (p & a.pageMask) !== head) throw misuseError(op, p, inLarge, 'not-allocated');
-    if (kind === KIND_SLAB && (p & tagSlabMask(tag)) < head) throw misuseError(op, p, MISUSE.notObjectStart, 'not-allocated');
+    if (kind === KIND_SLAB && p - slabStart(heap, p) < head) throw misuseError(op, p, MISUSE.notObjectStart, 'not-allocated');
     const base = p - head;
     const st = kind === KIND_LARGE ? ST_ALLOCATED : stateOf(a, base);
     const gone = (why: string): AllocatorMisuseError =>
