@@ -107,9 +107,12 @@ export class Heap extends HeapCore {
    * sure the agent no longer runs. Pass the generation from the handle
    * (reserveSlot().gen) so a slot that was meanwhile detached and taken by
    * another agent is left alone. Returns false if there was nothing to
-   * release. The steps, in order, are in ./recovery/release-slot.ts.
+   * release. The steps, in order, are in ./recovery/release-slot.ts. This
+   * agent must be attached to the heap: the repair takes locks, and names
+   * in its slot the allocator it works on.
    */
   releaseSlot(slot: number, gen?: number): boolean {
+    this.checkAttached('releaseSlot');
     checkInt('slot', slot, 0, this.maxSlots - 1);
     if (gen !== undefined) checkInt('gen', gen, 0, 0xffffffff);
     if (slot === this.slot) throw rangeError('bad-argument', `releaseSlot(${slot}): that is this agent's own slot; use detach()`);

@@ -77,11 +77,15 @@ import {
   tagClass,
   tagKind,
 } from '../shm/layout.js';
-import { add, load, or } from '../shm/atomic.js';
+import { add, load, or, store } from '../shm/atomic.js';
 import { badPointer, checkInt, describe, rangeError, typeError } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
 import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
-import { classRowAt, ensureSlotBlock, giveSlotBlocks, limboRowAt, slotFlagWord, strandedRegions } from './region.js';
+import { attachedSlots, classRowAt, ensureSlotBlock, giveSlotBlocks, limboRowAt, slotFlagWord, strandedRegions } from './region.js';
+import { closeAllocator, reopenAllocator, useAllocator } from '../heap/using.js';
+
+/** How long destroy() waits for an attach that is under way (heap/using.ts). */
+const CLOSE_WAIT_MS = 2000;
 import { sweepForDestroy } from './leaks.js';
 import { flushCacheRow } from './depot.js';
 import { clearOrphan, dropRing, markOrphan, rowCount, tryLockRow, unlockRow } from '../reclaim/limbo.js';
@@ -129,8 +133,6 @@ export class Allocator extends AllocatorState {
 
   /** @internal use Heap.createAllocator / Heap.attachAllocator. */
   constructor(heap: HeapCore, id: number, options: AttachOptions) {
-    const row = heap.allocatorRow(id);
-    if (row.state !== ALLOC_LIVE) throw rangeError('stale-handle', `allocator ${id} is not live (destroyed or never created)`);
     if (heap.slot < 0) throw rangeError('detached', 'attach the heap in this agent first (Heap.attach)');
     // Checked before anything is written: the slot's rows may be another
     // agent's (a released slot taken again, or this allocator attached).
@@ -140,11 +142,20 @@ export class Allocator extends AllocatorState {
         `allocator ${id}: stale heap handle: this agent's worker slot ${heap.slot} was released (releaseSlot) while the agent still ran; nothing was changed`,
       );
     }
+    // Named in our slot row before the allocator is found live, until our
+    // slot flag is set: a destroy() deciding meanwhile waits (heap/using.ts).
+    useAllocator(heap, id);
+    const refuse = (e: Error): never => {
+      useAllocator(heap, 0);
+      throw e;
+    };
+    const row = heap.allocatorRow(id);
+    if (row.state !== ALLOC_LIVE) refuse(rangeError('stale-handle', `allocator ${id} is not live (destroyed or never created)`));
     const flag0 = (row.region >>> 2) + slotFlagWord(heap.u32[(row.region >>> 2) + AllocatorHeader.CLASSES]!) + heap.slot;
-    if (heap.u32[flag0] !== 0) throw rangeError('already-attached', `allocator ${id} is already attached in this agent's slot ${heap.slot}`);
+    if (heap.u32[flag0] !== 0) refuse(rangeError('already-attached', `allocator ${id} is already attached in this agent's slot ${heap.slot}`));
     // This slot's caches and limbo ring: taken from the heap by the first agent to attach in it.
     if (!ensureSlotBlock(heap, row.region >>> 2, heap.slot)) {
-      throw rangeError('heap-full', `allocator ${id}: heap is full: no room for this worker slot's caches (a page)`);
+      refuse(rangeError('heap-full', `allocator ${id}: heap is full: no room for this worker slot's caches (a page)`));
     }
     super(heap, id, options, retiredPusher);
     this.generation = heap.allocatorGen(id);
@@ -159,8 +170,8 @@ export class Allocator extends AllocatorState {
       this.collectScheduled = false;
       if (!this.detached) this.collectDeferred();
     };
-    u32[flag0] = 1;
-    add(u32, this.R + AllocatorHeader.ATTACHED, 1);
+    store(u32, flag0, 1);
+    useAllocator(heap, 0);
     // Entries a previous agent of this slot left in the ring are ours to collect now.
     clearOrphan(u32, this.R, this.limboRow);
     heap.addClient(this);
@@ -190,7 +201,7 @@ export class Allocator extends AllocatorState {
 
   /** Agents that have this allocator attached now (racy while agents attach or detach). */
   get attachedAgents(): number {
-    return load(this.u32, this.R + AllocatorHeader.ATTACHED);
+    return attachedSlots(this.u32, this.R, this.classes, this.heap.maxSlots);
   }
 
   /** True when created with `debug: true` (see src/alloc/debug/). */
@@ -574,9 +585,7 @@ export class Allocator extends AllocatorState {
     }
     this.leaveLimbo();
     this.flushCaches();
-    const u32 = this.u32;
-    u32[this.R + slotFlagWord(this.classes) + this.heap.slot] = 0;
-    add(u32, this.R + AllocatorHeader.ATTACHED, -1);
+    store(this.u32, this.R + slotFlagWord(this.classes) + this.heap.slot, 0);
     this.heap.removeClient(this);
     this.kill();
   }
@@ -636,8 +645,7 @@ export class Allocator extends AllocatorState {
     this.checkAttached('destroy');
     const heap = this.heap;
     const R = this.R;
-    const others = load(this.u32, R + AllocatorHeader.ATTACHED) - 1;
-    if (others > 0) throw rangeError('still-attached', `destroy: allocator ${this.id} is still attached in ${others} other agent(s); detach them or releaseSlot() the dead ones first`);
+    this.close('destroy');
     // Every other agent is gone: collect from every ring (grace periods are
     // short; a bounded number of attempts), then give back region rings.
     for (let i = 0; i < 100_000 && (this.collectDeferred(true), this.retiredObjects() > 0); i++);
@@ -652,10 +660,10 @@ export class Allocator extends AllocatorState {
     const report = sweepForDestroy(heap, this.id, this.units, this.perSlab);
     heap.removeClient(this);
     this.kill();
-    // The id stays out of reach (DESTROYED: no attach, no create) until
-    // the last page tagged with it has gone back: a create that took the
-    // id meanwhile would count this allocator's slot blocks and region as
-    // its own stranded runs and give them back a second time.
+    // The id stays out of reach (DESTROYED since close: no attach, no
+    // create) until the last page tagged with it has gone back: a create
+    // that took the id meanwhile would count this allocator's slot blocks
+    // and region as its own stranded runs and give them back a second time.
     heap.retireAllocator(this.id, false);
     const stranded = strandedRegions(heap, R, this.id);
     for (let i = 0; i < stranded.length; i += 2) heap.givePages(stranded[i]!, stranded[i + 1]!);
@@ -663,6 +671,24 @@ export class Allocator extends AllocatorState {
     heap.giveRegion(R * 4);
     if (report.pagesKept === 0) heap.freeAllocatorId(this.id);
     return report;
+  }
+
+  /**
+   * @internal The decision of a destroy: no attach (nor a release of a
+   * dead slot) starts in this allocator from here on, and no other agent
+   * has it attached; else it throws (still-attached; busy when an attach
+   * seems stuck) and the allocator stays as it was. A destroy that follows
+   * (HashMap.destroy closes its elements first) decides again, alike.
+   */
+  close(what: string, name = `allocator ${this.id}`): void {
+    if (!closeAllocator(this.heap, this.id, CLOSE_WAIT_MS)) {
+      throw rangeError('busy', `${what}: ${name}: an agent has been attaching it for ${CLOSE_WAIT_MS} ms (stalled, or dead: releaseSlot() it)`);
+    }
+    const others = attachedSlots(this.u32, this.R, this.classes, this.heap.maxSlots) - 1;
+    if (others > 0) {
+      reopenAllocator(this.heap, this.id);
+      throw rangeError('still-attached', `${what}: ${name} is still attached in ${others} other agent(s); detach them or releaseSlot() the dead ones first`);
+    }
   }
 
   /* -------------------------------- stats -------------------------------- */

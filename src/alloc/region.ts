@@ -62,6 +62,14 @@ export function cacheRowAt(u32: Uint32Array, R: number, classes: number, maxSlot
   return b === 0 ? 0 : b + LIMBO_ROW_WORDS + c * CACHE_WORDS;
 }
 
+/** The agents that have the allocator at word R attached: its slot flags set. */
+export function attachedSlots(u32: Uint32Array, R: number, classes: number, maxSlots: number): number {
+  const flags = R + slotFlagWord(classes);
+  let n = 0;
+  for (let s = 0; s < maxSlots; s++) if (load(u32, flags + s) !== 0) n++;
+  return n;
+}
+
 /** Word index of the class row of class c. */
 export function classRowAt(R: number, c: number): number {
   return R + ALLOC_WORDS + c * CLASS_WORDS;

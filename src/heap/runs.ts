@@ -45,8 +45,8 @@ export interface RunHost extends PageHeapHost {
  * Takes a run of k pages for the caller to tag; 0 when the heap is full.
  * `low` keeps the run below 2 GiB: slabs live there, so the pointers the
  * fast paths handle are always small non-negative integers in V8. `align`
- * (a power of two) makes the first page a multiple of it: a slab of 2^j
- * pages aligned to its own size finds its start by masking a pointer. The
+ * (a power of two) makes the first page a multiple of it (the allocator's
+ * slabs no longer ask for it: a page's arg gives a slab's start). The
  * claim record names the run until claimDone(). USED_PAGES counts the k
  * pages only: a gap the bump skipped to align the run went back free.
  */

@@ -244,9 +244,10 @@ export class HashMap extends MapBatches {
   destroy(): number {
     if (this.detached) throw rangeError('detached', 'destroy: this map is detached in this agent');
     // Every agent attached to the map has its element allocator attached,
-    // and releaseSlot() of a dead agent detaches that: count those.
-    const others = this.elems.attachedAgents - 1;
-    if (others > 0) throw rangeError('still-attached', `destroy: the map is still attached in ${others} other agent(s)`);
+    // and releaseSlot() of a dead agent detaches that: closing the element
+    // allocator refuses while others have it, and any attach from here on
+    // (HashMap.attach attaches it too).
+    this.elems.close('destroy', 'the map');
     const n = this.clear();
     store(this.u32, this.W + MapHeader.STATE, MAP_DESTROYED);
     const q = this.rowWord + MapSlotRow.QUOTA;

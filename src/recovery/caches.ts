@@ -6,7 +6,7 @@
 import { AllocatorHeader, CacheRow, ClassRow, KIND_FREE, KIND_SLAB, O_COUNT, O_NEXT_BATCH, O_TAIL, ST_FREE, ST_SHRINKING, pageTag } from '../shm/layout.js';
 import { slabObject, slabState } from '../alloc/slabs.js';
 import { add, load, store } from '../shm/atomic.js';
-import { cacheRowAt, classRowAt, slotFlagWord } from '../alloc/region.js';
+import { cacheRowAt, classRowAt } from '../alloc/region.js';
 import { CARVE_BUILDING, CARVE_LINKING, CARVE_MARKED, CARVE_SHRINKING, countDepot, DEPOT_FLUSH_MS, depotStacks, inDepot, linkBatches, flushCacheRow, linkLocked, lockDepot, unlockDepot } from '../alloc/depot.js';
 
 /** What releaseRow needs to see a slab's objects, and to find the slabs of a class (the heap is one). */
@@ -198,11 +198,6 @@ export function releaseSlotCaches(u32: Uint32Array, g: SlabGeometry, R: number, 
     // goes to the slow path, which finds the slot released and throws.
     u32[rec + CacheRow.HIGH] = 0;
     u32[rec + CacheRow.OWNER] = 0;
-  }
-  const flag = R + slotFlagWord(classes) + slot;
-  if (u32[flag] !== 0) {
-    u32[flag] = 0;
-    add(u32, R + AllocatorHeader.ATTACHED, -1);
   }
 }
 

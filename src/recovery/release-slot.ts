@@ -4,7 +4,9 @@
  *
  *   0. Take the slot: ATTACHED or RESERVED -> RELEASING (a CAS; the
  *      generation must match the caller's, if given).
- *   For every live allocator:
+ *   For every live allocator the dead agent had attached (its slot flag
+ *   set), named meanwhile in this agent's slot row (SlotRow.USING: a
+ *   destroy() deciding waits for it, ../heap/using.ts):
  *   1. its limbo row of the dead slot: the ring lock and a take in flight
  *      are repaired (the lock is freed first: step 2 may retire into it);
  *   2. every other slot's limbo row the dead agent was collecting from;
@@ -14,11 +16,14 @@
  *   4. its caches: the depot lock, the batch in flight, an unfinished
  *      carve, and every cached object back to the depot (caches.ts); after
  *      the map, since a logged element is still the writer's;
- *   5. its limbo row is marked orphaned: live agents collect it.
+ *   5. its limbo row is marked orphaned: live agents collect it;
+ *   6. its slot flag cleared, the last write: from here the allocator may
+ *      be destroyed.
  *   Then for the heap:
- *   6. the run its claim record names (pages it was taking or freeing);
- *   7. its pin word cleared (it no longer holds grace periods back);
- *   8. the slot counted as released and made FREE (the final store).
+ *   7. the run its claim record names (pages it was taking or freeing);
+ *   8. its pin and using words cleared (it no longer holds grace periods
+ *      back, nor a destroy);
+ *   9. the slot counted as released and made FREE (the final store).
  *
  * The objects the dead agent held live stay allocated (counted as live by
  * their allocators' stats() and listed by destroy()'s leak report).
@@ -28,7 +33,8 @@ import { add, cas, load, store } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
 import { recoverClaim } from '../heap/runs.js';
 import { markOrphan, releaseDeadCollector, repairLimboRow } from '../reclaim/limbo.js';
-import { limboRowAt } from '../alloc/region.js';
+import { limboRowAt, slotFlagWord } from '../alloc/region.js';
+import { allocatorLive, clearUsing, useAllocator } from '../heap/using.js';
 import { releaseMapSlot } from './map-slot.js';
 import { releaseSlotCaches } from './caches.js';
 
@@ -51,25 +57,40 @@ export function releaseSlot(heap: HeapCore, slot: number, gen: number | undefine
   for (let id = 1; id <= heap.maxAllocators; id++) {
     const row = heap.allocWord + id * ALLOC_ROW_WORDS;
     if (load(heap.u32, row + AllocatorEntry.STATE) !== ALLOC_LIVE) continue;
-    heap.refresh();
-    const map = load(heap.u32, row + AllocatorEntry.MAP);
-    const R = load(heap.u32, row + AllocatorEntry.REGION) >>> 2;
-    const classes = heap.u32[R + AllocatorHeader.CLASSES]!;
-    // A slot in which no agent ever attached this allocator has no block
-    // and holds nothing of it (collecting from other rings needs attaching).
-    const limbo = limboRowAt(heap.u32, R, classes, heap.maxSlots, slot);
-    if (limbo === 0) continue;
-    repairLimboRow(heap, R, limbo, slot);
-    for (let s = 0; s < heap.maxSlots; s++) {
-      const other = limboRowAt(heap.u32, R, classes, heap.maxSlots, s);
-      if (s !== slot && other !== 0) releaseDeadCollector(heap, other, slot);
+    // Named in our slot row before it is found live, until we are done: a
+    // destroy() deciding meanwhile waits for us (../heap/using.ts).
+    useAllocator(heap, id);
+    try {
+      if (!allocatorLive(heap, id)) continue;
+      heap.refresh();
+      const map = load(heap.u32, row + AllocatorEntry.MAP);
+      const R = load(heap.u32, row + AllocatorEntry.REGION) >>> 2;
+      const classes = heap.u32[R + AllocatorHeader.CLASSES]!;
+      // An allocator the dead agent did not have attached holds nothing of
+      // it (a detach gives everything back before it clears the flag; an
+      // attach sets it before it uses anything), and another agent may
+      // destroy it as we speak.
+      const flag = R + slotFlagWord(classes) + slot;
+      if (load(heap.u32, flag) === 0) continue;
+      const limbo = limboRowAt(heap.u32, R, classes, heap.maxSlots, slot);
+      repairLimboRow(heap, R, limbo, slot);
+      for (let s = 0; s < heap.maxSlots; s++) {
+        const other = limboRowAt(heap.u32, R, classes, heap.maxSlots, s);
+        if (s !== slot && other !== 0) releaseDeadCollector(heap, other, slot);
+      }
+      if (map !== 0) releaseMapSlot({ heap, map, slot, allocId: id, limboRow: limbo });
+      releaseSlotCaches(heap.u32, heap, R, heap.maxSlots, slot, heap.slot + 1);
+      markOrphan(heap.u32, R, limbo);
+      // Last: the dead agent no longer counts as attached, and a destroy()
+      // may go ahead; nothing of the allocator is touched after this.
+      store(heap.u32, flag, 0);
+    } finally {
+      useAllocator(heap, 0);
     }
-    if (map !== 0) releaseMapSlot({ heap, map, slot, allocId: id, limboRow: limbo });
-    releaseSlotCaches(heap.u32, heap, R, heap.maxSlots, slot, heap.slot + 1);
-    markOrphan(heap.u32, R, limbo);
   }
   recoverClaim(heap, slot);
   heap.clearPin(slot);
+  clearUsing(heap, slot);
   add(heap.u32, heap.hdr + HeapHeader.SLOTS_RELEASED, 1);
   store(heap.u32, w + SlotRow.STATE, SLOT_FREE);
   return true;

@@ -8,7 +8,7 @@
  *   slot       a row in the heap's worker-slot table; an attached agent owns
  *              exactly one. Slots are our "CPU ids".
  *   page       the unit of the page heap (default 4 KiB, a power of two).
- *   slab       an aligned run of pages carved into objects of one size
+ *   slab       a run of pages carved into objects of one size
  *              class of one
  *              allocator.
  *   large run  a run of pages holding one allocation above the largest class.
@@ -143,7 +143,7 @@ export const HEADER_BYTES = 128;
  *   +-------+-------+-----------+----------+-------------+---------+-----+
  *   | state |  gen  |    pin    |   beat   | claim first | claim k | ... |
  *   +-------+-------+-----------+----------+-------------+---------+-----+
- *   (16 words, 64 bytes; then owner; words 7..15 unused)
+ *   (16 words, 64 bytes; then owner and using; words 8..15 unused)
  *
  * state: cas by any. FREE -> RESERVED (creator reserves for a worker it is
  *   about to start), FREE/RESERVED -> ATTACHED (the agent that attaches),
@@ -163,6 +163,13 @@ export const HEADER_BYTES = 128;
  *   publishes the state, so a host that knows an agent is gone (Node: the
  *   thread id of an exited thread) finds its slot even when the agent died
  *   right after attaching (anyalloc/node). Read by anyone.
+ * using: Atomics.store by the owner: the id of the allocator it is
+ *   attaching, or working on while it releases another slot, 0 otherwise;
+ *   stored before it checks that the allocator is LIVE and cleared when it
+ *   is done. destroy() marks the allocator DESTROYED first, then waits for
+ *   no slot to name it (so an attach either sees DESTROYED and touches
+ *   nothing, or is done, with its slot flag set, before destroy counts
+ *   the flags). Cleared by whoever releases the slot.
  * claim first/k: Atomics.store by the owner: the page run it is claiming,
  *   written before each atomic operation that may claim it (heap/pages.ts)
  *   and cleared (k = 0) once the pages are tagged. A run taken aligned from
@@ -172,7 +179,7 @@ export const HEADER_BYTES = 128;
  *   was claimed by a dead one: releaseSlot gives it back.
  * ------------------------------------------------------------------------ */
 export const SLOT_ROW_WORDS = 16;
-export const SlotRow = { STATE: 0, GEN: 1, PIN: 2, BEAT: 3, CLAIM_FIRST: 4, CLAIM_K: 5, OWNER: 6 } as const;
+export const SlotRow = { STATE: 0, GEN: 1, PIN: 2, BEAT: 3, CLAIM_FIRST: 4, CLAIM_K: 5, OWNER: 6, USING: 7 } as const;
 export const SLOT_FREE = 0;
 export const SLOT_RESERVED = 1;
 export const SLOT_ATTACHED = 2;
@@ -188,9 +195,10 @@ export const SLOT_RELEASING = 3;
  *   (8 words; words 5..7 unused)
  *
  * state: cas by any. FREE -> CREATING (creator) -> LIVE (store, after the
- *   region is initialised) -> DESTROYED (destroy, before it gives back
- *   the allocator's control regions) -> FREE (destroy, store, once the
- *   last page tagged with the id has gone back). A destroyed id is not
+ *   region is initialised) -> DESTROYED (destroy, store, before it looks
+ *   whether any other agent has the allocator attached; back to LIVE if
+ *   one has, and destroy throws) -> FREE (destroy, store, once the last
+ *   page tagged with the id has gone back). A destroyed id is not
  *   reused while pages tagged with it still exist (leaks): a create that
  *   took it earlier would count the old regions as its own stranded runs
  *   (region.ts strandedRegions) and give them back twice.
@@ -362,8 +370,11 @@ export const O_TAIL = 3;
  *
  * Every class row and every cache row is one 64-byte line, so agents
  * working on different slots or classes never share a line.
- * slot flags: 1 while the slot's agent has the allocator attached; written
- *   by that agent (attach/detach) or by whoever releases the slot.
+ * slot flags: 1 while the slot's agent has the allocator attached:
+ *   Atomics.store by that agent (attach/detach), or 0 by whoever releases
+ *   the slot, as its last write to the allocator. The agents attached are
+ *   the flags set (destroy() counts them; see SlotRow.USING for how an
+ *   attach and a destroy meet).
  * block table: word g holds the byte offset of the run of group g (slots
  *   g*k .. g*k+k-1, k = AllocatorHeader.SLOT_GROUP: as many blocks as fit a
  *   page, at least one), 0 until an agent attaches in one of them: cas 0 ->
@@ -389,8 +400,7 @@ export const AllocatorHeader = {
   CHARGED_PAGES: 4,
   /** cas-max by any: peak of CHARGED_PAGES. */
   PEAK_CHARGED_PAGES: 5,
-  /** atomic by any: agents attached to this allocator. */
-  ATTACHED: 6,
+  /* word 6 unused (was a count of the agents attached: the slot flags say it). */
   /** atomic by any: large allocations live. */
   LARGE_LIVE: 7,
   /** atomic by any: pages in live large allocations. */

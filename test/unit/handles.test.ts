@@ -256,3 +256,117 @@ test('Heap.attach records an owner tag with the slot (slots() shows it) and refu
   const again = Heap.attach(heap.handle);
   assert.equal(heap.slots().find((s) => s.slot === again.slot)!.owner, 0);
 });
+
+test('an attach that comes while destroy() gives pages back is refused (stale-handle) and writes nothing; the destroy completes and every page comes back', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
+  const before = heap.stats().usedPages;
+  const a = heap.createAllocator();
+  for (const size of [16, 1000, 5000]) a.free(a.alloc(size));
+  const handle = a.handle;
+  const other = Heap.attach(heap.handle);
+  const give = heap.givePages.bind(heap);
+  const seen: string[] = [];
+  // Another agent attaches while destroy() sweeps the slabs (here: from inside that sweep).
+  heap.givePages = (first: number, k: number): void => {
+    if (seen.length === 0) {
+      try {
+        other.attachAllocator(handle);
+        seen.push('attached');
+      } catch (e) {
+        seen.push((e as { code?: string }).code ?? String(e));
+      }
+    }
+    give(first, k);
+  };
+  a.destroy();
+  heap.givePages = give;
+  assert.deepEqual(seen, ['stale-handle']);
+  assert.equal(heap.stats().usedPages, before, 'every page back, each once');
+  assert.deepEqual(heap.validate(), []);
+  other.detach();
+  heap.detach();
+});
+
+test('destroy() waits for an attach under way, and refuses (busy) an attach that never finishes, leaving the allocator live; releasing the stuck slot lets it go', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
+  const a = heap.createAllocator();
+  const other = Heap.attach(heap.handle);
+  // The other agent died in the middle of attaching: its slot row names the allocator.
+  Atomics.store(heap.u32, heap.slotWord + other.slot * 16 + 7, a.handle.id);
+  const t = Date.now();
+  expectCode(() => a.destroy(), RangeError, 'busy', /allocator \d+: an agent has been attaching it for 2000 ms/);
+  assert.ok(Date.now() - t >= 1900, 'it waited');
+  // Nothing changed: still live, usable, attachable.
+  const p = a.alloc(64);
+  assert.ok(p !== 0);
+  a.free(p);
+  const third = Heap.attach(heap.handle);
+  third.attachAllocator(a.handle).detach();
+  third.detach();
+  assert.ok(heap.releaseSlot(other.slot));
+  assert.equal(Atomics.load(heap.u32, heap.slotWord + other.slot * 16 + 7), 0, 'the release cleared it');
+  a.destroy();
+  assert.deepEqual(heap.validate(), []);
+  heap.detach();
+});
+
+test("a map attach that comes while the map's destroy() frees its elements is refused (stale-handle); the destroy completes", () => {
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
+  const before = heap.stats().usedPages;
+  const map = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 64, mode: 'dynamic' });
+  for (let k = 0; k < 64; k++) map.updateNumber(k, new Uint8Array(8));
+  const handle = map.handle;
+  const other = Heap.attach(heap.handle);
+  const give = heap.givePages.bind(heap);
+  const seen: string[] = [];
+  heap.givePages = (first: number, k: number): void => {
+    if (seen.length === 0) {
+      try {
+        HashMap.attach(other, handle);
+        seen.push('attached');
+      } catch (e) {
+        seen.push((e as { code?: string }).code ?? String(e));
+      }
+    }
+    give(first, k);
+  };
+  map.destroy();
+  heap.givePages = give;
+  assert.deepEqual(seen, ['stale-handle']);
+  assert.equal(heap.stats().usedPages, before);
+  assert.deepEqual(heap.validate(), []);
+  other.detach();
+  heap.detach();
+});
+
+test('a destroy() by another agent waits while a release of a dead slot works in the allocator (it would give the pages back under the release)', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
+  const owner = Heap.attach(heap.handle);
+  const a = owner.createAllocator({ unitSize: 64 });
+  const dead = Heap.attach(heap.handle);
+  const b = dead.attachAllocator(a.handle);
+  b.free(b.alloc(64));
+  const c = owner.createAllocator();
+  const seen: string[] = [];
+  const refresh = heap.refresh.bind(heap);
+  // While this agent releases the dead slot (inside its work on `a`), the owner destroys `a`.
+  heap.refresh = (): boolean => {
+    if (seen.length === 0) {
+      try {
+        a.destroy();
+        seen.push('destroyed');
+      } catch (e) {
+        seen.push((e as { code?: string }).code ?? String(e));
+      }
+    }
+    return refresh();
+  };
+  assert.ok(heap.releaseSlot(dead.slot));
+  heap.refresh = refresh;
+  assert.deepEqual(seen, ['busy'], 'the destroy waited for the release, and gave up');
+  a.destroy();
+  c.destroy();
+  assert.deepEqual(heap.validate(), []);
+  owner.detach();
+  heap.detach();
+});
