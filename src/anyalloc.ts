@@ -76,7 +76,7 @@ export class Heap extends HeapCore {
     const given = checkOptions<AttachOptions>('attachAllocator', options, ATTACH_OPTIONS);
     // The handle's kind, heap and generation, checked before anything is written.
     checkAllocatorHandle(this, handle, 'attachAllocator');
-    return openAllocator(this, handle.id, given);
+    return openAllocator(this, handle.id, given, handle.gen);
   }
 
   private checkAttached(op: string): void {
@@ -107,12 +107,12 @@ export class Heap extends HeapCore {
    * sure the agent no longer runs. Pass the generation from the handle
    * (reserveSlot().gen) so a slot that was meanwhile detached and taken by
    * another agent is left alone. Returns false if there was nothing to
-   * release. The steps, in order, are in ./recovery/release-slot.ts. This
-   * agent must be attached to the heap: the repair takes locks, and names
-   * in its slot the allocator it works on.
+   * release. The steps, in order, are in ./recovery/release-slot.ts. A
+   * slot whose agent attached is released from an attached agent (the
+   * repair takes locks, and names in its own slot the allocator it works
+   * on); a reserved slot whose agent never attached, from any.
    */
   releaseSlot(slot: number, gen?: number): boolean {
-    this.checkAttached('releaseSlot');
     checkInt('slot', slot, 0, this.maxSlots - 1);
     if (gen !== undefined) checkInt('gen', gen, 0, 0xffffffff);
     if (slot === this.slot) throw rangeError('bad-argument', `releaseSlot(${slot}): that is this agent's own slot; use detach()`);

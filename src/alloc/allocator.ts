@@ -130,9 +130,15 @@ export class Allocator extends AllocatorState {
    * after another allocator takes the id.
    */
   readonly generation: number;
+  /** destroy() has decided (close): no other agent has it, none can attach it. */
+  private closed = false;
 
-  /** @internal use Heap.createAllocator / Heap.attachAllocator. */
-  constructor(heap: HeapCore, id: number, options: AttachOptions) {
+  /**
+   * @internal use Heap.createAllocator / Heap.attachAllocator. `gen`: the
+   * generation the caller's handle names (0: the id's current one),
+   * checked again once the allocator is found live under the handshake.
+   */
+  constructor(heap: HeapCore, id: number, options: AttachOptions, gen = 0) {
     if (heap.slot < 0) throw rangeError('detached', 'attach the heap in this agent first (Heap.attach)');
     // Checked before anything is written: the slot's rows may be another
     // agent's (a released slot taken again, or this allocator attached).
@@ -150,7 +156,8 @@ export class Allocator extends AllocatorState {
       throw e;
     };
     const row = heap.allocatorRow(id);
-    if (row.state !== ALLOC_LIVE) refuse(rangeError('stale-handle', `allocator ${id} is not live (destroyed or never created)`));
+    if (row.state !== ALLOC_LIVE) refuse(rangeError('stale-handle', `allocator ${id} is not live (destroyed or being destroyed, or never created)`));
+    if (gen !== 0 && heap.allocatorGen(id) !== gen) refuse(rangeError('stale-handle', `allocator ${id} of generation ${gen} was destroyed; id ${id} now holds a newer allocator`));
     const flag0 = (row.region >>> 2) + slotFlagWord(heap.u32[(row.region >>> 2) + AllocatorHeader.CLASSES]!) + heap.slot;
     if (heap.u32[flag0] !== 0) refuse(rangeError('already-attached', `allocator ${id} is already attached in this agent's slot ${heap.slot}`));
     // This slot's caches and limbo ring: taken from the heap by the first agent to attach in it.
@@ -681,14 +688,22 @@ export class Allocator extends AllocatorState {
    * (HashMap.destroy closes its elements first) decides again, alike.
    */
   close(what: string, name = `allocator ${this.id}`): void {
-    if (!closeAllocator(this.heap, this.id, CLOSE_WAIT_MS)) {
+    if (this.closed) return;
+    const others = closeAllocator(this.heap, this.id, CLOSE_WAIT_MS, () => attachedSlots(this.u32, this.R, this.classes, this.heap.maxSlots) - 1);
+    if (others < 0) {
       throw rangeError('busy', `${what}: ${name}: an agent has been attaching it for ${CLOSE_WAIT_MS} ms (stalled, or dead: releaseSlot() it)`);
     }
-    const others = attachedSlots(this.u32, this.R, this.classes, this.heap.maxSlots) - 1;
     if (others > 0) {
-      reopenAllocator(this.heap, this.id);
       throw rangeError('still-attached', `${what}: ${name} is still attached in ${others} other agent(s); detach them or releaseSlot() the dead ones first`);
     }
+    this.closed = true;
+  }
+
+  /** @internal A destroy that closed the allocator gave up (HashMap.destroy, when clearing the map threw): it is LIVE again. */
+  reopen(): void {
+    if (!this.closed) return;
+    this.closed = false;
+    reopenAllocator(this.heap, this.id);
   }
 
   /* -------------------------------- stats -------------------------------- */

@@ -231,7 +231,11 @@ export function carve(s: AllocatorState, c: number, rec: number): boolean {
   // The record a survivor needs if we die before every object of the
   // slab is in a list (the row of class c, even for a reserve).
   const row = s.cacheRec + c * CACHE_WORDS;
+  const cr = s.R + ALLOC_WORDS + c * CLASS_WORDS;
   u32[row + CacheRow.CARVE] = base | CARVE_BUILDING;
+  // Counted at once: a survivor that finds the record counts the slab off
+  // again if it was not finished (../recovery/caches.ts finishCarve).
+  add(u32, cr + ClassRow.SLABS, 1);
   // The states first, then the tags, the first page's last: a slab
   // exists once its first page carries the tag, and its states are ready
   // by then. A survivor finds a slab whose pages do not all carry the tag
@@ -250,8 +254,6 @@ export function carve(s: AllocatorState, c: number, rec: number): boolean {
     store(u32, heap.tagWord + p, tag);
   }
   heap.claimDone();
-  const cr = s.R + ALLOC_WORDS + c * CLASS_WORDS;
-  add(u32, cr + ClassRow.SLABS, 1);
   // The first batch goes to our cache, the others to the depot (into
   // our cache too when the depot's lock is busy: a trim moves them on).
   let locked = lockDepot(u32, cr, s.lockId, TRIM_LOCK_TRIES);

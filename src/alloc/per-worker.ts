@@ -14,9 +14,9 @@
  *    |<- size ->|pad  |<- size ->|pad   |                      |            |
  *
  * The stride is `size` rounded up to 64 bytes (a cache line) by default,
- * and every object starts on a 64-byte boundary (a slab's objects start at
- * slabBytes/16 into the slab, a multiple of 64, and the unit is a multiple
- * of 64), so no two slots' copies share a cache line: agents incrementing
+ * and every object starts on a 64-byte boundary (a slab starts on a page
+ * and the unit is a multiple of 64), so no two slots' copies share a cache
+ * line: agents incrementing
  * their own copies at the same time do not take the line from each other
  * (false sharing). `packed: true` rounds to 16 instead: 4x less memory for
  * small values, for objects written rarely or by one agent at a time.

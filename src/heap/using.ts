@@ -5,20 +5,25 @@
  * (../shm/layout.ts, SlotRow.USING).
  *
  *   user (attach, release):          destroy():
- *     using := id                      state := DESTROYED
+ *     using := id                      state := CLOSING
  *     state == LIVE? else              wait until no other slot's
  *       using := 0, refuse               using names id
- *     ... work in the allocator ...    count the slot flags: others
- *     using := 0                         attached? state := LIVE, refuse
+ *       (a release waits out           count the slot flags: others
+ *        CLOSING and tries again)        attached? state := LIVE, refuse
+ *     ... work in the allocator ...    else state := DESTROYED
+ *     using := 0
  *
  * Both sides store, then load the other's word (sequentially consistent
  * atomics): a user that finds the state LIVE has its `using` seen by the
  * destroy, which waits for it to finish (an attach has then set its slot
- * flag); one that stored too late finds DESTROYED and touches nothing.
+ * flag); one that stored too late finds CLOSING or DESTROYED and touches
+ * nothing. An attach refuses CLOSING (stale-handle, even if the destroy
+ * then gives up); a release waits for the decision, since a destroy that
+ * gives up because the dead agent's flag is still set needs that release.
  * So no agent writes into the allocator's region once destroy() has
  * decided, and the pages it gives back are nobody's.
  */
-import { AllocatorEntry, ALLOC_DESTROYED, ALLOC_LIVE, ALLOC_ROW_WORDS, SLOT_ROW_WORDS, SlotRow } from '../shm/layout.js';
+import { AllocatorEntry, ALLOC_CLOSING, ALLOC_DESTROYED, ALLOC_LIVE, ALLOC_ROW_WORDS, SLOT_ROW_WORDS, SlotRow } from '../shm/layout.js';
 import { load, store } from '../shm/atomic.js';
 
 /** What the handshake reads of the heap. */
@@ -49,27 +54,50 @@ export function allocatorLive(h: UsingHost, id: number): boolean {
 }
 
 /**
- * destroy() deciding: marks allocator `id` DESTROYED (no attach or
- * release starts in it any more), then waits up to `ms` for every other
- * slot that names it to finish. False (the allocator LIVE again) when one
- * still names it: an agent stalled, or dead, in an attach.
+ * destroy() deciding: marks allocator `id` CLOSING (no attach starts in
+ * it any more; a release waits for the decision), waits up to `ms` for
+ * every other slot that names it to finish, then asks `others` how many
+ * other agents have it attached. Decided: DESTROYED when none (returns
+ * 0), else LIVE again (returns their count, or -1 when a slot still named
+ * it after `ms`: an agent stalled, or dead, in an attach).
  */
-export function closeAllocator(h: UsingHost, id: number, ms: number): boolean {
-  store(h.u32, h.allocWord + id * ALLOC_ROW_WORDS + AllocatorEntry.STATE, ALLOC_DESTROYED);
+export function closeAllocator(h: UsingHost, id: number, ms: number, others: () => number): number {
+  const state = h.allocWord + id * ALLOC_ROW_WORDS + AllocatorEntry.STATE;
+  store(h.u32, state, ALLOC_CLOSING);
   const deadline = Date.now() + ms;
   for (let s = 0; s < h.maxSlots; s++) {
     if (s === h.slot) continue;
     while (load(h.u32, h.slotWord + s * SLOT_ROW_WORDS + SlotRow.USING) === id) {
       if (Date.now() > deadline) {
-        reopenAllocator(h, id);
-        return false;
+        store(h.u32, state, ALLOC_LIVE);
+        return -1;
       }
     }
   }
-  return true;
+  const n = others();
+  store(h.u32, state, n === 0 ? ALLOC_DESTROYED : ALLOC_LIVE);
+  return n;
 }
 
-/** destroy() refused after closeAllocator: the allocator is LIVE again. */
+/** A destroy that gave up after closeAllocator (HashMap.destroy, when clearing the map threw): the allocator is LIVE again. */
 export function reopenAllocator(h: UsingHost, id: number): void {
   store(h.u32, h.allocWord + id * ALLOC_ROW_WORDS + AllocatorEntry.STATE, ALLOC_LIVE);
+}
+
+/**
+ * A release about to work in allocator `id`: waits while a destroy() is
+ * deciding (CLOSING, at most its own wait and a count of flags), then
+ * names `id` in this agent's slot row and says whether it is LIVE (else
+ * the name is taken back). The caller clears the name when it is done.
+ */
+export function useForRelease(h: UsingHost, id: number): boolean {
+  const state = h.allocWord + id * ALLOC_ROW_WORDS + AllocatorEntry.STATE;
+  for (;;) {
+    while (load(h.u32, state) === ALLOC_CLOSING);
+    useAllocator(h, id);
+    const now = load(h.u32, state);
+    if (now === ALLOC_LIVE) return true;
+    useAllocator(h, 0);
+    if (now !== ALLOC_CLOSING) return false;
+  }
 }

@@ -108,7 +108,7 @@ export class HashMap extends MapBatches {
   /** Attaches, in this agent, a map created elsewhere. */
   static attach(heap: HeapCore, handle: HashMapHandle): HashMap {
     const elemsId = HashMap.checkHandle(heap, handle);
-    const elems = openAllocator(heap, elemsId, {});
+    const elems = openAllocator(heap, elemsId, {}, handle.gen);
     return new HashMap(heap, handle.region, elems);
   }
 
@@ -248,7 +248,14 @@ export class HashMap extends MapBatches {
     // allocator refuses while others have it, and any attach from here on
     // (HashMap.attach attaches it too).
     this.elems.close('destroy', 'the map');
-    const n = this.clear();
+    let n: number;
+    try {
+      n = this.clear();
+    } catch (e) {
+      // (busy: a bucket lock a dead writer held) The map stays as it was, attachable.
+      this.elems.reopen();
+      throw e;
+    }
     store(this.u32, this.W + MapHeader.STATE, MAP_DESTROYED);
     const q = this.rowWord + MapSlotRow.QUOTA;
     this.i32[q] = 0;

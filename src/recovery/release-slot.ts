@@ -28,15 +28,16 @@
  * The objects the dead agent held live stay allocated (counted as live by
  * their allocators' stats() and listed by destroy()'s leak report).
  */
-import { AllocatorEntry, AllocatorHeader, ALLOC_LIVE, ALLOC_ROW_WORDS, HeapHeader, SLOT_ATTACHED, SLOT_FREE, SLOT_RELEASING, SLOT_RESERVED, SLOT_ROW_WORDS, SlotRow } from '../shm/layout.js';
+import { AllocatorEntry, AllocatorHeader, ALLOC_CLOSING, ALLOC_LIVE, ALLOC_ROW_WORDS, HeapHeader, SLOT_ATTACHED, SLOT_FREE, SLOT_RELEASING, SLOT_RESERVED, SLOT_ROW_WORDS, SlotRow } from '../shm/layout.js';
 import { add, cas, load, store } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
 import { recoverClaim } from '../heap/runs.js';
 import { markOrphan, releaseDeadCollector, repairLimboRow } from '../reclaim/limbo.js';
 import { limboRowAt, slotFlagWord } from '../alloc/region.js';
-import { allocatorLive, clearUsing, useAllocator } from '../heap/using.js';
+import { clearUsing, useAllocator, useForRelease } from '../heap/using.js';
 import { releaseMapSlot } from './map-slot.js';
 import { releaseSlotCaches } from './caches.js';
+import { rangeError } from '../errors.js';
 
 /**
  * Releases `slot` (see the steps above). The caller must be sure the
@@ -50,18 +51,28 @@ export function releaseSlot(heap: HeapCore, slot: number, gen: number | undefine
   for (;;) {
     if (st !== SLOT_ATTACHED && st !== SLOT_RESERVED) return false;
     if (gen !== undefined && load(u32, w + SlotRow.GEN) !== gen) return false;
+    // An agent that attached may have left locks and half-done work to
+    // repair, which takes a slot of our own (lock ids, SlotRow.USING).
+    if (st === SLOT_ATTACHED && heap.slot < 0) throw rangeError('detached', `releaseSlot(${slot}): this agent has detached from the heap; a slot whose agent attached is released from an attached agent`);
     const seen = cas(u32, w + SlotRow.STATE, st, SLOT_RELEASING);
     if (seen === st) break;
     st = seen;
   }
-  for (let id = 1; id <= heap.maxAllocators; id++) {
+  // The allocator the dead agent was attaching, or working in as it
+  // released another slot (it may hold that allocator's locks though its
+  // flag there is 0); a destroy of it waits for this release.
+  const using = load(u32, w + SlotRow.USING);
+  // A reserved slot's agent never attached the heap: it holds nothing.
+  const ids = st === SLOT_RESERVED ? 0 : heap.maxAllocators;
+  for (let id = 1; id <= ids; id++) {
     const row = heap.allocWord + id * ALLOC_ROW_WORDS;
-    if (load(heap.u32, row + AllocatorEntry.STATE) !== ALLOC_LIVE) continue;
-    // Named in our slot row before it is found live, until we are done: a
-    // destroy() deciding meanwhile waits for us (../heap/using.ts).
-    useAllocator(heap, id);
+    const state = load(heap.u32, row + AllocatorEntry.STATE);
+    if (state !== ALLOC_LIVE && state !== ALLOC_CLOSING) continue;
+    // Named in our slot row once it is found live (a destroy() deciding is
+    // waited out), until we are done: a destroy() waits for us
+    // (../heap/using.ts).
+    if (!useForRelease(heap, id)) continue;
     try {
-      if (!allocatorLive(heap, id)) continue;
       heap.refresh();
       const map = load(heap.u32, row + AllocatorEntry.MAP);
       const R = load(heap.u32, row + AllocatorEntry.REGION) >>> 2;
@@ -71,7 +82,7 @@ export function releaseSlot(heap: HeapCore, slot: number, gen: number | undefine
       // attach sets it before it uses anything), and another agent may
       // destroy it as we speak.
       const flag = R + slotFlagWord(classes) + slot;
-      if (load(heap.u32, flag) === 0) continue;
+      if (load(heap.u32, flag) === 0 && using !== id) continue;
       const limbo = limboRowAt(heap.u32, R, classes, heap.maxSlots, slot);
       repairLimboRow(heap, R, limbo, slot);
       for (let s = 0; s < heap.maxSlots; s++) {

@@ -195,10 +195,11 @@ export const SLOT_RELEASING = 3;
  *   (8 words; words 5..7 unused)
  *
  * state: cas by any. FREE -> CREATING (creator) -> LIVE (store, after the
- *   region is initialised) -> DESTROYED (destroy, store, before it looks
- *   whether any other agent has the allocator attached; back to LIVE if
- *   one has, and destroy throws) -> FREE (destroy, store, once the last
- *   page tagged with the id has gone back). A destroyed id is not
+ *   region is initialised) -> CLOSING (destroy, store, while it decides:
+ *   it waits for attaches and releases under way and counts the agents
+ *   attached) -> DESTROYED (store: none other attached), or back to LIVE
+ *   (store: destroy throws) -> FREE (destroy, store, once the last page
+ *   tagged with the id has gone back). A destroyed id is not
  *   reused while pages tagged with it still exist (leaks): a create that
  *   took it earlier would count the old regions as its own stranded runs
  *   (region.ts strandedRegions) and give them back twice.
@@ -217,6 +218,8 @@ export const ALLOC_FREE = 0;
 export const ALLOC_CREATING = 1;
 export const ALLOC_LIVE = 2;
 export const ALLOC_DESTROYED = 3;
+/** destroy() deciding (heap/using.ts): no attach starts; a release waits. */
+export const ALLOC_CLOSING = 4;
 /** Allocator ids fit in 12 bits of a page tag. */
 export const MAX_ALLOCATOR_ID = 4095;
 

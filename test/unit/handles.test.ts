@@ -370,3 +370,24 @@ test('a destroy() by another agent waits while a release of a dead slot works in
   owner.detach();
   heap.detach();
 });
+
+test("a map's destroy() that cannot clear a bucket (busy) leaves the map as it was: attachable, and destroyed once the bucket is free", () => {
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
+  const map = HashMap.create(heap, { keySize: 4, valueSize: 8, maxEntries: 64, buckets: 4 });
+  for (let k = 0; k < 16; k++) map.updateNumber(k, new Uint8Array(8));
+  // A writer that stalled holding a bucket's lock (the lock bit of a bucket word).
+  const m = map as unknown as { bucketWord: number };
+  let b = 0;
+  while (Atomics.load(heap.u32, m.bucketWord + b) === 0) b++;
+  const head = Atomics.load(heap.u32, m.bucketWord + b);
+  Atomics.store(heap.u32, m.bucketWord + b, (head | 1) >>> 0);
+  expectCode(() => map.destroy(), RangeError, 'busy', /bucket \d+ stays locked/);
+  const other = Heap.attach(heap.handle);
+  const again = HashMap.attach(other, map.handle);
+  again.detach();
+  other.detach();
+  Atomics.store(heap.u32, m.bucketWord + b, head);
+  map.destroy();
+  assert.deepEqual(heap.validate(), []);
+  heap.detach();
+});

@@ -98,8 +98,8 @@ export class DebugAllocator extends Allocator {
   private readonly q = new Quarantine();
 
   /** @internal use Heap.createAllocator / Heap.attachAllocator. */
-  constructor(heap: HeapCore, id: number, options: AttachOptions) {
-    super(heap, id, options);
+  constructor(heap: HeapCore, id: number, options: AttachOptions, gen = 0) {
+    super(heap, id, options, gen);
     this.retireThroughFree = true;
     this.flagWord = this.R + slotFlagWord(this.classes) + this.attachedSlot;
     this.largeTag = pageTag(KIND_LARGE, id, 0);
@@ -327,7 +327,9 @@ export class DebugAllocator extends Allocator {
    */
   override destroy(): LeakReport {
     this.enter('destroy');
-    if (this.attachedAgents > 1) return this.rawDestroy(); // throws: others still attached
+    // Decided before anything is swept: no other agent has it, none can
+    // attach it (throws otherwise, and nothing changed).
+    this.close('destroy');
     for (let i = 0; i < 100_000 && (this.collectDeferred(true), this.retiredObjects() > 0); i++);
     this.noQuarantine = true;
     let err = this.evict(0, 0);
