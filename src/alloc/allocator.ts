@@ -84,8 +84,8 @@ import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
 import { attachedSlots, classRowAt, ensureSlotBlock, giveSlotBlocks, limboRowAt, slotFlagWord, strandedRegions } from './region.js';
 import { closeAllocator, reopenAllocator, useAllocator } from '../heap/using.js';
 
-/** How long destroy() waits for an attach that is under way (heap/using.ts). */
-const CLOSE_WAIT_MS = 2000;
+/** @internal How long destroy() waits for an attach that is under way (heap/using.ts); tests shorten it. */
+export const CLOSE_WAIT = { ms: 2000 };
 import { sweepForDestroy } from './leaks.js';
 import { flushCacheRow } from './depot.js';
 import { clearOrphan, dropRing, markOrphan, rowCount, tryLockRow, unlockRow } from '../reclaim/limbo.js';
@@ -689,9 +689,10 @@ export class Allocator extends AllocatorState {
    */
   close(what: string, name = `allocator ${this.id}`): void {
     if (this.closed) return;
-    const others = closeAllocator(this.heap, this.id, CLOSE_WAIT_MS, () => attachedSlots(this.u32, this.R, this.classes, this.heap.maxSlots) - 1);
+    const wait = CLOSE_WAIT.ms;
+    const others = closeAllocator(this.heap, this.id, wait, () => attachedSlots(this.u32, this.R, this.classes, this.heap.maxSlots) - 1);
     if (others < 0) {
-      throw rangeError('busy', `${what}: ${name}: an agent has been attaching it for ${CLOSE_WAIT_MS} ms (stalled, or dead: releaseSlot() it)`);
+      throw rangeError('busy', `${what}: ${name}: an agent has been attaching it for ${wait} ms (stalled, or dead: releaseSlot() it)`);
     }
     if (others > 0) {
       throw rangeError('still-attached', `${what}: ${name} is still attached in ${others} other agent(s); detach them or releaseSlot() the dead ones first`);

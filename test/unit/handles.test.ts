@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HashMap, Heap } from '../../src/index.js';
 import type { Allocator, AllocatorHandle, HashMapHandle, HeapHandle } from '../../src/index.js';
+import { CLOSE_WAIT } from '../../src/alloc/allocator.js';
 
 /** What a refused call must leave as it was. */
 function snapshot(heap: Heap, ...allocators: Allocator[]): unknown {
@@ -294,8 +295,13 @@ test('destroy() waits for an attach under way, and refuses (busy) an attach that
   // The other agent died in the middle of attaching: its slot row names the allocator.
   Atomics.store(heap.u32, heap.slotWord + other.slot * 16 + 7, a.handle.id);
   const t = Date.now();
-  expectCode(() => a.destroy(), RangeError, 'busy', /allocator \d+: an agent has been attaching it for 2000 ms/);
-  assert.ok(Date.now() - t >= 1900, 'it waited');
+  CLOSE_WAIT.ms = 200;
+  try {
+    expectCode(() => a.destroy(), RangeError, 'busy', /allocator \d+: an agent has been attaching it for 200 ms/);
+  } finally {
+    CLOSE_WAIT.ms = 2000;
+  }
+  assert.ok(Date.now() - t >= 190, 'it waited');
   // Nothing changed: still live, usable, attachable.
   const p = a.alloc(64);
   assert.ok(p !== 0);
@@ -361,8 +367,13 @@ test('a destroy() by another agent waits while a release of a dead slot works in
     }
     return refresh();
   };
-  assert.ok(heap.releaseSlot(dead.slot));
-  heap.refresh = refresh;
+  CLOSE_WAIT.ms = 200;
+  try {
+    assert.ok(heap.releaseSlot(dead.slot));
+  } finally {
+    CLOSE_WAIT.ms = 2000;
+    heap.refresh = refresh;
+  }
   assert.deepEqual(seen, ['busy'], 'the destroy waited for the release, and gave up');
   a.destroy();
   c.destroy();
