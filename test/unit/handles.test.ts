@@ -258,20 +258,18 @@ test('Heap.attach records an owner tag with the slot (slots() shows it) and refu
   assert.equal(heap.slots().find((s) => s.slot === again.slot)!.owner, 0);
 });
 
-test('an attach that comes while destroy() gives pages back is refused (stale-handle) and writes nothing; the destroy completes and every page comes back', () => {
-  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
-  const before = heap.stats().usedPages;
-  const a = heap.createAllocator();
-  for (const size of [16, 1000, 5000]) a.free(a.alloc(size));
-  const handle = a.handle;
-  const other = Heap.attach(heap.handle);
+/**
+ * Runs `destroy`, and `attach` once from inside its first page give-back
+ * (as another agent would, at that moment); returns 'attached' or the
+ * attach's error code.
+ */
+function duringGiveBack(heap: Heap, attach: () => unknown, destroy: () => unknown): string[] {
   const give = heap.givePages.bind(heap);
   const seen: string[] = [];
-  // Another agent attaches while destroy() sweeps the slabs (here: from inside that sweep).
   heap.givePages = (first: number, k: number): void => {
     if (seen.length === 0) {
       try {
-        other.attachAllocator(handle);
+        attach();
         seen.push('attached');
       } catch (e) {
         seen.push((e as { code?: string }).code ?? String(e));
@@ -279,8 +277,23 @@ test('an attach that comes while destroy() gives pages back is refused (stale-ha
     }
     give(first, k);
   };
-  a.destroy();
-  heap.givePages = give;
+  try {
+    destroy();
+  } finally {
+    heap.givePages = give;
+  }
+  return seen;
+}
+
+test('an attach that comes while destroy() gives pages back is refused (stale-handle) and writes nothing; the destroy completes and every page comes back', () => {
+  const heap = Heap.create({ maxBytes: 16 << 20, maxWorkers: 4 });
+  const before = heap.stats().usedPages;
+  const a = heap.createAllocator();
+  for (const size of [16, 1000, 5000]) a.free(a.alloc(size));
+  const handle = a.handle;
+  const other = Heap.attach(heap.handle);
+  // Another agent attaches while destroy() sweeps the slabs (here: from inside that sweep).
+  const seen = duringGiveBack(heap, () => other.attachAllocator(handle), () => a.destroy());
   assert.deepEqual(seen, ['stale-handle']);
   assert.equal(heap.stats().usedPages, before, 'every page back, each once');
   assert.deepEqual(heap.validate(), []);
@@ -323,21 +336,7 @@ test("a map attach that comes while the map's destroy() frees its elements is re
   for (let k = 0; k < 64; k++) map.updateNumber(k, new Uint8Array(8));
   const handle = map.handle;
   const other = Heap.attach(heap.handle);
-  const give = heap.givePages.bind(heap);
-  const seen: string[] = [];
-  heap.givePages = (first: number, k: number): void => {
-    if (seen.length === 0) {
-      try {
-        HashMap.attach(other, handle);
-        seen.push('attached');
-      } catch (e) {
-        seen.push((e as { code?: string }).code ?? String(e));
-      }
-    }
-    give(first, k);
-  };
-  map.destroy();
-  heap.givePages = give;
+  const seen = duringGiveBack(heap, () => HashMap.attach(other, handle), () => map.destroy());
   assert.deepEqual(seen, ['stale-handle']);
   assert.equal(heap.stats().usedPages, before);
   assert.deepEqual(heap.validate(), []);
