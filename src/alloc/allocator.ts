@@ -56,7 +56,6 @@ import {
   AF_DEBUG,
   AF_PREFILL,
   AF_RESERVED,
-  ALLOC_LIVE,
   ALLOC_WORDS,
   ClassRow,
   CACHE_WORDS,
@@ -82,7 +81,7 @@ import { badPointer, checkInt, describe, rangeError, typeError } from '../errors
 import type { HeapCore } from '../heap/core.js';
 import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
 import { attachedSlots, classRowAt, ensureSlotBlock, giveSlotBlocks, limboRowAt, slotFlagWord, strandedRegions } from './region.js';
-import { closeAllocator, reopenAllocator, useAllocator } from '../heap/using.js';
+import { allocatorLive, closeAllocator, reopenAllocator, useAllocator } from '../heap/using.js';
 
 /** @internal How long destroy() waits for an attach that is under way (heap/using.ts); tests shorten it. */
 export const CLOSE_WAIT = { ms: 2000 };
@@ -155,8 +154,8 @@ export class Allocator extends AllocatorState {
       useAllocator(heap, 0);
       throw e;
     };
+    if (!allocatorLive(heap, id)) refuse(rangeError('stale-handle', `allocator ${id} is not live (destroyed or being destroyed, or never created)`));
     const row = heap.allocatorRow(id);
-    if (row.state !== ALLOC_LIVE) refuse(rangeError('stale-handle', `allocator ${id} is not live (destroyed or being destroyed, or never created)`));
     if (gen !== 0 && heap.allocatorGen(id) !== gen) refuse(rangeError('stale-handle', `allocator ${id} of generation ${gen} was destroyed; id ${id} now holds a newer allocator`));
     const flag0 = (row.region >>> 2) + slotFlagWord(heap.u32[(row.region >>> 2) + AllocatorHeader.CLASSES]!) + heap.slot;
     if (heap.u32[flag0] !== 0) refuse(rangeError('already-attached', `allocator ${id} is already attached in this agent's slot ${heap.slot}`));
