@@ -80,14 +80,14 @@ import { add, load, or, store } from '../shm/atomic.js';
 import { badPointer, checkInt, describe, rangeError, typeError } from '../errors.js';
 import type { HeapCore } from '../heap/core.js';
 import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
-import { attachedSlots, classRowAt, ensureSlotBlock, giveSlotBlocks, limboRowAt, slotFlagWord, strandedRegions } from './region.js';
+import { attachedSlots, classRowAt, ensureSlotBlock, slotFlagWord } from './region.js';
 import { allocatorLive, closeAllocator, reopenAllocator, useAllocator } from '../heap/using.js';
 
 /** @internal How long destroy() waits for an attach that is under way (heap/using.ts); tests shorten it. */
 export const CLOSE_WAIT = { ms: 2000 };
-import { sweepForDestroy } from './leaks.js';
+import { dropEmptyRings, giveBackRegions, sweepForDestroy } from './leaks.js';
 import { flushCacheRow } from './depot.js';
-import { clearOrphan, dropRing, markOrphan, rowCount, tryLockRow, unlockRow } from '../reclaim/limbo.js';
+import { clearOrphan, markOrphan, tryLockRow, unlockRow } from '../reclaim/limbo.js';
 import { BUCKET_SIZES, CLASS_BY_GRANULE, MAX_SMALL } from './sizeclass.js';
 import type { AllocatorHandle, AllocatorOptions, AllocatorStats, AttachOptions, LeakReport } from './types.js';
 import { MISUSE } from './misuse.js';
@@ -655,27 +655,12 @@ export class Allocator extends AllocatorState {
     // Every other agent is gone: collect from every ring (grace periods are
     // short; a bounded number of attempts), then give back region rings.
     for (let i = 0; i < 100_000 && (this.collectDeferred(true), this.retiredObjects() > 0); i++);
-    for (let s = 0; s < heap.maxSlots; s++) {
-      const row = limboRowAt(heap.u32, R, this.classes, heap.maxSlots, s);
-      if (row !== 0 && rowCount(heap.u32, row) === 0) {
-        dropRing(heap, row);
-        clearOrphan(heap.u32, R, row);
-      }
-    }
+    dropEmptyRings(heap, R, this.classes);
     this.flushCaches();
     const report = sweepForDestroy(heap, this.id, this.units, this.perSlab);
     heap.removeClient(this);
     this.kill();
-    // The id stays out of reach (DESTROYED since close: no attach, no
-    // create) until the last page tagged with it has gone back: a create
-    // that took the id meanwhile would count this allocator's slot blocks
-    // and region as its own stranded runs and give them back a second time.
-    heap.retireAllocator(this.id, false);
-    const stranded = strandedRegions(heap, R, this.id);
-    for (let i = 0; i < stranded.length; i += 2) heap.givePages(stranded[i]!, stranded[i + 1]!);
-    giveSlotBlocks(heap, R);
-    heap.giveRegion(R * 4);
-    if (report.pagesKept === 0) heap.freeAllocatorId(this.id);
+    giveBackRegions(heap, R, this.id, report.pagesKept === 0);
     return report;
   }
 

@@ -2,12 +2,15 @@
  * What destroy() gives back and what it reports leaked: every slab of the
  * allocator with no live object goes back to the page heap; slabs with
  * live (or retired) objects and large runs stay with the allocator's id
- * and are counted in the report.
+ * and are counted in the report; empty limbo rings and the control regions
+ * go back, the id last.
  */
 import { KIND_LARGE, ST_ALLOCATED, ST_RETIRED, tagAllocator, tagClass, tagKind } from '../shm/layout.js';
 import { load } from '../shm/atomic.js';
 import type { HeapCore } from '../heap/core.js';
 import { forEachSlab, slabState } from './slabs.js';
+import { giveSlotBlocks, limboRowAt, strandedRegions } from './region.js';
+import { clearOrphan, dropRing, rowCount } from '../reclaim/limbo.js';
 import type { LeakReport } from './types.js';
 
 /**
@@ -53,4 +56,32 @@ export function sweepForDestroy(heap: HeapCore, id: number, units: Uint32Array, 
   }
   report.leakedObjects += report.largeRuns;
   return report;
+}
+
+/** destroy(), once every ring is collected: gives back the rings of limbo rows left empty. */
+export function dropEmptyRings(heap: HeapCore, R: number, classes: number): void {
+  for (let s = 0; s < heap.maxSlots; s++) {
+    const row = limboRowAt(heap.u32, R, classes, heap.maxSlots, s);
+    if (row !== 0 && rowCount(heap.u32, row) === 0) {
+      dropRing(heap, row);
+      clearOrphan(heap.u32, R, row);
+    }
+  }
+}
+
+/**
+ * destroy()'s last step: gives back the allocator's control regions (runs
+ * a dead agent left stranded, the slot blocks, the region at word R) and
+ * frees id `id` if no page is kept with it (`reusable`). The id stays out
+ * of reach (DESTROYED, no attach, no create) until the last page tagged
+ * with it has gone back: a create that took it meanwhile would count these
+ * regions as its own stranded runs and give them back a second time.
+ */
+export function giveBackRegions(heap: HeapCore, R: number, id: number, reusable: boolean): void {
+  heap.retireAllocator(id, false);
+  const stranded = strandedRegions(heap, R, id);
+  for (let i = 0; i < stranded.length; i += 2) heap.givePages(stranded[i]!, stranded[i + 1]!);
+  giveSlotBlocks(heap, R);
+  heap.giveRegion(R * 4);
+  if (reusable) heap.freeAllocatorId(id);
 }
