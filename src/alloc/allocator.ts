@@ -82,9 +82,6 @@ import type { HeapCore } from '../heap/core.js';
 import { freeLargeRun, tagLargeRun } from '../heap/runs.js';
 import { attachedSlots, classRowAt, ensureSlotBlock, slotFlagWord } from './region.js';
 import { allocatorLive, closeAllocator, reopenAllocator, useAllocator } from '../heap/using.js';
-
-/** @internal How long destroy() waits for an attach that is under way (heap/using.ts); tests shorten it. */
-export const CLOSE_WAIT = { ms: 2000 };
 import { dropEmptyRings, giveBackRegions, sweepForDestroy } from './leaks.js';
 import { flushCacheRow } from './depot.js';
 import { clearOrphan, markOrphan, tryLockRow, unlockRow } from '../reclaim/limbo.js';
@@ -98,6 +95,9 @@ import { collect, deferFree, deferredPending, releaseRing, retiredObjects, retir
 import { createAllocatorRegion } from './create.js';
 import { later } from '../schedule.js';
 import { allocatorStats } from './stats.js';
+
+/** @internal How long destroy() waits for an attach that is under way (heap/using.ts); tests shorten it. */
+export const CLOSE_WAIT = { ms: 2000 };
 
 // Hot-path copies of layout constants. V8 reads an imported binding through
 // a cell on every use; a module-local const it folds, which is worth ~2 ns
@@ -668,8 +668,8 @@ export class Allocator extends AllocatorState {
    * @internal The decision of a destroy: no attach (nor a release of a
    * dead slot) starts in this allocator from here on, and no other agent
    * has it attached; else it throws (still-attached; busy when an attach
-   * seems stuck) and the allocator stays as it was. A destroy that follows
-   * (HashMap.destroy closes its elements first) decides again, alike.
+   * seems stuck) and the allocator stays as it was. Once decided, a destroy
+   * that follows (HashMap.destroy closes its elements first) goes on.
    */
   close(what: string, name = `allocator ${this.id}`): void {
     if (this.closed) return;

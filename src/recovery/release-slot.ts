@@ -83,7 +83,9 @@ export function releaseSlot(heap: HeapCore, slot: number, gen: number | undefine
       // destroy it as we speak.
       const flag = R + slotFlagWord(classes) + slot;
       if (load(heap.u32, flag) === 0 && using !== id) continue;
+      // (An attach that died before taking its slot block left nothing here.)
       const limbo = limboRowAt(heap.u32, R, classes, heap.maxSlots, slot);
+      if (limbo === 0) continue;
       repairLimboRow(heap, R, limbo, slot);
       for (let s = 0; s < heap.maxSlots; s++) {
         const other = limboRowAt(heap.u32, R, classes, heap.maxSlots, s);
